@@ -1,0 +1,60 @@
+"""Command line: ``python -m collectors serve|report``. Flags fall back to env vars (docs/api.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from collectors import config as cfg
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m collectors", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the collectors: OTLP receiver, bus tap, store, query API")
+    serve.add_argument(
+        "--listen", help=f"host:port for OTLP/HTTP and the API (env {cfg.ENV_LISTEN}, {cfg.DEFAULT_LISTEN})"
+    )
+    serve.add_argument("--redis-url", help=f"Redis to tap (env {cfg.ENV_REDIS_URL}); no tap without it")
+    serve.add_argument("--store", help=f"DuckDB file (env {cfg.ENV_STORE}, default {cfg.DEFAULT_STORE})")
+    serve.add_argument("--tap-patterns", help=f"comma-separated PSUBSCRIBE patterns (env {cfg.ENV_TAP_PATTERNS}, '*')")
+    report = commands.add_parser("report", help="print the report JSON from a running collectors")
+    report.add_argument("--api", help=f"query API base URL (env {cfg.ENV_API}, default {cfg.DEFAULT_API})")
+    return parser
+
+
+def _report(api: str) -> int:
+    try:
+        with urllib.request.urlopen(f"{api}/api/v1/report", timeout=30) as response:
+            print(json.dumps(json.load(response), indent=2))
+        return 0
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"cannot read the report from {api}: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "report":
+        return _report(cfg.api_url(os.environ, args.api))
+    try:
+        config = cfg.load_config(
+            os.environ, listen=args.listen, redis_url=args.redis_url, store=args.store, tap_patterns=args.tap_patterns
+        )
+    except cfg.ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    from collectors.server import serve
+
+    serve(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The dashboard's pages; each orchestrates data.py, transforms.py and charts.py."""

@@ -1,0 +1,104 @@
+"""Real processes for tests: a private redis-server and a collectors process, each on a free port."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """``redis-server`` on a free loopback port, no persistence; ``stop`` kills it."""
+
+    def __init__(self, port: int | None = None):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: ./run test installs it (apt-get install redis-server)")
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: redis.Redis.from_url(self.url).ping(), what=f"redis-server on {self.port}")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class Collectors:
+    """``python -m collectors serve`` with a private store; ``api`` is its base URL."""
+
+    def __init__(self, redis_url: str | None, store: str | None = None, extra_env: dict | None = None):
+        self.port = free_port()
+        self.api = f"http://127.0.0.1:{self.port}"
+        self.store = store or os.path.join(tempfile.mkdtemp(prefix="eventscope-"), "store.duckdb")
+        args = [
+            sys.executable,
+            "-m",
+            "collectors",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--store",
+            self.store,
+        ]
+        if redis_url:
+            args += ["--redis-url", redis_url]
+        env = {**os.environ, **(extra_env or {})}
+        self.log_path = self.store + ".log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.get("health")["status"] == "ok", what="collectors health")
+        if redis_url:
+            wait_until(lambda: self.get("health")["tap"]["connected"], what="bus tap connected")
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(f"{self.api}/api/v1/{path}", timeout=10) as response:
+            return json.load(response)
+
+    def log(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self._log.close()

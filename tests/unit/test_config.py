@@ -1,0 +1,60 @@
+"""Configuration is read in one place; bad values fail at start-up naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors import config as collectors_config
+from sample_system import config as sample_config
+
+
+def test_collectors_defaults():
+    config = collectors_config.load_config({})
+    assert (config.host, config.port) == ("127.0.0.1", 4318)
+    assert config.redis_url is None
+    assert config.tap_patterns == ("*",)
+
+
+def test_collectors_flags_win_over_env():
+    env = {"EVENTSCOPE_LISTEN": "0.0.0.0:9", "REDIS_URL": "redis://env", "EVENTSCOPE_TAP_PATTERNS": "a.*, b"}
+    config = collectors_config.load_config(env, listen="127.0.0.1:1234")
+    assert (config.host, config.port, config.redis_url, config.tap_patterns) == (
+        "127.0.0.1",
+        1234,
+        "redis://env",
+        ("a.*", "b"),
+    )
+
+
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"EVENTSCOPE_LISTEN": "nope"}, "EVENTSCOPE_LISTEN"),
+        ({"EVENTSCOPE_LISTEN": "h:99999"}, "EVENTSCOPE_LISTEN"),
+        ({"EVENTSCOPE_MAX_BODY_BYTES": "-1"}, "EVENTSCOPE_MAX_BODY_BYTES"),
+        ({"EVENTSCOPE_WRITE_QUEUE_LIMIT": "x"}, "EVENTSCOPE_WRITE_QUEUE_LIMIT"),
+    ],
+)
+def test_collectors_bad_values_name_the_setting(env, name):
+    with pytest.raises(collectors_config.ConfigError, match=name):
+        collectors_config.load_config(env)
+
+
+def test_sample_defaults_and_flags():
+    config = sample_config.load_config({"SAMPLE_RATE": "7.5"}, seed=3)
+    assert (config.rate, config.seed, config.tracing, config.consumer_parent) == (7.5, 3, True, "producer")
+    assert sample_config.load_config({"SAMPLE_TRACING": "off"}).tracing is False
+
+
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"SAMPLE_RATE": "fast"}, "SAMPLE_RATE"),
+        ({"SAMPLE_RATE": "-2"}, "SAMPLE_RATE"),
+        ({"SAMPLE_TRACING": "maybe"}, "SAMPLE_TRACING"),
+        ({"SAMPLE_CONSUMER_PARENT": "x"}, "SAMPLE_CONSUMER_PARENT"),
+    ],
+)
+def test_sample_bad_values_name_the_setting(env, name):
+    with pytest.raises(sample_config.ConfigError, match=name):
+        sample_config.load_config(env)
