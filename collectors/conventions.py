@@ -27,5 +27,12 @@ PARTITION_KEY = "eventscope.partitionkey"
 RECEIVERS = "eventscope.receivers"
 OUTCOME = "eventscope.outcome"
 ATTEMPTS = "eventscope.attempts"
+SCHEMA_VERSION = "eventscope.schema.version"
+DEAD_LETTER_REASON = "eventscope.dead_letter.reason"
+DEAD_LETTER_QUEUE = "eventscope.dead_letter.queue"
+DEDUPE_KEY = "eventscope.dedupe.key"
+RETRY_EVENT = "retry"
+RETRY_ATTEMPT = "eventscope.attempt"
+RETRY_DELAY_MS = "eventscope.retry.delay_ms"
 
 OUTCOMES = ("processed", "duplicate_skipped", "retried", "dead_lettered", "failed")

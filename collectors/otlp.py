@@ -43,6 +43,10 @@ SPAN_COLUMNS = (
     "Sequence",
     "PartitionKey",
     "Outcome",
+    "CeSubject",
+    "Attempts",
+    "DeadLetterReason",
+    "SchemaVersion",
 )
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -120,6 +124,10 @@ def messaging_columns(attrs: dict) -> tuple:
         _int_or_none(sequence),
         _str_or_none(partition),
         _str_or_none(attrs.get(cv.OUTCOME)),
+        _str_or_none(attrs.get(cv.CE_SUBJECT)),
+        _int_or_none(attrs.get(cv.ATTEMPTS)),
+        _str_or_none(attrs.get(cv.DEAD_LETTER_REASON)),
+        _int_or_none(attrs.get(cv.SCHEMA_VERSION)),
     )
 
 

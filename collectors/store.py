@@ -50,7 +50,19 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     Sequence BIGINT,
     PartitionKey VARCHAR,
     Outcome VARCHAR,
+    CeSubject VARCHAR,
+    Attempts BIGINT,
+    DeadLetterReason VARCHAR,
+    SchemaVersion BIGINT,
     PRIMARY KEY (TraceId, SpanId)
+);
+-- One row per span link, so links can be followed in both directions without parsing JSON.
+CREATE TABLE IF NOT EXISTS span_links (
+    TraceId VARCHAR NOT NULL,
+    SpanId VARCHAR NOT NULL,
+    LinkedTraceId VARCHAR NOT NULL,
+    LinkedSpanId VARCHAR NOT NULL,
+    PRIMARY KEY (TraceId, SpanId, LinkedTraceId, LinkedSpanId)
 );
 CREATE TABLE IF NOT EXISTS bus_messages (
     ArrivalNs BIGINT NOT NULL,          -- when the tap received it, ns since the epoch
@@ -111,6 +123,11 @@ _ARROW_TYPES = {
         ]
     ),
 }
+_INSERT_LINKS = """
+INSERT OR IGNORE INTO span_links
+SELECT DISTINCT TraceId, SpanId, link->>'TraceId', link->>'SpanId'
+FROM (SELECT TraceId, SpanId, unnest(CAST(Links AS JSON[])) AS link FROM _batch WHERE Links <> '[]')
+"""
 _INSERTS = {
     "otel_traces": "INSERT OR IGNORE INTO otel_traces SELECT * FROM _batch",
     "bus_messages": "INSERT INTO bus_messages SELECT * FROM _batch",
@@ -233,6 +250,8 @@ class Store:
                 cursor.register("_batch", _arrow_batch(table, rows))
                 try:
                     cursor.execute(_INSERTS[table])
+                    if table == "otel_traces":
+                        cursor.execute(_INSERT_LINKS)
                 finally:
                     cursor.unregister("_batch")
             cursor.execute("COMMIT")
