@@ -23,6 +23,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", help=f"Redis to tap (env {cfg.ENV_REDIS_URL}); no tap without it")
     serve.add_argument("--store", help=f"DuckDB file (env {cfg.ENV_STORE}, default {cfg.DEFAULT_STORE})")
     serve.add_argument("--tap-patterns", help=f"comma-separated PSUBSCRIBE patterns (env {cfg.ENV_TAP_PATTERNS}, '*')")
+    serve.add_argument(
+        "--grpc-listen",
+        help=f"host:port for OTLP/gRPC, or '{cfg.GRPC_OFF}' (env {cfg.ENV_GRPC_LISTEN}, {cfg.DEFAULT_GRPC_LISTEN})",
+    )
+    serve.add_argument(
+        "--broker-poll-s", help=f"broker stats poll interval, 0 = off (env {cfg.ENV_BROKER_POLL_S}, default 5)"
+    )
+    serve.add_argument(
+        "--retention-age-s", help=f"drop traces older than this, 0 = keep (env {cfg.ENV_RETENTION_AGE_S}, 0)"
+    )
+    serve.add_argument(
+        "--retention-max-spans",
+        help=f"keep at most this many spans, oldest traces go first, 0 = no limit (env {cfg.ENV_RETENTION_MAX_SPANS})",
+    )
     report = commands.add_parser("report", help="print the report JSON from a running collectors")
     report.add_argument("--api", help=f"query API base URL (env {cfg.ENV_API}, default {cfg.DEFAULT_API})")
     return parser
@@ -45,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         return _report(cfg.api_url(os.environ, args.api))
     try:
         config = cfg.load_config(
-            os.environ, listen=args.listen, redis_url=args.redis_url, store=args.store, tap_patterns=args.tap_patterns
+            os.environ,
+            listen=args.listen,
+            redis_url=args.redis_url,
+            store=args.store,
+            tap_patterns=args.tap_patterns,
+            grpc_listen=args.grpc_listen,
+            broker_poll_s=args.broker_poll_s,
+            retention_age_s=args.retention_age_s,
+            retention_max_spans=args.retention_max_spans,
         )
     except cfg.ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -15,6 +15,13 @@ ENV_TAP_PATTERNS = "EVENTSCOPE_TAP_PATTERNS"
 ENV_API = "EVENTSCOPE_API"
 ENV_MAX_BODY = "EVENTSCOPE_MAX_BODY_BYTES"
 ENV_QUEUE_LIMIT = "EVENTSCOPE_WRITE_QUEUE_LIMIT"
+ENV_GRPC_LISTEN = "EVENTSCOPE_GRPC_LISTEN"
+ENV_MAX_IN_FLIGHT = "EVENTSCOPE_MAX_IN_FLIGHT"
+ENV_MAX_IN_FLIGHT_BYTES = "EVENTSCOPE_MAX_IN_FLIGHT_BYTES"
+ENV_BROKER_POLL_S = "EVENTSCOPE_BROKER_POLL_S"
+ENV_RETENTION_AGE_S = "EVENTSCOPE_RETENTION_AGE_S"
+ENV_RETENTION_MAX_SPANS = "EVENTSCOPE_RETENTION_MAX_SPANS"
+ENV_RETENTION_INTERVAL_S = "EVENTSCOPE_RETENTION_INTERVAL_S"
 
 DEFAULT_LISTEN = "127.0.0.1:4318"
 DEFAULT_STORE = ".eventscope/store.duckdb"
@@ -22,6 +29,14 @@ DEFAULT_TAP_PATTERNS = ("*",)
 DEFAULT_API = "http://127.0.0.1:4318"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_QUEUE_LIMIT = 256
+DEFAULT_GRPC_LISTEN = "127.0.0.1:4317"
+GRPC_OFF = "off"  # the --grpc-listen value that disables OTLP/gRPC
+DEFAULT_MAX_IN_FLIGHT = 32  # export requests being decoded or committed at once (HTTP and gRPC each)
+DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024  # request bodies held in memory at once (HTTP)
+DEFAULT_BROKER_POLL_S = 5.0  # 0 disables the broker stats poller
+DEFAULT_RETENTION_AGE_S = 0.0  # 0 keeps data of any age
+DEFAULT_RETENTION_MAX_SPANS = 0  # 0 keeps any number of spans
+DEFAULT_RETENTION_INTERVAL_S = 60.0
 
 
 class ConfigError(ValueError):
@@ -37,6 +52,13 @@ class Config:
     tap_patterns: tuple[str, ...]
     max_body_bytes: int
     queue_limit: int
+    grpc_listen: tuple[str, int] | None = None
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_in_flight_bytes: int = DEFAULT_MAX_IN_FLIGHT_BYTES
+    broker_poll_s: float = DEFAULT_BROKER_POLL_S
+    retention_age_s: float = DEFAULT_RETENTION_AGE_S
+    retention_max_spans: int = DEFAULT_RETENTION_MAX_SPANS
+    retention_interval_s: float = DEFAULT_RETENTION_INTERVAL_S
 
 
 def parse_listen(value: str, name: str = ENV_LISTEN) -> tuple[str, int]:
@@ -51,6 +73,28 @@ def _positive_int(value: str, name: str) -> int:
     if not value.isdigit() or int(value) <= 0:
         raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+def _non_negative_int(value: str, name: str) -> int:
+    if not value.isdigit():
+        raise ConfigError(f"{name}: expected a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _seconds(value: str, name: str, allow_zero: bool = True) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not (seconds > 0 or (allow_zero and seconds == 0)) or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"{name}: expected a number of seconds {'>=' if allow_zero else '>'} 0, got {value!r}")
+    return seconds
+
+
+def _grpc_listen(value: str) -> tuple[str, int] | None:
+    if value.strip().lower() == GRPC_OFF:
+        return None
+    return parse_listen(value, "--grpc-listen/" + ENV_GRPC_LISTEN)
 
 
 def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
@@ -71,6 +115,26 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
         tap_patterns=tap_patterns,
         max_body_bytes=_positive_int(environ.get(ENV_MAX_BODY, str(DEFAULT_MAX_BODY_BYTES)), ENV_MAX_BODY),
         queue_limit=_positive_int(environ.get(ENV_QUEUE_LIMIT, str(DEFAULT_QUEUE_LIMIT)), ENV_QUEUE_LIMIT),
+        grpc_listen=_grpc_listen(pick("grpc_listen", ENV_GRPC_LISTEN, DEFAULT_GRPC_LISTEN) or ""),
+        max_in_flight=_positive_int(environ.get(ENV_MAX_IN_FLIGHT, str(DEFAULT_MAX_IN_FLIGHT)), ENV_MAX_IN_FLIGHT),
+        max_in_flight_bytes=_positive_int(
+            environ.get(ENV_MAX_IN_FLIGHT_BYTES, str(DEFAULT_MAX_IN_FLIGHT_BYTES)), ENV_MAX_IN_FLIGHT_BYTES
+        ),
+        broker_poll_s=_seconds(
+            pick("broker_poll_s", ENV_BROKER_POLL_S, str(DEFAULT_BROKER_POLL_S)) or "",
+            "--broker-poll-s/" + ENV_BROKER_POLL_S,
+        ),
+        retention_age_s=_seconds(
+            pick("retention_age_s", ENV_RETENTION_AGE_S, str(DEFAULT_RETENTION_AGE_S)) or "",
+            "--retention-age-s/" + ENV_RETENTION_AGE_S,
+        ),
+        retention_max_spans=_non_negative_int(
+            pick("retention_max_spans", ENV_RETENTION_MAX_SPANS, str(DEFAULT_RETENTION_MAX_SPANS)) or "",
+            "--retention-max-spans/" + ENV_RETENTION_MAX_SPANS,
+        ),
+        retention_interval_s=_seconds(
+            environ.get(ENV_RETENTION_INTERVAL_S, str(DEFAULT_RETENTION_INTERVAL_S)), ENV_RETENTION_INTERVAL_S, False
+        ),
     )
 
 

@@ -1,16 +1,22 @@
-"""Decode OTLP trace exports (protobuf or JSON) into span rows for the store.
+"""Decode OTLP export requests (protobuf or OTLP/JSON) into rows for the store.
 
-Rows follow the OpenTelemetry Collector ClickHouse exporter's ``otel_traces`` columns, plus a few
-messaging columns extracted once at ingest (ClickHouse would call them materialized columns) so
-that analyses never parse JSON per query. Pure: bytes in, rows out.
+Both encodings go through the same protobuf message, so a span sent as JSON becomes exactly the
+row it would have become as protobuf. OTLP/JSON differs from protobuf's own JSON mapping only in
+its ids (hex, not base64), which are rewritten before parsing. Span rows follow the OpenTelemetry
+Collector ClickHouse exporter's ``otel_traces`` columns, plus a few messaging columns extracted
+once at ingest (ClickHouse would call them materialized columns) so that analyses never parse JSON
+per query. Spans that cannot be stored (ids of the wrong size or all zero) are rejected one by one
+and counted, which is what the OTLP partial-success answer reports. Pure: bytes in, rows out.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
-from google.protobuf.message import DecodeError
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collectors import conventions as cv
@@ -50,46 +56,100 @@ SPAN_COLUMNS = (
 )
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
+UNKNOWN_SERVICE = "unknown_service"
+TRACE_ID_BYTES = 16
+SPAN_ID_BYTES = 8
+EMPTY_JSON_LIST = "[]"
+
+# OTLP/JSON field names that hold hex ids (spans, links, log records, exemplars).
+_HEX_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
 class OtlpDecodeError(ValueError):
     """The body is not a valid OTLP export request; the message says why."""
 
 
-def _any_value(value) -> object:
+@dataclasses.dataclass
+class Decoded:
+    """Rows to store and how many items were rejected (with the first reason), for partial success."""
+
+    rows: list[tuple]
+    rejected: int = 0
+    error_message: str = ""
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if not self.error_message:
+            self.error_message = reason
+
+
+def any_value(value) -> object:
+    """A plain Python value from an OTLP AnyValue (bytes as base64 text, as OTLP/JSON writes them)."""
     kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
     if kind is None:
         return None
     if kind == "array_value":
-        return [_any_value(v) for v in value.array_value.values]
+        return [any_value(v) for v in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return getattr(value, kind)
 
 
-def _pb_attrs(key_values) -> dict:
-    return {kv.key: _any_value(kv.value) for kv in key_values}
+def attributes(key_values) -> dict:
+    """A dict from a repeated KeyValue."""
+    return {kv.key: any_value(kv.value) for kv in key_values}
 
 
-def _json_any_value(value: dict) -> object:
-    if not isinstance(value, dict) or not value:
-        return None
-    (kind, inner), *_ = value.items()
-    if kind == "intValue":
-        return int(inner)
-    if kind == "doubleValue":
-        return float(inner)
-    if kind == "arrayValue":
-        return [_json_any_value(v) for v in (inner or {}).get("values", [])]
-    if kind == "kvlistValue":
-        return _json_attrs((inner or {}).get("values", []))
-    return inner
+def to_json(value: object) -> str:
+    """The JSON text kept in a JSON column."""
+    return json.dumps(value, default=str)
 
 
-def _json_attrs(key_values: list) -> dict:
-    return {kv["key"]: _json_any_value(kv.get("value", {})) for kv in key_values or []}
+def _hex_to_base64(text: object, field: str) -> str:
+    if not isinstance(text, str):
+        raise OtlpDecodeError(f"{field} must be a hex string")
+    try:
+        return base64.b64encode(bytes.fromhex(text)).decode()
+    except ValueError:
+        raise OtlpDecodeError(f"{field} must be hex characters, got {text[:40]!r}") from None
+
+
+def _rewrite_hex_ids(node: object) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _rewrite_hex_ids(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in _HEX_ID_FIELDS:
+                node[key] = _hex_to_base64(value, key)
+            elif isinstance(value, list | dict) and key not in ("attributes", "value", "body"):
+                _rewrite_hex_ids(value)
+
+
+def parse_request(body: bytes, media_json: bool, message_type: type[Message]) -> Message:
+    """Parse an export request in protobuf or OTLP/JSON encoding; OtlpDecodeError if it is not one."""
+    name = message_type.DESCRIPTOR.name
+    request = message_type()
+    if not media_json:
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise OtlpDecodeError(f"invalid protobuf {name}: {exc}") from None
+        return request
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise OtlpDecodeError(f"invalid OTLP/JSON {name}: expected an object")
+        _rewrite_hex_ids(document)
+        return json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except OtlpDecodeError:
+        raise
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise OtlpDecodeError(f"invalid OTLP/JSON {name}: {exc}") from None
 
 
 def _int_or_none(value: object) -> int | None:
@@ -97,7 +157,7 @@ def _int_or_none(value: object) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -131,128 +191,115 @@ def messaging_columns(attrs: dict) -> tuple:
     )
 
 
-def _row(resource: dict, scope: tuple[str, str], span: dict) -> tuple:
-    attrs = span["attributes"]
-    start, end = span["start"], span["end"]
-    return (
-        start,
-        span["trace_id"],
-        span["span_id"],
-        span["parent_span_id"],
-        span["trace_state"],
-        span["name"],
-        SPAN_KINDS[span["kind"]] if 0 <= span["kind"] < len(SPAN_KINDS) else "Unspecified",
-        str(resource.get("service.name", "unknown_service")),
-        json.dumps(resource, default=str),
-        scope[0],
-        scope[1],
-        json.dumps(attrs, default=str),
-        max(end - start, 0),
-        STATUS_CODES[span["status_code"]] if 0 <= span["status_code"] < len(STATUS_CODES) else "Unset",
-        span["status_message"],
-        json.dumps(span["events"], default=str),
-        json.dumps(span["links"], default=str),
-    ) + messaging_columns(attrs)
+_NO_MESSAGING = messaging_columns({})
 
 
-def _pb_span(span) -> dict:
-    return {
-        "trace_id": span.trace_id.hex(),
-        "span_id": span.span_id.hex(),
-        "parent_span_id": span.parent_span_id.hex(),
-        "trace_state": span.trace_state,
-        "name": span.name,
-        "kind": span.kind,
-        "start": span.start_time_unix_nano,
-        "end": span.end_time_unix_nano,
-        "attributes": _pb_attrs(span.attributes),
-        "status_code": span.status.code,
-        "status_message": span.status.message,
-        "events": [
-            {"Timestamp": e.time_unix_nano, "Name": e.name, "Attributes": _pb_attrs(e.attributes)} for e in span.events
-        ],
-        "links": [
+def id_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes = b"") -> str | None:
+    """Why these ids cannot identify a span, or None when they can."""
+    if len(trace_id) != TRACE_ID_BYTES or not any(trace_id):
+        return f"trace_id must be {TRACE_ID_BYTES} bytes, not all zero"
+    if len(span_id) != SPAN_ID_BYTES or not any(span_id):
+        return f"span_id must be {SPAN_ID_BYTES} bytes, not all zero"
+    if len(parent_span_id) not in (0, SPAN_ID_BYTES):
+        return f"parent_span_id must be empty or {SPAN_ID_BYTES} bytes"
+    return None
+
+
+def _span_problem(span) -> str | None:
+    problem = id_problem(span.trace_id, span.span_id, span.parent_span_id)
+    if problem:
+        return problem
+    for link in span.links:
+        if id_problem(link.trace_id, link.span_id):
+            return "a link's " + id_problem(link.trace_id, link.span_id)
+    return None
+
+
+def _events_json(span) -> str:
+    if not span.events:
+        return EMPTY_JSON_LIST
+    return to_json(
+        [{"Timestamp": e.time_unix_nano, "Name": e.name, "Attributes": attributes(e.attributes)} for e in span.events]
+    )
+
+
+def _links_json(span) -> str:
+    if not span.links:
+        return EMPTY_JSON_LIST
+    return to_json(
+        [
             {
                 "TraceId": link.trace_id.hex(),
                 "SpanId": link.span_id.hex(),
                 "TraceState": link.trace_state,
-                "Attributes": _pb_attrs(link.attributes),
+                "Attributes": attributes(link.attributes),
             }
             for link in span.links
-        ],
-    }
+        ]
+    )
+
+
+def _span_row(prefix: tuple, scope: tuple, span) -> tuple:
+    attrs = attributes(span.attributes)
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    kind, code = span.kind, span.status.code
+    return (
+        (
+            start,
+            span.trace_id.hex(),
+            span.span_id.hex(),
+            span.parent_span_id.hex(),
+            span.trace_state,
+            span.name,
+            SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else "Unspecified",
+        )
+        + prefix
+        + scope
+        + (
+            to_json(attrs) if attrs else "{}",
+            max(end - start, 0),
+            STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else "Unset",
+            span.status.message,
+            _events_json(span),
+            _links_json(span),
+        )
+        + (messaging_columns(attrs) if attrs else _NO_MESSAGING)
+    )
+
+
+def resource_prefix(resource) -> tuple[str, str]:
+    """(ServiceName, ResourceAttributes JSON) of one resource."""
+    attrs = attributes(resource.attributes)
+    return str(attrs.get("service.name", UNKNOWN_SERVICE)), to_json(attrs)
+
+
+def trace_rows(request: ExportTraceServiceRequest) -> Decoded:
+    """Span rows of a parsed request; unusable spans are rejected and counted."""
+    decoded = Decoded([])
+    append = decoded.rows.append
+    for resource_spans in request.resource_spans:
+        prefix = resource_prefix(resource_spans.resource)
+        for scope_spans in resource_spans.scope_spans:
+            scope = (scope_spans.scope.name, scope_spans.scope.version)
+            for span in scope_spans.spans:
+                problem = _span_problem(span)
+                if problem:
+                    decoded.reject(problem)
+                else:
+                    append(_span_row(prefix, scope, span))
+    return decoded
+
+
+def decode_traces(body: bytes, media_json: bool) -> Decoded:
+    """Decode an ExportTraceServiceRequest body into span rows."""
+    return trace_rows(parse_request(body, media_json, ExportTraceServiceRequest))
 
 
 def decode_protobuf(body: bytes) -> list[tuple]:
-    """Decode an ExportTraceServiceRequest in protobuf encoding into rows."""
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise OtlpDecodeError(f"invalid protobuf ExportTraceServiceRequest: {exc}") from None
-    rows = []
-    for resource_spans in request.resource_spans:
-        resource = _pb_attrs(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            scope = (scope_spans.scope.name, scope_spans.scope.version)
-            rows.extend(_row(resource, scope, _pb_span(span)) for span in scope_spans.spans)
-    return rows
-
-
-def _hex_id(value: object, size: int, field: str) -> str:
-    text = value or ""
-    if not isinstance(text, str) or len(text) not in (0, size) or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise OtlpDecodeError(f"{field} must be {size} hex characters")
-    return text.lower()
-
-
-def _json_span(span: dict) -> dict:
-    status = span.get("status") or {}
-    return {
-        "trace_id": _hex_id(span.get("traceId"), 32, "traceId"),
-        "span_id": _hex_id(span.get("spanId"), 16, "spanId"),
-        "parent_span_id": _hex_id(span.get("parentSpanId"), 16, "parentSpanId"),
-        "trace_state": span.get("traceState") or "",
-        "name": span.get("name") or "",
-        "kind": int(span.get("kind") or 0),
-        "start": int(span.get("startTimeUnixNano") or 0),
-        "end": int(span.get("endTimeUnixNano") or 0),
-        "attributes": _json_attrs(span.get("attributes")),
-        "status_code": int(status.get("code") or 0),
-        "status_message": status.get("message") or "",
-        "events": [
-            {
-                "Timestamp": int(e.get("timeUnixNano") or 0),
-                "Name": e.get("name") or "",
-                "Attributes": _json_attrs(e.get("attributes")),
-            }
-            for e in span.get("events") or []
-        ],
-        "links": [
-            {
-                "TraceId": _hex_id(link.get("traceId"), 32, "links.traceId"),
-                "SpanId": _hex_id(link.get("spanId"), 16, "links.spanId"),
-                "TraceState": link.get("traceState") or "",
-                "Attributes": _json_attrs(link.get("attributes")),
-            }
-            for link in span.get("links") or []
-        ],
-    }
+    """Span rows of an ExportTraceServiceRequest in protobuf encoding (rejected spans left out)."""
+    return decode_traces(body, False).rows
 
 
 def decode_json(body: bytes) -> list[tuple]:
-    """Decode an ExportTraceServiceRequest in OTLP/JSON encoding (hex ids, camelCase) into rows."""
-    try:
-        request = json.loads(body)
-        rows = []
-        for resource_spans in request.get("resourceSpans") or []:
-            resource = _json_attrs((resource_spans.get("resource") or {}).get("attributes"))
-            for scope_spans in resource_spans.get("scopeSpans") or []:
-                scope_info = scope_spans.get("scope") or {}
-                scope = (scope_info.get("name") or "", scope_info.get("version") or "")
-                rows.extend(_row(resource, scope, _json_span(span)) for span in scope_spans.get("spans") or [])
-        return rows
-    except OtlpDecodeError:
-        raise
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-        raise OtlpDecodeError(f"invalid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    """Span rows of an ExportTraceServiceRequest in OTLP/JSON encoding (rejected spans left out)."""
+    return decode_traces(body, True).rows

@@ -1,9 +1,10 @@
-"""The OTLP/HTTP trace receiver: decode an export request, commit it, then answer.
+"""The OTLP receiver logic shared by HTTP and gRPC: decode an export request, commit it, then answer.
 
-The answer follows the OTLP/HTTP spec: 200 with an ExportTraceServiceResponse only after the spans
-are committed; 400 for a body that cannot be decoded; 413 past the size limit; 415 for a content
-type other than protobuf or JSON; 503 with Retry-After when the store cannot keep up, so the
-sender's own retry does the rest.
+The answer follows the OTLP spec: success only after the rows are committed; partial success
+(``rejected_spans`` / ``rejected_data_points`` / ``rejected_log_records`` and an ``error_message``)
+when some items were unusable; 400 for a body that cannot be decoded; 413 past the size limit; 415
+for a content type other than protobuf or JSON; 503 with Retry-After when the store cannot keep up,
+so the sender's own retry does the rest.
 """
 
 from __future__ import annotations
@@ -12,17 +13,79 @@ import dataclasses
 import gzip
 import json
 import zlib
+from collections.abc import Callable
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
-from collectors.otlp import OtlpDecodeError, decode_json, decode_protobuf
+from collectors.logs import log_rows
+from collectors.metrics import metric_rows
+from collectors.otlp import Decoded, OtlpDecodeError, parse_request, trace_rows
 from collectors.store import Store, StoreBusy
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER_S = "1"
 COMMIT_TIMEOUT_S = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    """One OTLP signal: its request and response messages, its rows, its table."""
+
+    name: str
+    path: str
+    table: str
+    request_type: type[Message]
+    response_type: type[Message]
+    partial_type: type[Message]
+    rejected_field: str
+    rows: Callable[[Message], Decoded]
+
+    def response(self, decoded: Decoded) -> Message:
+        """The export response, with partial success when something was rejected."""
+        if not decoded.rejected:
+            return self.response_type()
+        partial = self.partial_type(error_message=decoded.error_message)
+        setattr(partial, self.rejected_field, decoded.rejected)
+        return self.response_type(partial_success=partial)
+
+
+TRACES = Signal(
+    "traces",
+    "/v1/traces",
+    "otel_traces",
+    trace_pb.ExportTraceServiceRequest,
+    trace_pb.ExportTraceServiceResponse,
+    trace_pb.ExportTracePartialSuccess,
+    "rejected_spans",
+    trace_rows,
+)
+METRICS = Signal(
+    "metrics",
+    "/v1/metrics",
+    "otel_metrics",
+    metrics_pb.ExportMetricsServiceRequest,
+    metrics_pb.ExportMetricsServiceResponse,
+    metrics_pb.ExportMetricsPartialSuccess,
+    "rejected_data_points",
+    metric_rows,
+)
+LOGS = Signal(
+    "logs",
+    "/v1/logs",
+    "otel_logs",
+    logs_pb.ExportLogsServiceRequest,
+    logs_pb.ExportLogsServiceResponse,
+    logs_pb.ExportLogsPartialSuccess,
+    "rejected_log_records",
+    log_rows,
+)
+SIGNALS_BY_PATH = {signal.path: signal for signal in (TRACES, METRICS, LOGS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +96,12 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def _media_type(content_type: str | None) -> str:
+class StoreUnavailable(RuntimeError):
+    """The rows were not committed (queue full, commit failed or too slow); the sender should retry."""
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type header, lower case, without parameters."""
     return (content_type or "").split(";")[0].strip().lower()
 
 
@@ -42,6 +110,11 @@ def error_reply(status: int, media: str, message: str, headers: tuple = ()) -> R
     if media == PROTOBUF:
         return Reply(status, PROTOBUF, Status(code=status, message=message).SerializeToString(), headers)
     return Reply(status, JSON, json.dumps({"code": status, "message": message}).encode(), headers)
+
+
+def busy_reply(media: str, message: str) -> Reply:
+    """503 with Retry-After: nothing was acknowledged, the sender retries later."""
+    return error_reply(503, media, message, (("Retry-After", RETRY_AFTER_S),))
 
 
 def _inflate(body: bytes, limit: int) -> bytes:
@@ -54,48 +127,68 @@ def _inflate(body: bytes, limit: int) -> bytes:
     return data
 
 
-def decode_body(body: bytes, content_type: str | None, content_encoding: str | None, limit: int):
-    """Rows from a request body, or a Reply explaining why not."""
-    media = _media_type(content_type)
-    if media not in (PROTOBUF, JSON):
-        return error_reply(415, JSON, f"unsupported content type {media or '(none)'!r}: use {PROTOBUF} or {JSON}")
+def _plain_body(body: bytes, media: str, content_encoding: str | None, limit: int) -> bytes | Reply:
     encoding = (content_encoding or "identity").strip().lower()
-    if encoding == "gzip":
-        try:
-            body = _inflate(body, limit)
-        except OverflowError:
-            return error_reply(413, media, f"decompressed body exceeds {limit} bytes")
-        except (zlib.error, gzip.BadGzipFile, EOFError) as exc:
-            return error_reply(400, media, f"invalid gzip body: {exc}")
-    elif encoding != "identity":
+    if encoding == "identity":
+        return body
+    if encoding != "gzip":
         return error_reply(415, media, f"unsupported content encoding {encoding!r}")
     try:
-        return decode_protobuf(body) if media == PROTOBUF else decode_json(body)
+        return _inflate(body, limit)
+    except OverflowError:
+        return error_reply(413, media, f"decompressed body exceeds {limit} bytes")
+    except (zlib.error, gzip.BadGzipFile, EOFError) as exc:
+        return error_reply(400, media, f"invalid gzip body: {exc}")
+
+
+def decode_body(signal: Signal, body: bytes, content_type: str | None, content_encoding: str | None, limit: int):
+    """Decoded rows from a request body, or a Reply explaining why not."""
+    media = media_type(content_type)
+    if media not in (PROTOBUF, JSON):
+        return error_reply(415, JSON, f"unsupported content type {media or '(none)'!r}: use {PROTOBUF} or {JSON}")
+    plain = _plain_body(body, media, content_encoding, limit)
+    if isinstance(plain, Reply):
+        return plain
+    try:
+        return signal.rows(parse_request(plain, media == JSON, signal.request_type))
     except OtlpDecodeError as exc:
         return error_reply(400, media, str(exc))
 
 
-def _success(media: str) -> Reply:
+def commit(store: Store, table: str, rows: list[tuple]) -> None:
+    """Commit rows and return only once they are durable; StoreUnavailable otherwise."""
+    if not rows:
+        return
+    try:
+        committed = store.submit(table, rows).wait(COMMIT_TIMEOUT_S)
+    except StoreBusy:
+        raise StoreUnavailable("store is busy; retry later") from None
+    except Exception as exc:  # the commit failed: nothing was acknowledged
+        raise StoreUnavailable(f"store commit failed: {type(exc).__name__}") from None
+    if not committed:
+        raise StoreUnavailable("store commit timed out; retry later")
+
+
+def _success(signal: Signal, media: str, decoded: Decoded) -> Reply:
+    response = signal.response(decoded)
     if media == PROTOBUF:
-        return Reply(200, PROTOBUF, ExportTraceServiceResponse().SerializeToString())
-    return Reply(200, JSON, b"{}")
+        return Reply(200, PROTOBUF, response.SerializeToString())
+    return Reply(200, JSON, json.dumps(json_format.MessageToDict(response)).encode())
+
+
+def ingest(store: Store, signal: Signal, body: bytes, content_type: str | None, encoding: str | None, limit: int):
+    """Decode, commit, answer one OTLP/HTTP export. Never raises for bad input."""
+    media = media_type(content_type)
+    decoded = decode_body(signal, body, content_type, encoding, limit)
+    if isinstance(decoded, Reply):
+        return decoded
+    try:
+        commit(store, signal.table, decoded.rows)
+    except StoreUnavailable as exc:
+        return busy_reply(media, str(exc))
+    return _success(signal, media, decoded)
 
 
 def ingest_traces(store: Store, body: bytes, content_type: str | None, content_encoding: str | None, limit: int):
-    """Decode, commit, answer. Never raises for bad input."""
-    media = _media_type(content_type)
-    rows = decode_body(body, content_type, content_encoding, limit)
-    if isinstance(rows, Reply):
-        return rows
-    if not rows:
-        return _success(media)
-    busy = (("Retry-After", RETRY_AFTER_S),)
-    try:
-        committed = store.submit("otel_traces", rows).wait(COMMIT_TIMEOUT_S)
-    except StoreBusy:
-        return error_reply(503, media, "store is busy; retry later", busy)
-    except Exception as exc:  # the commit failed: the sender must retry, nothing was acknowledged
-        return error_reply(503, media, f"store commit failed: {type(exc).__name__}", busy)
-    if not committed:
-        return error_reply(503, media, "store commit timed out; retry later", busy)
-    return _success(media)
+    """Decode, commit, answer one trace export (see ingest)."""
+    return ingest(store, TRACES, body, content_type, content_encoding, limit)

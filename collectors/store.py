@@ -13,10 +13,13 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
 
+from collectors.logs import LOG_COLUMNS
+from collectors.metrics import METRIC_COLUMNS
 from collectors.otlp import SPAN_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,98 @@ CREATE TABLE IF NOT EXISTS bus_messages (
     TraceId VARCHAR,
     Payload VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS otel_logs (
+    Timestamp BIGINT NOT NULL,          -- ns; the observed time when the record has none
+    ObservedTimestamp BIGINT NOT NULL,
+    TraceId VARCHAR NOT NULL,
+    SpanId VARCHAR NOT NULL,
+    TraceFlags INTEGER NOT NULL,
+    SeverityText VARCHAR NOT NULL,
+    SeverityNumber INTEGER NOT NULL,
+    ServiceName VARCHAR NOT NULL,
+    Body VARCHAR NOT NULL,              -- a string body as is, any other value as JSON
+    ResourceSchemaUrl VARCHAR NOT NULL,
+    ResourceAttributes JSON NOT NULL,
+    ScopeSchemaUrl VARCHAR NOT NULL,
+    ScopeName VARCHAR NOT NULL,
+    ScopeVersion VARCHAR NOT NULL,
+    ScopeAttributes JSON NOT NULL,
+    LogAttributes JSON NOT NULL,
+    EventName VARCHAR NOT NULL
+);
+-- One table for every metric type; the ClickHouse exporter's per-type tables are views below.
+CREATE TABLE IF NOT EXISTS otel_metrics (
+    ResourceAttributes JSON NOT NULL,
+    ResourceSchemaUrl VARCHAR NOT NULL,
+    ScopeName VARCHAR NOT NULL,
+    ScopeVersion VARCHAR NOT NULL,
+    ScopeAttributes JSON NOT NULL,
+    ScopeSchemaUrl VARCHAR NOT NULL,
+    ServiceName VARCHAR NOT NULL,
+    MetricName VARCHAR NOT NULL,
+    MetricDescription VARCHAR NOT NULL,
+    MetricUnit VARCHAR NOT NULL,
+    MetricType VARCHAR NOT NULL,        -- gauge | sum | histogram | exponential_histogram | summary
+    Attributes JSON NOT NULL,
+    StartTimeUnix BIGINT NOT NULL,      -- ns
+    TimeUnix BIGINT NOT NULL,           -- ns
+    Value DOUBLE,                       -- gauge and sum
+    Flags BIGINT NOT NULL,
+    Exemplars JSON NOT NULL,
+    AggregationTemporality VARCHAR,     -- sum, histogram, exponential_histogram
+    IsMonotonic BOOLEAN,                -- sum
+    Count BIGINT,                       -- histogram, exponential_histogram, summary
+    Sum DOUBLE,
+    Min DOUBLE,
+    Max DOUBLE,
+    BucketCounts BIGINT[],              -- histogram
+    ExplicitBounds DOUBLE[],
+    Scale INTEGER,                      -- exponential_histogram
+    ZeroCount BIGINT,
+    PositiveOffset INTEGER,
+    PositiveBucketCounts BIGINT[],
+    NegativeOffset INTEGER,
+    NegativeBucketCounts BIGINT[],
+    ValueAtQuantiles JSON               -- summary: [{"Quantile", "Value"}]
+);
+CREATE OR REPLACE VIEW otel_metrics_gauge AS SELECT * EXCLUDE (MetricType, AggregationTemporality, IsMonotonic,
+    Count, Sum, Min, Max, BucketCounts, ExplicitBounds, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts,
+    NegativeOffset, NegativeBucketCounts, ValueAtQuantiles) FROM otel_metrics WHERE MetricType = 'gauge';
+CREATE OR REPLACE VIEW otel_metrics_sum AS SELECT * EXCLUDE (MetricType, Count, Sum, Min, Max, BucketCounts,
+    ExplicitBounds, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeOffset, NegativeBucketCounts,
+    ValueAtQuantiles) FROM otel_metrics WHERE MetricType = 'sum';
+CREATE OR REPLACE VIEW otel_metrics_histogram AS SELECT * EXCLUDE (MetricType, Value, IsMonotonic, Scale, ZeroCount,
+    PositiveOffset, PositiveBucketCounts, NegativeOffset, NegativeBucketCounts, ValueAtQuantiles)
+    FROM otel_metrics WHERE MetricType = 'histogram';
+CREATE OR REPLACE VIEW otel_metrics_exponential_histogram AS SELECT * EXCLUDE (MetricType, Value, IsMonotonic,
+    BucketCounts, ExplicitBounds, ValueAtQuantiles) FROM otel_metrics WHERE MetricType = 'exponential_histogram';
+CREATE OR REPLACE VIEW otel_metrics_summary AS SELECT * EXCLUDE (MetricType, Value, Exemplars, AggregationTemporality,
+    IsMonotonic, Min, Max, BucketCounts, ExplicitBounds, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts,
+    NegativeOffset, NegativeBucketCounts) FROM otel_metrics WHERE MetricType = 'summary';
+-- Broker stats: one sample per poll, with the channels and pub/sub clients seen at that moment.
+CREATE TABLE IF NOT EXISTS broker_samples (
+    TimeNs BIGINT NOT NULL,
+    NumPat BIGINT NOT NULL,
+    Clients BIGINT NOT NULL,            -- INFO clients.connected_clients
+    PublishCalls BIGINT,                -- INFO commandstats cmdstat_publish calls (cumulative)
+    OmemMax BIGINT NOT NULL,            -- the largest output buffer of a pub/sub client
+    Info JSON NOT NULL                  -- INFO stats, clients and memory fields
+);
+CREATE TABLE IF NOT EXISTS broker_channels (
+    TimeNs BIGINT NOT NULL,
+    Channel VARCHAR NOT NULL,
+    Subscribers BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS broker_clients (
+    TimeNs BIGINT NOT NULL,
+    Id BIGINT NOT NULL,
+    Name VARCHAR NOT NULL,
+    Addr VARCHAR NOT NULL,
+    Sub BIGINT NOT NULL,
+    Psub BIGINT NOT NULL,
+    Omem BIGINT NOT NULL,
+    LimitBytes BIGINT                   -- client-output-buffer-limit pubsub hard limit; NULL when 0 (none)
+);
 """
 
 BUS_COLUMNS = (
@@ -102,36 +197,56 @@ BUS_COLUMNS = (
     "TraceId",
     "Payload",
 )
+BROKER_SAMPLE_COLUMNS = ("TimeNs", "NumPat", "Clients", "PublishCalls", "OmemMax", "Info")
+BROKER_CHANNEL_COLUMNS = ("TimeNs", "Channel", "Subscribers")
+BROKER_CLIENT_COLUMNS = ("TimeNs", "Id", "Name", "Addr", "Sub", "Psub", "Omem", "LimitBytes")
 
-_ARROW_TYPES = {
-    "otel_traces": pa.schema(
-        [(name, pa.int64() if name in ("Timestamp", "Duration", "Sequence") else pa.string()) for name in SPAN_COLUMNS]
-    ),
-    "bus_messages": pa.schema(
-        [
-            (
-                name,
-                pa.int64()
-                if name in ("ArrivalNs", "ArrivalSeq", "Sequence")
-                else pa.int32()
-                if name == "Size"
-                else pa.bool_()
-                if name == "Valid"
-                else pa.string(),
-            )
-            for name in BUS_COLUMNS
-        ]
-    ),
+TABLE_COLUMNS = {
+    "otel_traces": SPAN_COLUMNS,
+    "bus_messages": BUS_COLUMNS,
+    "otel_logs": LOG_COLUMNS,
+    "otel_metrics": METRIC_COLUMNS,
+    "broker_samples": BROKER_SAMPLE_COLUMNS,
+    "broker_channels": BROKER_CHANNEL_COLUMNS,
+    "broker_clients": BROKER_CLIENT_COLUMNS,
+}
+_INT_COLUMNS = {
+    "Timestamp", "Duration", "Sequence", "Attempts", "SchemaVersion", "ArrivalNs", "ArrivalSeq", "Size",
+    "ObservedTimestamp", "TraceFlags", "SeverityNumber", "StartTimeUnix", "TimeUnix", "Flags", "Count", "Scale",
+    "ZeroCount", "PositiveOffset", "NegativeOffset", "TimeNs", "NumPat", "Clients", "PublishCalls", "OmemMax",
+    "Subscribers", "Id", "Sub", "Psub", "Omem", "LimitBytes",
+}  # fmt: skip
+_SPECIAL_TYPES = {
+    "Valid": pa.bool_(),
+    "IsMonotonic": pa.bool_(),
+    "Value": pa.float64(),
+    "Sum": pa.float64(),
+    "Min": pa.float64(),
+    "Max": pa.float64(),
+    "BucketCounts": pa.list_(pa.int64()),
+    "PositiveBucketCounts": pa.list_(pa.int64()),
+    "NegativeBucketCounts": pa.list_(pa.int64()),
+    "ExplicitBounds": pa.list_(pa.float64()),
+}
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    if column in _INT_COLUMNS:
+        return pa.int64()
+    return _SPECIAL_TYPES.get(column, pa.string())
+
+
+_ARROW_SCHEMAS = {
+    table: pa.schema([(name, _arrow_type(name)) for name in columns]) for table, columns in TABLE_COLUMNS.items()
 }
 _INSERT_LINKS = """
 INSERT OR IGNORE INTO span_links
 SELECT DISTINCT TraceId, SpanId, link->>'TraceId', link->>'SpanId'
 FROM (SELECT TraceId, SpanId, unnest(CAST(Links AS JSON[])) AS link FROM _batch WHERE Links <> '[]')
 """
-_INSERTS = {
-    "otel_traces": "INSERT OR IGNORE INTO otel_traces SELECT * FROM _batch",
-    "bus_messages": "INSERT INTO bus_messages SELECT * FROM _batch",
-}
+# Table names here are constants of this module, never request values.
+_INSERTS = {table: f"INSERT INTO {table} SELECT * FROM _batch" for table in TABLE_COLUMNS}
+_INSERTS["otel_traces"] = "INSERT OR IGNORE INTO otel_traces SELECT * FROM _batch"
 
 
 class StoreBusy(RuntimeError):
@@ -139,9 +254,13 @@ class StoreBusy(RuntimeError):
 
 
 class _Job:
-    def __init__(self, table: str, rows: list[tuple]):
+    """Rows for one table, or an action on the writer's cursor; finished after its commit."""
+
+    def __init__(self, table: str | None, rows: list[tuple], action: Callable | None = None):
         self.table = table
         self.rows = rows
+        self.action = action
+        self.result: object = None
         self.error: BaseException | None = None
         self._done = threading.Event()
 
@@ -159,7 +278,7 @@ class _Job:
 
 
 def _arrow_batch(table: str, rows: list[tuple]) -> pa.Table:
-    schema = _ARROW_TYPES[table]
+    schema = _ARROW_SCHEMAS[table]
     columns = list(zip(*rows, strict=False)) if rows else [()] * len(schema)
     return pa.Table.from_arrays(
         [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=False)], schema=schema
@@ -182,7 +301,15 @@ class Store:
 
     def submit(self, table: str, rows: list[tuple]) -> _Job:
         """Queue rows for the next group commit; raise StoreBusy when the queue is full."""
-        job = _Job(table, rows)
+        if table not in TABLE_COLUMNS:
+            raise ValueError(f"unknown table {table!r}")
+        return self._enqueue(_Job(table, rows))
+
+    def submit_action(self, action: Callable[[duckdb.DuckDBPyConnection], object]) -> _Job:
+        """Run ``action(cursor)`` on the writer thread in a transaction of its own (retention uses it)."""
+        return self._enqueue(_Job(None, [], action))
+
+    def _enqueue(self, job: _Job) -> _Job:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -194,11 +321,16 @@ class Store:
         if not self.submit(table, rows).wait(timeout):
             raise TimeoutError("store commit did not finish in time")
 
+    def queued(self) -> int:
+        """How many jobs wait for the writer."""
+        return self._queue.qsize()
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one reader thread; close it when done."""
         return self._conn.cursor()
 
     def close(self) -> None:
+        """Commit what is queued, stop the writer, close the file."""
         self._queue.put(None)
         self._writer.join(timeout=30)
         self._conn.close()
@@ -206,21 +338,42 @@ class Store:
     def _run(self) -> None:
         cursor = self._conn.cursor()
         while True:
-            first = self._queue.get()
-            if first is None:
+            jobs = self._next_group()
+            if not jobs:
                 break
-            jobs = [first]
-            while len(jobs) < self.MAX_JOBS_PER_COMMIT:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._queue.put(None)
-                    break
-                jobs.append(job)
-            self._commit_group(cursor, jobs)
+            if jobs[0].action is not None:
+                self._run_action(cursor, jobs[0])
+            else:
+                self._commit_group(cursor, jobs)
         cursor.close()
+
+    def _next_group(self) -> list[_Job]:
+        """The next action alone, or up to MAX_JOBS_PER_COMMIT row jobs; empty when closing."""
+        first = self._queue.get()
+        if first is None:
+            return []
+        jobs = [first]
+        while first.action is None and len(jobs) < self.MAX_JOBS_PER_COMMIT:
+            try:
+                job = self._queue.queue[0] if self._queue.qsize() else None
+            except IndexError:
+                job = None
+            if job is None or job.action is not None:
+                break
+            jobs.append(self._queue.get_nowait())
+        return jobs
+
+    def _run_action(self, cursor, job: _Job) -> None:
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            job.result = job.action(cursor)
+            cursor.execute("COMMIT")
+        except Exception as exc:
+            cursor.execute("ROLLBACK")
+            log.exception("store action failed")
+            job.finish(exc)
+            return
+        job.finish(None)
 
     def _commit_group(self, cursor, jobs: list[_Job]) -> None:
         try:
