@@ -1,4 +1,8 @@
-"""A small HTTP client for the collectors' query API. No Streamlit here; pages get it via data.py."""
+"""A small HTTP client for the collectors' query API. No Streamlit here; pages get it via data.py.
+
+Errors are split by what the page should say: the collectors are unreachable, this collectors
+version has no such endpoint yet, the thing asked for does not exist, or the request was refused.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +16,65 @@ from collections.abc import Mapping
 ENV_API = "EVENTSCOPE_API"
 DEFAULT_API = "http://127.0.0.1:4318"
 TIMEOUT_S = 10.0
+MISSING_ENDPOINT_TEXT = "no such endpoint"  # how the collectors word a 404 for an unknown path
 
 
 class ApiUnavailable(RuntimeError):
     """The collectors could not be reached or answered with an error; the message says which."""
 
 
+class EndpointMissing(ApiUnavailable):
+    """The collectors answered 404 for the endpoint itself: an older collectors version."""
+
+
+class NotFound(ApiUnavailable):
+    """The endpoint exists but knows nothing of the id asked for (a trace, an event)."""
+
+
+class BadRequest(ApiUnavailable):
+    """The collectors refused a parameter (400); the message is theirs."""
+
+
 def api_base(environ: Mapping[str, str] = os.environ) -> str:
+    """The collectors' base URL from EVENTSCOPE_API, without a trailing slash."""
     return (environ.get(ENV_API) or DEFAULT_API).rstrip("/")
 
 
+def _error_text(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("error", ""))
+    except (ValueError, AttributeError):
+        return body[:200].decode(errors="replace")
+
+
+def _http_error(url: str, exc: urllib.error.HTTPError) -> ApiUnavailable:
+    text = _error_text(exc.read())
+    if exc.code == 404:
+        return EndpointMissing(url) if MISSING_ENDPOINT_TEXT in text or not text else NotFound(text)
+    if exc.code == 400:
+        return BadRequest(text)
+    return ApiUnavailable(f"{url} answered {exc.code}: {text}")
+
+
 class ApiClient:
+    """GETs JSON from one collectors process."""
+
     def __init__(self, base_url: str):
         self.base_url = base_url.rstrip("/")
 
+    def url(self, path: str, params: Mapping[str, object] | None = None) -> str:
+        """The full URL of ``/api/v1/{path}`` with the non-empty parameters."""
+        kept = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
+        query = f"?{urllib.parse.urlencode(kept)}" if kept else ""
+        return f"{self.base_url}/api/v1/{path.lstrip('/')}{query}"
+
     def get(self, path: str, params: Mapping[str, object] | None = None) -> dict:
-        """GET ``/api/v1/{path}`` and decode its JSON; raise ApiUnavailable on any failure."""
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        url = f"{self.base_url}/api/v1/{path.lstrip('/')}{query}"
+        """GET ``/api/v1/{path}`` and decode its JSON; raise an ApiUnavailable subclass on any failure."""
+        url = self.url(path, params)
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
-            raise ApiUnavailable(f"{url} answered {exc.code}: {exc.read()[:200].decode(errors='replace')}") from None
+            raise _http_error(url, exc) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise ApiUnavailable(f"cannot reach the collectors at {self.base_url}: {exc}") from None

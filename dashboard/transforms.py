@@ -1,8 +1,10 @@
-"""Pure transforms from API answers to what the pages show. No Streamlit, no I/O."""
+"""Pure transforms from API answers to what the pages show: numbers, tables, layouts. No Streamlit, no I/O."""
 
 from __future__ import annotations
 
 import datetime
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -14,10 +16,62 @@ HEADLINE = (
     ("Out of order", "out_of_order"),
     ("Malformed", "malformed"),
 )
+OVERVIEW_NUMBERS = (
+    ("Events/s", "events_per_s", "Bus messages per second in the window."),
+    ("Bus messages", "bus_messages", "Messages the Redis tap saw on the bus."),
+    ("Deliveries", "deliveries", "Event deliveries handled by consumer groups (one per event and group)."),
+    ("p95 delivery", "p95_delivery_ms", "95th percentile of publish to process start."),
+    ("Malformed", "malformed", "Bus messages that are not valid CloudEvents."),
+    ("Missing", "missing", "Sequence numbers in open gaps: late or lost, at the bus or at a consumer group."),
+    ("Lost", "lost", "Missing numbers whose gap has stayed open past the grace window."),
+    ("Duplicates", "duplicates", "Copies of an event id seen again at one vantage point."),
+    ("Processed twice", "duplicates_processed", "Duplicates a consumer processed again: the bug."),
+    ("Out of order", "out_of_order", "Events that arrived after a later one of their stream."),
+    ("Dead letters", "dead_letters", "Deliveries given up after their last attempt."),
+)
+"""The Overview's headline: label, /overview field, help text. The first five are the traffic, the rest trouble."""
+TRAFFIC_NUMBERS = 5
+WHERE_LOST = {
+    "before_broker": "before the broker (the bus never saw it)",
+    "at_delivery": "at delivery (the bus saw it, the group never processed it)",
+    "in_processing": "in processing (the delivery failed or was dead-lettered)",
+}
+
+
+def clock(ns: int | None) -> str:
+    """A UTC wall-clock time with milliseconds, for tables."""
+    if ns is None:
+        return ""
+    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def timestamp(ns: int) -> pd.Timestamp:
+    """A pandas UTC timestamp for chart axes."""
+    return pd.Timestamp(ns, unit="ns", tz="UTC")
+
+
+def format_ms(ms: float | None) -> str:
+    """A duration for people: µs below 1 ms, ms below 10 s, seconds above."""
+    if ms is None:
+        return "–"
+    if abs(ms) < 1:
+        return f"{ms * 1000:,.0f} µs"
+    if abs(ms) < 10_000:
+        return f"{ms:,.1f} ms"
+    return f"{ms / 1000:,.1f} s"
+
+
+def format_count(value: float | int | None) -> str:
+    """A count with thousands separators; rates keep one decimal."""
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
 
 
 def headline(report: dict) -> dict[str, int]:
-    """The Overview's headline numbers from the report."""
+    """The headline numbers from the report (for collectors without /overview)."""
     bus = [s for s in report["streams"] if s["vantage"] == "bus"]
     consumers = [s for s in report["streams"] if s["vantage"] != "bus"]
     return {
@@ -30,20 +84,27 @@ def headline(report: dict) -> dict[str, int]:
     }
 
 
+def overview_numbers(overview: dict) -> list[tuple[str, str, str]]:
+    """(label, formatted value, help) for each headline number of /overview."""
+    numbers = []
+    for label, key, help_text in OVERVIEW_NUMBERS:
+        value = overview.get(key)
+        numbers.append((label, format_ms(value) if key.endswith("_ms") else format_count(value), help_text))
+    return numbers
+
+
 def streams_frame(report: dict) -> pd.DataFrame:
     """One row per stream and vantage point, gaps written as readable ranges."""
     columns = ["vantage", "channel", "source", "partitionkey", "received", "duplicates", "out_of_order", "missing"]
-    rows = [{**{c: s[c] for c in columns}, "gaps": format_gaps(s["gaps"])} for s in report["streams"]]
-    return pd.DataFrame(rows, columns=columns + ["gaps"])
+    extra = [c for c in ("lost",) if any(c in s for s in report["streams"])]
+    rows = [{**{c: s.get(c) for c in columns + extra}, "gaps": format_gaps(s["gaps"])} for s in report["streams"]]
+    return pd.DataFrame(rows, columns=columns + extra + ["gaps"])
 
 
 def format_gaps(gaps: list[list[int]], most: int = 5) -> str:
+    """Gaps as ``3–4, 9`` with a count of the rest."""
     text = ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in gaps[:most])
     return text + (f" (+{len(gaps) - most} more)" if len(gaps) > most else "")
-
-
-def _clock(ns: int) -> str:
-    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def messages_frame(messages: list[dict]) -> pd.DataFrame:
@@ -51,7 +112,7 @@ def messages_frame(messages: list[dict]) -> pd.DataFrame:
     columns = ["arrived (UTC)", "channel", "type", "source", "partitionkey", "sequence", "event id", "status"]
     rows = [
         {
-            "arrived (UTC)": _clock(m["ArrivalNs"]),
+            "arrived (UTC)": clock(m["ArrivalNs"]),
             "channel": m["Channel"],
             "type": m["Type"],
             "source": m["Source"],
@@ -63,3 +124,543 @@ def messages_frame(messages: list[dict]) -> pd.DataFrame:
         for m in messages
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+# --- flow graph -------------------------------------------------------------------------------
+
+
+def node_name(node_id: str) -> tuple[str, str]:
+    """``("service", "inventory")`` from ``"service:inventory"``."""
+    kind, _, name = node_id.partition(":")
+    return kind, name
+
+
+def flow_layers(flow: dict) -> dict[str, int]:
+    """A column per node, left to right along publish and deliver edges (producers first).
+
+    A node's column is one more than the furthest of its upstream neighbours; cycles are cut by
+    giving up after as many passes as there are nodes.
+    """
+    nodes = [n["id"] for n in flow["nodes"]]
+    layer = dict.fromkeys(nodes, 0)
+    edges = [(e["source"], e["target"]) for e in flow["edges"] if e["kind"] in ("publish", "deliver")]
+    for _ in range(len(nodes)):
+        changed = False
+        for source, target in edges:
+            if source in layer and target in layer and layer[target] < layer[source] + 1:
+                layer[target] = layer[source] + 1
+                changed = True
+        if not changed:
+            break
+    return layer
+
+
+def flow_positions(flow: dict) -> dict[str, tuple[float, float]]:
+    """(x, y) per node: x is the layer, nodes of a layer spread evenly from top to bottom."""
+    layers = flow_layers(flow)
+    by_layer: dict[int, list[str]] = defaultdict(list)
+    for node in sorted(layers, key=lambda n: node_name(n)[1]):
+        by_layer[layers[node]].append(node)
+    positions = {}
+    for x, members in by_layer.items():
+        for i, node in enumerate(members):
+            positions[node] = (float(x), -(i - (len(members) - 1) / 2))
+    return positions
+
+
+def edge_badges(edge: dict) -> str:
+    """The warning badges of an edge: gaps, duplicates, errors."""
+    badges = []
+    for key, word in (("gaps", "gap"), ("duplicates", "dup"), ("errors", "err")):
+        if edge.get(key):
+            badges.append(f"⚠ {edge[key]:,} {word}{'s' if edge[key] != 1 else ''}")
+    return " ".join(badges)
+
+
+def edge_label(edge: dict) -> str:
+    """The short text on an edge: rate, p95 and badges."""
+    parts = [f"{edge.get('rate_per_s') or 0:,.1f}/s"]
+    if edge.get("p95_ms") is not None:
+        parts.append(f"p95 {format_ms(edge['p95_ms'])}")
+    badges = edge_badges(edge)
+    return " · ".join(parts) + (f"<br>{badges}" if badges else "")
+
+
+def flow_edges_frame(flow: dict) -> pd.DataFrame:
+    """The flow's edges as a table, problems first."""
+    columns = ["from", "to", "kind", "count", "rate/s", "p95", "gaps", "duplicates", "errors"]
+    rows = [
+        {
+            "from": node_name(e["source"])[1],
+            "to": node_name(e["target"])[1],
+            "kind": e["kind"],
+            "count": e["count"],
+            "rate/s": round(e.get("rate_per_s") or 0.0, 2),
+            "p95": format_ms(e.get("p95_ms")),
+            "gaps": e.get("gaps", 0),
+            "duplicates": e.get("duplicates", 0),
+            "errors": e.get("errors", 0),
+        }
+        for e in flow["edges"]
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    trouble = frame[["gaps", "duplicates", "errors"]].sum(axis=1) if rows else []
+    return frame.assign(_trouble=trouble).sort_values(["_trouble", "count"], ascending=False).drop(columns="_trouble")
+
+
+def selection_filter(node_id: str) -> tuple[str, str] | None:
+    """The filter that clicking a flow node sets: ``("channel", name)`` or ``("service", name)``."""
+    kind, name = node_name(node_id)
+    if kind in ("service", "channel") and name:
+        return kind, name
+    return None
+
+
+# --- latency ----------------------------------------------------------------------------------
+
+
+def latency_summary_frame(latency: dict) -> pd.DataFrame:
+    """p50/p95/p99 per key and measure, durations formatted."""
+    columns = ["measure", "key", "count", "p50", "p95", "p99"]
+    rows = [
+        {
+            "measure": s["measure"],
+            "key": s["key"],
+            "count": s["count"],
+            "p50": format_ms(s["p50_ms"]),
+            "p95": format_ms(s["p95_ms"]),
+            "p99": format_ms(s["p99_ms"]),
+        }
+        for s in latency["summary"]
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def latency_buckets_frame(latency: dict, measure: str) -> pd.DataFrame:
+    """One row per time bucket and key for one measure, with a chart-ready time column."""
+    rows = [
+        {"time": timestamp(b["t_ns"]), **{k: b[k] for k in ("key", "count", "p50_ms", "p95_ms", "p99_ms")}}
+        for b in latency["buckets"]
+        if b["measure"] == measure
+    ]
+    return pd.DataFrame(rows, columns=["time", "key", "count", "p50_ms", "p95_ms", "p99_ms"])
+
+
+def samples_frame(latency: dict) -> pd.DataFrame:
+    """The raw samples (measure, key, ms) for histograms."""
+    return pd.DataFrame(latency.get("samples", []), columns=["measure", "key", "ms"])
+
+
+# --- ordering and loss ------------------------------------------------------------------------
+
+
+def stream_choices(report: dict) -> list[dict]:
+    """Each stream once (channel, source, partitionkey) with the vantage points that saw it, bus first."""
+    streams: dict[tuple, dict] = {}
+    for s in report["streams"]:
+        key = (s["channel"], s["source"], s["partitionkey"])
+        entry = streams.setdefault(
+            key,
+            {
+                "channel": s["channel"],
+                "source": s["source"],
+                "partitionkey": s["partitionkey"],
+                "vantages": [],
+                "trouble": 0,
+            },
+        )
+        entry["vantages"].append(s["vantage"])
+        entry["trouble"] += s["missing"] + s["duplicates"] + s["out_of_order"]
+    for entry in streams.values():
+        entry["vantages"].sort(key=lambda v: (v != "bus", v))
+    return sorted(
+        streams.values(), key=lambda e: (-e["trouble"], e["channel"], e["source"] or "", e["partitionkey"] or "")
+    )
+
+
+def stream_label(stream: dict) -> str:
+    """``shop.orders · /sample/orders/3f2a · p1 (3 problems)``."""
+    parts = [stream["channel"], stream["source"] or "(no source)"]
+    if stream.get("partitionkey"):
+        parts.append(stream["partitionkey"])
+    trouble = stream.get("trouble", 0)
+    return " · ".join(parts) + (f"  ({trouble:,} problems)" if trouble else "")
+
+
+def stream_key(stream: dict) -> dict[str, str]:
+    """The /sequences parameters naming a stream."""
+    return {
+        "channel": stream["channel"],
+        "source": stream["source"] or "",
+        "partitionkey": stream["partitionkey"] or "",
+    }
+
+
+def arrivals_frame(sequences: dict) -> pd.DataFrame:
+    """Arrivals with what each one was: in order, late (out of order) or a duplicate."""
+    rows = [
+        {
+            "time": timestamp(a["t_ns"]),
+            "sequence": a["sequence"],
+            "event_id": a["event_id"],
+            "arrival": "duplicate" if a["duplicate"] else "late" if a["late"] else "in order",
+        }
+        for a in sequences["arrivals"]
+    ]
+    return pd.DataFrame(rows, columns=["time", "sequence", "event_id", "arrival"])
+
+
+def loss_frame(loss: dict) -> pd.DataFrame:
+    """Lost events with where they were lost, in words."""
+    columns = ["where", "vantage", "channel", "source", "partitionkey", "sequence", "event_id"]
+    rows = [
+        {**{c: item.get(c) for c in columns}, "where": WHERE_LOST.get(item["where"], item["where"])}
+        for item in loss["lost"]
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+def duplicates_frame(duplicates: dict) -> pd.DataFrame:
+    """Each duplicated event at a vantage point, the bug (processed twice) first."""
+    columns = ["vantage", "channel", "event_id", "copies", "handled", "processed", "verdict", "trace_ids"]
+    rows = []
+    for d in duplicates["duplicates"]:
+        processed = d.get("processed") or 0
+        if d["vantage"] == "bus":
+            verdict = "published twice"
+        elif processed > 1:
+            verdict = "processed twice (bug)"
+        else:
+            verdict = "handled by the idempotency guard"
+        rows.append({**{c: d.get(c) for c in columns if c != "verdict"}, "verdict": verdict})
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values(["processed", "copies"], ascending=False, kind="stable") if rows else frame
+
+
+def by_group_frame(duplicates: dict) -> pd.DataFrame:
+    """Handled vs processed duplicates per vantage point, long format for a grouped bar chart."""
+    rows = []
+    for g in duplicates["by_group"]:
+        rows.append({"vantage": g["vantage"], "kind": "handled (guard skipped it)", "count": g["handled"]})
+        rows.append({"vantage": g["vantage"], "kind": "processed twice (bug)", "count": g["processed"]})
+    return pd.DataFrame(rows, columns=["vantage", "kind", "count"])
+
+
+# --- traces -----------------------------------------------------------------------------------
+
+
+def traces_frame(traces: dict) -> pd.DataFrame:
+    """Search results: one row per trace."""
+    columns = ["start (UTC)", "root", "duration", "spans", "errors", "services", "trace_id"]
+    rows = [
+        {
+            "start (UTC)": clock(t["start_ns"]),
+            "root": t.get("root_name"),
+            "duration": format_ms(t["duration_ms"]),
+            "spans": t["spans"],
+            "errors": t["errors"],
+            "services": ", ".join(t.get("services", [])),
+            "trace_id": t["trace_id"],
+        }
+        for t in traces["traces"]
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _span_order(spans: list[dict]) -> list[tuple[dict, int]]:
+    """Spans depth first under their parents (children by start), with their depth; orphans are roots."""
+    ids = {s["SpanId"] for s in spans}
+    children: dict[str, list[dict]] = defaultdict(list)
+    roots = []
+    for span in sorted(spans, key=lambda s: (s["Timestamp"], s["SpanId"])):
+        parent = span.get("ParentSpanId") or ""
+        (children[parent] if parent in ids and parent != span["SpanId"] else roots).append(span)
+    ordered: list[tuple[dict, int]] = []
+    seen: set[str] = set()
+    stack = [(root, 0) for root in reversed(roots)]
+    while stack:
+        span, depth = stack.pop()
+        if span["SpanId"] in seen:
+            continue
+        seen.add(span["SpanId"])
+        ordered.append((span, depth))
+        stack.extend((child, depth + 1) for child in reversed(children[span["SpanId"]]))
+    return ordered
+
+
+def waterfall_frame(trace: dict) -> pd.DataFrame:
+    """One row per span for the waterfall: offset and duration in ms, depth, errors, links, critical path."""
+    spans = trace["spans"]
+    columns = [
+        "span_id", "label", "service", "name", "kind", "start_ms", "duration_ms", "depth",
+        "error", "critical", "links_out", "links_in", "outcome",
+    ]  # fmt: skip
+    if not spans:
+        return pd.DataFrame(columns=columns)
+    start = min(s["Timestamp"] for s in spans)
+    critical = set(trace.get("critical_path", []))
+    links_in = Counter(link["linked_span_id"] for link in trace.get("links_in", []))
+    rows = []
+    for span, depth in _span_order(spans):
+        attrs = span.get("SpanAttributes") or {}
+        rows.append(
+            {
+                "span_id": span["SpanId"],
+                "label": f"{'  ' * depth}{span['ServiceName']}: {span['SpanName']}",
+                "service": span["ServiceName"],
+                "name": span["SpanName"],
+                "kind": span.get("SpanKind", ""),
+                "start_ms": (span["Timestamp"] - start) / 1e6,
+                "duration_ms": span["Duration"] / 1e6,
+                "depth": depth,
+                "error": span.get("StatusCode") == "Error",
+                "critical": span["SpanId"] in critical,
+                "links_out": len(span.get("Links") or []),
+                "links_in": links_in.get(span["SpanId"], 0),
+                "outcome": attrs.get("eventscope.outcome", ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def links_out_frame(trace: dict) -> pd.DataFrame:
+    """Links from this trace's spans to other spans (consumer → its producer)."""
+    names = {s["SpanId"]: f"{s['ServiceName']}: {s['SpanName']}" for s in trace["spans"]}
+    rows = [
+        {
+            "from span": names.get(link["span_id"], link["span_id"]),
+            "linked trace": link["trace_id"],
+            "linked span": link["linked_span_id"],
+            "same trace": link["trace_id"] == trace["trace_id"],
+        }
+        for link in trace.get("links_out", [])
+    ]
+    return pd.DataFrame(rows, columns=["from span", "linked trace", "linked span", "same trace"])
+
+
+def links_in_frame(trace: dict) -> pd.DataFrame:
+    """Spans elsewhere that link to this trace (producer → its consumers)."""
+    names = {s["SpanId"]: f"{s['ServiceName']}: {s['SpanName']}" for s in trace["spans"]}
+    rows = [
+        {
+            "to span": names.get(link["linked_span_id"], link["linked_span_id"]),
+            "from": f"{link.get('service', '')}: {link.get('name', '')}",
+            "linking trace": link["linked_trace_id"],
+            "linking span": link["span_id"],
+        }
+        for link in trace.get("links_in", [])
+    ]
+    return pd.DataFrame(rows, columns=["to span", "from", "linking trace", "linking span"])
+
+
+def linked_traces(trace: dict) -> list[str]:
+    """Other traces this one links to or is linked from, in first-seen order."""
+    found = [link["trace_id"] for link in trace.get("links_out", [])]
+    found += [link["linked_trace_id"] for link in trace.get("links_in", [])]
+    return [t for t in dict.fromkeys(found) if t != trace["trace_id"]]
+
+
+# --- one event --------------------------------------------------------------------------------
+
+
+def deliveries_frame(event: dict) -> pd.DataFrame:
+    """Every delivery of one event: group, outcome, attempts, duration."""
+    rows = [
+        {
+            "group": d["group"],
+            "outcome": d.get("outcome") or "",
+            "attempts": d.get("attempts"),
+            "started (UTC)": clock(d.get("start_ns")),
+            "duration": format_ms(d.get("duration_ms")),
+            "retries": len(d.get("retries") or []),
+            "dead letter reason": d.get("dead_letter_reason") or "",
+            "trace_id": d.get("trace_id"),
+        }
+        for d in event["deliveries"]
+    ]
+    columns = ["group", "outcome", "attempts", "started (UTC)", "duration", "retries", "dead letter reason", "trace_id"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def retries_frame(event: dict) -> pd.DataFrame:
+    """Each retry of each delivery, in time order."""
+    rows = [
+        {
+            "group": d["group"],
+            "attempt": r["attempt"],
+            "at (UTC)": clock(r.get("t_ns")),
+            "backoff": format_ms(r.get("delay_ms")),
+        }
+        for d in event["deliveries"]
+        for r in d.get("retries") or []
+    ]
+    return pd.DataFrame(rows, columns=["group", "attempt", "at (UTC)", "backoff"])
+
+
+def event_timeline(event: dict) -> list[tuple[int, str]]:
+    """(time ns, what happened) for one event's publish, bus arrival and deliveries, in time order."""
+    steps = []
+    for span in event.get("published", []):
+        ns = span.get("start_ns", span.get("Timestamp"))
+        steps.append((ns, f"published by {span.get('service', span.get('ServiceName', '?'))}"))
+    for message in event.get("bus", []):
+        steps.append(
+            (
+                message.get("ArrivalNs", message.get("t_ns")),
+                f"seen on the bus ({message.get('Channel', message.get('channel', ''))})",
+            )
+        )
+    for d in event.get("deliveries", []):
+        steps.append(
+            (
+                d.get("start_ns"),
+                f"{d['group']}: {d.get('outcome') or 'delivered'} after {d.get('attempts') or 1} attempt(s)",
+            )
+        )
+    return sorted(((ns, text) for ns, text in steps if ns is not None), key=lambda step: step[0])
+
+
+# --- dead letters, broker, instrumentation ----------------------------------------------------
+
+
+def dead_letters_frame(dead: dict) -> pd.DataFrame:
+    """The dead-letter queue, newest first."""
+    columns = ["at (UTC)", "group", "channel", "reason", "attempts", "event_id", "trace_id"]
+    items = sorted(dead["dead_letters"], key=lambda d: d.get("t_ns") or 0, reverse=True)
+    rows = [{**{c: d.get(c) for c in columns[1:]}, "at (UTC)": clock(d.get("t_ns"))} for d in items]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def broker_channels_frame(broker: dict) -> pd.DataFrame:
+    """Subscribers per channel from the latest broker sample."""
+    latest = broker.get("latest") or {}
+    return pd.DataFrame(latest.get("channels", []), columns=["channel", "subscribers"])
+
+
+def broker_clients_frame(broker: dict) -> pd.DataFrame:
+    """Subscriber connections with their output buffer against its limit, the fullest first."""
+    latest = broker.get("latest") or {}
+    rows = [
+        {
+            "name": c.get("name") or "(unnamed)",
+            "addr": c.get("addr"),
+            "channels": c.get("sub"),
+            "patterns": c.get("psub"),
+            "output buffer (bytes)": c.get("omem"),
+            "limit (bytes)": c.get("limit_bytes"),
+            "of limit": c.get("fraction"),
+        }
+        for c in latest.get("clients", [])
+    ]
+    columns = ["name", "addr", "channels", "patterns", "output buffer (bytes)", "limit (bytes)", "of limit"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("output buffer (bytes)", ascending=False) if rows else frame
+
+
+def broker_series_frame(broker: dict) -> pd.DataFrame:
+    """Broker samples over time."""
+    rows = [
+        {"time": timestamp(s["t_ns"]), **{k: s[k] for k in ("messages_per_s", "clients", "omem_max")}}
+        for s in broker.get("series", [])
+    ]
+    return pd.DataFrame(rows, columns=["time", "messages_per_s", "clients", "omem_max"])
+
+
+def missing_attributes_frame(health: dict) -> pd.DataFrame:
+    """Spans missing attributes the analyses need."""
+    rows = [{**m, "missing": ", ".join(m["missing"])} for m in health.get("missing_attributes", [])]
+    return pd.DataFrame(rows, columns=["service", "span_name", "kind", "missing", "count"])
+
+
+def unlinked_frame(health: dict) -> pd.DataFrame:
+    """Consumer spans without a link to their producer."""
+    return pd.DataFrame(health.get("unlinked_consumers", []), columns=["service", "span_name", "count"])
+
+
+# --- scenarios: ground truth against the detectors --------------------------------------------
+
+
+def truth_counts(records: Iterable[dict]) -> dict[str, int]:
+    """Injections per fault kind."""
+    return dict(Counter(r["fault"] for r in records))
+
+
+def _ids(records: Iterable[dict], kind: str, with_group: bool = False) -> set:
+    return {
+        (r["event_id"], r.get("group")) if with_group else r["event_id"]
+        for r in records
+        if r["fault"] == kind and r.get("event_id")
+    }
+
+
+def detected_ids(findings: dict) -> dict[str, set]:
+    """Event ids (or (id, group) pairs) each detector reported, from the API answers in findings."""
+    dups = (findings.get("duplicates") or {}).get("duplicates", [])
+    lost = (findings.get("loss") or {}).get("lost", [])
+    dead = (findings.get("dead_letters") or {}).get("dead_letters", [])
+    return {
+        "duplicate_publish": {d["event_id"] for d in dups if d["vantage"] == "bus"},
+        "double_subscription": {(d["event_id"], d["vantage"]) for d in dups if d["vantage"] != "bus"},
+        "drop_before_broker": {
+            (x["channel"], x["source"], x["partitionkey"], x["sequence"]) for x in lost if x["where"] == "before_broker"
+        },
+        "consumer_crash": {(x["event_id"], x["vantage"]) for x in lost if x["where"] == "at_delivery"},
+        "dead_letter": {(d["event_id"], d["group"]) for d in dead},
+        "poison_message": {d["event_id"] for d in dead},
+    }
+
+
+DETECTORS = {
+    "duplicate_publish": "Duplicates page: duplicates seen at the bus",
+    "double_subscription": "Duplicates page: copies delivered to the group",
+    "drop_before_broker": "Ordering and loss: lost before the broker",
+    "consumer_crash": "Ordering and loss: lost at delivery",
+    "dead_letter": "Dead letters page",
+    "poison_message": "Dead letters page",
+    "reorder": "Ordering and loss: late arrivals (out of order)",
+    "clock_skew": "Latency: negative delivery times",
+    "transient_error": "Event page: retries",
+    "slow_consumer": "Latency and Broker: growing delay and output buffer",
+}
+"""Where each fault kind shows on the dashboard, for the comparison table."""
+
+
+def _truth_keys(records: list[dict], kind: str) -> set:
+    if kind == "drop_before_broker":
+        return {(r["channel"], r["source"], r["partitionkey"], r["sequence"]) for r in records if r["fault"] == kind}
+    if kind in ("double_subscription", "consumer_crash", "dead_letter"):
+        return _ids(records, kind, with_group=True)
+    return _ids(records, kind)
+
+
+def truth_vs_findings(records: list[dict], findings: dict) -> pd.DataFrame:
+    """Per fault kind: injected, found by the detector, missed, and reported without an injection.
+
+    Kinds matched by event id count exactly; the others compare counts (found = min of both).
+    """
+    detected = detected_ids(findings)
+    counted = {
+        "reorder": (findings.get("overview") or {}).get("out_of_order"),
+        "clock_skew": (findings.get("latency") or {}).get("negative_delivery"),
+    }
+    rows = []
+    for kind, injected in sorted(truth_counts(records).items()):
+        if kind in detected:
+            truth = _truth_keys(records, kind)
+            found = truth & detected[kind]
+            row = {
+                "found": len(found),
+                "missed": len(truth - found),
+                "extra": len(detected[kind] - truth) if kind != "poison_message" else None,
+            }
+            injected = len(truth)
+        elif counted.get(kind) is not None:
+            seen = counted[kind]
+            row = {"found": min(seen, injected), "missed": max(injected - seen, 0), "extra": max(seen - injected, 0)}
+        else:
+            row = {"found": None, "missed": None, "extra": None}
+        rows.append({"fault": kind, "injected": injected, **row, "where to look": DETECTORS.get(kind, "")})
+    return pd.DataFrame(rows, columns=["fault", "injected", "found", "missed", "extra", "where to look"])

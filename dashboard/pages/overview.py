@@ -1,45 +1,82 @@
-"""Overview: the report's headline numbers, every stream at every vantage point, the latest events."""
+"""Overview: the headline numbers, the flow graph, every stream at every vantage point, the latest events."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, transforms
-from dashboard.client import ApiUnavailable
+from dashboard import charts, data, filters, notices, transforms
+from dashboard.client import EndpointMissing
 
-REFRESH_S = 3
-EMPTY_HINT = (
-    "No events or spans yet. Point your services at the collector: "
-    "`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318` for spans, and give the collectors "
-    "`--redis-url` to tap your Redis Pub/Sub."
-)
+_APPLIED = "overview_flow_selection"
 
 st.title("Overview")
-live = st.sidebar.toggle("Live (refresh every 3 s)", value=True)
+st.caption(
+    "What the bus carried and what every consumer group did with it. Click a service or channel in the "
+    "flow graph to filter every page on it."
+)
+view = filters.controls(data.known_names())
 
 
-@st.fragment(run_every=REFRESH_S if live else None)
-def live_numbers() -> None:
+def headline(params: dict) -> None:
     try:
+        numbers = transforms.overview_numbers(data.overview(params))
+        rows = [numbers[: transforms.TRAFFIC_NUMBERS], numbers[transforms.TRAFFIC_NUMBERS :]]
+    except EndpointMissing:
+        report = transforms.headline(data.report())
+        rows = [[(label, transforms.format_count(report[key]), "") for label, key in transforms.HEADLINE]]
+        st.caption("Counts over everything stored (this collectors version has no time-windowed overview yet).")
+    for row in rows:
+        for column, (label, value, help_text) in zip(st.columns(len(row)), row, strict=True):
+            column.metric(label, value, help=help_text or None)
+
+
+def apply_flow_click(event) -> None:
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    picked = next((p.get("customdata") for p in points if p.get("customdata")), None)
+    if isinstance(picked, list):
+        picked = picked[0] if picked else None
+    if not picked or st.session_state.get(_APPLIED) == picked:
+        return
+    st.session_state[_APPLIED] = picked
+    chosen = transforms.selection_filter(picked)
+    if chosen:
+        filters.store(filters.with_filter(view, *chosen))
+        st.rerun(scope="app")
+
+
+def flow_graph(params: dict) -> None:
+    flow = data.flow(params)
+    event = st.plotly_chart(
+        charts.flow_figure(flow), key="flow", on_select="rerun", selection_mode="points", width="stretch"
+    )
+    apply_flow_click(event)
+    if flow["edges"]:
+        with st.expander("Edges as a table"):
+            st.dataframe(transforms.flow_edges_frame(flow), hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=notices.refresh_every(view))
+def live() -> None:
+    params = filters.api_params(view)
+    st.caption(f"Showing: {filters.describe(view)}")
+    with notices.guard("the headline numbers"):
+        headline(params)
+    with notices.guard("the flow graph"):
+        flow_graph(params)
+    with notices.guard("the streams"):
         report = data.report()
         messages = data.recent_messages()
-    except ApiUnavailable as exc:
-        st.error(f"The collectors are unreachable. {exc}")
-        return
-    numbers = transforms.headline(report)
-    for column, (label, key) in zip(st.columns(len(transforms.HEADLINE)), transforms.HEADLINE, strict=False):
-        column.metric(label, f"{numbers[key]:,}")
-    if not report["streams"] and not report["spans"] and not messages:
-        st.info(EMPTY_HINT)
-        return
-    st.subheader("Streams")
-    st.caption(
-        "A stream is (channel, source, partition key) seen at one vantage point: `bus` is the Redis tap, "
-        "any other name is a consumer group. Missing counts sequence numbers in gaps that are open now."
-    )
-    st.dataframe(transforms.streams_frame(report), hide_index=True, width="stretch")
-    st.subheader("Latest events on the bus")
-    st.dataframe(transforms.messages_frame(messages), hide_index=True, width="stretch")
+        if not report["streams"] and not report["spans"] and not messages:
+            notices.empty(notices.NO_EVENTS_HINT)
+            return
+        st.subheader("Streams")
+        st.caption(
+            "A stream is (channel, source, partition key) seen at one vantage point: `bus` is the Redis tap, "
+            "any other name is a consumer group. Missing counts sequence numbers in gaps that are open now."
+        )
+        st.dataframe(transforms.streams_frame(report), hide_index=True, width="stretch")
+        st.subheader("Latest events on the bus")
+        st.dataframe(transforms.messages_frame(messages), hide_index=True, width="stretch")
 
 
-live_numbers()
+live()

@@ -1,0 +1,58 @@
+"""The calm messages a page shows instead of data: collectors unreachable, an endpoint this collectors
+version does not have yet, nothing known of an id, nothing collected yet.
+
+Pages wrap each section in ``guard()`` so one failing query never becomes a traceback and never
+hides the sections that did work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from dashboard.client import ApiUnavailable, BadRequest, EndpointMissing, NotFound
+from dashboard.filters import Filters
+
+REFRESH_S = 3
+"""Live pages refresh this often; the sidebar toggle pauses them."""
+NO_SPANS_HINT = (
+    "No spans yet. Point your services' OpenTelemetry SDK at the collector: "
+    "`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318`, or start a scenario on the **Scenarios** page."
+)
+NO_EVENTS_HINT = (
+    "No events or spans yet. Point your services at the collector: "
+    "`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318` for spans, and give the collectors "
+    "`--redis-url` to tap your Redis Pub/Sub."
+)
+FILTERED_HINT = "Nothing matches the filters in this time window. Widen the window or clear filters in the sidebar."
+
+
+def refresh_every(filters: Filters) -> int | None:
+    """Seconds between live refreshes, or None when paused."""
+    return None if filters.paused else REFRESH_S
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Run a page section; turn API failures into one calm message naming ``what`` could not be shown."""
+    try:
+        yield
+    except EndpointMissing:
+        st.info(f"{what.capitalize()}: not available from this collectors version yet.", icon=":material/update:")
+    except NotFound as exc:
+        st.warning(f"{what.capitalize()}: {exc}", icon=":material/search_off:")
+    except BadRequest as exc:
+        st.warning(f"The collectors refused this view of {what}: {exc}", icon=":material/block:")
+    except ApiUnavailable as exc:
+        st.error(
+            f"The collectors are unreachable, so {what} cannot be shown. Start them with `./run demo` "
+            f"(or set EVENTSCOPE_API). {exc}",
+            icon=":material/cloud_off:",
+        )
+
+
+def empty(hint: str) -> None:
+    """An empty state that says what to do."""
+    st.info(hint, icon=":material/lightbulb:")

@@ -1,0 +1,49 @@
+"""Broker: channels and their subscribers, pattern subscriptions, output buffers against their limit, messages/s."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, filters, notices, transforms
+
+st.title("Broker")
+st.caption(
+    "What Redis itself says (PUBSUB, CLIENT LIST, INFO). Pub/Sub keeps nothing: a subscriber that reads too "
+    "slowly fills its output buffer, and at the limit Redis disconnects it, losing every message in between."
+)
+view = filters.controls(data.known_names())
+
+
+@st.fragment(run_every=notices.refresh_every(view))
+def live() -> None:
+    with notices.guard("the broker"):
+        broker = data.broker(filters.api_params(view))
+        latest = broker.get("latest")
+        if not latest:
+            notices.empty("No broker samples yet: the collectors sample Redis when started with `--redis-url`.")
+            return
+        clients = transforms.broker_clients_frame(broker)
+        series = transforms.broker_series_frame(broker)
+        rate = series["messages_per_s"].iloc[-1] if not series.empty else None
+        cols = st.columns(4)
+        cols[0].metric("Messages/s", transforms.format_count(rate))
+        cols[1].metric("Channels with subscribers", f"{len(latest.get('channels', [])):,}")
+        cols[2].metric("Pattern subscriptions", f"{latest.get('numpat', 0):,}")
+        fullest = clients["of limit"].max() if not clients.empty else None
+        cols[3].metric("Fullest output buffer", "–" if fullest is None or fullest != fullest else f"{fullest:.0%}")
+        left, right = st.columns(2)
+        left.plotly_chart(charts.subscribers_per_channel(transforms.broker_channels_frame(broker)), width="stretch")
+        right.plotly_chart(charts.output_buffers(clients), width="stretch")
+        st.plotly_chart(charts.broker_series(series), width="stretch")
+        st.subheader("Subscribers")
+        st.dataframe(
+            clients,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "of limit": st.column_config.ProgressColumn("of limit", min_value=0, max_value=1, format="percent")
+            },
+        )
+
+
+live()

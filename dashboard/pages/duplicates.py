@@ -1,0 +1,55 @@
+"""Duplicates: per consumer group, duplicates the idempotency guard handled vs ones processed twice (the bug)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, filters, notices, transforms
+
+st.title("Duplicates")
+st.caption(
+    "The same event id seen more than once at one vantage point. At the bus it was published twice; at a "
+    "consumer group it was delivered twice. **Handled**: the idempotency guard skipped the copy. "
+    "**Processed twice**: the group did the work again, which is the bug. Select a row to open its trace."
+)
+view = filters.controls(data.known_names())
+
+
+def open_trace(frame, selection) -> None:
+    rows = (selection or {}).get("selection", {}).get("rows", []) if selection else []
+    if rows:
+        trace_ids = frame.iloc[rows[0]]["trace_ids"] or []
+        if trace_ids:
+            st.switch_page("pages/traces.py", query_params={"trace": trace_ids[0]})
+
+
+@st.fragment(run_every=notices.refresh_every(view))
+def live() -> None:
+    with notices.guard("duplicates"):
+        answer = data.duplicates(filters.api_params(view))
+        by_group = transforms.by_group_frame(answer)
+        handled, processed = (
+            int(by_group.loc[by_group["kind"].str.startswith(k), "count"].sum()) for k in ("handled", "processed")
+        )
+        left, middle, right = st.columns(3)
+        left.metric("Duplicated events", f"{len(answer['duplicates']):,}")
+        middle.metric("Handled by the guard", f"{handled:,}")
+        right.metric("Processed twice (bug)", f"{processed:,}")
+        if not answer["duplicates"]:
+            st.success("No duplicates in this window.", icon=":material/check_circle:")
+            return
+        st.plotly_chart(charts.duplicates_by_group(by_group), width="stretch")
+        frame = transforms.duplicates_frame(answer)
+        selection = st.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            on_select="rerun",
+            selection_mode="single-row",
+            key="duplicates_table",
+            column_config={"trace_ids": st.column_config.ListColumn("traces")},
+        )
+        open_trace(frame, selection)
+
+
+live()

@@ -1,0 +1,47 @@
+"""Instrumentation health: what the telemetry lacks for the analyses to be exact."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, filters, notices, transforms
+
+st.title("Instrumentation health")
+st.caption(
+    "The analyses key on the OpenTelemetry messaging conventions (docs/events.md). Spans that lack them, "
+    "consumers that do not link to their producer, and bus events without a producer span make flows invisible."
+)
+view = filters.controls(data.known_names())
+
+
+@st.fragment(run_every=notices.refresh_every(view))
+def live() -> None:
+    with notices.guard("instrumentation health"):
+        health = data.instrumentation(filters.api_params(view))
+        missing = transforms.missing_attributes_frame(health)
+        unlinked = transforms.unlinked_frame(health)
+        orphans = health.get("bus_without_producer") or {"count": 0, "examples": []}
+        cols = st.columns(3)
+        cols[0].metric("Spans missing attributes", f"{int(missing['count'].sum()) if not missing.empty else 0:,}")
+        cols[1].metric(
+            "Consumer spans without a link", f"{int(unlinked['count'].sum()) if not unlinked.empty else 0:,}"
+        )
+        cols[2].metric("Bus events without a producer span", f"{orphans['count']:,}")
+        if missing.empty and unlinked.empty and not orphans["count"]:
+            st.success("The telemetry has everything the analyses need.", icon=":material/check_circle:")
+            return
+        if not missing.empty:
+            st.subheader("Missing attributes")
+            st.dataframe(missing, hide_index=True, width="stretch")
+        if not unlinked.empty:
+            st.subheader("Consumers without a span link to their producer")
+            st.dataframe(unlinked, hide_index=True, width="stretch")
+        if orphans["count"]:
+            st.subheader("Events on the bus that no producer span describes")
+            st.caption(
+                "Their producers are not traced, or export elsewhere. Examples: "
+                + ", ".join(f"`{e}`" for e in orphans["examples"])
+            )
+
+
+live()

@@ -1,0 +1,56 @@
+"""Latency: distributions and p50/p95/p99 over time, by channel, consumer group or event type."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, filters, notices, transforms
+
+BY = {"channel": "Channel", "group": "Consumer group", "type": "Event type"}
+MEASURES = {"delivery": "Delivery (publish → process start)", "processing": "Processing", "end_to_end": "End to end"}
+BUCKETS_S = (5, 10, 30, 60, 300)
+
+st.title("Latency")
+st.caption(
+    "**Delivery**: producer span start to consumer span start. **Processing**: the consumer span's duration. "
+    "**End to end**: first publish to the last consumer's end along the causal flow, following span links."
+)
+view = filters.controls(data.known_names())
+left, middle, right, far = st.columns(4)
+by = left.segmented_control("Group by", list(BY), default=filters.page_param("by", "channel"), format_func=BY.get)
+wanted_measure = filters.page_param("measure", "delivery")
+measure = middle.selectbox(
+    "Measure",
+    list(MEASURES),
+    index=list(MEASURES).index(wanted_measure) if wanted_measure in MEASURES else 0,
+    format_func=MEASURES.get,
+)
+percentile = right.segmented_control("Percentile", ["p50", "p95", "p99"], default=filters.page_param("p", "p95"))
+bucket_s = far.selectbox("Bucket", BUCKETS_S, index=BUCKETS_S.index(10), format_func=lambda s: f"{s} s")
+by, percentile = by or "channel", percentile or "p95"
+filters.set_page_param("by", by, "channel")
+filters.set_page_param("measure", measure, "delivery")
+filters.set_page_param("p", percentile, "p95")
+
+
+@st.fragment(run_every=notices.refresh_every(view))
+def live() -> None:
+    with notices.guard("latency"):
+        latency = data.latency(filters.api_params(view), by, bucket_s)
+        if not latency["summary"]:
+            notices.empty(notices.NO_SPANS_HINT if not view.active() else notices.FILTERED_HINT)
+            return
+        if latency.get("negative_delivery"):
+            st.warning(
+                f"{latency['negative_delivery']:,} deliveries started before their event was published: the "
+                "producer's and consumer's clocks disagree (clock skew). They are shown raw, not corrected.",
+                icon=":material/schedule:",
+            )
+        buckets = transforms.latency_buckets_frame(latency, measure)
+        st.plotly_chart(charts.latency_over_time(buckets, percentile, measure), width="stretch")
+        st.plotly_chart(charts.latency_histogram(transforms.samples_frame(latency)), width="stretch")
+        st.subheader(f"Summary by {BY[by].lower()}")
+        st.dataframe(transforms.latency_summary_frame(latency), hide_index=True, width="stretch")
+
+
+live()

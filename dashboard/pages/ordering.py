@@ -1,0 +1,85 @@
+"""Ordering and loss: per stream, the sequence timeline at the bus beside each consumer group, and the lost events."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, filters, notices, transforms
+
+MAX_VANTAGES = 4
+"""Timelines drawn side by side for one stream: the bus and up to three consumer groups."""
+
+st.title("Ordering and loss")
+st.caption(
+    "Within a stream (channel, source, partition key) sequence numbers grow by one. A **gap** is a missing "
+    "number; it is **late** if it arrives later (out of order) and **lost** once it stays missing past the "
+    "grace window. Compare the bus with each consumer group to see where an event was lost."
+)
+view = filters.controls(data.known_names())
+
+
+def choose_stream(report: dict) -> dict | None:
+    streams = [s for s in transforms.stream_choices(report) if not view.channel or s["channel"] == view.channel]
+    if not streams:
+        return None
+    labels = [transforms.stream_label(s) for s in streams]
+    keys = ["|".join(v or "" for v in transforms.stream_key(s).values()) for s in streams]
+    wanted = filters.page_param("stream")
+    picked = st.selectbox(
+        "Stream (the ones with problems first)",
+        range(len(streams)),
+        index=keys.index(wanted) if wanted in keys else 0,
+        format_func=labels.__getitem__,
+    )
+    filters.set_page_param("stream", keys[picked])
+    return streams[picked]
+
+
+def timelines(stream: dict, params: dict) -> None:
+    vantages = stream["vantages"][:MAX_VANTAGES]
+    for column, vantage in zip(st.columns(len(vantages)), vantages, strict=True):
+        with column, notices.guard(f"the sequences at {vantage}"):
+            answer = data.sequences(params, transforms.stream_key(stream), vantage)
+            arrivals = transforms.arrivals_frame(answer)
+            st.plotly_chart(
+                charts.sequence_timeline(arrivals, answer["gaps"], answer.get("lost_gaps", []), vantage),
+                width="stretch",
+            )
+            late = int((arrivals["arrival"] == "late").sum())
+            st.caption(
+                f"{len(arrivals):,} arrivals · {late:,} late · gaps: {transforms.format_gaps(answer['gaps']) or 'none'}"
+            )
+
+
+def lost_events(params: dict) -> None:
+    loss = data.loss(params)
+    counts = loss["counts"]
+    st.subheader("Lost events")
+    cols = st.columns(3)
+    for column, (key, words) in zip(cols, transforms.WHERE_LOST.items(), strict=True):
+        column.metric(f"Lost {key.replace('_', ' ')}", f"{counts.get(key, 0):,}", help=words)
+    frame = transforms.loss_frame(loss)
+    if frame.empty:
+        st.success("No event is lost in this window.", icon=":material/check_circle:")
+    else:
+        st.dataframe(frame, hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=notices.refresh_every(view))
+def live() -> None:
+    params = filters.api_params(view)
+    with notices.guard("the streams"):
+        report = data.report()
+        stream = choose_stream(report)
+        if stream is None:
+            notices.empty(
+                "No streams yet. Events need a `sequence` (and a `source`) to be ordered: tap your Redis with "
+                "`--redis-url`, or start a scenario on the **Scenarios** page."
+            )
+        else:
+            timelines(stream, params)
+    with notices.guard("the lost events"):
+        lost_events(params)
+
+
+live()

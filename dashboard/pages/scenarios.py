@@ -1,0 +1,134 @@
+"""Scenarios (teaching): pick one, start and stop it, read what to look for, and compare the detectors'
+findings with the scenario's ground truth as it runs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, filters, notices, sample_cli, transforms
+from dashboard.client import ApiUnavailable
+from dashboard.scenario_runner import ScenarioRun, ScenarioRunner
+
+LISTING_TTL_S = 60
+WINDOW_MARGIN_NS = 2_000_000_000
+"""Findings are counted from a little before the run started, so its first events are not cut off."""
+SEE_ALSO = (
+    ("pages/duplicates.py", "Duplicates", ":material/content_copy:"),
+    ("pages/ordering.py", "Ordering and loss", ":material/format_list_numbered:"),
+    ("pages/latency.py", "Latency", ":material/timer:"),
+    ("pages/dead_letters.py", "Dead letters", ":material/report:"),
+    ("pages/broker.py", "Broker", ":material/dns:"),
+)
+
+
+@st.cache_resource
+def runner() -> ScenarioRunner:
+    return ScenarioRunner()
+
+
+@st.cache_data(ttl=LISTING_TTL_S, show_spinner="Asking the sample system for its scenarios…")
+def listing() -> sample_cli.Listing:
+    return sample_cli.scenarios()
+
+
+st.title("Scenarios")
+st.caption(
+    "Each scenario runs the sample shop with one fault switched on, writes down every fault it injects "
+    "(the ground truth), and lets you check that the dashboard finds exactly those."
+)
+view = filters.controls(data.known_names())
+
+
+def explain(scenario: dict) -> None:
+    st.subheader(scenario.get("title") or scenario["name"])
+    st.markdown(scenario.get("description") or "")
+    if scenario.get("what_to_look_for"):
+        st.info(f"**What to look for.** {scenario['what_to_look_for']}", icon=":material/visibility:")
+
+
+def controls(scenario: dict, current: ScenarioRun | None) -> None:
+    left, middle, right = st.columns([1, 1, 2])
+    seconds = left.number_input("Seconds", min_value=5, max_value=3600, value=int(scenario.get("seconds") or 30))
+    seed = middle.number_input("Seed", min_value=0, value=1, help="The same seed injects the same faults.")
+    running = current is not None and current.running()
+    with right:
+        st.write("")
+        start, stop = st.columns(2)
+        if start.button("Start scenario", type="primary", icon=":material/play_arrow:", disabled=running):
+            runner().start(scenario["name"], float(seconds), int(seed))
+            st.rerun()
+        if stop.button("Stop", icon=":material/stop:", disabled=not running):
+            runner().stop()
+            st.rerun()
+
+
+def findings(since_ns: int) -> dict:
+    params = {**filters.api_params(filters.Filters(window="all")), "since_ns": since_ns - WINDOW_MARGIN_NS}
+    fetch = {
+        "overview": lambda: data.overview(params),
+        "duplicates": lambda: data.duplicates(params),
+        "loss": lambda: data.loss(params),
+        "dead_letters": lambda: data.dead_letters(params),
+        "latency": lambda: data.latency(params, "channel", 10),
+    }
+    found = {}
+    for key, get in fetch.items():
+        try:
+            found[key] = get()
+        except ApiUnavailable:
+            found[key] = None  # shown as "not measured" in the comparison
+    return found
+
+
+@st.fragment(run_every=notices.REFRESH_S)
+def progress() -> None:
+    current = runner().current
+    if current is None:
+        st.caption("No scenario has run since the dashboard started.")
+        return
+    state = "running" if current.running() else f"finished (exit code {current.process.returncode})"
+    st.markdown(f"**{current.name}**: {state}, {current.elapsed_s():,.0f} s since start")
+    st.progress(current.fraction_done())
+    lines = current.progress()
+    if lines:
+        st.code("\n".join(lines), language=None)
+    truth = current.truth()
+    st.subheader("Ground truth vs what the detectors found")
+    if not truth:
+        st.caption("No fault injected yet (or this scenario injects none).")
+    else:
+        table = transforms.truth_vs_findings(truth, findings(current.started_ns))
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.caption(
+            "found = injected faults the dashboard reports; missed = injected but not reported; extra = reported "
+            "without an injection. Blank: not measured by this collectors version."
+        )
+    cols = st.columns(len(SEE_ALSO))
+    for column, (page, label, icon) in zip(cols, SEE_ALSO, strict=True):
+        column.page_link(page, label=label, icon=icon)
+
+
+def main() -> None:
+    scenarios = listing()
+    if scenarios.error or not scenarios.items:
+        st.info(
+            "Scenarios are not available from this sample system version yet. "
+            + (scenarios.error or "`python -m sample_system scenario list --json` listed none."),
+            icon=":material/update:",
+        )
+        if st.button("Ask again", icon=":material/refresh:"):
+            listing.clear()
+            st.rerun()
+        return
+    names = [s["name"] for s in scenarios.items]
+    wanted = filters.page_param("scenario", names[0])
+    titles = {s["name"]: s.get("title") or s["name"] for s in scenarios.items}
+    name = st.selectbox("Scenario", names, index=names.index(wanted) if wanted in names else 0, format_func=titles.get)
+    filters.set_page_param("scenario", name)
+    scenario = scenarios.items[names.index(name)]
+    explain(scenario)
+    controls(scenario, runner().current)
+    progress()
+
+
+main()

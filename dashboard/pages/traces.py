@@ -1,0 +1,93 @@
+"""Traces: search, then a waterfall that shows span links both ways and a critical path that follows them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, filters, notices, transforms
+
+SEARCH_LIMIT = 50
+
+st.title("Traces")
+st.caption(
+    "An asynchronous flow often spans several traces: a consumer links to the producer span that sent its event. "
+    "Here links are followed both ways, so a producer shows its consumers and a consumer its producer."
+)
+view = filters.controls(data.known_names())
+
+
+def search_form() -> dict:
+    left, middle, right, far = st.columns([2, 2, 1, 1])
+    event_id = left.text_input("Event id", value=filters.page_param("event_id"), placeholder="exact CloudEvents id")
+    subject = middle.text_input(
+        "Order id (subject)", value=filters.page_param("subject"), placeholder="e.g. an order id"
+    )
+    min_ms = right.number_input("Slower than (ms)", min_value=0.0, value=float(filters.page_param("min_ms", "0") or 0))
+    errors = far.toggle("Errors only", value=filters.page_param("error") == "true")
+    for key, value in (("event_id", event_id.strip()), ("subject", subject.strip())):
+        filters.set_page_param(key, value)
+    filters.set_page_param("min_ms", f"{min_ms:g}" if min_ms else "")
+    filters.set_page_param("error", "true" if errors else "")
+    search = {"event_id": event_id.strip(), "subject": subject.strip(), "limit": SEARCH_LIMIT}
+    search.update({"min_ms": min_ms or None, "error": "true" if errors else None})
+    return search
+
+
+@st.fragment(run_every=notices.refresh_every(view))
+def results(search: dict) -> None:
+    with notices.guard("the trace search"):
+        frame = transforms.traces_frame(data.traces({**filters.api_params(view), **search}))
+        if frame.empty:
+            notices.empty(notices.NO_SPANS_HINT if not view.active() else notices.FILTERED_HINT)
+            return
+        st.caption(f"{len(frame):,} traces, newest first. Select a row to open it below.")
+        picked = st.dataframe(
+            frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="trace_rows"
+        )
+        rows = picked["selection"]["rows"] if picked else []
+        if rows and frame.iloc[rows[0]]["trace_id"] != filters.page_param("trace"):
+            filters.set_page_param("trace", frame.iloc[rows[0]]["trace_id"])
+            st.rerun(scope="app")
+
+
+def open_buttons(trace: dict) -> None:
+    linked = transforms.linked_traces(trace)
+    if not linked:
+        st.caption("No links to other traces: every consumer here shares its producer's trace.")
+        return
+    st.markdown("**Linked traces**: one click opens one.")
+    outgoing = {link["trace_id"] for link in trace.get("links_out", [])}
+    for column, trace_id in zip(st.columns(min(len(linked), 4)), linked[:12], strict=False):
+        role = "its producer" if trace_id in outgoing else "a consumer"
+        if column.button(f"Open {trace_id[:12]}… ({role})", key=f"open_{trace_id}", icon=":material/link:"):
+            filters.set_page_param("trace", trace_id)
+            st.rerun()
+
+
+def trace_detail(trace_id: str) -> None:
+    trace = data.trace(trace_id)
+    frame = transforms.waterfall_frame(trace)
+    services = ", ".join(sorted(frame["service"].unique()))
+    st.subheader(f"Trace {trace_id}")
+    st.caption(f"{len(frame):,} spans · services: {services} · links out {len(trace.get('links_out', []))} · "
+               f"links in {len(trace.get('links_in', []))}")  # fmt: skip
+    open_buttons(trace)
+    st.plotly_chart(charts.waterfall(frame), width="stretch")
+    left, right = st.columns(2)
+    left.markdown("**Links out** (a consumer → the producer span it came from)")
+    left.dataframe(transforms.links_out_frame(trace), hide_index=True, width="stretch")
+    right.markdown("**Links in** (consumers elsewhere → a producer span here)")
+    right.dataframe(transforms.links_in_frame(trace), hide_index=True, width="stretch")
+    names = dict(zip(frame["span_id"], frame["label"].str.strip(), strict=True))
+    path = [names.get(span_id, f"span {span_id[:8]} (another trace)") for span_id in trace.get("critical_path", [])]
+    if path:
+        st.markdown("**Critical path** (follows links as well as parents): " + " → ".join(path))
+
+
+search = search_form()
+results(search)
+trace_id = st.text_input("Trace id", value=filters.page_param("trace"), placeholder="32 hex characters").strip()
+filters.set_page_param("trace", trace_id)
+if trace_id:
+    with notices.guard("this trace"):
+        trace_detail(trace_id.lower())

@@ -1,0 +1,133 @@
+"""One scenario run at a time: ``python -m sample_system scenario run NAME`` as a subprocess, its progress
+lines and its ground-truth file (JSON lines, one record per injected fault).
+
+The runner is held by the page with ``st.cache_resource``, so a run survives reruns and page changes
+and every browser tab sees the same run (one classroom, one projector).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from dashboard import sample_cli
+
+STOP_TIMEOUT_S = 10.0
+PROGRESS_LINES = 8
+
+
+@dataclass
+class ScenarioRun:
+    """A started scenario: its process, where its output and ground truth go, and when it began."""
+
+    name: str
+    seconds: float | None
+    process: subprocess.Popen
+    truth_path: Path
+    log_path: Path
+    started_ns: int
+    started_monotonic: float
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+    def fraction_done(self) -> float:
+        """How far through its planned seconds the run is (1.0 once it exited)."""
+        if not self.running():
+            return 1.0
+        return min(self.elapsed_s() / self.seconds, 0.99) if self.seconds else 0.0
+
+    def progress(self, lines: int = PROGRESS_LINES) -> list[str]:
+        """The last progress lines the scenario printed."""
+        try:
+            with self.log_path.open(errors="replace") as log:
+                return [line.rstrip() for line in deque(log, maxlen=lines) if line.strip()]
+        except OSError:
+            return []
+
+    def truth(self) -> list[dict]:
+        """The ground-truth records written so far; a half-written last line is skipped."""
+        return read_truth(self.truth_path)
+
+    def stop(self) -> None:
+        """Ask the scenario to stop (SIGTERM), and kill it if it does not."""
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+
+
+def read_truth(path: Path) -> list[dict]:
+    """Ground-truth records from a JSON-lines file; missing file = none yet."""
+    records = []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return records
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "fault" in record:
+            records.append(record)
+    return records
+
+
+def run_arguments(name: str, truth_path: Path, seconds: float | None, seed: int | None) -> list[str]:
+    """The ``scenario run`` arguments for one run."""
+    args = ["scenario", "run", name, "--truth", str(truth_path)]
+    if seconds:
+        args += ["--seconds", f"{seconds:g}"]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    return args
+
+
+class ScenarioRunner:
+    """Starts, stops and remembers the current scenario run."""
+
+    def __init__(self, workdir: str | None = None):
+        self._workdir = Path(workdir or tempfile.mkdtemp(prefix="eventscope-scenarios-"))
+        self._lock = threading.Lock()
+        self.current: ScenarioRun | None = None
+
+    def start(self, name: str, seconds: float | None = None, seed: int | None = None) -> ScenarioRun:
+        """Stop any run in progress and start ``name``."""
+        with self._lock:
+            if self.current is not None:
+                self.current.stop()
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            truth_path = self._workdir / f"{stamp}-{name}.truth.jsonl"
+            log_path = self._workdir / f"{stamp}-{name}.log"
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    sample_cli.command(*run_arguments(name, truth_path, seconds, seed)),
+                    cwd=sample_cli.ROOT,
+                    env=sample_cli.environment(os.environ),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            self.current = ScenarioRun(name, seconds, process, truth_path, log_path, time.time_ns(), time.monotonic())
+            return self.current
+
+    def stop(self) -> None:
+        """Stop the current run, if any."""
+        with self._lock:
+            if self.current is not None:
+                self.current.stop()

@@ -1,0 +1,262 @@
+"""Pure transforms and chart builders: from API answers to what the pages show."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dashboard import charts, colors, transforms
+from dashboard.client import ApiClient
+from dashboard.sample_cli import environment
+from dashboard.scenario_runner import read_truth, run_arguments
+
+FLOW = {
+    "nodes": [
+        {"id": "service:orders", "kind": "service", "label": "orders"},
+        {"id": "channel:shop.orders", "kind": "channel", "label": "shop.orders"},
+        {"id": "service:inventory", "kind": "service", "label": "inventory"},
+        {"id": "channel:shop.stock", "kind": "channel", "label": "shop.stock"},
+        {"id": "service:payments", "kind": "service", "label": "payments"},
+    ],
+    "edges": [
+        {"source": "service:orders", "target": "channel:shop.orders", "kind": "publish", "count": 100,
+         "rate_per_s": 10.0, "errors": 0, "p95_ms": None, "gaps": 2, "duplicates": 0},
+        {"source": "channel:shop.orders", "target": "service:inventory", "kind": "deliver", "count": 99,
+         "rate_per_s": 9.9, "errors": 1, "p95_ms": 4.2, "gaps": 0, "duplicates": 3},
+        {"source": "service:inventory", "target": "channel:shop.stock", "kind": "publish", "count": 99,
+         "rate_per_s": 9.9, "errors": 0, "p95_ms": None, "gaps": 0, "duplicates": 0},
+        {"source": "channel:shop.stock", "target": "service:payments", "kind": "deliver", "count": 99,
+         "rate_per_s": 9.9, "errors": 0, "p95_ms": 2.0, "gaps": 0, "duplicates": 0},
+        {"source": "service:orders", "target": "service:inventory", "kind": "link", "count": 99,
+         "rate_per_s": 9.9, "errors": 0, "p95_ms": 5.0, "gaps": 0, "duplicates": 0},
+    ],
+}  # fmt: skip
+
+
+def span(span_id: str, parent: str, start: int, duration: int, service: str = "orders", **extra) -> dict:
+    return {
+        "SpanId": span_id, "ParentSpanId": parent, "Timestamp": start, "Duration": duration, "ServiceName": service,
+        "SpanName": f"op {span_id}", "SpanKind": "Internal", "StatusCode": extra.pop("status", "Unset"),
+        "SpanAttributes": extra.pop("attrs", {}), "Links": extra.pop("links", []),
+    }  # fmt: skip
+
+
+def stream_row(vantage: str, partitionkey: str, missing: int) -> dict:
+    return {"vantage": vantage, "channel": "c", "source": "/a", "partitionkey": partitionkey, "missing": missing,
+            "duplicates": 0, "out_of_order": 0}  # fmt: skip
+
+
+def duplicate(vantage: str, event_id: str, handled: int, processed: int) -> dict:
+    return {"vantage": vantage, "channel": "c", "event_id": event_id, "copies": 2, "handled": handled,
+            "processed": processed, "trace_ids": []}  # fmt: skip
+
+
+def fault(kind: str, event_id: str | None, **fields) -> dict:
+    record = {"fault": kind, "event_id": event_id, "channel": "c", "source": "/s", "partitionkey": None,
+              "sequence": None, "group": None}  # fmt: skip
+    return {**record, **fields}
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"), [(None, "–"), (0.25, "250 µs"), (12.345, "12.3 ms"), (-3.0, "-3.0 ms"), (12_500.0, "12.5 s")]
+)
+def test_durations_read_well(ms, text):
+    assert transforms.format_ms(ms) == text
+
+
+@pytest.mark.parametrize(("value", "text"), [(None, "–"), (1234567, "1,234,567"), (12.0, "12"), (3.14159, "3.1")])
+def test_counts_read_well(value, text):
+    assert transforms.format_count(value) == text
+
+
+def test_flow_layers_follow_publish_and_deliver_edges():
+    assert transforms.flow_layers(FLOW) == {
+        "service:orders": 0,
+        "channel:shop.orders": 1,
+        "service:inventory": 2,
+        "channel:shop.stock": 3,
+        "service:payments": 4,
+    }
+
+
+def test_flow_layers_survive_a_cycle():
+    cyclic = {
+        "nodes": [{"id": "service:a"}, {"id": "channel:c"}],
+        "edges": [
+            {"source": "service:a", "target": "channel:c", "kind": "publish"},
+            {"source": "channel:c", "target": "service:a", "kind": "deliver"},
+        ],
+    }
+    assert set(transforms.flow_layers(cyclic)) == {"service:a", "channel:c"}
+
+
+def test_edges_carry_rate_p95_and_badges():
+    label = transforms.edge_label(FLOW["edges"][1])
+    assert label == "9.9/s · p95 4.2 ms<br>⚠ 3 dups ⚠ 1 err"
+    assert transforms.edge_badges(FLOW["edges"][0]) == "⚠ 2 gaps"
+
+
+def test_edge_table_puts_problems_first():
+    frame = transforms.flow_edges_frame(FLOW)
+    assert list(frame["to"])[:2] == ["inventory", "shop.orders"]
+
+
+def test_clicking_a_node_filters_on_it():
+    assert transforms.selection_filter("channel:shop.orders") == ("channel", "shop.orders")
+    assert transforms.selection_filter("service:inventory") == ("service", "inventory")
+    assert transforms.selection_filter("broker:x") is None
+
+
+def test_flow_figure_has_every_node_clickable():
+    figure = charts.flow_figure(FLOW)
+    custom = [c for trace in figure.data if trace.customdata is not None for c in trace.customdata]
+    assert {n["id"] for n in FLOW["nodes"]} <= set(custom)
+
+
+def test_colours_are_stable_and_shared_by_name():
+    assert colors.color_for("inventory") == colors.color_for("inventory")
+    assert colors.color_for("inventory") in colors.PALETTE
+    assert colors.color_for(None) == colors.NEUTRAL
+    figure = charts.subscribers_per_channel(transforms.broker_channels_frame(
+        {"latest": {"channels": [{"channel": "shop.orders", "subscribers": 2}]}}
+    ))  # fmt: skip
+    assert figure.data[0].marker.color == colors.color_for("shop.orders")
+
+
+def test_waterfall_nests_children_under_parents_and_marks_links_and_the_critical_path():
+    trace = {
+        "trace_id": "t1",
+        "spans": [
+            span("b", "a", 2_000_000, 1_000_000, "inventory", links=[{"TraceId": "t0", "SpanId": "p"}]),
+            span("a", "", 1_000_000, 5_000_000),
+            span("c", "a", 1_500_000, 1_000_000, status="Error"),
+        ],
+        "links_out": [{"span_id": "b", "trace_id": "t0", "linked_span_id": "p"}],
+        "links_in": [
+            {"span_id": "x", "linked_trace_id": "t9", "linked_span_id": "a", "service": "pay", "name": "process"}
+        ],
+        "critical_path": ["a", "b"],
+    }
+    frame = transforms.waterfall_frame(trace)
+    assert list(frame["span_id"]) == ["a", "c", "b"]
+    assert list(frame["depth"]) == [0, 1, 1]
+    assert list(frame["start_ms"]) == [0.0, 0.5, 1.0]
+    assert list(frame["critical"]) == [True, False, True]
+    assert list(frame["error"]) == [False, True, False]
+    assert list(frame["links_out"]) == [0, 0, 1]
+    assert list(frame["links_in"]) == [1, 0, 0]
+    assert transforms.linked_traces(trace) == ["t0", "t9"]
+    assert list(transforms.links_in_frame(trace)["from"]) == ["pay: process"]
+    assert len(charts.waterfall(frame).data) == 2  # one bar trace per service
+
+
+def test_waterfall_keeps_spans_whose_parent_is_in_another_trace():
+    frame = transforms.waterfall_frame({"trace_id": "t", "spans": [span("a", "elsewhere", 0, 10)]})
+    assert list(frame["depth"]) == [0]
+
+
+def test_stream_choices_put_troubled_streams_first_and_the_bus_first_among_vantages():
+    report = {
+        "streams": [
+            stream_row("inventory", "p0", 0),
+            stream_row("bus", "p0", 0),
+            stream_row("bus", "p1", 2),
+        ]
+    }  # fmt: skip
+    streams = transforms.stream_choices(report)
+    assert [s["partitionkey"] for s in streams] == ["p1", "p0"]
+    assert streams[1]["vantages"] == ["bus", "inventory"]
+    assert transforms.stream_label(streams[0]) == "c · /a · p1  (2 problems)"
+
+
+def test_arrivals_say_what_each_arrival_was():
+    frame = transforms.arrivals_frame(
+        {"arrivals": [
+            {"t_ns": 1, "sequence": 1, "event_id": "a", "late": False, "duplicate": False},
+            {"t_ns": 2, "sequence": 3, "event_id": "c", "late": False, "duplicate": False},
+            {"t_ns": 3, "sequence": 2, "event_id": "b", "late": True, "duplicate": False},
+            {"t_ns": 4, "sequence": 2, "event_id": "b", "late": False, "duplicate": True},
+        ]}
+    )  # fmt: skip
+    assert list(frame["arrival"]) == ["in order", "in order", "late", "duplicate"]
+    figure = charts.sequence_timeline(frame, [[4, 5]], [[4, 5]], "bus")
+    assert any("lost 4–5" in (a.text or "") for a in figure.layout.annotations)
+
+
+def test_duplicates_name_the_bug():
+    frame = transforms.duplicates_frame(
+        {"duplicates": [
+            duplicate("inventory", "a", handled=1, processed=1),
+            duplicate("payments", "b", handled=0, processed=2),
+            duplicate("bus", "a", handled=0, processed=0),
+        ]}
+    )  # fmt: skip
+    assert list(frame["verdict"]) == ["processed twice (bug)", "handled by the idempotency guard", "published twice"]
+
+
+def test_loss_says_where_in_words():
+    frame = transforms.loss_frame(
+        {"lost": [{"channel": "c", "source": "/a", "partitionkey": None, "sequence": 4, "event_id": None,
+                   "vantage": "bus", "where": "before_broker"}]}
+    )  # fmt: skip
+    assert frame.iloc[0]["where"].startswith("before the broker")
+
+
+def test_event_timeline_orders_publish_bus_and_deliveries():
+    event = {
+        "published": [{"start_ns": 1, "service": "orders"}],
+        "bus": [{"ArrivalNs": 2, "Channel": "shop.orders"}],
+        "deliveries": [{"group": "inventory", "start_ns": 3, "outcome": "dead_lettered", "attempts": 3, "retries": []}],
+    }
+    assert [text for _, text in transforms.event_timeline(event)] == [
+        "published by orders",
+        "seen on the bus (shop.orders)",
+        "inventory: dead_lettered after 3 attempt(s)",
+    ]
+
+
+def test_truth_is_scored_against_findings_by_event_id():
+    truth = [
+        fault("duplicate_publish", "a", sequence=1),
+        fault("duplicate_publish", "b", sequence=2),
+        fault("drop_before_broker", None, partitionkey="p0", sequence=7),
+        fault("reorder", "r", sequence=3),
+        fault("slow_consumer", None, group="g"),
+    ]  # fmt: skip
+    findings = {
+        "duplicates": {"duplicates": [{"vantage": "bus", "event_id": "a"}, {"vantage": "bus", "event_id": "z"}]},
+        "loss": {"lost": [{"channel": "c", "source": "/s", "partitionkey": "p0", "sequence": 7, "event_id": None,
+                           "vantage": "bus", "where": "before_broker"}]},
+        "overview": {"out_of_order": 1},
+    }  # fmt: skip
+    table = transforms.truth_vs_findings(truth, findings).set_index("fault")
+    assert table.loc["duplicate_publish", ["injected", "found", "missed", "extra"]].tolist() == [2, 1, 1, 1]
+    assert table.loc["drop_before_broker", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
+    assert table.loc["reorder", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
+    assert table.loc["slow_consumer"].isna()["found"]
+
+
+def test_truth_file_skips_half_written_lines(tmp_path):
+    path = tmp_path / "truth.jsonl"
+    path.write_text(json.dumps({"fault": "reorder", "event_id": "a"}) + "\n" + '{"fault": "dup')
+    assert read_truth(path) == [{"fault": "reorder", "event_id": "a"}]
+    assert read_truth(tmp_path / "none.jsonl") == []
+
+
+def test_scenario_command_line_follows_the_contract(tmp_path):
+    assert run_arguments("duplicates", tmp_path / "t.jsonl", 30.0, 7) == [
+        "scenario", "run", "duplicates", "--truth", str(tmp_path / "t.jsonl"), "--seconds", "30", "--seed", "7",
+    ]  # fmt: skip
+
+
+def test_scenarios_send_spans_to_the_collectors_unless_told_otherwise():
+    assert environment({"EVENTSCOPE_API": "http://127.0.0.1:9"})["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:9"
+    env = environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318", "REDIS_URL": "redis://r/0"})
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://x:4318"
+    assert env["REDIS_URL"] == "redis://r/0"
+
+
+def test_client_urls_drop_empty_parameters():
+    client = ApiClient("http://h:1/")
+    assert client.url("loss", {"channel": "", "group": None, "since_ns": 5}) == "http://h:1/api/v1/loss?since_ns=5"
