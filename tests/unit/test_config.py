@@ -15,6 +15,17 @@ def test_collectors_defaults():
     assert config.tap_patterns == ("*",)
 
 
+def test_collectors_ingest_defaults_and_switches():
+    config = collectors_config.load_config({})
+    assert config.grpc_listen == ("127.0.0.1", 4317)
+    assert (config.broker_poll_s, config.retention_age_s, config.retention_max_spans) == (5.0, 0.0, 0)
+    env = {"EVENTSCOPE_GRPC_LISTEN": "off", "EVENTSCOPE_RETENTION_AGE_S": "3600", "EVENTSCOPE_BROKER_POLL_S": "0"}
+    config = collectors_config.load_config(env, retention_max_spans="1000")
+    assert (config.grpc_listen, config.broker_poll_s) == (None, 0.0)
+    assert (config.retention_age_s, config.retention_max_spans) == (3600.0, 1000)
+    assert collectors_config.load_config({}, grpc_listen="0.0.0.0:14317").grpc_listen == ("0.0.0.0", 14317)
+
+
 def test_collectors_flags_win_over_env():
     env = {"EVENTSCOPE_LISTEN": "0.0.0.0:9", "REDIS_URL": "redis://env", "EVENTSCOPE_TAP_PATTERNS": "a.*, b"}
     config = collectors_config.load_config(env, listen="127.0.0.1:1234")
@@ -33,6 +44,14 @@ def test_collectors_flags_win_over_env():
         ({"EVENTSCOPE_LISTEN": "h:99999"}, "EVENTSCOPE_LISTEN"),
         ({"EVENTSCOPE_MAX_BODY_BYTES": "-1"}, "EVENTSCOPE_MAX_BODY_BYTES"),
         ({"EVENTSCOPE_WRITE_QUEUE_LIMIT": "x"}, "EVENTSCOPE_WRITE_QUEUE_LIMIT"),
+        ({"EVENTSCOPE_GRPC_LISTEN": "4317"}, "EVENTSCOPE_GRPC_LISTEN"),
+        ({"EVENTSCOPE_MAX_IN_FLIGHT": "0"}, "EVENTSCOPE_MAX_IN_FLIGHT"),
+        ({"EVENTSCOPE_MAX_IN_FLIGHT_BYTES": "lots"}, "EVENTSCOPE_MAX_IN_FLIGHT_BYTES"),
+        ({"EVENTSCOPE_BROKER_POLL_S": "-1"}, "EVENTSCOPE_BROKER_POLL_S"),
+        ({"EVENTSCOPE_BROKER_POLL_S": "nan"}, "EVENTSCOPE_BROKER_POLL_S"),
+        ({"EVENTSCOPE_RETENTION_AGE_S": "a week"}, "EVENTSCOPE_RETENTION_AGE_S"),
+        ({"EVENTSCOPE_RETENTION_MAX_SPANS": "1e6"}, "EVENTSCOPE_RETENTION_MAX_SPANS"),
+        ({"EVENTSCOPE_RETENTION_INTERVAL_S": "0"}, "EVENTSCOPE_RETENTION_INTERVAL_S"),
     ],
 )
 def test_collectors_bad_values_name_the_setting(env, name):
