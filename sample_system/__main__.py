@@ -1,51 +1,210 @@
-"""Command line: ``python -m sample_system run`` starts the shop and its load generator."""
+"""Command line of the sample shop.
+
+``run`` starts every service with a steady load (optionally with faults); ``scenario list|run``
+runs a named teaching scenario; ``dlq list|redrive`` inspects and replays the dead-letter queue;
+``faults`` lists the named faults; ``accounts balance`` replays the event store.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 
+import redis
+
 from sample_system import config as cfg
-from sample_system import storefront
-from sample_system.shop import Shop
+from sample_system import deadletters, faults, scenarios, storefront, telemetry
+from sample_system.redrive import redrive
+from sample_system.services import accounts
+from sample_system.shop import SERVICES, Shop
+from sample_system.truth import GroundTruth
+
+
+def _redis_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", help=f"Redis (env {cfg.ENV_REDIS_URL}, default {cfg.DEFAULT_REDIS_URL})")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sample_system", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run every service in this process with a steady load")
-    run.add_argument("--redis-url", help=f"Redis (env {cfg.ENV_REDIS_URL}, default {cfg.DEFAULT_REDIS_URL})")
-    run.add_argument("--rate", type=float, help=f"orders per second, 0 = flat out (env {cfg.ENV_RATE})")
+    _redis_flag(run)
+    run.add_argument("--rate", type=float, help=f"commands per second, 0 = flat out (env {cfg.ENV_RATE})")
     run.add_argument("--seed", type=int, help=f"load generator seed (env {cfg.ENV_SEED})")
     run.add_argument("--tracing", choices=("on", "off"), help=f"export spans or not (env {cfg.ENV_TRACING})")
     run.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    run.add_argument("--burst-every", type=float, dest="burst_every_s", help=f"env {cfg.ENV_BURST_EVERY_S}")
+    run.add_argument("--burst-size", type=int, help=f"orders per burst (env {cfg.ENV_BURST_SIZE})")
+    run.add_argument("--v1-share", type=float, help=f"share of OrderPlaced v1 (env {cfg.ENV_V1_SHARE})")
+    run.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME[:k=v,...]",
+        help=f"switch a fault on (repeatable; env {faults.ENV_PREFIX}<NAME>); see the faults command",
+    )
+    run.add_argument("--truth", help="append ground truth (JSON lines) to this file")
+
+    commands.add_parser("faults", help="list the named faults and their parameters").add_argument(
+        "--json", action="store_true"
+    )
+
+    scenario = commands.add_parser("scenario", help="teaching scenarios").add_subparsers(dest="action", required=True)
+    scenario.add_parser("list", help="the catalogue").add_argument("--json", action="store_true")
+    run_one = scenario.add_parser("run", help="run one scenario against Redis, exporting spans over OTLP")
+    run_one.add_argument("name", choices=sorted(scenarios.CATALOGUE))
+    run_one.add_argument("--seconds", type=float)
+    run_one.add_argument("--seed", type=int, default=cfg.DEFAULT_SEED)
+    run_one.add_argument("--truth", help="write ground truth (JSON lines) to this file")
+    _redis_flag(run_one)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="action", required=True)
+    listing = dlq.add_parser("list", help="dead letters, oldest first")
+    listing.add_argument("--json", action="store_true")
+    _redis_flag(listing)
+    redrive = dlq.add_parser("redrive", help="republish a dead letter's original event to its channel")
+    redrive.add_argument("entry_id")
+    _redis_flag(redrive)
+
+    account = commands.add_parser("accounts", help="the event-sourced wallets").add_subparsers(
+        dest="action", required=True
+    )
+    balance = account.add_parser("balance", help="replay the event store: a balance now or at a past moment")
+    balance.add_argument("account")
+    balance.add_argument("--at", help="RFC 3339 time or Unix milliseconds (default: now)")
+    _redis_flag(balance)
     return parser
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = cfg.load_config(
+        os.environ,
+        redis_url=args.redis_url,
+        rate=args.rate,
+        seed=args.seed,
+        tracing=args.tracing,
+        burst_every_s=args.burst_every_s,
+        burst_size=args.burst_size,
+        v1_share=args.v1_share,
+    )
+    settings = faults.load_settings(os.environ, args.fault)
+    truth = GroundTruth(args.truth)
+    injector = faults.FaultInjector(settings, config.seed, truth) if settings else None
+    stop = _stop_on_signals()
+    if args.seconds:
+        threading.Timer(args.seconds, stop.set).start()
+    with Shop(config, faults=injector) as shop:
+        print(f"sample system: services {', '.join(SERVICES)} on {config.redis_url}", flush=True)
+        print(
+            f"sample system: {config.rate:g} commands/s, seed {config.seed}, faults: {', '.join(settings) or 'none'}",
+            flush=True,
+        )
+        issued = storefront.run_load(
+            shop.handlers(), config.rate, config.seed, stop, None, config.burst_every_s, config.burst_size
+        )
+        shop.release_held()
+    truth.close()
+    print(f"sample system: placed {issued['place_order']} orders ({dict(issued)})", flush=True)
+    return 0
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    catalogue = faults.describe()
+    if args.json:
+        print(json.dumps(catalogue, indent=2))
+        return 0
+    for fault in catalogue:
+        params = ",".join(
+            f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in fault["defaults"].items()
+        )
+        print(f"{fault['name']} ({fault['env']}; defaults {params or 'none'})\n    {fault['description']}")
+    return 0
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        catalogue = scenarios.describe()
+        if args.json:
+            print(json.dumps(catalogue, indent=2))
+        else:
+            for item in catalogue:
+                print(f"{item['name']:<24} {item['seconds']:>4g}s  {item['title']}")
+        return 0
+    redis_url = args.redis_url or os.environ.get(cfg.ENV_REDIS_URL, cfg.DEFAULT_REDIS_URL)
+    summary = scenarios.run_scenario(
+        args.name, args.seconds, args.seed, args.truth, redis_url, _stop_on_signals(), progress=_progress
+    )
+    print(f"scenario {args.name}: done {json.dumps(summary, sort_keys=True)}", flush=True)
+    return 0
+
+
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
+def _client(args: argparse.Namespace) -> redis.Redis:
+    return redis.Redis.from_url(args.redis_url or os.environ.get(cfg.ENV_REDIS_URL, cfg.DEFAULT_REDIS_URL))
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    queue = deadletters.DeadLetterQueue(_client(args))
+    if args.action == "list":
+        entries = queue.entries()
+        if args.json:
+            print(json.dumps(entries, indent=2))
+        for entry in [] if args.json else entries:
+            print(
+                f"{entry['entry_id']}  {entry['group']:<14} {entry['channel']:<14} "
+                f"attempts={entry['attempts']} {entry['event_id']}  {entry['reason']}"
+            )
+        return 0
+    return redrive(queue, args.entry_id, _progress)
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    at_ms = _moment_ms(args.at) if args.at else None
+    balance = accounts.balance_at(_client(args), args.account, at_ms)
+    when = args.at or "now"
+    if balance is None:
+        print(f"{args.account}: no account at {when}")
+        return 1
+    print(f"{args.account}: {balance / 100:.2f} at {when} (replayed from {accounts.EVENT_STORE})")
+    return 0
+
+
+def _moment_ms(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+COMMANDS = {"run": cmd_run, "faults": cmd_faults, "scenario": cmd_scenario, "dlq": cmd_dlq, "accounts": cmd_accounts}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    telemetry.configure_logging(logging.INFO)
     try:
-        config = cfg.load_config(
-            os.environ, redis_url=args.redis_url, rate=args.rate, seed=args.seed, tracing=args.tracing
-        )
-    except cfg.ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        return COMMANDS[args.command](args)
+    except (cfg.ConfigError, faults.FaultError, scenarios.ScenarioError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if args.seconds:
-        threading.Timer(args.seconds, stop.set).start()
-    with Shop(config) as shop:
-        print(f"sample system: placing {config.rate:g} orders/s on {config.redis_url}", flush=True)
-        count = storefront.drive(shop.orders.place_order, config.rate, config.seed, stop)
-    print(f"sample system: placed {count} orders", flush=True)
-    return 0
+    except redis.ConnectionError as exc:
+        print(f"error: cannot reach Redis: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

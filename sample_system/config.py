@@ -10,12 +10,24 @@ ENV_RATE = "SAMPLE_RATE"
 ENV_SEED = "SAMPLE_SEED"
 ENV_TRACING = "SAMPLE_TRACING"
 ENV_CONSUMER_PARENT = "SAMPLE_CONSUMER_PARENT"
+ENV_V1_SHARE = "SAMPLE_V1_SHARE"
+ENV_BURST_EVERY_S = "SAMPLE_BURST_EVERY_S"
+ENV_BURST_SIZE = "SAMPLE_BURST_SIZE"
+ENV_DEDUPE_WINDOW_S = "SAMPLE_DEDUPE_WINDOW_S"
+ENV_MAX_ATTEMPTS = "SAMPLE_MAX_ATTEMPTS"
+ENV_BACKOFF_MS = "SAMPLE_BACKOFF_MS"
 # The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables) by itself.
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RATE = 5.0
 DEFAULT_SEED = 1
 CONSUMER_PARENT_MODES = ("producer", "none")
+DEFAULT_V1_SHARE = 0.2  # share of orders the legacy orders instance publishes as OrderPlaced v1
+DEFAULT_BURST_EVERY_S = 20.0  # a burst of orders this often (0 = no bursts)
+DEFAULT_BURST_SIZE = 20
+DEFAULT_DEDUPE_WINDOW_S = 600
+DEFAULT_MAX_ATTEMPTS = 4
+DEFAULT_BACKOFF_MS = 20.0  # the first retry delay; each next one doubles
 
 
 class ConfigError(ValueError):
@@ -29,6 +41,12 @@ class SampleConfig:
     seed: int
     tracing: bool
     consumer_parent: str  # "producer": the consumer span is a child of the producer span; "none": link only
+    v1_share: float = DEFAULT_V1_SHARE
+    burst_every_s: float = DEFAULT_BURST_EVERY_S
+    burst_size: int = DEFAULT_BURST_SIZE
+    dedupe_window_s: int = DEFAULT_DEDUPE_WINDOW_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_ms: float = DEFAULT_BACKOFF_MS
 
 
 def _number(value: str, name: str, kind: type) -> float | int:
@@ -54,10 +72,26 @@ def load_config(environ: Mapping[str, str], **flags: object) -> SampleConfig:
     parent = pick("consumer_parent", ENV_CONSUMER_PARENT, "producer")
     if parent not in CONSUMER_PARENT_MODES:
         raise ConfigError(f"{ENV_CONSUMER_PARENT}: expected one of {CONSUMER_PARENT_MODES}, got {parent!r}")
+
+    def number(flag: str, env: str, default: float, kind: type) -> float | int:
+        return kind(_number(pick(flag, env, str(default)), env, kind))
+
+    v1_share = float(number("v1_share", ENV_V1_SHARE, DEFAULT_V1_SHARE, float))
+    if v1_share > 1:
+        raise ConfigError(f"{ENV_V1_SHARE}: must be between 0 and 1, got {v1_share}")
+    max_attempts = int(number("max_attempts", ENV_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS, int))
+    if max_attempts < 1:
+        raise ConfigError(f"{ENV_MAX_ATTEMPTS}: must be at least 1, got {max_attempts}")
     return SampleConfig(
         redis_url=pick("redis_url", ENV_REDIS_URL, DEFAULT_REDIS_URL),
-        rate=float(_number(pick("rate", ENV_RATE, str(DEFAULT_RATE)), ENV_RATE, float)),
-        seed=int(_number(pick("seed", ENV_SEED, str(DEFAULT_SEED)), ENV_SEED, int)),
+        rate=float(number("rate", ENV_RATE, DEFAULT_RATE, float)),
+        seed=int(number("seed", ENV_SEED, DEFAULT_SEED, int)),
         tracing=tracing in ("on", "true", "1"),
         consumer_parent=parent,
+        v1_share=v1_share,
+        burst_every_s=float(number("burst_every_s", ENV_BURST_EVERY_S, DEFAULT_BURST_EVERY_S, float)),
+        burst_size=int(number("burst_size", ENV_BURST_SIZE, DEFAULT_BURST_SIZE, int)),
+        dedupe_window_s=int(number("dedupe_window_s", ENV_DEDUPE_WINDOW_S, DEFAULT_DEDUPE_WINDOW_S, int)),
+        max_attempts=max_attempts,
+        backoff_ms=float(number("backoff_ms", ENV_BACKOFF_MS, DEFAULT_BACKOFF_MS, float)),
     )

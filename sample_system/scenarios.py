@@ -1,2 +1,303 @@
-"""Scenarios (to come): named, seeded runs of the storefront plus faults for a set time, each with a
-plain-language description of what happens and what the dashboard should show."""
+"""Scenarios: named, seeded runs of the storefront plus faults for a set time, for a class or a test.
+
+Each says in plain language what happens and what the dashboard should show. ``run_scenario`` is
+the Python API (the dashboard runs the command line instead, ``python -m sample_system scenario
+run NAME``); both write the ground truth of every injected fault to ``truth_path``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from sample_system import config as cfg
+from sample_system import faults, storefront
+from sample_system.services import accounts
+from sample_system.shop import Shop
+from sample_system.truth import GroundTruth
+
+DRAIN_TIMEOUT_S = 30.0  # after the load stops, how long consumers get to catch up
+PROGRESS_EVERY_S = 1.0
+
+
+class ScenarioError(ValueError):
+    """An unknown scenario or an unusable parameter; the message says which."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One teaching scenario: load, faults and the words that go with them."""
+
+    name: str
+    title: str
+    description: str
+    what_to_look_for: str
+    seconds: float = 12.0
+    faults: tuple[str, ...] = ()
+    rate: float = 15.0
+    v1_share: float = 0.0
+    burst_every_s: float = 0.0
+    burst_size: int = 0
+    replay: bool = False
+
+
+CATALOGUE: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "happy_path",
+            "Happy path",
+            "Customers sign up, top up their wallets and place orders, with a burst now and then. Every "
+            "order goes orders -> inventory -> payments -> shipping -> notifications, and the order view "
+            "and the accounts follow along. Nothing goes wrong.",
+            "One trace per order across five services, joined by links. No gaps, no duplicates, no dead "
+            "letters; the bus and every consumer group agree on every stream. Bursts show as spikes in "
+            "the rate and a short rise in delivery latency.",
+            seconds=12,
+            burst_every_s=5,
+            burst_size=10,
+        ),
+        Scenario(
+            "duplicates",
+            "Duplicates",
+            "The orders service sometimes publishes the same event twice, as a producer that retries "
+            "after a lost acknowledgement does. Separately, notifications is subscribed to its channels "
+            "twice (SUBSCRIBE and PSUBSCRIBE), so Redis hands it every message two times.",
+            "Duplicate event ids on shop.orders at the bus and at every group, and on shop.users and "
+            "shop.shipping at notifications only. Every copy is handled (outcome duplicate_skipped by "
+            "the idempotency guard), none processed twice.",
+            seconds=12,
+            faults=("duplicate_publish:rate=0.15", "double_subscription:group=notifications"),
+        ),
+        Scenario(
+            "reordering",
+            "Reordering",
+            "The orders service holds an event back now and then and publishes it after the next two "
+            "events of the same stream (same partition).",
+            "Out-of-order arrivals on shop.orders: a sequence lower than one already seen. The gap it "
+            "leaves fills a moment later, so nothing is lost. The order view still ends right, because "
+            "a status only moves forward.",
+            seconds=12,
+            faults=("reorder:rate=0.15,hold=2",),
+        ),
+        Scenario(
+            "lossy_consumer",
+            "Lossy consumer (crash and restart)",
+            "The shipping service crashes for a few seconds at a time and comes back. Redis Pub/Sub "
+            "keeps nothing for an absent subscriber, so what is published meanwhile is lost to shipping "
+            "(only to shipping). Separately, orders now and then loses an event before it reaches Redis.",
+            "Two kinds of loss. Orders lost before the broker: a gap at the bus and at every group. "
+            "Payments lost to shipping: the bus has them, shipping never processed them, so those orders "
+            "are never shipped. The loss view tells them apart by vantage point.",
+            seconds=16,
+            faults=("consumer_crash:group=shipping,start_s=3,every_s=8,for_s=2.5", "drop_before_broker:rate=0.05"),
+        ),
+        Scenario(
+            "slow_consumer",
+            "Slow consumer",
+            "For a few seconds the order view takes 50 ms per event, slower than events arrive. Its "
+            "backlog waits in Redis's output buffer for that client; afterwards it catches up.",
+            "Delivery latency for group order-view climbs during the window and falls after it, while "
+            "the other groups stay fast. The broker view shows the client's output memory (omem) grow. "
+            "Nothing is lost: slow is not lossy, until the buffer limit is reached.",
+            seconds=15,
+            rate=12,
+            faults=("slow_consumer:group=order-view,start_s=3,for_s=5,delay_ms=50",),
+        ),
+        Scenario(
+            "poison_message",
+            "Poison message",
+            "The orders service now and then publishes an order whose data breaks its schema (a bug "
+            "that skipped validation). Consumers validate every event against the schema registry.",
+            "Dead letters on shop.orders from inventory and order-view, each with the validation error "
+            "as its reason and one attempt: a poison message is never retried. Those orders go no "
+            "further; the rest of the flow is untouched.",
+            seconds=12,
+            faults=("poison_message:rate=0.08",),
+        ),
+        Scenario(
+            "retries_and_dead_letters",
+            "Retries and dead letters",
+            "The payments handler fails half of the time (a flaky card gateway). Each delivery is retried "
+            "inside its consumer span with exponential backoff and jitter, up to four attempts; after "
+            "the last one the event goes to the dead-letter queue.",
+            "retry events on the payments spans, with growing delays; attempts above 1; a few dead "
+            "letters with reason 'failed after 4 attempts'. Processing time at payments grows by the "
+            "backoff. `python -m sample_system dlq redrive ID` republishes one.",
+            seconds=15,
+            faults=("transient_error:group=payments,rate=0.5",),
+        ),
+        Scenario(
+            "schema_evolution",
+            "Schema evolution",
+            "Half of the orders come from a legacy orders instance still publishing OrderPlaced v1 (no "
+            "currency, unpriced lines); the current one publishes v2. Consumers upcast v1 to v2.",
+            "Two schema versions of shop.order.placed side by side (eventscope.schema.version 1 and 2) "
+            "from two sources, each its own stream. Both are processed alike: no dead letters.",
+            seconds=12,
+            v1_share=0.5,
+        ),
+        Scenario(
+            "event_sourcing_replay",
+            "Event-sourcing replay",
+            "Every wallet change (opened, deposit, withdrawal) is appended to the accounts event store, a "
+            "Redis Stream. At the end the balances are rebuilt by replaying the store and compared with "
+            "the live ones, and a balance is asked for at a moment halfway through the run.",
+            "Events on shop.accounts from accounts; the replay check printed at the end (rebuilt equals "
+            "live), and a past balance that differs from today's.",
+            seconds=12,
+            replay=True,
+        ),
+        Scenario(
+            "clock_skew",
+            "Clock skew",
+            "After three seconds the orders service's clock runs 800 ms ahead. Its events and producer "
+            "spans carry that clock's time; consumers use their own.",
+            "Negative delivery times on shop.orders (consumers start 'before' the producer sent), counted "
+            "as negative_delivery and shown raw, never corrected. Other channels stay normal.",
+            seconds=12,
+            faults=("clock_skew:skew_ms=800,start_s=3",),
+        ),
+    )
+}
+
+
+def describe() -> list[dict]:
+    """The catalogue as the command line's ``scenario list --json`` prints it."""
+    return [
+        {
+            "name": s.name,
+            "title": s.title,
+            "description": s.description,
+            "what_to_look_for": s.what_to_look_for,
+            "seconds": s.seconds,
+        }
+        for s in CATALOGUE.values()
+    ]
+
+
+def _linked_stop(outer: threading.Event | None, seconds: float) -> threading.Event:
+    """An event set after ``seconds`` or as soon as ``outer`` is set."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            if outer is not None and outer.wait(0.1):
+                break
+            if outer is None:
+                stop.wait(0.1)
+        stop.set()
+
+    threading.Thread(target=watch, name="scenario-clock", daemon=True).start()
+    return stop
+
+
+def run_scenario(
+    name: str,
+    seconds: float | None = None,
+    seed: int = cfg.DEFAULT_SEED,
+    truth_path: str | None = None,
+    redis_url: str | None = None,
+    stop_event: threading.Event | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    exporter_factory=None,
+    metric_reader_factory=None,
+) -> dict:
+    """Run scenario ``name`` against Redis and return a summary; stops early when ``stop_event`` is set."""
+    scenario = CATALOGUE.get(name)
+    if scenario is None:
+        raise ScenarioError(f"unknown scenario {name!r}; known: {', '.join(CATALOGUE)}")
+    seconds = scenario.seconds if seconds is None else seconds
+    if seconds <= 0:
+        raise ScenarioError(f"seconds must be positive, got {seconds}")
+    say = progress or (lambda line: None)
+    config = cfg.load_config(
+        os.environ,
+        redis_url=redis_url,
+        seed=seed,
+        rate=scenario.rate,
+        v1_share=scenario.v1_share,
+        burst_every_s=scenario.burst_every_s,
+        burst_size=scenario.burst_size,
+    )
+    settings = {s.name: s for s in (faults.parse_setting(f, f"scenario {name}") for f in scenario.faults)}
+    truth = GroundTruth(truth_path)
+    injector = faults.FaultInjector(settings, seed, truth)
+    try:
+        with Shop(config, exporter_factory, faults=injector, metric_reader_factory=metric_reader_factory) as shop:
+            say(f"scenario {name}: {scenario.title}; {seconds:g}s at {scenario.rate:g} commands/s, seed {seed}")
+            say(f"scenario {name}: faults {', '.join(scenario.faults) or 'none'}")
+            summary = _drive(shop, scenario, seconds, stop_event, truth, say)
+    finally:
+        truth.close()
+    summary["truth"] = dict(truth.counts)
+    return summary
+
+
+def _drive(shop: Shop, scenario: Scenario, seconds: float, outer, truth: GroundTruth, say) -> dict:
+    stop = _linked_stop(outer, seconds)
+    issued: dict = {}
+    config = shop.config
+
+    def load() -> None:
+        issued.update(
+            storefront.run_load(
+                shop.handlers(), config.rate, config.seed, stop, None, config.burst_every_s, config.burst_size
+            )
+        )
+
+    loader = threading.Thread(target=load, name="storefront", daemon=True)
+    started = time.monotonic()
+    midpoint_ms = None
+    loader.start()
+    while loader.is_alive():
+        loader.join(PROGRESS_EVERY_S)
+        elapsed = time.monotonic() - started
+        if midpoint_ms is None and elapsed >= seconds / 2:
+            midpoint_ms = int(time.time() * 1000)
+        say(_progress_line(shop, elapsed, truth))
+    shop.release_held()
+    if not (outer is not None and outer.is_set()):
+        shop.wait_idle(DRAIN_TIMEOUT_S)
+    summary = {
+        "scenario": scenario.name,
+        "issued": dict(issued),
+        "outcomes": {c.group: dict(c.outcomes) for c in shop.consumers},
+        "order_view_max_lag_ms": round(shop.order_view.max_lag_ms, 1),
+    }
+    if scenario.replay:
+        summary["replay"] = _replay_check(shop, midpoint_ms, say)
+    return summary
+
+
+def _progress_line(shop: Shop, elapsed: float, truth: GroundTruth) -> str:
+    injected = ", ".join(f"{k}={v}" for k, v in sorted(truth.counts.items())) or "none"
+    lag = shop.order_view.last_lag_ms
+    lag_text = f"{lag:.0f}ms" if lag is not None else "-"
+    return f"t={elapsed:5.1f}s deliveries={shop.deliveries()} order-view lag={lag_text} injected: {injected}"
+
+
+def _replay_check(shop: Shop, midpoint_ms: int | None, say) -> dict:
+    pipe = shop.client.pipeline(transaction=True)
+    pipe.xrange(accounts.EVENT_STORE)
+    pipe.hgetall(accounts.LIVE_BALANCES)
+    entries, live_raw = pipe.execute()
+    replayed = accounts.fold(accounts.stored(fields) for _, fields in entries)
+    live = {k.decode(): int(v) for k, v in live_raw.items()}
+    equal = replayed == live
+    say(f"replay: {len(replayed)} accounts rebuilt from {len(entries)} stored events; equal to live: {equal}")
+    result = {"accounts": len(replayed), "events": len(entries), "equal_to_live": equal}
+    account = next(iter(sorted(live)), None)
+    if account is not None and midpoint_ms is not None:
+        then = accounts.balance_at(shop.client, account, midpoint_ms)
+        moment = datetime.datetime.fromtimestamp(midpoint_ms / 1000, datetime.UTC).isoformat(timespec="seconds")
+        then_text = "no account yet" if then is None else f"{then / 100:.2f}"
+        say(f"replay: {account} had {then_text} at {moment}; has {live[account] / 100:.2f} now")
+        result.update({"account": account, "at_ms": midpoint_ms, "balance_then": then, "balance_now": live[account]})
+    return result

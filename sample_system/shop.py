@@ -1,20 +1,41 @@
-"""The shop: every service in one process (like HotROD's ``all``), wired to one Redis."""
+"""The shop: every service in one process (like HotROD's ``all``), wired to one Redis.
+
+Producers: orders (and its legacy v1 instance), inventory, payments, shipping, accounts. Consumer
+groups: inventory, payments, shipping, notifications, accounts, order-view. Each service has its
+own tracer and meter provider, so each shows up under its own ``service.name``.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
+from collections.abc import Callable
 
 import redis
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from sample_system import telemetry
-from sample_system.bus import Consumer, Publisher
+from sample_system import storefront, telemetry
+from sample_system.bus import Consumer, Practices, Publisher
 from sample_system.config import SampleConfig
-from sample_system.services import inventory
-from sample_system.services.orders import Orders
+from sample_system.deadletters import DeadLetterQueue
+from sample_system.faults import FaultInjector
+from sample_system.registry import SchemaRegistry
+from sample_system.retry import RetryPolicy
+from sample_system.services import accounts, inventory, notifications, order_view, orders, payments, shipping
 
 READY_TIMEOUT_S = 10.0
+SERVICES = (
+    orders.SERVICE,
+    inventory.SERVICE,
+    payments.SERVICE,
+    shipping.SERVICE,
+    notifications.SERVICE,
+    accounts.SERVICE,
+    order_view.SERVICE,
+)
+IDLE_QUIET_S = 1.0  # no delivery for this long = every consumer has caught up
 
 
 def instance_id() -> str:
@@ -23,34 +44,120 @@ def instance_id() -> str:
 
 
 class Shop:
-    """Starts the consumers, then accepts orders; ``close`` stops everything and flushes spans."""
+    """Starts the consumers, then accepts commands; ``close`` stops everything and flushes telemetry."""
 
-    def __init__(self, config: SampleConfig, exporter_factory=None):
+    def __init__(
+        self,
+        config: SampleConfig,
+        exporter_factory: Callable[[], SpanExporter | None] | None = None,
+        faults: FaultInjector | None = None,
+        metric_reader_factory: Callable[[], MetricReader | None] | None = None,
+    ):
         make_exporter = exporter_factory or (lambda: None)
-        self._config = config
+        make_reader = metric_reader_factory or (lambda: None)
+        self.config = config
+        self.faults = faults
         self._stop = threading.Event()
-        self._providers = {
-            name: telemetry.tracer_provider(name, config.tracing, make_exporter())
-            for name in (Orders.SERVICE, inventory.SERVICE)
-        }
-        self._client = redis.Redis.from_url(config.redis_url)
-        publisher = Publisher(self._client, self._tracer(Orders.SERVICE), f"/sample/{Orders.SERVICE}/{instance_id()}")
-        self.orders = Orders(publisher)
-        self.inventory = inventory.Inventory()
+        self._providers = {name: telemetry.tracer_provider(name, config.tracing, make_exporter()) for name in SERVICES}
+        metrics_on = config.tracing and (exporter_factory is None or metric_reader_factory is not None)
+        self._meters = {name: telemetry.meter_provider(name, metrics_on, make_reader()) for name in SERVICES}
+        self.metrics = {name: telemetry.MessagingMetrics(provider) for name, provider in self._meters.items()}
+        self.client = redis.Redis.from_url(config.redis_url)
+        self.registry = SchemaRegistry()
+        self.dead_letters = DeadLetterQueue(self.client)
+        self._build_services()
         self.consumers = [
-            Consumer(
-                config.redis_url,
-                self._tracer(inventory.SERVICE),
-                inventory.SERVICE,
-                inventory.CHANNELS,
-                self.inventory.handle,
-                parent_from_producer=config.consumer_parent == "producer",
+            self._consumer(service, group, channels, handle)
+            for service, group, channels, handle in (
+                (inventory.SERVICE, inventory.SERVICE, inventory.CHANNELS, self.inventory.handle),
+                (payments.SERVICE, payments.SERVICE, payments.CHANNELS, self.payments.handle),
+                (shipping.SERVICE, shipping.SERVICE, shipping.CHANNELS, self.shipping.handle),
+                (notifications.SERVICE, notifications.SERVICE, notifications.CHANNELS, self.notifications.handle),
+                (accounts.SERVICE, accounts.SERVICE, accounts.CHANNELS, self.accounts.handle),
+                (order_view.SERVICE, order_view.SERVICE, order_view.CHANNELS, self.order_view.handle),
             )
         ]
         self._threads: list[threading.Thread] = []
 
     def _tracer(self, service: str):
         return self._providers[service].get_tracer(telemetry.INSTRUMENTATION_SCOPE)
+
+    def publisher(self, service: str, instance: str | None = None) -> Publisher:
+        """A producer instance of ``service`` with the shop's registry, faults and metrics."""
+        source = f"/sample/{instance or service}/{instance_id()}"
+        return Publisher(
+            self.client,
+            self._tracer(service),
+            source,
+            registry=self.registry,
+            faults=self.faults,
+            metrics=self.metrics[service],
+        )
+
+    def _build_services(self) -> None:
+        self._publishers = [
+            self.publisher(orders.SERVICE),
+            self.publisher(orders.SERVICE, "orders-legacy"),
+            self.publisher(inventory.SERVICE),
+            self.publisher(payments.SERVICE),
+            self.publisher(shipping.SERVICE),
+            self.publisher(accounts.SERVICE),
+            self.publisher(accounts.SERVICE, "accounts-users"),
+        ]
+        orders_pub, legacy, inventory_pub, payments_pub, shipping_pub, accounts_pub, users_pub = self._publishers
+        self.orders = orders.Orders(orders_pub, legacy, self.config.v1_share)
+        self.inventory = inventory.Inventory(self.client, inventory_pub)
+        self.payments = payments.Payments(payments_pub)
+        self.shipping = shipping.Shipping(shipping_pub)
+        self.notifications = notifications.Notifications()
+        self.accounts = accounts.Accounts(self.client, accounts_pub, users_pub)
+        self.order_view = order_view.OrderView(self.client, self.metrics[order_view.SERVICE])
+
+    def _consumer(self, service: str, group: str, channels: list[str], handle) -> Consumer:
+        practices = Practices(
+            client=self.client,
+            registry=self.registry,
+            dead_letters=self.dead_letters,
+            retry=RetryPolicy(max_attempts=self.config.max_attempts, base_ms=self.config.backoff_ms),
+            dedupe_window_s=self.config.dedupe_window_s,
+            faults=self.faults,
+            metrics=self.metrics[service],
+            seed=self.config.seed,
+        )
+        parent = self.config.consumer_parent == "producer"
+        return Consumer(self.config.redis_url, self._tracer(service), group, channels, handle, parent, practices)
+
+    def consumer(self, group: str) -> Consumer:
+        return next(c for c in self.consumers if c.group == group)
+
+    def handlers(self) -> dict[str, Callable[[dict], object]]:
+        """The storefront's commands, by name."""
+        return {
+            storefront.PLACE_ORDER: self.orders.place_order,
+            storefront.SIGN_UP: self.accounts.sign_up,
+            storefront.TOP_UP: self.accounts.top_up,
+        }
+
+    def deliveries(self) -> int:
+        """Deliveries handled so far by every consumer group together."""
+        return sum(consumer.processed for consumer in self.consumers)
+
+    def wait_idle(self, timeout_s: float = 30.0, quiet_s: float = IDLE_QUIET_S) -> bool:
+        """Wait until no consumer has handled anything for ``quiet_s``; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        last, since = self.deliveries(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.deliveries()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return True
+        return False
+
+    def release_held(self) -> int:
+        """Publish every event a reorder fault still holds back."""
+        return sum(publisher.publish_held() for publisher in self._publishers)
 
     def start(self) -> Shop:
         for consumer in self.consumers:
@@ -65,9 +172,10 @@ class Shop:
     def close(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=10)
         telemetry.shutdown(list(self._providers.values()))
-        self._client.close()
+        telemetry.shutdown_meters(list(self._meters.values()))
+        self.client.close()
 
     @property
     def stop_event(self) -> threading.Event:

@@ -1,21 +1,40 @@
 """OpenTelemetry set-up for the sample services, and trace context carried in the CloudEvent.
 
-Each service gets its own TracerProvider (its own ``service.name``) exporting with the stock
-OTLP/HTTP exporter, which reads the standard ``OTEL_EXPORTER_OTLP_*`` variables itself. Context
-travels in the envelope through one getter/setter pair (the Distributed Tracing extension).
+Each service gets its own TracerProvider and MeterProvider (its own ``service.name``) exporting
+with the stock OTLP/HTTP exporters, which read the standard ``OTEL_EXPORTER_OTLP_*`` variables
+themselves. Context travels in the envelope through one getter/setter pair (the Distributed
+Tracing extension). Log lines are JSON carrying the current trace and span ids, so a log line
+leads to its trace.
 """
 
 from __future__ import annotations
 
-from opentelemetry import trace
+import json
+import logging
+import time
+
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 INSTRUMENTATION_SCOPE = "sample_system"
+EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http",
+    "opentelemetry.exporter.http_transport",
+)
+"""Loggers of the stock exporters: a collector without /v1/metrics answers 404 on every export."""
+METRIC_SENT = "messaging.client.sent.messages"
+METRIC_CONSUMED = "messaging.client.consumed.messages"
+METRIC_PROCESS_DURATION = "messaging.process.duration"
+METRIC_PROJECTION_LAG = "eventscope.projection.lag"
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -67,3 +86,114 @@ def shutdown(providers: list[trace.TracerProvider]) -> None:
         provider.force_flush()
     for provider in sdk_providers:
         provider.shutdown()
+
+
+def meter_provider(service: str, enabled: bool, reader: MetricReader | None = None) -> metrics.MeterProvider:
+    """A meter provider for one service (OTLP/HTTP unless ``reader`` is given); no-op when off."""
+    if not enabled:
+        return metrics.NoOpMeterProvider()
+    if reader is None:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        quiet_repeated_export_errors()
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter(), export_timeout_millis=5000)
+    return MeterProvider(metric_readers=[reader], resource=Resource.create({SERVICE_NAME: service}))
+
+
+def shutdown_meters(providers: list[metrics.MeterProvider]) -> None:
+    for provider in providers:
+        if isinstance(provider, MeterProvider):
+            provider.shutdown(timeout_millis=5000)
+
+
+class MessagingMetrics:
+    """The OpenTelemetry messaging metrics of one service: sent, consumed, process duration."""
+
+    def __init__(self, provider: metrics.MeterProvider):
+        meter = provider.get_meter(INSTRUMENTATION_SCOPE)
+        self.enabled = isinstance(provider, MeterProvider)
+        self._sent = meter.create_counter(METRIC_SENT, unit="{message}", description="Messages published")
+        self._consumed = meter.create_counter(METRIC_CONSUMED, unit="{message}", description="Messages delivered")
+        self._duration = meter.create_histogram(
+            METRIC_PROCESS_DURATION, unit="s", description="Time to process one delivery"
+        )
+        self._lag = meter.create_histogram(
+            METRIC_PROJECTION_LAG, unit="ms", description="How far a read model trails the event it applied"
+        )
+
+    def sent(self, channel: str) -> None:
+        if self.enabled:
+            self._sent.add(1, {"messaging.system": "redis", "messaging.destination.name": channel})
+
+    def consumed(self, channel: str, group: str, seconds: float, outcome: str) -> None:
+        if not self.enabled:
+            return
+        attributes = {
+            "messaging.system": "redis",
+            "messaging.destination.name": channel,
+            "messaging.consumer.group.name": group,
+            "messaging.operation.name": "process",
+        }
+        self._consumed.add(1, attributes)
+        if outcome not in ("processed", "duplicate_skipped"):
+            attributes = {**attributes, "error.type": outcome}
+        self._duration.record(seconds, attributes)
+
+    def projection_lag(self, view: str, lag_ms: float) -> None:
+        if self.enabled:
+            self._lag.record(lag_ms, {"eventscope.view": view})
+
+
+class _OncePerMessage(logging.Filter):
+    """Lets each distinct message template through once: a missing endpoint is worth one line, not one a minute."""
+
+    def __init__(self):
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = f"{record.name}:{record.msg}"
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+_QUIET = _OncePerMessage()
+
+
+def quiet_repeated_export_errors() -> None:
+    """Install the once-per-message filter on the stock exporters' loggers (idempotent)."""
+    for name in EXPORTER_LOGGERS:
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
+
+
+class TraceContextFormatter(logging.Formatter):
+    """One JSON object per line with time, level, logger, message and the current trace/span ids."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = trace.get_current_span().get_span_context()
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if context.is_valid:
+            entry["trace_id"] = format(context.trace_id, "032x")
+            entry["span_id"] = format(context.span_id, "016x")
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Structured logs on stderr for the whole process."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(TraceContextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    quiet_repeated_export_errors()

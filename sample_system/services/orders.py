@@ -1,38 +1,78 @@
 """orders: the write side. Accepts PlaceOrder commands and emits ``OrderPlaced`` carrying the
-whole order (event-carried state transfer), partitioned by order id into a few long streams."""
+whole order (event-carried state transfer), partitioned by order id into a few long streams.
+
+Two versions of OrderPlaced are live at once: the current instance publishes v2 (priced lines, a
+total with its currency); a legacy instance, still deployed, publishes v1 for a share of orders.
+Consumers upcast v1 to v2.
+"""
 
 from __future__ import annotations
 
 import zlib
 
 from sample_system.bus import Publisher
+from sample_system.registry import schema_uri
 
+SERVICE = "orders"
 CHANNEL = "shop.orders"
 ORDER_PLACED = "shop.order.placed"
-ORDER_PLACED_SCHEMA = "urn:eventscope:sample:schema:shop.order.placed:1"
+ORDER_PLACED_SCHEMA = schema_uri(ORDER_PLACED, 2)
+LEGACY_SCHEMA = schema_uri(ORDER_PLACED, 1)
 PARTITIONS = 4
+CURRENCY = "EUR"
 
 
-def partition_of(order_id: str, partitions: int = PARTITIONS) -> str:
-    """A shard of the channel, stable for an order: hash(order id) mod partitions."""
-    return f"p{zlib.crc32(order_id.encode()) % partitions}"
+def partition_of(key: str, partitions: int = PARTITIONS) -> str:
+    """A shard of the channel, stable for an entity: crc32(key) mod partitions."""
+    return f"p{zlib.crc32(key.encode()) % partitions}"
+
+
+def is_legacy(order_id: str, v1_share: float) -> bool:
+    """Whether the legacy (v1) instance takes this order: a stable share of order ids."""
+    return zlib.crc32(order_id.encode()) % 1000 < v1_share * 1000
+
+
+def order_v2(order: dict) -> dict:
+    lines = [
+        {"sku": line["sku"], "qty": line["qty"], "unit_price_cents": line.get("unit_price_cents", 0)}
+        for line in order.get("lines", [])
+    ]
+    return {
+        "order_id": order["order_id"],
+        "user_id": order.get("user_id", "anonymous"),
+        "lines": lines,
+        "total": {"amount_cents": order.get("total_cents", 0), "currency": CURRENCY},
+    }
+
+
+def order_v1(order: dict) -> dict:
+    return {
+        "order_id": order["order_id"],
+        "user_id": order.get("user_id", "anonymous"),
+        "lines": [{"sku": line["sku"], "qty": line["qty"]} for line in order.get("lines", [])],
+        "total_cents": order.get("total_cents", 0),
+    }
 
 
 class Orders:
-    SERVICE = "orders"
+    SERVICE = SERVICE
 
-    def __init__(self, publisher: Publisher):
+    def __init__(self, publisher: Publisher, legacy: Publisher | None = None, v1_share: float = 0.0):
         self._publisher = publisher
+        self._legacy = legacy
+        self._v1_share = v1_share
 
     def place_order(self, order: dict) -> dict:
         """Accept a PlaceOrder command and publish OrderPlaced; returns the event."""
-        event = self._publisher.event(
+        legacy = self._legacy is not None and is_legacy(order["order_id"], self._v1_share)
+        publisher = self._legacy if legacy else self._publisher
+        event = publisher.event(
             CHANNEL,
             ORDER_PLACED,
-            order,
+            order_v1(order) if legacy else order_v2(order),
             partitionkey=partition_of(order["order_id"]),
             subject=order["order_id"],
-            dataschema=ORDER_PLACED_SCHEMA,
+            dataschema=LEGACY_SCHEMA if legacy else ORDER_PLACED_SCHEMA,
         )
-        self._publisher.publish(CHANNEL, event)
+        publisher.publish(CHANNEL, event)
         return event

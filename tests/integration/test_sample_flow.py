@@ -1,4 +1,5 @@
-"""The minimal sample system end to end: OrderPlaced from orders, processed by inventory, traced."""
+"""The sample shop end to end on a real Redis: the four-hop order flow is one trace with links,
+every service takes part, and it still works through a real collectors process."""
 
 from __future__ import annotations
 
@@ -10,47 +11,76 @@ from opentelemetry.trace import SpanKind
 
 from sample_system.config import load_config
 from sample_system.shop import Shop, exporter_factory_for
-from sample_system.storefront import drive
+from sample_system.storefront import drive, run_load
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
+FOUR_HOPS = ["send shop.orders", "send shop.stock", "send shop.payments", "send shop.shipping"]
 
-def test_consumer_span_joins_the_producer_trace_with_a_link(redis_server):
+
+def _order(order_id: str, total_cents: int = 240) -> dict:
+    return {
+        "order_id": order_id,
+        "user_id": "user-t",
+        "lines": [{"sku": "sku-apple", "qty": 2, "unit_price_cents": 120}],
+        "total_cents": total_cents,
+    }
+
+
+def test_four_hop_flow_is_one_trace_with_links(redis_server):
+    memory = InMemorySpanExporter()
+    config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_V1_SHARE": "0"})
+    with Shop(config, exporter_factory_for(memory)) as shop:
+        event = shop.orders.place_order(_order("order-hops"))
+        wait_until(lambda: shop.notifications.sent == 1 and shop.wait_idle(quiet_s=0.3), what="order shipped")
+    spans = [s for s in memory.get_finished_spans() if s.attributes.get("cloudevents.event_subject") == "order-hops"]
+    trace_ids = {s.context.trace_id for s in spans}
+    assert len(trace_ids) == 1
+    producers = {s.context.span_id: s for s in spans if s.kind == SpanKind.PRODUCER}
+    assert [s.name for s in sorted(producers.values(), key=lambda s: s.start_time)][:4] == FOUR_HOPS
+    consumers = [s for s in spans if s.kind == SpanKind.CONSUMER]
+    assert {(s.name, s.attributes["messaging.consumer.group.name"]) for s in consumers} >= {
+        ("process shop.orders", "inventory"),
+        ("process shop.stock", "payments"),
+        ("process shop.payments", "shipping"),
+        ("process shop.shipping", "notifications"),
+        ("process shop.orders", "order-view"),
+    }
+    for consumer in consumers:
+        producer = producers[consumer.parent.span_id]
+        assert [link.context.span_id for link in consumer.links] == [producer.context.span_id]
+        assert consumer.attributes["messaging.message.id"] == producer.attributes["messaging.message.id"]
+        assert consumer.attributes["eventscope.outcome"] == "processed"
+        assert consumer.attributes["eventscope.attempts"] == 1
+        assert consumer.attributes["eventscope.schema.version"] >= 1
+    first = next(s for s in producers.values() if s.name == "send shop.orders")
+    assert first.parent is None and first.attributes["messaging.message.id"] == event["id"]
+    assert first.attributes["eventscope.schema.version"] == 2
+    assert first.attributes["eventscope.receivers"] == 2  # inventory and order-view
+
+
+def test_every_service_takes_part_under_load(redis_server):
     memory = InMemorySpanExporter()
     config = load_config({"REDIS_URL": redis_server.url})
     with Shop(config, exporter_factory_for(memory)) as shop:
-        drive(shop.orders.place_order, rate=0, seed=1, stop=threading.Event(), limit=3)
-        wait_until(lambda: shop.inventory.reserved and shop.consumers[0].processed == 3, what="3 deliveries")
-    spans = memory.get_finished_spans()
-    producers = {s.context.span_id: s for s in spans if s.kind == SpanKind.PRODUCER}
-    consumers = [s for s in spans if s.kind == SpanKind.CONSUMER]
-    assert len(producers) == 3 and len(consumers) == 3
-    for consumer in consumers:
-        producer = producers[consumer.parent.span_id]
-        assert consumer.context.trace_id == producer.context.trace_id
-        assert [link.context.span_id for link in consumer.links] == [producer.context.span_id]
-        assert consumer.name == "process shop.orders"
-        assert consumer.attributes["messaging.operation.type"] == "process"
-        assert consumer.attributes["messaging.consumer.group.name"] == "inventory"
-        assert consumer.attributes["eventscope.outcome"] == "processed"
-        assert consumer.attributes["messaging.message.id"] == producer.attributes["messaging.message.id"]
-    for producer in producers.values():
-        assert producer.name == "send shop.orders"
-        assert producer.attributes["messaging.system"] == "redis"
-        assert producer.attributes["messaging.operation.type"] == "send"
-        assert producer.attributes["eventscope.receivers"] >= 1
-        assert producer.attributes["cloudevents.event_type"] == "shop.order.placed"
+        issued = run_load(shop.handlers(), rate=0, seed=5, stop=threading.Event(), limit=40)
+        assert shop.wait_idle()
+    services = {s.resource.attributes["service.name"] for s in memory.get_finished_spans()}
+    assert services == {"orders", "inventory", "payments", "shipping", "notifications", "accounts", "order-view"}
+    assert issued["sign_up"] >= 1 and issued["place_order"] >= 1
+    assert all(c.outcomes.keys() <= {"processed"} for c in shop.consumers)
 
 
 def test_link_only_mode_starts_a_new_trace(redis_server):
     memory = InMemorySpanExporter()
     config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_CONSUMER_PARENT": "none"})
     with Shop(config, exporter_factory_for(memory)) as shop:
-        shop.orders.place_order({"order_id": "order-x", "lines": []})
-        wait_until(lambda: shop.consumers[0].processed == 1)
-    (producer,) = [s for s in memory.get_finished_spans() if s.kind == SpanKind.PRODUCER]
-    (consumer,) = [s for s in memory.get_finished_spans() if s.kind == SpanKind.CONSUMER]
+        shop.orders.place_order(_order("order-x"))
+        wait_until(lambda: shop.consumer("inventory").processed == 1)
+    spans = memory.get_finished_spans()
+    (producer,) = [s for s in spans if s.kind == SpanKind.PRODUCER and s.name == "send shop.orders"]
+    consumer = next(s for s in spans if s.kind == SpanKind.CONSUMER and s.name == "process shop.orders")
     assert consumer.parent is None
     assert consumer.context.trace_id != producer.context.trace_id
     assert consumer.links[0].context.span_id == producer.context.span_id
@@ -61,15 +91,23 @@ def test_shop_through_the_collectors_gives_matching_vantage_points(collectors, r
     config = load_config({"REDIS_URL": redis_server.url})
     with Shop(config) as shop:
         drive(shop.orders.place_order, rate=0, seed=2, stop=threading.Event(), limit=20)
-        wait_until(lambda: shop.consumers[0].processed == 20)
-    report = wait_until(
-        lambda: (r := collectors.get("report"))["totals"]["received"] == 40 and r, what="20 bus + 20 consumer"
-    )
-    bus = {(s["source"], s["partitionkey"]): s for s in report["streams"] if s["vantage"] == "bus"}
-    inventory = {(s["source"], s["partitionkey"]): s for s in report["streams"] if s["vantage"] == "inventory"}
-    assert bus.keys() == inventory.keys()
-    assert sum(s["received"] for s in bus.values()) == 20
+        wait_until(lambda: shop.consumer("inventory").processed == 20)
+        assert shop.wait_idle()
+    report = wait_until(lambda: (r := collectors.get("report")) and _has_orders(r, 20) and r, what="20 orders seen")
+    bus = {
+        (s["source"], s["partitionkey"])
+        for s in report["streams"]
+        if s["vantage"] == "bus" and s["channel"] == "shop.orders"
+    }
+    inventory = {(s["source"], s["partitionkey"]) for s in report["streams"] if s["vantage"] == "inventory"}
+    assert bus == inventory
     assert all(s["missing"] == s["duplicates"] == s["out_of_order"] == 0 for s in report["streams"])
-    producer_trace = next(m["TraceId"] for m in collectors.get("messages")["messages"])
-    spans = collectors.get(f"traces/{producer_trace}")["spans"]
-    assert {s["SpanKind"] for s in spans} == {"Producer", "Consumer"}
+
+
+def _has_orders(report: dict, count: int) -> bool:
+    def total(vantage: str) -> int:
+        return sum(
+            s["received"] for s in report["streams"] if s["vantage"] == vantage and s["channel"] == "shop.orders"
+        )
+
+    return total("bus") == count and total("inventory") == count
