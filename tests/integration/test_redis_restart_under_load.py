@@ -75,6 +75,7 @@ def test_tap_and_poller_reconnect_and_the_outage_is_a_gap():
         down_ns = time.time_ns()  # from here until up_ns no redis-server runs
         wait_until(lambda: len(publisher.failed) >= 10, what="publishes failing while Redis is down")
         wait_until(lambda: not health("health")["tap"]["connected"], what="the tap noticing")
+        wait_until(lambda: not health("health")["broker"]["connected"], what="the poller noticing")
         up_ns = time.time_ns()
         server = RedisServer(port=server.port)
         wait_until(lambda: health("health")["tap"]["connected"], timeout=30, what="the tap reconnecting")
