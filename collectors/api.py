@@ -9,16 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from collectors import queries
+from collectors import queries, report
+from collectors.filters import BadRequest, number, parse_filters
 
 API_PREFIX = "/api/v1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-class BadRequest(ValueError):
-    """A request parameter is invalid; the message is returned to the client."""
 
 
 def _limit(params: Mapping[str, list[str]]) -> int:
@@ -29,7 +26,8 @@ def _limit(params: Mapping[str, list[str]]) -> int:
 
 
 def _report(cursor, params, match) -> tuple[int, dict]:
-    return 200, queries.report(cursor)
+    grace_s = number(params, "grace_s", report.DEFAULT_GRACE_S, 0, 86400 * 365)
+    return 200, report.report(cursor, parse_filters(params), grace_s)
 
 
 def _trace(cursor, params, match) -> tuple[int, dict]:

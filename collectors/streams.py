@@ -1,20 +1,26 @@
-"""Stream bookkeeping: received, duplicates, out of order, missing and open gaps. Pure logic.
+"""Stream bookkeeping in plain Python: the reference definitions the SQL report is tested against.
 
 A stream is (channel, source, partitionkey) seen at one vantage point (the bus tap, or one
-consumer group). Observations arrive as (event id, sequence) pairs in the order the vantage point
-saw them. Definitions (docs/analyses.md):
+consumer group). Observations arrive as (event id, sequence[, time ns[, outcome]]) tuples in the
+order the vantage point saw them. Definitions (docs/analyses.md):
 
 - duplicates: copies of an event id already seen in the stream at this vantage point;
 - out of order: first copies whose sequence is lower than one already seen;
 - missing: sequence numbers between the lowest and highest seen that were never seen;
-- gaps: the missing numbers as inclusive [first, last] ranges.
+- gaps: the missing numbers as inclusive [first, last] ranges;
+- lost / lost_gaps: the missing numbers of gaps whose newer neighbour (the lowest sequence above
+  the gap) was first seen more than the grace window before now;
+- duplicates_handled: observations whose outcome is ``duplicate_skipped`` (the idempotency guard
+  worked); duplicates_processed: ``processed`` observations of an id beyond its first (the bug).
 
-A duplicate is counted only as a duplicate, never also as out of order.
+A duplicate is counted only as a duplicate, never also as out of order. collectors/report.py
+computes the same in SQL; this module stays small and obvious on purpose.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterable
 
 
@@ -25,6 +31,10 @@ class StreamCounts:
     out_of_order: int = 0
     missing: int = 0
     gaps: list[list[int]] = dataclasses.field(default_factory=list)
+    lost: int = 0
+    lost_gaps: list[list[int]] = dataclasses.field(default_factory=list)
+    duplicates_handled: int = 0
+    duplicates_processed: int = 0
 
 
 def open_gaps(sequences: Iterable[int]) -> list[list[int]]:
@@ -33,14 +43,20 @@ def open_gaps(sequences: Iterable[int]) -> list[list[int]]:
     return [[low + 1, high - 1] for low, high in zip(ordered, ordered[1:], strict=False) if high - low > 1]
 
 
-def count_stream(observations: Iterable[tuple[str, int | None]]) -> StreamCounts:
-    """Count one stream's observations, given in the order the vantage point saw them."""
+def count_stream(observations: Iterable[tuple], now_ns: int | None = None, grace_ns: int = 0) -> StreamCounts:
+    """Count one stream's observations, given in the order the vantage point saw them.
+
+    Without ``now_ns`` nothing is lost; observations without a time never make a gap lost.
+    """
     counts = StreamCounts()
-    seen_ids: set[str] = set()
-    sequences: set[int] = set()
+    seen_ids: set = set()
+    first_seen: dict[int, int | None] = {}
+    processed: Counter = Counter()
     highest: int | None = None
-    for event_id, sequence in observations:
+    for event_id, sequence, t_ns, outcome in (tuple(o) + (None, None)[: 4 - len(o)] for o in observations):
         counts.received += 1
+        counts.duplicates_handled += outcome == "duplicate_skipped"
+        processed[event_id] += outcome == "processed"
         if event_id in seen_ids:
             counts.duplicates += 1
             continue
@@ -50,7 +66,20 @@ def count_stream(observations: Iterable[tuple[str, int | None]]) -> StreamCounts
         if highest is not None and sequence < highest:
             counts.out_of_order += 1
         highest = sequence if highest is None else max(highest, sequence)
-        sequences.add(sequence)
-    counts.gaps = open_gaps(sequences)
+        if sequence not in first_seen or _earlier(t_ns, first_seen[sequence]):
+            first_seen[sequence] = t_ns
+    counts.gaps = open_gaps(first_seen)
     counts.missing = sum(last - first + 1 for first, last in counts.gaps)
+    counts.duplicates_processed = sum(n - 1 for n in processed.values() if n > 1)
+    if now_ns is not None:
+        counts.lost_gaps = [g for g in counts.gaps if _older(first_seen[g[1] + 1], now_ns - grace_ns)]
+        counts.lost = sum(last - first + 1 for first, last in counts.lost_gaps)
     return counts
+
+
+def _earlier(t_ns: int | None, other: int | None) -> bool:
+    return t_ns is not None and (other is None or t_ns < other)
+
+
+def _older(t_ns: int | None, before_ns: int) -> bool:
+    return t_ns is not None and t_ns < before_ns

@@ -61,9 +61,24 @@ def test_gap_duplicate_and_reorder_are_counted_exactly(collectors, redis_server)
         "out_of_order": 1,
         "missing": 1,
         "gaps": [[6, 6]],
+        "lost": 0,
+        "lost_gaps": [],
     }
     assert by_source["/test/b"]["partitionkey"] is None
     assert (by_source["/test/b"]["received"], by_source["/test/b"]["missing"]) == (3, 0)
+
+
+def test_a_gap_is_lost_once_its_newer_neighbour_is_older_than_the_grace_window(collectors, redis_server):
+    for sequence in (1, 2, 4):
+        redis_cli(redis_server.port, "PUBLISH", "t.lost", cloudevent("/test/l", sequence))
+    wait_until(lambda: collectors.get("health")["store"]["bus_messages"] == 3)
+    (fresh,) = [s for s in collectors.get("report?grace_s=3600")["streams"] if s["channel"] == "t.lost"]
+    assert (fresh["gaps"], fresh["lost"], fresh["lost_gaps"]) == ([[3, 3]], 0, [])
+    report = wait_until(
+        lambda: (r := collectors.get("report?grace_s=0.2&channel=t.lost")) and r["totals"]["lost"] and r
+    )
+    assert [(s["lost"], s["lost_gaps"]) for s in report["streams"]] == [(1, [[3, 3]])]
+    assert report["grace_s"] == 0.2
 
 
 def test_streams_are_keyed_by_channel_source_and_partition(collectors, redis_server):

@@ -1,0 +1,54 @@
+"""Sightings of events at each vantage point, as SQL relations the analyses share.
+
+A sighting is one event seen once at one vantage point: a valid message at the bus tap, or a
+CONSUMER span of one consumer group. Both relations have the same columns, so stream counting,
+loss and duplicates are one definition applied to either (docs/analyses.md):
+
+    vantage, channel, source, pk, event_id, seq, t, tie, outcome, type
+
+``t`` then ``tie`` (the tap's arrival number, or the span id as a number) give the order the
+vantage point saw them in. A consumer span that lacks the
+stream facts takes them from the bus tap's copy of the same event; an id-less span of a broker
+that numbers its messages (Kafka) is identified by its position in the stream. The common
+filters are named bound parameters (collectors/filters.py).
+"""
+
+from __future__ import annotations
+
+BUS_VANTAGE = "bus"
+
+BUS_FACTS = """
+SELECT Channel, EventId, any_value(Source) AS Source, any_value(PartitionKey) AS PartitionKey,
+       any_value(Sequence) AS Sequence, any_value(Type) AS Type, min(ArrivalNs) AS ArrivalNs
+FROM bus_messages WHERE Valid GROUP BY Channel, EventId
+"""
+
+SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
+    THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""
+"""The event id of a span; Kafka-like spans without one are named by partition and offset."""
+
+BUS = """
+SELECT 'bus' AS vantage, Channel AS channel, Source AS source, PartitionKey AS pk, EventId AS event_id,
+       Sequence AS seq, ArrivalNs AS t, ArrivalSeq AS tie, NULL::VARCHAR AS outcome, Type AS type
+FROM bus_messages
+WHERE Valid AND CAST($group AS VARCHAR) IS NULL
+  AND ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+  AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type)
+  AND ($service IS NULL OR EventId IN (
+      SELECT MsgMessageId FROM otel_traces WHERE SpanKind = 'Producer' AND ServiceName = $service))
+"""
+
+CONSUMERS = f"""
+SELECT s.MsgConsumerGroup AS vantage, s.MsgDestination AS channel,
+       COALESCE(s.CeSource, bus.Source) AS source, COALESCE(s.PartitionKey, bus.PartitionKey) AS pk,
+       {SPAN_EVENT_ID} AS event_id, COALESCE(s.Sequence, bus.Sequence) AS seq,
+       s.Timestamp AS t, TRY_CAST(('0x' || s.SpanId) AS UBIGINT) AS tie, s.Outcome AS outcome,
+       COALESCE(s.CeType, bus.Type) AS type
+FROM otel_traces s
+LEFT JOIN ({BUS_FACTS}) bus ON bus.Channel = s.MsgDestination AND bus.EventId = s.MsgMessageId
+WHERE s.SpanKind = 'Consumer' AND s.MsgConsumerGroup IS NOT NULL AND s.MsgDestination IS NOT NULL
+  AND {SPAN_EVENT_ID} IS NOT NULL
+  AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+  AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($group IS NULL OR s.MsgConsumerGroup = $group)
+  AND ($type IS NULL OR COALESCE(s.CeType, bus.Type) = $type) AND ($service IS NULL OR s.ServiceName = $service)
+"""

@@ -1,0 +1,120 @@
+"""The report: per stream and vantage point, received, duplicates, out of order, missing, gaps, lost.
+
+Counted in DuckDB with window functions, so the report over a million deliveries takes well under
+a second. collectors/streams.py holds the same definitions in plain Python as the reference the
+SQL is tested against (tests/unit/test_analysis_streams.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+from collectors import observations
+from collectors.filters import Filters, bind
+
+DEFAULT_GRACE_S = 5.0
+"""A gap becomes lost once its newer neighbour arrived more than this many seconds ago."""
+
+_COUNTS = """
+WITH obs AS MATERIALIZED (
+    SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k, *
+    FROM (__OBSERVATIONS__)
+),
+streams AS (SELECT sk, vantage, channel, source, pk FROM obs GROUP BY ALL),
+ids AS (
+    SELECT sk, event_id, count(*) AS n, arg_min_null(seq, k) AS seq, min(k) AS k, min(t) AS t,
+           count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
+           count(*) FILTER (outcome = 'processed') AS processed
+    FROM obs GROUP BY ALL
+),
+firsts AS (
+    SELECT sk, seq, t, max(seq) OVER (PARTITION BY sk ORDER BY k) AS highest
+    FROM ids WHERE seq IS NOT NULL
+),
+gaps AS (
+    SELECT sk, seq + 1 AS low, next_seq - 1 AS high, next_t
+    FROM (SELECT sk, seq, lead(seq) OVER w AS next_seq, lead(t) OVER w AS next_t
+          FROM firsts WINDOW w AS (PARTITION BY sk ORDER BY seq, t))
+    WHERE next_seq - seq > 1
+),
+c AS (
+    SELECT sk, sum(n) AS received, sum(n - 1) AS duplicates, sum(handled) AS handled,
+           sum(greatest(processed - 1, 0)) AS processed_twice
+    FROM ids GROUP BY ALL
+),
+late AS (SELECT sk, count(*) AS out_of_order FROM firsts WHERE seq < highest GROUP BY ALL),
+g AS (
+    SELECT sk, sum(high - low + 1) AS missing, list([low, high] ORDER BY low) AS gaps,
+           sum(high - low + 1) FILTER (next_t < $lost_before) AS lost,
+           list([low, high] ORDER BY low) FILTER (next_t < $lost_before) AS lost_gaps
+    FROM gaps GROUP BY ALL
+)
+SELECT s.vantage, s.channel, s.source, s.pk, c.received, c.duplicates,
+       COALESCE(late.out_of_order, 0), COALESCE(g.missing, 0), COALESCE(g.gaps, []),
+       COALESCE(g.lost, 0), COALESCE(g.lost_gaps, []), c.handled, c.processed_twice,
+       count(*) OVER (PARTITION BY sk) AS sharing
+FROM streams s JOIN c USING (sk) LEFT JOIN late USING (sk) LEFT JOIN g USING (sk)
+ORDER BY s.vantage, s.channel, s.source NULLS FIRST, s.pk NULLS FIRST
+"""
+# Window steps partition on one 64-bit hash of the stream key (much faster than four text columns);
+# a collision is detected in the answer (``sharing``) and the exact, slower key is used instead.
+_HASHED_KEY = "hash(vantage, channel, source, pk)"
+_EXACT_KEY = "struct_pack(vantage, channel, source, pk)"
+_QUERIES = {
+    exact: [
+        _COUNTS.replace("__OBSERVATIONS__", relation).replace("__STREAM_KEY__", _EXACT_KEY if exact else _HASHED_KEY)
+        for relation in (observations.BUS, observations.CONSUMERS)
+    ]
+    for exact in (False, True)
+}
+TOTALS = ("received", "duplicates", "out_of_order", "missing", "lost")
+
+
+def _entry(row: tuple) -> dict:
+    vantage, channel, source, pk, received, duplicates, late, missing, gaps, lost, lost_gaps, handled, twice, _ = row
+    entry = {
+        "vantage": vantage,
+        "channel": channel,
+        "source": source,
+        "partitionkey": pk,
+        "received": int(received),
+        "duplicates": int(duplicates),
+        "out_of_order": late,
+        "missing": int(missing),
+        "gaps": [list(gap) for gap in gaps],
+        "lost": int(lost),
+        "lost_gaps": [list(gap) for gap in lost_gaps],
+    }
+    if vantage != observations.BUS_VANTAGE:
+        entry["duplicates_handled"] = int(handled)
+        entry["duplicates_processed"] = int(twice)
+    return entry
+
+
+def streams(cursor, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None) -> list[dict]:
+    """One entry per stream and vantage point (bus first, then consumer groups)."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    values = {**filters.values(), "lost_before": now_ns - int(grace_s * 1e9)}
+    entries = []
+    for hashed, exact in zip(_QUERIES[False], _QUERIES[True], strict=True):
+        rows = cursor.execute(hashed, bind(hashed, values)).fetchall()
+        if any(row[-1] > 1 for row in rows):
+            rows = cursor.execute(exact, bind(exact, values)).fetchall()
+        entries += [_entry(row) for row in rows]
+    return entries
+
+
+def report(cursor, filters: Filters | None = None, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None) -> dict:
+    """Per-stream counts at every vantage point, plus totals, the malformed count and the span count."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    entries = streams(cursor, filters or Filters(), grace_s, now_ns)
+    (malformed,) = cursor.execute("SELECT count(*) FROM bus_messages WHERE NOT Valid").fetchone()
+    (spans,) = cursor.execute("SELECT count(*) FROM otel_traces").fetchone()
+    return {
+        "generated_at_ns": now_ns,
+        "grace_s": grace_s,
+        "streams": entries,
+        "malformed": malformed,
+        "spans": spans,
+        "totals": {key: sum(s[key] for s in entries) for key in TOTALS},
+    }
