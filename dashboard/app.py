@@ -1,4 +1,8 @@
-"""The dashboard's entry point: a router, nothing more. Pages live in dashboard/pages/."""
+"""The dashboard's entry point: a router, nothing more.
+
+Pages live in dashboard/views/, not pages/: Streamlit would serve a pages/ folder on its own for deep
+links, bypassing this router.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
     sys.path.insert(0, str(ROOT))
 
-PAGES = Path(__file__).parent / "pages"
+VIEWS = Path(__file__).parent / "views"
+# The sidebar: section title -> (page file, title, icon, URL path).
 SECTIONS = {
     "See the flow": [
         ("overview.py", "Overview", ":material/hub:", "overview"),
@@ -30,13 +35,12 @@ SECTIONS = {
     ],
     "Teach": [("scenarios.py", "Scenarios", ":material/school:", "scenarios")],
 }
-"""The sidebar: section title -> (page file, title, icon, URL path)."""
 
 st.set_page_config(page_title="eventscope", page_icon=":material/hub:", layout="wide")
 navigation = st.navigation(
     {
         section: [
-            st.Page(PAGES / file, title=title, icon=icon, url_path=url, default=file == "overview.py")
+            st.Page(VIEWS / file, title=title, icon=icon, url_path=url, default=file == "overview.py")
             for file, title, icon, url in pages
         ]
         for section, pages in SECTIONS.items()

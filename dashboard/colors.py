@@ -12,7 +12,6 @@ PALETTE = (
     "#1f77b4",
     "#ff7f0e",
     "#2ca02c",
-    "#d62728",
     "#9467bd",
     "#8c564b",
     "#e377c2",
@@ -21,8 +20,27 @@ PALETTE = (
     "#393b79",
     "#637939",
     "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+    "#bd9e39",
 )
-"""Twelve colours distinguishable on white (D3 category10 plus three darker ones), no grey."""
+"""Colours distinguishable on white (D3 category10 and category20b/c picks); no pure red, which means trouble."""
+PINNED = {
+    name: PALETTE[i]
+    for i, name in enumerate(
+        ("orders", "inventory", "payments", "shipping", "notifications", "order-view", "accounts", "storefront")
+    )
+} | {
+    name: PALETTE[-1 - i]
+    for i, name in enumerate(
+        ("shop.orders", "shop.stock", "shop.payments", "shop.shipping", "shop.users", "shop.accounts")
+    )
+}
+"""The sample shop's services and channels get distinct colours (a hash alone could give two the same one)."""
 NEUTRAL = "#7f7f7f"
 """For things without a name (an unknown service) and for the broker itself."""
 PROBLEM = "#d62728"
@@ -36,6 +54,8 @@ def color_for(name: str | None) -> str:
     """The colour of a service, channel or consumer group name."""
     if not name:
         return NEUTRAL
+    if name in PINNED:
+        return PINNED[name]
     return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
 
 

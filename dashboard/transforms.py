@@ -352,6 +352,11 @@ def by_group_frame(duplicates: dict) -> pd.DataFrame:
 # --- traces -----------------------------------------------------------------------------------
 
 
+def recent_trace_ids(messages: list[dict]) -> list[str]:
+    """Trace ids carried by recent bus messages (their traceparent), newest first, each once."""
+    return list(dict.fromkeys(m["TraceId"] for m in messages if m.get("TraceId")))
+
+
 def traces_frame(traces: dict) -> pd.DataFrame:
     """Search results: one row per trace."""
     columns = ["start (UTC)", "root", "duration", "spans", "errors", "services", "trace_id"]
@@ -426,6 +431,17 @@ def waterfall_frame(trace: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def links_out(trace: dict) -> list[dict]:
+    """The trace's outgoing links as the API lists them, or read from the spans' own links when it does not."""
+    if "links_out" in trace:
+        return trace["links_out"]
+    return [
+        {"span_id": s["SpanId"], "trace_id": link["TraceId"], "linked_span_id": link["SpanId"]}
+        for s in trace["spans"]
+        for link in s.get("Links") or []
+    ]
+
+
 def links_out_frame(trace: dict) -> pd.DataFrame:
     """Links from this trace's spans to other spans (consumer → its producer)."""
     names = {s["SpanId"]: f"{s['ServiceName']}: {s['SpanName']}" for s in trace["spans"]}
@@ -436,7 +452,7 @@ def links_out_frame(trace: dict) -> pd.DataFrame:
             "linked span": link["linked_span_id"],
             "same trace": link["trace_id"] == trace["trace_id"],
         }
-        for link in trace.get("links_out", [])
+        for link in links_out(trace)
     ]
     return pd.DataFrame(rows, columns=["from span", "linked trace", "linked span", "same trace"])
 
@@ -458,7 +474,7 @@ def links_in_frame(trace: dict) -> pd.DataFrame:
 
 def linked_traces(trace: dict) -> list[str]:
     """Other traces this one links to or is linked from, in first-seen order."""
-    found = [link["trace_id"] for link in trace.get("links_out", [])]
+    found = [link["trace_id"] for link in links_out(trace)]
     found += [link["linked_trace_id"] for link in trace.get("links_in", [])]
     return [t for t in dict.fromkeys(found) if t != trace["trace_id"]]
 

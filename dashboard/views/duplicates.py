@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, transforms
+from dashboard import charts, data, filters, notices, selection, transforms
 
 st.title("Duplicates")
 st.caption(
@@ -15,12 +15,11 @@ st.caption(
 view = filters.controls(data.known_names())
 
 
-def open_trace(frame, selection) -> None:
-    rows = (selection or {}).get("selection", {}).get("rows", []) if selection else []
-    if rows:
-        trace_ids = frame.iloc[rows[0]]["trace_ids"] or []
-        if trace_ids:
-            st.switch_page("pages/traces.py", query_params={"trace": trace_ids[0]})
+def open_trace(frame, event) -> None:
+    rows = selection.rows(event)
+    trace_ids = list(frame.iloc[rows[0]]["trace_ids"] or []) if rows and rows[0] < len(frame) else []
+    if selection.fresh("duplicates_table", trace_ids[:1]):
+        st.switch_page("views/traces.py", query_params={"trace": trace_ids[0], **filters.to_query(view)})
 
 
 @st.fragment(run_every=notices.refresh_every(view))
@@ -40,7 +39,7 @@ def live() -> None:
             return
         st.plotly_chart(charts.duplicates_by_group(by_group), width="stretch")
         frame = transforms.duplicates_frame(answer)
-        selection = st.dataframe(
+        event = st.dataframe(
             frame,
             hide_index=True,
             width="stretch",
@@ -49,7 +48,7 @@ def live() -> None:
             key="duplicates_table",
             column_config={"trace_ids": st.column_config.ListColumn("traces")},
         )
-        open_trace(frame, selection)
+        open_trace(frame, event)
 
 
 live()

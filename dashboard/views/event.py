@@ -41,7 +41,7 @@ def life(event_id: str) -> None:
     trace_ids = list(dict.fromkeys(d["trace_id"] for d in event["deliveries"] if d.get("trace_id")))
     for trace_id in trace_ids[:4]:
         st.page_link(
-            "pages/traces.py",
+            "views/traces.py",
             label=f"Open trace {trace_id}",
             icon=":material/account_tree:",
             query_params={"trace": trace_id},

@@ -6,8 +6,7 @@ import streamlit as st
 
 from dashboard import charts, data, filters, notices, transforms
 
-MAX_VANTAGES = 4
-"""Timelines drawn side by side for one stream: the bus and up to three consumer groups."""
+MAX_VANTAGES = 4  # timelines side by side for one stream: the bus and up to three consumer groups
 
 st.title("Ordering and loss")
 st.caption(

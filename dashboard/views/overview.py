@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, transforms
+from dashboard import charts, data, filters, notices, selection, transforms
 from dashboard.client import EndpointMissing
-
-_APPLIED = "overview_flow_selection"
 
 st.title("Overview")
 st.caption(
@@ -31,13 +29,11 @@ def headline(params: dict) -> None:
 
 
 def apply_flow_click(event) -> None:
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    picked = next((p.get("customdata") for p in points if p.get("customdata")), None)
+    picked = next((p.get("customdata") for p in selection.points(event) if p.get("customdata")), None)
     if isinstance(picked, list):
         picked = picked[0] if picked else None
-    if not picked or st.session_state.get(_APPLIED) == picked:
+    if not selection.fresh("flow", picked):
         return
-    st.session_state[_APPLIED] = picked
     chosen = transforms.selection_filter(picked)
     if chosen:
         filters.store(filters.with_filter(view, *chosen))

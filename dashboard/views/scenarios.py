@@ -10,14 +10,13 @@ from dashboard.client import ApiUnavailable
 from dashboard.scenario_runner import ScenarioRun, ScenarioRunner
 
 LISTING_TTL_S = 60
-WINDOW_MARGIN_NS = 2_000_000_000
-"""Findings are counted from a little before the run started, so its first events are not cut off."""
+WINDOW_MARGIN_NS = 2_000_000_000  # count findings from a little before the start: no first event cut off
 SEE_ALSO = (
-    ("pages/duplicates.py", "Duplicates", ":material/content_copy:"),
-    ("pages/ordering.py", "Ordering and loss", ":material/format_list_numbered:"),
-    ("pages/latency.py", "Latency", ":material/timer:"),
-    ("pages/dead_letters.py", "Dead letters", ":material/report:"),
-    ("pages/broker.py", "Broker", ":material/dns:"),
+    ("views/duplicates.py", "Duplicates", ":material/content_copy:"),
+    ("views/ordering.py", "Ordering and loss", ":material/format_list_numbered:"),
+    ("views/latency.py", "Latency", ":material/timer:"),
+    ("views/dead_letters.py", "Dead letters", ":material/report:"),
+    ("views/broker.py", "Broker", ":material/dns:"),
 )
 
 

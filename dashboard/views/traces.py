@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, transforms
+from dashboard import charts, data, filters, notices, selection, transforms
+from dashboard.client import EndpointMissing
 
 SEARCH_LIMIT = 50
 
@@ -33,10 +34,28 @@ def search_form() -> dict:
     return search
 
 
+def recent_traces() -> None:
+    """For collectors without trace search: offer the traces of the latest bus messages."""
+    ids = transforms.recent_trace_ids(data.recent_messages(20))
+    if not ids:
+        notices.empty(notices.NO_SPANS_HINT)
+        return
+    picked = st.selectbox("Traces of the latest bus messages", ["", *ids], format_func=lambda t: t or "pick one")
+    if picked and picked != filters.page_param("trace"):
+        filters.set_page_param("trace", picked)
+        st.rerun(scope="app")
+
+
 @st.fragment(run_every=notices.refresh_every(view))
 def results(search: dict) -> None:
     with notices.guard("the trace search"):
-        frame = transforms.traces_frame(data.traces({**filters.api_params(view), **search}))
+        try:
+            traces = data.traces({**filters.api_params(view), **search})
+        except EndpointMissing:
+            st.caption("Trace search is not available from this collectors version yet.")
+            recent_traces()
+            return
+        frame = transforms.traces_frame(traces)
         if frame.empty:
             notices.empty(notices.NO_SPANS_HINT if not view.active() else notices.FILTERED_HINT)
             return
@@ -44,9 +63,10 @@ def results(search: dict) -> None:
         picked = st.dataframe(
             frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="trace_rows"
         )
-        rows = picked["selection"]["rows"] if picked else []
-        if rows and frame.iloc[rows[0]]["trace_id"] != filters.page_param("trace"):
-            filters.set_page_param("trace", frame.iloc[rows[0]]["trace_id"])
+        rows = selection.rows(picked)
+        chosen = frame.iloc[rows[0]]["trace_id"] if rows and rows[0] < len(frame) else None
+        if selection.fresh("trace_rows", chosen) and chosen != filters.page_param("trace"):
+            filters.set_page_param("trace", chosen)
             st.rerun(scope="app")
 
 
@@ -56,7 +76,7 @@ def open_buttons(trace: dict) -> None:
         st.caption("No links to other traces: every consumer here shares its producer's trace.")
         return
     st.markdown("**Linked traces**: one click opens one.")
-    outgoing = {link["trace_id"] for link in trace.get("links_out", [])}
+    outgoing = {link["trace_id"] for link in transforms.links_out(trace)}
     for column, trace_id in zip(st.columns(min(len(linked), 4)), linked[:12], strict=False):
         role = "its producer" if trace_id in outgoing else "a consumer"
         if column.button(f"Open {trace_id[:12]}… ({role})", key=f"open_{trace_id}", icon=":material/link:"):
@@ -69,7 +89,7 @@ def trace_detail(trace_id: str) -> None:
     frame = transforms.waterfall_frame(trace)
     services = ", ".join(sorted(frame["service"].unique()))
     st.subheader(f"Trace {trace_id}")
-    st.caption(f"{len(frame):,} spans · services: {services} · links out {len(trace.get('links_out', []))} · "
+    st.caption(f"{len(frame):,} spans · services: {services} · links out {len(transforms.links_out(trace))} · "
                f"links in {len(trace.get('links_in', []))}")  # fmt: skip
     open_buttons(trace)
     st.plotly_chart(charts.waterfall(frame), width="stretch")

@@ -135,7 +135,7 @@ def open_page(api: str, page: str, monkeypatch, **query: str) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=60)
     app.query_params.update(query)
     app.run()
-    app.switch_page(f"pages/{page}.py").run()
+    app.switch_page(f"views/{page}.py").run()
     assert not app.exception, app.exception
     return app
 
