@@ -292,13 +292,14 @@ class FaultInjector:
         return rate >= 1.0 or self._rngs[name].random() < rate
 
     def release_held(self) -> list[tuple[str, dict, object]]:
-        """Every event still held back, to publish at shutdown (recorded: each came after later ones)."""
+        """Every event still held back, to publish at shutdown (recorded when later events overtook it)."""
         with self._lock:
             held, self._held = self._held, defaultdict(list)
         released = []
         for (channel, _, _), entries in held.items():
             for late, ctx, _, passed in entries:
-                self._write("reorder", channel, late, held_behind=passed)
+                if passed:
+                    self._write("reorder", channel, late, held_behind=passed)
                 released.append((channel, late, ctx))
         return released
 
