@@ -1,0 +1,246 @@
+"""Each event-driven pattern of the sample shop behaves, on a real Redis: event-sourcing replay,
+the CQRS projection, upcasting, retries with growing backoff, dead letters and their redrive,
+and the scenarios' command line and ground truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from sample_system import faults, scenarios, truth
+from sample_system.config import load_config
+from sample_system.deadletters import DeadLetterQueue
+from sample_system.redrive import redrive
+from sample_system.services import accounts, order_view
+from sample_system.shop import Shop, exporter_factory_for
+from sample_system.storefront import run_load
+from tests.processes import ROOT, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _shop(redis_server, memory=None, injector=None, **env):
+    config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_V1_SHARE": "0", **env})
+    return Shop(config, exporter_factory_for(memory or InMemorySpanExporter()), faults=injector)
+
+
+def _injector(*flags: str) -> faults.FaultInjector:
+    return faults.FaultInjector(faults.load_settings({}, list(flags)), 3, truth.GroundTruth())
+
+
+def test_replaying_the_event_store_gives_the_live_balances_now_and_in_the_past(redis_server):
+    with _shop(redis_server) as shop:
+        run_load(shop.handlers(), rate=0, seed=21, stop=threading.Event(), limit=40)
+        assert shop.wait_idle()
+        halfway_ms = int(time.time() * 1000)
+        time.sleep(0.01)
+        shop.accounts.top_up({"user_id": "user-21-0001", "amount_cents": 700})
+        assert accounts.replay(shop.client) == accounts.live_balances(shop.client)
+        now = accounts.balance_at(shop.client, "user-21-0001")
+        assert accounts.balance_at(shop.client, "user-21-0001", halfway_ms) == now - 700
+        assert accounts.balance_at(shop.client, "user-never", halfway_ms) is None
+        withdrawals = shop.client.xlen(accounts.EVENT_STORE)
+        assert withdrawals >= shop.accounts.appended
+
+
+def test_the_order_view_converges_on_the_write_side(redis_server):
+    with _shop(redis_server) as shop:
+        issued = run_load(shop.handlers(), rate=0, seed=22, stop=threading.Event(), limit=40)
+        assert shop.wait_idle()
+        statuses = [
+            order_view.order_status(shop.client, f"order-22-{n:06d}") for n in range(1, 1 + issued["place_order"])
+        ]
+        assert all(statuses)
+        assert sum(s["status"] == "shipped" for s in statuses) == shop.shipping.shipped
+        assert shop.order_view.max_lag_ms > 0
+        assert float(shop.client.hget(order_view.LAG_KEY, "last_ms")) == pytest.approx(
+            shop.order_view.last_lag_ms, abs=0.1
+        )
+
+
+def test_order_view_status_only_moves_forward_whatever_the_arrival_order(redis_server):
+    view = order_view.OrderView(redis_server.client())
+    noop = trace.INVALID_SPAN
+    for event_type in ("shop.order.shipped", "shop.order.placed", "shop.payment.captured"):
+        view.handle("c", {"type": event_type, "data": {"order_id": "order-late", "user_id": "u"}}, noop)
+    assert order_view.order_status(redis_server.client(), "order-late")["status"] == "shipped"
+
+
+def test_a_v1_order_is_upcast_and_the_version_is_on_the_spans(redis_server):
+    memory = InMemorySpanExporter()
+    with _shop(redis_server, memory, SAMPLE_V1_SHARE="1") as shop:
+        shop.orders.place_order(
+            {
+                "order_id": "order-v1",
+                "user_id": "u1",
+                "total_cents": 300,
+                "lines": [{"sku": "sku-pear", "qty": 2, "unit_price_cents": 150}],
+            }
+        )
+        wait_until(lambda: shop.consumer("payments").processed == 1)
+        assert shop.wait_idle(quiet_s=0.3)
+    spans = [s for s in memory.get_finished_spans() if s.attributes.get("cloudevents.event_subject") == "order-v1"]
+    placed = [s for s in spans if s.name.endswith("shop.orders")]
+    assert {s.attributes["eventscope.schema.version"] for s in placed} == {1}
+    assert {s.attributes["eventscope.outcome"] for s in placed if s.kind == SpanKind.CONSUMER} == {"processed"}
+    (payment,) = [
+        s
+        for s in spans
+        if s.name == "process shop.stock" and s.attributes["messaging.consumer.group.name"] == "payments"
+    ]
+    assert payment.attributes["eventscope.outcome"] == "processed"
+    assert shop.payments.captured_cents == 300
+
+
+def test_backoff_delays_grow_as_configured_and_the_last_failure_dead_letters(redis_server):
+    memory = InMemorySpanExporter()
+    injector = _injector("transient_error:group=payments,rate=1")
+    with _shop(redis_server, memory, injector, SAMPLE_MAX_ATTEMPTS="4", SAMPLE_BACKOFF_MS="10") as shop:
+        event = shop.orders.place_order(
+            {
+                "order_id": "order-retry",
+                "user_id": "u2",
+                "total_cents": 100,
+                "lines": [{"sku": "sku-fig", "qty": 1, "unit_price_cents": 100}],
+            }
+        )
+        wait_until(lambda: shop.consumer("payments").outcomes["dead_lettered"] == 1)
+        injector.settings.pop("transient_error")  # the dependency is fixed: a redrive must now succeed
+        dlq = DeadLetterQueue(shop.client)
+        (entry,) = [
+            e
+            for e in dlq.entries()
+            if e["group"] == "payments"
+            and e["channel"] == "shop.stock"
+            and json.loads(e["event"])["subject"] == "order-retry"
+        ]
+        assert entry["attempts"] == 4 and entry["reason"].startswith("failed after 4 attempts")
+        assert redrive(dlq, entry["entry_id"], lambda line: None, InMemorySpanExporter()) == 0
+        wait_until(lambda: shop.consumer("payments").outcomes["processed"] == 1, what="redriven payment")
+        assert dlq.get(entry["entry_id"]) is None
+    (failed,) = [
+        s
+        for s in memory.get_finished_spans()
+        if s.name == "process shop.stock" and s.attributes["eventscope.outcome"] == "dead_lettered"
+    ]
+    retries = [e for e in failed.events if e.name == "retry"]
+    assert [e.attributes["eventscope.attempt"] for e in retries] == [1, 2, 3, 4]
+    delays = [e.attributes["eventscope.retry.delay_ms"] for e in retries]
+    for attempt, delay in enumerate(delays[:3], start=1):
+        ceiling = 10 * 2 ** (attempt - 1)
+        assert ceiling * 0.5 <= delay <= ceiling
+    assert delays[3] == 0
+    assert failed.attributes["eventscope.attempts"] == 4
+    assert failed.status.status_code.name == "ERROR"
+    assert event["subject"] == "order-retry"
+
+
+def test_poison_lands_in_the_dead_letter_queue_with_its_reason(redis_server):
+    injector = _injector("poison_message:rate=1")
+    with _shop(redis_server, injector=injector) as shop:
+        event = shop.orders.place_order(
+            {
+                "order_id": "order-poison",
+                "user_id": "u3",
+                "total_cents": 90,
+                "lines": [{"sku": "sku-plum", "qty": 1, "unit_price_cents": 90}],
+            }
+        )
+        wait_until(lambda: shop.consumer("inventory").outcomes["dead_lettered"] == 1)
+    entries = [e for e in DeadLetterQueue(redis_server.client()).entries() if e["event_id"] == event["id"]]
+    assert {e["group"] for e in entries} == {"inventory", "order-view"}
+    for entry in entries:
+        assert "schema validation failed" in entry["reason"] and "shop.order.placed v2" in entry["reason"]
+        assert json.loads(entry["event"])["id"] == event["id"]
+
+
+def test_a_producer_refuses_an_event_its_schema_rejects(redis_server):
+    from sample_system.registry import SchemaError
+
+    with _shop(redis_server) as shop, pytest.raises(SchemaError, match="lines"):
+        shop.orders.place_order({"order_id": "order-bad", "user_id": "u4", "total_cents": 0, "lines": []})
+
+
+def test_scenario_api_writes_truth_and_stops_on_request(redis_server, tmp_path):
+    path = tmp_path / "truth.jsonl"
+    stop = threading.Event()
+    threading.Timer(2.0, stop.set).start()
+    lines: list[str] = []
+    summary = scenarios.run_scenario(
+        "duplicates",
+        30,
+        4,
+        str(path),
+        redis_server.url,
+        stop,
+        progress=lines.append,
+        exporter_factory=exporter_factory_for(InMemorySpanExporter()),
+    )
+    records = truth.read(path)
+    assert summary["truth"] == {k: sum(r["fault"] == k for r in records) for k in summary["truth"]}
+    assert summary["truth"]["duplicate_publish"] > 0
+    assert lines[0].startswith("scenario duplicates:") and any(line.startswith("t=") for line in lines)
+    assert summary["outcomes"]["inventory"]["duplicate_skipped"] == summary["truth"]["duplicate_publish"]
+
+
+def test_scenario_command_line_lists_and_runs(redis_server, tmp_path):
+    listing = subprocess.run(
+        [sys.executable, "-m", "sample_system", "scenario", "list", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    catalogue = json.loads(listing.stdout)
+    assert {s["name"] for s in catalogue} == set(scenarios.CATALOGUE) and len(catalogue) == 10
+    assert all(s["description"] and s["what_to_look_for"] and 0 < s["seconds"] <= 20 for s in catalogue)
+    path = tmp_path / "truth.jsonl"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sample_system",
+            "scenario",
+            "run",
+            "poison_message",
+            "--seconds",
+            "2",
+            "--seed",
+            "9",
+            "--truth",
+            str(path),
+            "--redis-url",
+            redis_server.url,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"OTEL_SDK_DISABLED": "true", "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert "scenario poison_message: done" in run.stdout
+    assert {r["fault"] for r in truth.read(path)} <= {"poison_message", "dead_letter"}
+    dlq = subprocess.run(
+        [sys.executable, "-m", "sample_system", "dlq", "list", "--json", "--redis-url", redis_server.url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert isinstance(json.loads(dlq.stdout), list)
+    unknown = subprocess.run(
+        [sys.executable, "-m", "sample_system", "dlq", "redrive", "0-1", "--redis-url", redis_server.url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert unknown.returncode == 1 and "no dead letter" in unknown.stdout
