@@ -108,6 +108,7 @@ class Publisher:
         self._metrics = metrics
         self._sequences: dict[tuple[str, str | None], int] = defaultdict(int)
         self._lock = threading.Lock()
+        self.published = 0
 
     def next_sequence(self, channel: str, partitionkey: str | None) -> int:
         with self._lock:
@@ -181,6 +182,7 @@ class Publisher:
                 span.set_attribute(ATTR_RECEIVERS, receivers)
         finally:
             span.end(end_time=time.time_ns() + skew_ns if skew_ns else None)
+        self.published += 1
         if self._metrics is not None:
             self._metrics.sent(channel)
         return receivers

@@ -142,6 +142,10 @@ class Shop:
         """Deliveries handled so far by every consumer group together."""
         return sum(consumer.processed for consumer in self.consumers)
 
+    def published(self) -> int:
+        """Events PUBLISHed so far by every producer together."""
+        return sum(publisher.published for publisher in self._publishers)
+
     def wait_idle(self, timeout_s: float = 30.0, quiet_s: float = IDLE_QUIET_S) -> bool:
         """Wait until no consumer has handled anything for ``quiet_s``; False on timeout."""
         deadline = time.monotonic() + timeout_s

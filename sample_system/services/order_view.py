@@ -34,6 +34,14 @@ STATUS = {
     "shop.order.shipped": ("shipped", 4),
 }
 """event type -> (order status, rank): the status only ever moves to a higher rank."""
+ADVANCE = """
+local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
+if rank >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'user_id', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'total_cents', ARGV[4]) end
+return 1
+"""
+"""Moves an order's status forward only, in one round trip and atomically."""
 
 
 def lag_ms(event_time: str | None, now_ns: int) -> float | None:
@@ -56,6 +64,7 @@ class OrderView:
     def __init__(self, client: redis.Redis, metrics: telemetry.MessagingMetrics | None = None):
         self._client = client
         self._metrics = metrics
+        self._advance = client.register_script(ADVANCE)
         self.applied = 0
         self.last_lag_ms: float | None = None
         self.max_lag_ms = 0.0
@@ -65,27 +74,26 @@ class OrderView:
         if status is None:
             return "processed"
         data = event["data"]
-        key = VIEW_PREFIX + data["order_id"]
-        current = self._client.hget(key, "rank")
-        if current is None or int(current) < status[1]:
-            fields = {"status": status[0], "rank": status[1], "user_id": data.get("user_id", "")}
-            if "total" in data:
-                fields["total_cents"] = data["total"]["amount_cents"]
-            self._client.hset(key, mapping=fields)
+        total = str(data["total"]["amount_cents"]) if "total" in data else ""
+        lag = lag_ms(event.get("time"), time.time_ns())
+        pipe = self._client.pipeline(transaction=False)
+        self._advance(
+            keys=[VIEW_PREFIX + data["order_id"]],
+            args=[status[0], status[1], data.get("user_id", ""), total],
+            client=pipe,
+        )
+        if lag is not None:
+            self._measure(lag, span, pipe)
+        pipe.execute()
         self.applied += 1
-        self._measure(event, span)
         return "processed"
 
-    def _measure(self, event: dict, span: trace.Span) -> None:
-        now = time.time_ns()
-        lag = lag_ms(event.get("time"), now)
-        if lag is None:
-            return
+    def _measure(self, lag: float, span: trace.Span, pipe) -> None:
         self.last_lag_ms = lag
         self.max_lag_ms = max(self.max_lag_ms, lag)
         span.set_attribute(ATTR_LAG_MS, lag)
-        self._client.hset(
-            LAG_KEY, mapping={"last_ms": f"{lag:.1f}", "max_ms": f"{self.max_lag_ms:.1f}", "updated_ns": now}
+        pipe.hset(
+            LAG_KEY, mapping={"last_ms": f"{lag:.1f}", "max_ms": f"{self.max_lag_ms:.1f}", "updated_ns": time.time_ns()}
         )
         if self._metrics is not None:
             self._metrics.projection_lag(SERVICE, lag)

@@ -7,6 +7,8 @@ import random
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sample_system import registry, storefront
 from sample_system.retry import RetryPolicy
@@ -122,3 +124,45 @@ def test_partitions_and_legacy_share_are_stable():
     assert {orders.partition_of(f"order-{n}") for n in range(100)} == {"p0", "p1", "p2", "p3"}
     share = sum(orders.is_legacy(f"order-{n}", 0.3) for n in range(2000)) / 2000
     assert 0.25 < share < 0.35
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(-5, 5, allow_nan=False)
+    | st.text(max_size=4)
+    | st.sampled_from(["EUR", "eur", "", "sku-1"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "order_id",
+                    "user_id",
+                    "lines",
+                    "sku",
+                    "qty",
+                    "unit_price_cents",
+                    "total",
+                    "amount_cents",
+                    "currency",
+                    "total_cents",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=6,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=JSON_VALUES, key=st.sampled_from(sorted(REGISTRY._validators)))
+def test_the_compiled_check_agrees_with_jsonschema(data, key):
+    validator = REGISTRY._validators[key]
+    check = registry.compile_check(validator.schema)
+    assert check is not None
+    assert check(data) == validator.is_valid(data)
