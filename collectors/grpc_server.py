@@ -34,7 +34,7 @@ class _Exporter:
     def Export(self, request, context):  # noqa: N802 - the gRPC method name
         decoded = self._signal.rows(request)
         try:
-            commit(self._store, self._signal.table, decoded.rows)
+            commit(self._store, self._signal.table, decoded)
         except StoreUnavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return self._signal.response(decoded)

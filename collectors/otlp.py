@@ -60,6 +60,8 @@ UNKNOWN_SERVICE = "unknown_service"
 TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
 EMPTY_JSON_LIST = "[]"
+_ZERO_TRACE_ID = bytes(TRACE_ID_BYTES)
+_ZERO_SPAN_ID = bytes(SPAN_ID_BYTES)
 
 # OTLP/JSON field names that hold hex ids (spans, links, log records, exemplars).
 _HEX_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
@@ -76,6 +78,7 @@ class Decoded:
     rows: list[tuple]
     rejected: int = 0
     error_message: str = ""
+    links: list[tuple] = dataclasses.field(default_factory=list)  # span_links rows of the spans' links
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -100,13 +103,19 @@ def any_value(value) -> object:
 
 
 def attributes(key_values) -> dict:
-    """A dict from a repeated KeyValue."""
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    """A dict from a repeated KeyValue (string values, the common case, without a call per value)."""
+    return {
+        kv.key: value.string_value if (value := kv.value).WhichOneof("value") == "string_value" else any_value(value)
+        for kv in key_values
+    }
+
+
+_JSON = json.JSONEncoder(default=str)  # json.dumps(value, default=str) without rebuilding an encoder per call
 
 
 def to_json(value: object) -> str:
     """The JSON text kept in a JSON column."""
-    return json.dumps(value, default=str)
+    return _JSON.encode(value)
 
 
 def _hex_to_base64(text: object, field: str) -> str:
@@ -153,7 +162,9 @@ def parse_request(body: bytes, media_json: bool, message_type: type[Message]) ->
 
 
 def _int_or_none(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
+    if value is None or value.__class__ is int:
+        return value
+    if isinstance(value, bool):
         return None
     try:
         return int(value)
@@ -167,27 +178,32 @@ def _str_or_none(value: object) -> str | None:
 
 def messaging_columns(attrs: dict) -> tuple:
     """The messaging facts the analyses key on, from standard attributes first, ours second."""
-    system = attrs.get(cv.MESSAGING_SYSTEM)
-    sequence = attrs.get(cv.SEQUENCE)
-    partition = attrs.get(cv.PARTITION_KEY)
+    get = attrs.get
+    system = get(cv.MESSAGING_SYSTEM)
+    sequence = get(cv.SEQUENCE)
+    partition = get(cv.PARTITION_KEY)
     if system == "kafka":
-        sequence = attrs.get(cv.KAFKA_OFFSET, sequence)
-        partition = attrs.get(cv.MESSAGING_PARTITION_ID, partition)
+        sequence = get(cv.KAFKA_OFFSET, sequence)
+        partition = get(cv.MESSAGING_PARTITION_ID, partition)
+    texts = (
+        system,
+        get(cv.MESSAGING_OPERATION_TYPE) or get(cv.MESSAGING_OPERATION_LEGACY),
+        get(cv.MESSAGING_DESTINATION),
+        get(cv.MESSAGING_MESSAGE_ID) or get(cv.CE_ID),
+        get(cv.MESSAGING_CONSUMER_GROUP),
+        get(cv.CE_SOURCE),
+        get(cv.CE_TYPE),
+    )
+    tail = (get(cv.OUTCOME), get(cv.CE_SUBJECT))
     return (
-        _str_or_none(system),
-        _str_or_none(attrs.get(cv.MESSAGING_OPERATION_TYPE) or attrs.get(cv.MESSAGING_OPERATION_LEGACY)),
-        _str_or_none(attrs.get(cv.MESSAGING_DESTINATION)),
-        _str_or_none(attrs.get(cv.MESSAGING_MESSAGE_ID) or attrs.get(cv.CE_ID)),
-        _str_or_none(attrs.get(cv.MESSAGING_CONSUMER_GROUP)),
-        _str_or_none(attrs.get(cv.CE_SOURCE)),
-        _str_or_none(attrs.get(cv.CE_TYPE)),
-        _int_or_none(sequence),
-        _str_or_none(partition),
-        _str_or_none(attrs.get(cv.OUTCOME)),
-        _str_or_none(attrs.get(cv.CE_SUBJECT)),
-        _int_or_none(attrs.get(cv.ATTEMPTS)),
-        _str_or_none(attrs.get(cv.DEAD_LETTER_REASON)),
-        _int_or_none(attrs.get(cv.SCHEMA_VERSION)),
+        tuple(v if v is None or v.__class__ is str else str(v) for v in texts)
+        + (_int_or_none(sequence), _str_or_none(partition))
+        + tuple(v if v is None or v.__class__ is str else str(v) for v in tail)
+        + (
+            _int_or_none(get(cv.ATTEMPTS)),
+            _str_or_none(get(cv.DEAD_LETTER_REASON)),
+            _int_or_none(get(cv.SCHEMA_VERSION)),
+        )
     )
 
 
@@ -206,6 +222,16 @@ def id_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes = b"") -> 
 
 
 def _span_problem(span) -> str | None:
+    trace_id, span_id = span.trace_id, span.span_id
+    plainly_valid = (
+        len(trace_id) == TRACE_ID_BYTES
+        and len(span_id) == SPAN_ID_BYTES
+        and len(span.parent_span_id) in (0, SPAN_ID_BYTES)
+        and trace_id != _ZERO_TRACE_ID
+        and span_id != _ZERO_SPAN_ID
+    )
+    if plainly_valid and not span.links:
+        return None
     problem = id_problem(span.trace_id, span.span_id, span.parent_span_id)
     if problem:
         return problem
@@ -285,8 +311,13 @@ def trace_rows(request: ExportTraceServiceRequest) -> Decoded:
                 problem = _span_problem(span)
                 if problem:
                     decoded.reject(problem)
-                else:
-                    append(_span_row(prefix, scope, span))
+                    continue
+                row = _span_row(prefix, scope, span)
+                append(row)
+                if span.links:
+                    decoded.links.extend(
+                        (row[1], row[2], link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                    )
     return decoded
 
 

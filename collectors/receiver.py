@@ -155,12 +155,13 @@ def decode_body(signal: Signal, body: bytes, content_type: str | None, content_e
         return error_reply(400, media, str(exc))
 
 
-def commit(store: Store, table: str, rows: list[tuple]) -> None:
-    """Commit rows and return only once they are durable; StoreUnavailable otherwise."""
-    if not rows:
+def commit(store: Store, table: str, decoded: Decoded) -> None:
+    """Commit decoded rows and return only once they are durable; StoreUnavailable otherwise."""
+    if not decoded.rows:
         return
+    tables = {table: decoded.rows, "span_links": decoded.links} if decoded.links else {table: decoded.rows}
     try:
-        committed = store.submit(table, rows).wait(COMMIT_TIMEOUT_S)
+        committed = store.submit_tables(tables).wait(COMMIT_TIMEOUT_S)
     except StoreBusy:
         raise StoreUnavailable("store is busy; retry later") from None
     except Exception as exc:  # the commit failed: nothing was acknowledged
@@ -183,7 +184,7 @@ def ingest(store: Store, signal: Signal, body: bytes, content_type: str | None, 
     if isinstance(decoded, Reply):
         return decoded
     try:
-        commit(store, signal.table, decoded.rows)
+        commit(store, signal.table, decoded)
     except StoreUnavailable as exc:
         return busy_reply(media, str(exc))
     return _success(signal, media, decoded)

@@ -9,6 +9,7 @@ counts twice. The store never traces its own writes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -239,14 +240,28 @@ def _arrow_type(column: str) -> pa.DataType:
 _ARROW_SCHEMAS = {
     table: pa.schema([(name, _arrow_type(name)) for name in columns]) for table, columns in TABLE_COLUMNS.items()
 }
-_INSERT_LINKS = """
-INSERT OR IGNORE INTO span_links
-SELECT DISTINCT TraceId, SpanId, link->>'TraceId', link->>'SpanId'
-FROM (SELECT TraceId, SpanId, unnest(CAST(Links AS JSON[])) AS link FROM _batch WHERE Links <> '[]')
-"""
-# Table names here are constants of this module, never request values.
-_INSERTS = {table: f"INSERT INTO {table} SELECT * FROM _batch" for table in TABLE_COLUMNS}
-_INSERTS["otel_traces"] = "INSERT OR IGNORE INTO otel_traces SELECT * FROM _batch"
+LINK_COLUMNS = ("TraceId", "SpanId", "LinkedTraceId", "LinkedSpanId")
+_ARROW_SCHEMAS["span_links"] = pa.schema([(name, pa.string()) for name in LINK_COLUMNS])
+# Tables whose rows are keyed: a retried export must not count twice.
+_KEYED = {"otel_traces": lambda row: (row[1], row[2]), "span_links": lambda row: row}
+# Table names here are constants of this module, never request values. The plain INSERT is the fast
+# path; a key conflict (a retried export) aborts it and the commit is redone with the IGNORE form.
+_INSERTS = {table: f"INSERT INTO {table} SELECT * FROM _batch" for table in _ARROW_SCHEMAS}
+_INSERTS_IGNORING = {table: f"INSERT OR IGNORE INTO {table} SELECT * FROM _batch" for table in _KEYED}
+WRITE_SETTINGS = (
+    "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
+)
+
+
+def link_rows(span_rows: list[tuple]) -> list[tuple]:
+    """span_links rows from the Links JSON of span rows (for rows that did not come with their links)."""
+    links_at = SPAN_COLUMNS.index("Links")
+    return [
+        (row[1], row[2], link["TraceId"], link["SpanId"])
+        for row in span_rows
+        if row[links_at] != "[]"
+        for link in json.loads(row[links_at])
+    ]
 
 
 class StoreBusy(RuntimeError):
@@ -256,9 +271,8 @@ class StoreBusy(RuntimeError):
 class _Job:
     """Rows for one table, or an action on the writer's cursor; finished after its commit."""
 
-    def __init__(self, table: str | None, rows: list[tuple], action: Callable | None = None):
-        self.table = table
-        self.rows = rows
+    def __init__(self, tables: dict[str, list[tuple]], action: Callable | None = None):
+        self.tables = tables
         self.action = action
         self.result: object = None
         self.error: BaseException | None = None
@@ -295,19 +309,34 @@ class Store:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._conn = duckdb.connect(path)
         self._conn.execute(SCHEMA)
+        for setting in WRITE_SETTINGS:
+            self._conn.execute(setting)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_limit)
         self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._writer.start()
 
     def submit(self, table: str, rows: list[tuple]) -> _Job:
-        """Queue rows for the next group commit; raise StoreBusy when the queue is full."""
+        """Queue rows for the next group commit; raise StoreBusy when the queue is full.
+
+        Span rows get their span_links rows from their Links column.
+        """
         if table not in TABLE_COLUMNS:
             raise ValueError(f"unknown table {table!r}")
-        return self._enqueue(_Job(table, rows))
+        tables = {table: rows}
+        if table == "otel_traces":
+            tables["span_links"] = link_rows(rows)
+        return self._enqueue(_Job(tables))
+
+    def submit_tables(self, tables: dict[str, list[tuple]]) -> _Job:
+        """Queue rows for several tables, committed together (spans with the span_links rows of their links)."""
+        unknown = set(tables) - set(_ARROW_SCHEMAS)
+        if unknown:
+            raise ValueError(f"unknown tables {sorted(unknown)}")
+        return self._enqueue(_Job(tables))
 
     def submit_action(self, action: Callable[[duckdb.DuckDBPyConnection], object]) -> _Job:
         """Run ``action(cursor)`` on the writer thread in a transaction of its own (retention uses it)."""
-        return self._enqueue(_Job(None, [], action))
+        return self._enqueue(_Job({}, action))
 
     def _enqueue(self, job: _Job) -> _Job:
         try:
@@ -394,20 +423,27 @@ class Store:
     def _commit(self, cursor, jobs: list[_Job]) -> None:
         by_table: dict[str, list[tuple]] = {}
         for job in jobs:
-            by_table.setdefault(job.table, []).extend(job.rows)
+            for table, rows in job.tables.items():
+                by_table.setdefault(table, []).extend(rows)
+        for table, key in _KEYED.items():
+            if table in by_table:
+                by_table[table] = list({key(row): row for row in by_table[table]}.values())
+        batches = {table: _arrow_batch(table, rows) for table, rows in by_table.items() if rows}
+        try:
+            self._insert(cursor, batches, _INSERTS)
+        except duckdb.ConstraintException:  # some rows are stored already: a retried export
+            self._insert(cursor, batches, {**_INSERTS, **_INSERTS_IGNORING})
+
+    @staticmethod
+    def _insert(cursor, batches: dict, statements: dict[str, str]) -> None:
         cursor.execute("BEGIN TRANSACTION")
         try:
-            for table, rows in by_table.items():
-                if table == "otel_traces":
-                    rows = list({(r[1], r[2]): r for r in rows}.values())
-                cursor.register("_batch", _arrow_batch(table, rows))
-                try:
-                    cursor.execute(_INSERTS[table])
-                    if table == "otel_traces":
-                        cursor.execute(_INSERT_LINKS)
-                finally:
-                    cursor.unregister("_batch")
+            for table, batch in batches.items():
+                cursor.register("_batch", batch)
+                cursor.execute(statements[table])
+                cursor.unregister("_batch")
             cursor.execute("COMMIT")
         except Exception:
-            cursor.execute("ROLLBACK")
+            cursor.execute("ROLLBACK")  # unregistering needs a live transaction
+            cursor.unregister("_batch")
             raise
