@@ -1,43 +1,133 @@
 """The read-only query API (``/api/v1/...``): routes, parameters, JSON answers.
 
 Handlers take a store cursor and the parsed query string and return (status, payload). Request
-values reach SQL only as bound parameters (collectors/queries.py).
+values are checked in collectors/filters.py and reach SQL only as bound parameters. The OpenAPI
+document of these routes is collectors/openapi.py.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 
-from collectors import queries, report
-from collectors.filters import BadRequest, number, parse_filters
+from collectors import (
+    duplicates,
+    event_life,
+    flow,
+    instrumentation,
+    latency,
+    loss,
+    openapi,
+    overview,
+    queries,
+    report,
+    sequences,
+    traces,
+)
+from collectors.filters import BadRequest, choice, flag, integer, number, parse_filters, text
 
 API_PREFIX = "/api/v1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+MAX_SEQUENCE_LIMIT = 100_000
+MAX_GRACE_S = 86400 * 365
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
+__all__ = ["API_PREFIX", "BadRequest", "ROUTES", "handle"]
 
-def _limit(params: Mapping[str, list[str]]) -> int:
-    raw = params.get("limit", [str(DEFAULT_LIMIT)])[-1]
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+
+def _limit(params: Mapping[str, list[str]], default: int = DEFAULT_LIMIT, high: int = MAX_LIMIT) -> int:
+    return integer(params, "limit", default, 1, high)
+
+
+def _grace(params: Mapping[str, list[str]]) -> float:
+    return number(params, "grace_s", report.DEFAULT_GRACE_S, 0, MAX_GRACE_S)
 
 
 def _report(cursor, params, match) -> tuple[int, dict]:
-    grace_s = number(params, "grace_s", report.DEFAULT_GRACE_S, 0, 86400 * 365)
-    return 200, report.report(cursor, parse_filters(params), grace_s)
+    return 200, report.report(cursor, parse_filters(params), _grace(params))
+
+
+def _overview(cursor, params, match) -> tuple[int, dict]:
+    return 200, overview.overview(cursor, parse_filters(params), _grace(params))
+
+
+def _flow(cursor, params, match) -> tuple[int, dict]:
+    return 200, flow.flow(cursor, parse_filters(params))
+
+
+def _latency(cursor, params, match) -> tuple[int, dict]:
+    bucket_s = integer(params, "bucket_s", 10, 1, 86400)
+    by = choice(params, "by", latency.BY, "channel")
+    return 200, latency.latency(cursor, parse_filters(params), bucket_s, by)
+
+
+def _loss(cursor, params, match) -> tuple[int, dict]:
+    return 200, loss.loss(cursor, parse_filters(params), _grace(params))
+
+
+def _sequences(cursor, params, match) -> tuple[int, dict]:
+    filters = parse_filters(params)
+    source = text(params, "source")
+    if filters.channel is None or source is None:
+        raise BadRequest("channel and source are required")
+    vantage = text(params, "vantage") or "bus"
+    limit = _limit(params, 2000, MAX_SEQUENCE_LIMIT)
+    answer = sequences.sequences(cursor, filters, source, text(params, "partitionkey"), vantage, limit, _grace(params))
+    return 200, answer
+
+
+def _duplicates(cursor, params, match) -> tuple[int, dict]:
+    return 200, duplicates.duplicates(cursor, parse_filters(params))
+
+
+def _traces(cursor, params, match) -> tuple[int, dict]:
+    found = traces.search(
+        cursor,
+        parse_filters(params),
+        flag(params, "error"),
+        number(params, "min_ms", None, 0, 1e12),
+        text(params, "event_id"),
+        text(params, "subject"),
+        _limit(params),
+    )
+    return 200, {"traces": found}
 
 
 def _trace(cursor, params, match) -> tuple[int, dict]:
     trace_id = match.group(1).lower()
     if not _TRACE_ID.match(trace_id):
         raise BadRequest("trace id must be 32 hex characters")
-    spans = queries.trace(cursor, trace_id)
-    if not spans:
+    answer = traces.trace(cursor, trace_id)
+    if answer is None:
         return 404, {"error": f"trace {trace_id} not found"}
-    return 200, {"trace_id": trace_id, "spans": spans}
+    return 200, answer
+
+
+def _event(cursor, params, match) -> tuple[int, dict]:
+    event_id = text({"event id": [urllib.parse.unquote(match.group(1))]}, "event id")
+    answer = event_life.event(cursor, event_id)
+    if answer is None:
+        return 404, {"error": f"nothing is known of event {event_id}"}
+    return 200, answer
+
+
+def _dead_letters(cursor, params, match) -> tuple[int, dict]:
+    return 200, {"dead_letters": event_life.dead_letters(cursor, parse_filters(params))}
+
+
+def _broker(cursor, params, match) -> tuple[int, dict]:
+    from collectors import broker_stats
+
+    if not hasattr(broker_stats, "snapshot"):
+        return 404, {"error": "broker stats not available"}
+    filters = parse_filters(params)
+    return 200, broker_stats.snapshot(cursor, filters.since_ns, filters.until_ns)
+
+
+def _instrumentation(cursor, params, match) -> tuple[int, dict]:
+    return 200, instrumentation.instrumentation(cursor, parse_filters(params))
 
 
 def _messages(cursor, params, match) -> tuple[int, dict]:
@@ -49,11 +139,27 @@ def _malformed(cursor, params, match) -> tuple[int, dict]:
     return 200, {"count": count, "messages": queries.messages(cursor, _limit(params), True)}
 
 
+def _openapi(cursor, params, match) -> tuple[int, dict]:
+    return 200, openapi.document()
+
+
 ROUTES: list[tuple[re.Pattern, Callable]] = [
     (re.compile(rf"^{API_PREFIX}/report$"), _report),
+    (re.compile(rf"^{API_PREFIX}/overview$"), _overview),
+    (re.compile(rf"^{API_PREFIX}/flow$"), _flow),
+    (re.compile(rf"^{API_PREFIX}/latency$"), _latency),
+    (re.compile(rf"^{API_PREFIX}/loss$"), _loss),
+    (re.compile(rf"^{API_PREFIX}/sequences$"), _sequences),
+    (re.compile(rf"^{API_PREFIX}/duplicates$"), _duplicates),
+    (re.compile(rf"^{API_PREFIX}/traces$"), _traces),
     (re.compile(rf"^{API_PREFIX}/traces/([^/]+)$"), _trace),
+    (re.compile(rf"^{API_PREFIX}/events/([^/]+)$"), _event),
+    (re.compile(rf"^{API_PREFIX}/dead-letters$"), _dead_letters),
+    (re.compile(rf"^{API_PREFIX}/broker$"), _broker),
+    (re.compile(rf"^{API_PREFIX}/instrumentation$"), _instrumentation),
     (re.compile(rf"^{API_PREFIX}/messages$"), _messages),
     (re.compile(rf"^{API_PREFIX}/malformed$"), _malformed),
+    (re.compile(rf"^{API_PREFIX}/openapi\.json$"), _openapi),
 ]
 
 

@@ -4,13 +4,14 @@ A sighting is one event seen once at one vantage point: a valid message at the b
 CONSUMER span of one consumer group. Both relations have the same columns, so stream counting,
 loss and duplicates are one definition applied to either (docs/analyses.md):
 
-    vantage, channel, source, pk, event_id, seq, t, tie, outcome, type
+    vantage, channel, source, pk, event_id, seq, t, tie, outcome, type, trace_id
 
 ``t`` then ``tie`` (the tap's arrival number, or the span id as a number) give the order the
-vantage point saw them in. A consumer span that lacks the
-stream facts takes them from the bus tap's copy of the same event; an id-less span of a broker
-that numbers its messages (Kafka) is identified by its position in the stream. The common
-filters are named bound parameters (collectors/filters.py).
+vantage point saw them in. A consumer span without a consumer group is seen by its service
+(brokers without groups). A consumer span that lacks the stream facts takes them from the bus
+tap's copy of the same event; an id-less span of a broker that numbers its messages (Kafka) is
+identified by its position in the stream. The common filters are named bound parameters
+(collectors/filters.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
 
 BUS = """
 SELECT 'bus' AS vantage, Channel AS channel, Source AS source, PartitionKey AS pk, EventId AS event_id,
-       Sequence AS seq, ArrivalNs AS t, ArrivalSeq AS tie, NULL::VARCHAR AS outcome, Type AS type
+       Sequence AS seq, ArrivalNs AS t, ArrivalSeq AS tie, NULL::VARCHAR AS outcome, Type AS type,
+       TraceId AS trace_id
 FROM bus_messages
 WHERE Valid AND CAST($group AS VARCHAR) IS NULL
   AND ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
@@ -39,16 +41,17 @@ WHERE Valid AND CAST($group AS VARCHAR) IS NULL
 """
 
 CONSUMERS = f"""
-SELECT s.MsgConsumerGroup AS vantage, s.MsgDestination AS channel,
+SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName) AS vantage, s.MsgDestination AS channel,
        COALESCE(s.CeSource, bus.Source) AS source, COALESCE(s.PartitionKey, bus.PartitionKey) AS pk,
        {SPAN_EVENT_ID} AS event_id, COALESCE(s.Sequence, bus.Sequence) AS seq,
        s.Timestamp AS t, TRY_CAST(('0x' || s.SpanId) AS UBIGINT) AS tie, s.Outcome AS outcome,
-       COALESCE(s.CeType, bus.Type) AS type
+       COALESCE(s.CeType, bus.Type) AS type, s.TraceId AS trace_id
 FROM otel_traces s
 LEFT JOIN ({BUS_FACTS}) bus ON bus.Channel = s.MsgDestination AND bus.EventId = s.MsgMessageId
-WHERE s.SpanKind = 'Consumer' AND s.MsgConsumerGroup IS NOT NULL AND s.MsgDestination IS NOT NULL
+WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
   AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
-  AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($group IS NULL OR s.MsgConsumerGroup = $group)
+  AND ($channel IS NULL OR s.MsgDestination = $channel)
+  AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
   AND ($type IS NULL OR COALESCE(s.CeType, bus.Type) = $type) AND ($service IS NULL OR s.ServiceName = $service)
 """

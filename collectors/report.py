@@ -17,7 +17,8 @@ DEFAULT_GRACE_S = 5.0
 
 _COUNTS = """
 WITH obs AS MATERIALIZED (
-    SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k, *
+    SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k,
+           vantage, channel, source, pk, event_id, seq, t, outcome
     FROM (__OBSERVATIONS__)
 ),
 streams AS (SELECT sk, vantage, channel, source, pk FROM obs GROUP BY ALL),

@@ -1,0 +1,130 @@
+"""The life of one event by id: its publication, its copies on the bus, every delivery with its
+retries and dead letter, and a verdict in plain language. Also the dead-letter list.
+"""
+
+from __future__ import annotations
+
+import json
+
+from collectors import conventions as cv
+from collectors.filters import Filters, bind
+
+_PUBLISHED = """
+SELECT TraceId, SpanId, ServiceName, SpanName, Timestamp, Duration / 1e6, StatusCode, MsgDestination
+FROM otel_traces WHERE SpanKind = 'Producer' AND MsgMessageId = $event_id ORDER BY Timestamp, SpanId
+"""
+_BUS = """
+SELECT ArrivalNs, Channel, Pattern, Size, Source, Type, Subject, EventTime, Sequence, PartitionKey, TraceId
+FROM bus_messages WHERE Valid AND EventId = $event_id ORDER BY ArrivalNs, ArrivalSeq
+"""
+_DELIVERIES = """
+SELECT COALESCE(MsgConsumerGroup, ServiceName), SpanId, TraceId, Timestamp, Duration / 1e6, Outcome, Attempts,
+       Events, DeadLetterReason, StatusCode
+FROM otel_traces WHERE SpanKind = 'Consumer' AND MsgMessageId = $event_id ORDER BY Timestamp, SpanId
+"""
+_DEAD_LETTERS = """
+SELECT MsgMessageId, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, DeadLetterReason, Attempts,
+       Timestamp, TraceId
+FROM otel_traces
+WHERE SpanKind = 'Consumer' AND Outcome = 'dead_lettered'
+  AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
+  AND ($channel IS NULL OR MsgDestination = $channel)
+  AND ($group IS NULL OR COALESCE(MsgConsumerGroup, ServiceName) = $group)
+  AND ($type IS NULL OR CeType = $type) AND ($service IS NULL OR ServiceName = $service)
+ORDER BY Timestamp DESC, SpanId
+"""
+
+
+def _retries(events_json: str) -> list[dict]:
+    return [
+        {
+            "attempt": e.get("Attributes", {}).get(cv.RETRY_ATTEMPT),
+            "delay_ms": e.get("Attributes", {}).get(cv.RETRY_DELAY_MS),
+            "t_ns": e.get("Timestamp"),
+        }
+        for e in json.loads(events_json)
+        if e.get("Name") == cv.RETRY_EVENT
+    ]
+
+
+def _delivery(row: tuple) -> dict:
+    group, span_id, trace_id, start, ms, outcome, attempts, events, reason, status = row
+    return {
+        "group": group,
+        "span_id": span_id,
+        "trace_id": trace_id,
+        "start_ns": start,
+        "duration_ms": ms,
+        "outcome": outcome or ("failed" if status == "Error" else None),
+        "attempts": attempts,
+        "retries": _retries(events),
+        "dead_letter_reason": reason,
+    }
+
+
+def verdict(published: list[dict], bus: list[dict], deliveries: list[dict]) -> str:
+    """One paragraph that says what happened to the event."""
+    parts = []
+    if published:
+        services = sorted({p["service"] for p in published})
+        parts.append(f"Published {_times(len(published))} by {', '.join(services)}.")
+    else:
+        parts.append("No producer span was received for it.")
+    parts.append(f"Seen on the bus {_times(len(bus))}." if bus else "The bus tap never saw it.")
+    by_group: dict[str, list[dict]] = {}
+    for d in deliveries:
+        by_group.setdefault(d["group"], []).append(d)
+    for group, seen in sorted(by_group.items()):
+        outcomes = [d["outcome"] or "no outcome" for d in seen]
+        retries = sum(len(d["retries"]) for d in seen)
+        text = f"{group}: {', '.join(outcomes)}"
+        if retries:
+            text += f" after {retries} {'retry' if retries == 1 else 'retries'}"
+        if outcomes.count("processed") > 1:
+            text += " (processed more than once: a duplicate got through)"
+        parts.append(text + ".")
+    if not deliveries:
+        parts.append("No consumer handled it.")
+    return " ".join(parts)
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
+
+
+def event(cursor, event_id: str) -> dict | None:
+    """Everything known of one event id, or None when nothing is."""
+    values = {"event_id": event_id}
+    published = [
+        {
+            "trace_id": t,
+            "span_id": s,
+            "service": service,
+            "name": name,
+            "start_ns": start,
+            "duration_ms": ms,
+            "status": status,
+            "channel": channel,
+        }
+        for t, s, service, name, start, ms, status, channel in cursor.execute(_PUBLISHED, values).fetchall()
+    ]
+    names = ("ArrivalNs", "Channel", "Pattern", "Size", "Source", "Type", "Subject", "EventTime", "Sequence")
+    names += ("PartitionKey", "TraceId")
+    bus = [dict(zip(names, row, strict=True)) for row in cursor.execute(_BUS, values).fetchall()]
+    deliveries = [_delivery(row) for row in cursor.execute(_DELIVERIES, values).fetchall()]
+    if not (published or bus or deliveries):
+        return None
+    return {
+        "event_id": event_id,
+        "published": published,
+        "bus": bus,
+        "deliveries": deliveries,
+        "verdict": verdict(published, bus, deliveries),
+    }
+
+
+def dead_letters(cursor, filters: Filters) -> list[dict]:
+    """Deliveries that ended in the dead-letter queue, newest first."""
+    rows = cursor.execute(_DEAD_LETTERS, bind(_DEAD_LETTERS, filters.values())).fetchall()
+    keys = ("event_id", "group", "channel", "reason", "attempts", "t_ns", "trace_id")
+    return [dict(zip(keys, row, strict=True)) for row in rows]

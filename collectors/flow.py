@@ -1,0 +1,119 @@
+"""The flow graph: services and channels as nodes; publish, deliver and link edges with their figures.
+
+- publish: service -> channel, from PRODUCER spans; p95 is the producer span's duration, gaps and
+  duplicates are the bus tap's for the streams that service produced;
+- deliver: channel -> consuming service, from CONSUMER spans; p95 is the delivery latency, gaps
+  and duplicates are the consumer group's on that channel;
+- link: producer service -> consumer service, for consumer spans paired with their producer
+  through a span link (even without a parent relation); gaps and duplicates stay on the deliver
+  edges, so they are 0 here.
+
+rate_per_s divides the count by the window: the filter's, or else the span time range.
+"""
+
+from __future__ import annotations
+
+from collectors import report
+from collectors.deliveries import DELIVERIES
+from collectors.filters import Filters, bind
+
+_PUBLISH = """
+SELECT ServiceName, MsgDestination, count(*), count(*) FILTER (StatusCode = 'Error'),
+       quantile_cont(Duration / 1e6, 0.95)
+FROM otel_traces
+WHERE SpanKind = 'Producer' AND MsgDestination IS NOT NULL
+  AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
+  AND ($channel IS NULL OR MsgDestination = $channel) AND ($type IS NULL OR CeType = $type)
+  AND ($service IS NULL OR ServiceName = $service) AND CAST($group AS VARCHAR) IS NULL
+GROUP BY ALL
+"""
+_DELIVER = f"""
+SELECT channel, service, "group", count(*), count(*) FILTER (failed),
+       quantile_cont((t - producer_t) / 1e6, 0.95) FILTER (producer_t IS NOT NULL)
+FROM ({DELIVERIES}) GROUP BY ALL
+"""
+_LINK = f"""
+SELECT producer_service, service, count(*), count(*) FILTER (failed), quantile_cont((t - producer_t) / 1e6, 0.95)
+FROM ({DELIVERIES}) WHERE paired_by = 'link' GROUP BY ALL
+"""
+_SPAN_RANGE = "SELECT min(Timestamp), max(Timestamp + Duration) FROM otel_traces"
+_PRODUCER_OF_SOURCE = "SELECT DISTINCT CeSource, ServiceName FROM otel_traces WHERE SpanKind = 'Producer'"
+
+
+def _window_s(cursor, filters: Filters) -> float:
+    low, high = cursor.execute(_SPAN_RANGE).fetchone()
+    low = filters.since_ns if filters.since_ns is not None else low
+    high = filters.until_ns if filters.until_ns is not None else high
+    return max(((high or 0) - (low or 0)) / 1e9, 1.0)
+
+
+def _edge(source: str, target: str, kind: str, count: int, errors: int, p95, window_s: float) -> dict:
+    return {
+        "source": source,
+        "target": target,
+        "kind": kind,
+        "count": count,
+        "rate_per_s": count / window_s,
+        "errors": errors,
+        "p95_ms": p95,
+        "gaps": 0,
+        "duplicates": 0,
+    }
+
+
+def _stream_figures(cursor, filters: Filters) -> tuple[dict, dict]:
+    """Missing and duplicates per (producing service, channel) at the bus and per (group, channel)."""
+    producers: dict = {}
+    for source, service in cursor.execute(_PRODUCER_OF_SOURCE).fetchall():
+        producers.setdefault(source, set()).add(service)
+    bus: dict = {}
+    groups: dict = {}
+    for s in report.streams(cursor, filters):
+        if s["vantage"] == report.observations.BUS_VANTAGE:
+            for service in producers.get(s["source"], ()):
+                figures = bus.setdefault((service, s["channel"]), [0, 0])
+                figures[0] += s["missing"]
+                figures[1] += s["duplicates"]
+        else:
+            figures = groups.setdefault((s["vantage"], s["channel"]), [0, 0])
+            figures[0] += s["missing"]
+            figures[1] += s["duplicates"]
+    return bus, groups
+
+
+def flow(cursor, filters: Filters) -> dict:
+    """Nodes and edges of the event flow within the filters."""
+    values = filters.values()
+    window_s = _window_s(cursor, filters)
+    bus, groups = _stream_figures(cursor, filters)
+    edges = []
+    for service, channel, count, errors, p95 in cursor.execute(_PUBLISH, bind(_PUBLISH, values)).fetchall():
+        edge = _edge(f"service:{service}", f"channel:{channel}", "publish", count, errors, p95, window_s)
+        edge["gaps"], edge["duplicates"] = bus.get((service, channel), (0, 0))
+        edges.append(edge)
+    deliver: dict = {}
+    for channel, service, group, count, errors, p95 in cursor.execute(_DELIVER, bind(_DELIVER, values)).fetchall():
+        edge = _edge(f"channel:{channel}", f"service:{service}", "deliver", count, errors, p95, window_s)
+        edge["gaps"], edge["duplicates"] = groups.get((group, channel), (0, 0))
+        _merge(deliver, edge)
+    edges += deliver.values()
+    for producer, consumer, count, errors, p95 in cursor.execute(_LINK, bind(_LINK, values)).fetchall():
+        edges.append(_edge(f"service:{producer}", f"service:{consumer}", "link", count, errors, p95, window_s))
+    return {"nodes": _nodes(edges), "edges": edges}
+
+
+def _merge(edges: dict, edge: dict) -> None:
+    """One deliver edge per (channel, service) even when a service consumes as several groups."""
+    key = (edge["source"], edge["target"])
+    if key not in edges:
+        edges[key] = edge
+        return
+    known = edges[key]
+    for field in ("count", "rate_per_s", "errors", "gaps", "duplicates"):
+        known[field] += edge[field]
+    known["p95_ms"] = max((p for p in (known["p95_ms"], edge["p95_ms"]) if p is not None), default=None)
+
+
+def _nodes(edges: list[dict]) -> list[dict]:
+    ids = sorted({e["source"] for e in edges} | {e["target"] for e in edges})
+    return [{"id": i, "kind": i.split(":", 1)[0], "label": i.split(":", 1)[1]} for i in ids]

@@ -1,0 +1,338 @@
+"""The OpenAPI 3 document of the query API, served at ``/api/v1/openapi.json``.
+
+Written as data next to the routes (collectors/api.py) so that a test can check that every route
+is described and every answer matches its schema.
+"""
+
+from __future__ import annotations
+
+_NUM = {"type": "number"}
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_BOOL = {"type": "boolean"}
+_MS = {"type": ["number", "null"]}
+_NSTR = {"type": ["string", "null"]}
+_NINT = {"type": ["integer", "null"]}
+_RANGES = {"type": "array", "items": {"type": "array", "items": _INT, "minItems": 2, "maxItems": 2}}
+
+
+def _obj(properties: dict, required: bool = True) -> dict:
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = sorted(properties)
+    return schema
+
+
+def _list(item: dict) -> dict:
+    return {"type": "array", "items": item}
+
+
+def _param(name: str, schema: dict, description: str, required: bool = False, where: str = "query") -> dict:
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
+
+
+FILTERS = [
+    _param("since_ns", _INT, "window start on event/span time, ns since the epoch (inclusive)"),
+    _param("until_ns", _INT, "window end, ns since the epoch (exclusive)"),
+    _param("channel", _STR, "channel (messaging.destination.name)"),
+    _param("group", _STR, "consumer group (messaging.consumer.group.name, else the consuming service)"),
+    _param("type", _STR, "event type (CloudEvents type)"),
+    _param("service", _STR, "service name (producing service for the bus vantage)"),
+]
+GRACE = _param("grace_s", _NUM, "seconds after which an unfilled gap is lost (default 5)")
+LIMIT = _param("limit", _INT, "at most this many items (1 to 1000, default 50)")
+
+_STREAM = _obj(
+    {
+        "vantage": _STR,
+        "channel": _STR,
+        "source": _NSTR,
+        "partitionkey": _NSTR,
+        "received": _INT,
+        "duplicates": _INT,
+        "out_of_order": _INT,
+        "missing": _INT,
+        "gaps": _RANGES,
+        "lost": _INT,
+        "lost_gaps": _RANGES,
+    }
+)
+_STREAM["properties"] |= {"duplicates_handled": _INT, "duplicates_processed": _INT}
+_PERCENTILES = {"key": _NSTR, "measure": {"enum": ["delivery", "processing", "end_to_end"]}, "count": _INT}
+_PERCENTILES |= {"p50_ms": _MS, "p95_ms": _MS, "p99_ms": _MS}
+_EDGE = _obj(
+    {
+        "source": _STR,
+        "target": _STR,
+        "kind": {"enum": ["publish", "deliver", "link"]},
+        "count": _INT,
+        "rate_per_s": _NUM,
+        "errors": _INT,
+        "p95_ms": _MS,
+        "gaps": _INT,
+        "duplicates": _INT,
+    }
+)
+_LOST = _obj(
+    {
+        "channel": _STR,
+        "source": _NSTR,
+        "partitionkey": _NSTR,
+        "sequence": _NINT,
+        "event_id": _NSTR,
+        "vantage": _STR,
+        "where": {"enum": ["before_broker", "at_delivery", "in_processing"]},
+    }
+)
+_DELIVERY = _obj(
+    {
+        "group": _STR,
+        "span_id": _STR,
+        "trace_id": _STR,
+        "start_ns": _INT,
+        "duration_ms": _NUM,
+        "outcome": _NSTR,
+        "attempts": _NINT,
+        "retries": _list(_obj({"attempt": _NINT, "delay_ms": _MS, "t_ns": _NINT})),
+        "dead_letter_reason": _NSTR,
+    }
+)
+_TRACE_SUMMARY = _obj(
+    {
+        "trace_id": _STR,
+        "start_ns": _INT,
+        "duration_ms": _NUM,
+        "spans": _INT,
+        "errors": _INT,
+        "services": _list(_STR),
+        "root_name": _STR,
+    }
+)
+
+SCHEMAS = {
+    "report": _obj(
+        {
+            "generated_at_ns": _INT,
+            "grace_s": _NUM,
+            "streams": _list(_STREAM),
+            "malformed": _INT,
+            "spans": _INT,
+            "totals": _obj({k: _INT for k in ("received", "duplicates", "out_of_order", "missing", "lost")}),
+        }
+    ),
+    "overview": _obj(
+        {
+            "window": _obj({"since_ns": _NINT, "until_ns": _NINT}),
+            "events_per_s": _NUM,
+            "bus_messages": _INT,
+            "deliveries": _INT,
+            "missing": _INT,
+            "lost": _INT,
+            "duplicates": _INT,
+            "duplicates_processed": _INT,
+            "out_of_order": _INT,
+            "dead_letters": _INT,
+            "malformed": _INT,
+            "p95_delivery_ms": _MS,
+            "spans": _INT,
+        }
+    ),
+    "flow": _obj(
+        {
+            "nodes": _list(_obj({"id": _STR, "kind": {"enum": ["service", "channel"]}, "label": _STR})),
+            "edges": _list(_EDGE),
+        }
+    ),
+    "latency": _obj(
+        {
+            "summary": _list(_obj(_PERCENTILES)),
+            "buckets": _list(_obj(_PERCENTILES | {"t_ns": _INT})),
+            "negative_delivery": _INT,
+            "samples": _list(_obj({"measure": _STR, "key": _NSTR, "ms": _NUM})),
+        }
+    ),
+    "loss": _obj(
+        {
+            "lost": _list(_LOST),
+            "counts": _obj({"before_broker": _INT, "at_delivery": _INT, "in_processing": _INT}),
+        }
+    ),
+    "sequences": _obj(
+        {
+            "arrivals": _list(
+                _obj({"t_ns": _INT, "sequence": _NINT, "event_id": _NSTR, "late": _BOOL, "duplicate": _BOOL})
+            ),
+            "gaps": _RANGES,
+            "lost_gaps": _RANGES,
+        }
+    ),
+    "duplicates": _obj(
+        {
+            "duplicates": _list(
+                _obj(
+                    {
+                        "vantage": _STR,
+                        "channel": _STR,
+                        "event_id": _NSTR,
+                        "copies": _INT,
+                        "handled": _INT,
+                        "processed": _INT,
+                        "trace_ids": _list(_STR),
+                    }
+                )
+            ),
+            "by_group": _list(_obj({"vantage": _STR, "handled": _INT, "processed": _INT})),
+        }
+    ),
+    "traces": _obj({"traces": _list(_TRACE_SUMMARY)}),
+    "trace": _obj(
+        {
+            "trace_id": _STR,
+            "spans": _list({"type": "object"}),
+            "links_out": _list(_obj({"span_id": _STR, "trace_id": _STR, "linked_span_id": _STR})),
+            "links_in": _list(
+                _obj(
+                    {
+                        "span_id": _STR,
+                        "linked_trace_id": _STR,
+                        "linked_span_id": _STR,
+                        "service": _NSTR,
+                        "name": _NSTR,
+                    }
+                )
+            ),
+            "critical_path": _list(_STR),
+        }
+    ),
+    "event": _obj(
+        {
+            "event_id": _STR,
+            "published": _list({"type": "object"}),
+            "bus": _list({"type": "object"}),
+            "deliveries": _list(_DELIVERY),
+            "verdict": _STR,
+        }
+    ),
+    "dead_letters": _obj(
+        {
+            "dead_letters": _list(
+                _obj(
+                    {
+                        "event_id": _NSTR,
+                        "group": _STR,
+                        "channel": _STR,
+                        "reason": _NSTR,
+                        "attempts": _NINT,
+                        "t_ns": _INT,
+                        "trace_id": _STR,
+                    }
+                )
+            )
+        }
+    ),
+    "broker": _obj({"latest": {"type": ["object", "null"]}, "series": _list({"type": "object"})}),
+    "instrumentation": _obj(
+        {
+            "missing_attributes": _list(
+                _obj({"service": _STR, "span_name": _STR, "kind": _STR, "missing": _list(_STR), "count": _INT})
+            ),
+            "unlinked_consumers": _list(_obj({"service": _STR, "span_name": _STR, "count": _INT})),
+            "bus_without_producer": _obj({"count": _INT, "examples": _list(_STR)}),
+        }
+    ),
+    "health": {"type": "object"},
+    "messages": _obj({"messages": _list({"type": "object"})}),
+    "malformed": _obj({"count": _INT, "messages": _list({"type": "object"})}),
+    "error": _obj({"error": _STR}),
+}
+
+# path -> (summary, response schema name, parameters)
+PATHS = {
+    "/api/v1/health": ("Liveness and store counts", "health", []),
+    "/api/v1/report": ("Per-stream counts at every vantage point", "report", FILTERS + [GRACE]),
+    "/api/v1/overview": ("Headline numbers", "overview", FILTERS + [GRACE]),
+    "/api/v1/flow": ("Flow graph: services and channels, publish/deliver/link edges", "flow", FILTERS),
+    "/api/v1/latency": (
+        "Delivery, processing and end-to-end latency percentiles",
+        "latency",
+        FILTERS
+        + [
+            _param("bucket_s", _INT, "time bucket width in seconds (default 10)"),
+            _param("by", {"enum": ["channel", "group", "type"]}, "what the key is (default channel)"),
+        ],
+    ),
+    "/api/v1/loss": ("Lost events and where they were lost", "loss", FILTERS + [GRACE]),
+    "/api/v1/sequences": (
+        "One stream at one vantage point, arrival by arrival",
+        "sequences",
+        FILTERS
+        + [
+            _param("source", _STR, "the stream's source (required, with channel)", required=True),
+            _param("partitionkey", _STR, "the stream's partition key (absent: none)"),
+            _param("vantage", _STR, "bus (default) or a consumer group"),
+            _param("limit", _INT, "the last this many arrivals (default 2000)"),
+            GRACE,
+        ],
+    ),
+    "/api/v1/duplicates": ("Duplicated events per vantage point", "duplicates", FILTERS),
+    "/api/v1/traces": (
+        "Trace search, newest first",
+        "traces",
+        FILTERS
+        + [
+            _param("error", _BOOL, "only traces with (true) or without (false) an error span"),
+            _param("min_ms", _NUM, "only traces at least this long"),
+            _param("event_id", _STR, "only traces with a span of this event id"),
+            _param("subject", _STR, "only traces with a span of this CloudEvents subject"),
+            LIMIT,
+        ],
+    ),
+    "/api/v1/traces/{trace_id}": (
+        "One trace with links out and in, and its critical path",
+        "trace",
+        [_param("trace_id", _STR, "32 hex characters", True, "path")],
+    ),
+    "/api/v1/events/{event_id}": (
+        "The life of one event",
+        "event",
+        [_param("event_id", _STR, "the event id", True, "path")],
+    ),
+    "/api/v1/dead-letters": ("Dead-lettered deliveries, newest first", "dead_letters", FILTERS),
+    "/api/v1/broker": ("Broker stats: latest snapshot and series", "broker", FILTERS[:2]),
+    "/api/v1/instrumentation": ("Instrumentation health", "instrumentation", FILTERS),
+    "/api/v1/messages": ("Recent bus messages, newest first", "messages", [LIMIT]),
+    "/api/v1/malformed": ("Malformed bus messages, newest first", "malformed", [LIMIT]),
+    "/api/v1/openapi.json": ("This document", "health", []),
+}
+
+
+def _operation(summary: str, schema: str, parameters: list[dict]) -> dict:
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}}}
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+                },
+                "400": {"description": "invalid parameter", **error},
+                "404": {"description": "not found", **error},
+            },
+        }
+    }
+
+
+def document() -> dict:
+    """The OpenAPI 3.1 document (JSON Schema 2020-12 in the component schemas)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eventscope query API",
+            "version": "1",
+            "description": "Read-only answers about an event flow; definitions in docs/analyses.md.",
+        },
+        "paths": {path: _operation(*spec) for path, spec in PATHS.items()},
+        "components": {"schemas": SCHEMAS},
+    }

@@ -1,0 +1,67 @@
+"""The overview: the headline numbers of the whole event flow within the filters."""
+
+from __future__ import annotations
+
+import time
+
+from collectors import report
+from collectors.deliveries import DELIVERIES
+from collectors.filters import Filters, bind
+
+_BUS = """
+SELECT count(*) FILTER (Valid), count(DISTINCT EventId) FILTER (Valid), count(*) FILTER (NOT Valid),
+       min(ArrivalNs), max(ArrivalNs)
+FROM bus_messages
+WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+  AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type OR NOT Valid)
+"""
+_SPANS = """
+SELECT count(*), count(DISTINCT MsgMessageId) FILTER (SpanKind = 'Producer'), min(Timestamp), max(Timestamp)
+FROM otel_traces s
+WHERE ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+  AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($type IS NULL OR s.CeType = $type)
+  AND ($group IS NULL OR s.MsgConsumerGroup = $group) AND ($service IS NULL OR s.ServiceName = $service)
+"""
+_DELIVERY = f"""
+SELECT count(*), count(*) FILTER (outcome = 'dead_lettered'),
+       quantile_cont((t - producer_t) / 1e6, 0.95) FILTER (producer_t IS NOT NULL)
+FROM ({DELIVERIES})
+"""
+
+
+def overview(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) -> dict:
+    """Counts, rates and the p95 delivery latency; see docs/api.md for each field."""
+    values = filters.values()
+    bus, bus_events, malformed, bus_low, bus_high = cursor.execute(_BUS, bind(_BUS, values)).fetchone()
+    spans, produced, span_low, span_high = cursor.execute(_SPANS, bind(_SPANS, values)).fetchone()
+    deliveries, dead_letters, p95 = cursor.execute(_DELIVERY, bind(_DELIVERY, values)).fetchone()
+    streams = report.streams(cursor, filters, grace_s)
+    since = filters.since_ns if filters.since_ns is not None else _least(bus_low, span_low)
+    until = filters.until_ns if filters.until_ns is not None else _greatest(bus_high, span_high)
+    seconds = max(((until or 0) - (since or 0)) / 1e9, 1.0)
+    return {
+        "window": {"since_ns": since, "until_ns": until},
+        "events_per_s": max(bus_events, produced) / seconds,
+        "bus_messages": bus,
+        "deliveries": deliveries,
+        "missing": sum(s["missing"] for s in streams),
+        "lost": sum(s["lost"] for s in streams),
+        "duplicates": sum(s["duplicates"] for s in streams),
+        "duplicates_processed": sum(s.get("duplicates_processed", 0) for s in streams),
+        "out_of_order": sum(s["out_of_order"] for s in streams),
+        "dead_letters": dead_letters,
+        "malformed": malformed,
+        "p95_delivery_ms": p95,
+        "spans": spans,
+        "generated_at_ns": time.time_ns(),
+    }
+
+
+def _least(*values):
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _greatest(*values):
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
