@@ -54,7 +54,10 @@ def _edge_hover(edge: dict) -> str:
 def _add_edge(fig: go.Figure, edge: dict, positions: dict) -> None:
     start, end = positions[edge["source"]], positions[edge["target"]]
     is_link = edge["kind"] == "link"
-    xs, ys = _curve(start, end, 0.45 if is_link else 0.0)
+    span = abs(end[0] - start[0])
+    # Edges that skip layers bow out, so they do not run through the nodes in between.
+    bend = 0.45 if is_link else 0.3 * (span - 1) * (1 if end[1] >= start[1] else -1) if span > 1 else 0.0
+    xs, ys = _curve(start, end, bend)
     trouble = edge.get("gaps") or edge.get("duplicates") or edge.get("errors")
     color = colors.PROBLEM if trouble else colors.color_for(transforms.node_name(edge["source"])[1])
     fig.add_trace(
@@ -72,16 +75,17 @@ def _add_edge(fig: go.Figure, edge: dict, positions: dict) -> None:
         go.Scatter(
             x=[xs[middle]], y=[ys[middle]], mode="markers+text", showlegend=False,
             marker={"size": 12, "color": color, "symbol": "diamond"},
-            text=[transforms.edge_label(edge)], textposition="top center",
-            textfont={"size": 11, "color": colors.PROBLEM if trouble else "#333"},
+            text=[transforms.edge_label(edge) if not is_link else ""], textposition="top center",
+            textfont={"size": 10, "color": colors.PROBLEM if trouble else "#444"},
             hovertext=[_edge_hover(edge)], hoverinfo="text", customdata=[edge["target"]],
         )
     )  # fmt: skip
 
 
-def flow_figure(flow: dict) -> go.Figure:
+def flow_figure(flow: dict, show_links: bool = False) -> go.Figure:
     """Services (circles) and channels (squares) left to right; edges carry rate, p95 and problem badges.
 
+    Link edges (producer service to consumer service, from span links) are drawn dotted when asked for.
     Each node's and edge midpoint's customdata is the node id that clicking it should filter on (an
     edge filters on its target).
     """
@@ -90,6 +94,8 @@ def flow_figure(flow: dict) -> go.Figure:
     positions = transforms.flow_positions(flow)
     fig = go.Figure()
     for edge in flow["edges"]:
+        if edge["kind"] == "link" and not show_links:
+            continue
         if edge["source"] in positions and edge["target"] in positions:
             _add_edge(fig, edge, positions)
     for kind, symbol in (("service", "circle"), ("channel", "square")):
@@ -114,7 +120,12 @@ def flow_figure(flow: dict) -> go.Figure:
     ys = [p[1] for p in positions.values()]
     fig.update_xaxes(visible=False, range=[min(xs) - 0.4, max(xs) + 0.4])
     fig.update_yaxes(visible=False, range=[min(ys) - 0.9, max(ys) + 0.9])
-    fig.update_layout(clickmode="event+select", dragmode=False, plot_bgcolor="white")
+    fig.update_layout(
+        clickmode="event+select",
+        dragmode=False,
+        plot_bgcolor="white",
+        legend={"orientation": "h", "yanchor": "bottom", "y": -0.08, "x": 0},
+    )
     return _layout(
         fig, "Flow: services ● and channels ■ (click one to filter)", height=max(320, 130 * (max(ys) - min(ys) + 2))
     )

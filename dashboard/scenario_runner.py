@@ -35,12 +35,20 @@ class ScenarioRun:
     log_path: Path
     started_ns: int
     started_monotonic: float
+    ended_monotonic: float | None = None
 
     def running(self) -> bool:
-        return self.process.poll() is None
+        """True while the process runs; notes when it ended the first time it is seen ended."""
+        if self.process.poll() is None:
+            return True
+        if self.ended_monotonic is None:
+            self.ended_monotonic = time.monotonic()
+        return False
 
     def elapsed_s(self) -> float:
-        return time.monotonic() - self.started_monotonic
+        """Seconds since the start, frozen once the run ended."""
+        self.running()
+        return (self.ended_monotonic or time.monotonic()) - self.started_monotonic
 
     def fraction_done(self) -> float:
         """How far through its planned seconds the run is (1.0 once it exited)."""
@@ -49,7 +57,7 @@ class ScenarioRun:
         return min(self.elapsed_s() / self.seconds, 0.99) if self.seconds else 0.0
 
     def progress(self, lines: int = PROGRESS_LINES) -> list[str]:
-        """The last progress lines the scenario printed."""
+        """The last progress lines the scenario printed (its standard output; service logs go elsewhere)."""
         try:
             with self.log_path.open(errors="replace") as log:
                 return [line.rstrip() for line in deque(log, maxlen=lines) if line.strip()]
@@ -114,13 +122,13 @@ class ScenarioRunner:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             truth_path = self._workdir / f"{stamp}-{name}.truth.jsonl"
             log_path = self._workdir / f"{stamp}-{name}.log"
-            with log_path.open("wb") as log:
+            with log_path.open("wb") as log, (self._workdir / f"{stamp}-{name}.stderr").open("wb") as errors:
                 process = subprocess.Popen(
                     sample_cli.command(*run_arguments(name, truth_path, seconds, seed)),
                     cwd=sample_cli.ROOT,
                     env=sample_cli.environment(os.environ),
                     stdout=log,
-                    stderr=subprocess.STDOUT,
+                    stderr=errors,
                     stdin=subprocess.DEVNULL,
                 )
             self.current = ScenarioRun(name, seconds, process, truth_path, log_path, time.time_ns(), time.monotonic())

@@ -156,16 +156,34 @@ def flow_layers(flow: dict) -> dict[str, int]:
 
 
 def flow_positions(flow: dict) -> dict[str, tuple[float, float]]:
-    """(x, y) per node: x is the layer, nodes of a layer spread evenly from top to bottom."""
+    """(x, y) per node: x is the layer; within a layer, nodes sit near the mean height of their neighbours
+    (two barycentre sweeps, left to right then right to left), which keeps edge crossings few."""
     layers = flow_layers(flow)
     by_layer: dict[int, list[str]] = defaultdict(list)
     for node in sorted(layers, key=lambda n: node_name(n)[1]):
         by_layer[layers[node]].append(node)
-    positions = {}
-    for x, members in by_layer.items():
-        for i, node in enumerate(members):
-            positions[node] = (float(x), -(i - (len(members) - 1) / 2))
-    return positions
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for e in flow["edges"]:
+        if e["kind"] in ("publish", "deliver"):
+            neighbours[e["source"]].add(e["target"])
+            neighbours[e["target"]].add(e["source"])
+    y = {node: _spread(i, len(members)) for members in by_layer.values() for i, node in enumerate(members)}
+    order = sorted(by_layer)
+    for sweep in (order, order[::-1]):
+        for x in sweep:
+            members = by_layer[x]
+
+            def centre(node: str, placed: dict = y) -> float:
+                near = [placed[n] for n in neighbours[node] if n in placed]
+                return sum(near) / len(near) if near else placed[node]
+
+            members.sort(key=lambda n: (-centre(n), node_name(n)[1]))
+            y.update({node: _spread(i, len(members)) for i, node in enumerate(members)})
+    return {node: (float(layers[node]), y[node]) for node in layers}
+
+
+def _spread(index: int, count: int) -> float:
+    return -(index - (count - 1) / 2)
 
 
 def edge_badges(edge: dict) -> str:

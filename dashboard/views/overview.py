@@ -42,8 +42,13 @@ def apply_flow_click(event) -> None:
 
 def flow_graph(params: dict) -> None:
     flow = data.flow(params)
+    links = st.toggle(
+        "Show span links as edges",
+        key="flow_links",
+        help="Dotted: a producer service to each consumer service whose span links to it, even across traces.",
+    )
     event = st.plotly_chart(
-        charts.flow_figure(flow), key="flow", on_select="rerun", selection_mode="points", width="stretch"
+        charts.flow_figure(flow, links), key="flow", on_select="rerun", selection_mode="points", width="stretch"
     )
     apply_flow_click(event)
     if flow["edges"]:

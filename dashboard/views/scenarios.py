@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data, filters, notices, sample_cli, transforms
 from dashboard.client import ApiUnavailable
-from dashboard.scenario_runner import ScenarioRun, ScenarioRunner
+from dashboard.scenario_runner import ScenarioRunner
 
 LISTING_TTL_S = 60
 WINDOW_MARGIN_NS = 2_000_000_000  # count findings from a little before the start: no first event cut off
@@ -45,20 +45,21 @@ def explain(scenario: dict) -> None:
         st.info(f"**What to look for.** {scenario['what_to_look_for']}", icon=":material/visibility:")
 
 
-def controls(scenario: dict, current: ScenarioRun | None) -> None:
+def controls(scenario: dict) -> None:
     left, middle, right = st.columns([1, 1, 2])
     seconds = left.number_input("Seconds", min_value=5, max_value=3600, value=int(scenario.get("seconds") or 30))
     seed = middle.number_input("Seed", min_value=0, value=1, help="The same seed injects the same faults.")
+    current = runner().current
     running = current is not None and current.running()
     with right:
         st.write("")
         start, stop = st.columns(2)
         if start.button("Start scenario", type="primary", icon=":material/play_arrow:", disabled=running):
             runner().start(scenario["name"], float(seconds), int(seed))
-            st.rerun()
+            st.rerun(scope="fragment")
         if stop.button("Stop", icon=":material/stop:", disabled=not running):
             runner().stop()
-            st.rerun()
+            st.rerun(scope="fragment")
 
 
 def findings(since_ns: int) -> dict:
@@ -80,7 +81,8 @@ def findings(since_ns: int) -> dict:
 
 
 @st.fragment(run_every=notices.REFRESH_S)
-def progress() -> None:
+def progress(scenario: dict) -> None:
+    controls(scenario)
     current = runner().current
     if current is None:
         st.caption("No scenario has run since the dashboard started.")
@@ -126,8 +128,7 @@ def main() -> None:
     filters.set_page_param("scenario", name)
     scenario = scenarios.items[names.index(name)]
     explain(scenario)
-    controls(scenario, runner().current)
-    progress()
+    progress(scenario)
 
 
 main()

@@ -59,13 +59,27 @@ def results(search: dict) -> None:
         if frame.empty:
             notices.empty(notices.NO_SPANS_HINT if not view.active() else notices.FILTERED_HINT)
             return
-        st.caption(f"{len(frame):,} traces, newest first. Select a row to open it below.")
+        st.caption(f"{len(frame):,} traces, newest first. Select a row, or pick one below, to open it.")
         picked = st.dataframe(
             frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="trace_rows"
         )
         rows = selection.rows(picked)
         chosen = frame.iloc[rows[0]]["trace_id"] if rows and rows[0] < len(frame) else None
-        if selection.fresh("trace_rows", chosen) and chosen != filters.page_param("trace"):
+        labels = {
+            t: " · ".join(map(str, r))
+            for t, r in zip(frame["trace_id"], frame[["root", "duration", "services"]].values)
+        }
+        listed = st.selectbox(
+            "Open a trace", ["", *labels], format_func=lambda t: labels.get(t, "pick one"), key="open_trace"
+        )
+        chosen = (
+            chosen
+            if selection.fresh("trace_rows", chosen)
+            else listed
+            if selection.fresh("open_trace", listed)
+            else None
+        )
+        if chosen and chosen != filters.page_param("trace"):
             filters.set_page_param("trace", chosen)
             st.rerun(scope="app")
 

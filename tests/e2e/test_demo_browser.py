@@ -1,4 +1,10 @@
-"""``./run demo`` in the background; headless Chromium opens the dashboard and finds live numbers."""
+"""``./run demo`` in the background, once for this module; headless Chromium drives the dashboard.
+
+Every page renders without an error element; scenarios started from the Scenarios page show on the
+Duplicates and Ordering pages; a trace opened from the Traces page shows its links; Ctrl-C stops all.
+Waits poll with deadlines: a missing piece fails with a message saying what was not seen; a query API
+endpoint that has not landed yet is reported as an expected failure naming it.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,33 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 
 import pytest
 
+from tests.e2e.conftest import full_screenshot
 from tests.processes import ROOT, free_port
 
 pytestmark = pytest.mark.browser
 
 URL_LINE = re.compile(r"eventscope dashboard: (http://\S+)")
+PAGES = (
+    ("", "Overview"),  # the default page lives at the root URL
+    ("latency", "Latency"),
+    ("ordering", "Ordering and loss"),
+    ("duplicates", "Duplicates"),
+    ("traces", "Traces"),
+    ("event", "Event"),
+    ("dead-letters", "Dead letters"),
+    ("broker", "Broker"),
+    ("instrumentation", "Instrumentation health"),
+    ("scenarios", "Scenarios"),
+)
+NOT_AVAILABLE = "not available from this collectors version yet"
+SCENARIO_SECONDS = "8"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def demo():
     listen_port, dashboard_port = free_port(), free_port()
     env = {
@@ -27,6 +49,7 @@ def demo():
         "EVENTSCOPE_LISTEN": f"127.0.0.1:{listen_port}",
         "EVENTSCOPE_DASHBOARD_PORT": str(dashboard_port),
         "EVENTSCOPE_STORE": os.path.join(tempfile.mkdtemp(prefix="eventscope-demo-"), "demo.duckdb"),
+        "EVENTSCOPE_GRPC_LISTEN": "off",
         "SAMPLE_RATE": "20",
     }
     env.pop("REDIS_URL", None)  # the demo must start its own redis-server
@@ -55,34 +78,119 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def poll(check: Callable[[], object], seconds: float, what: str, interval: float = 0.5):
+    """Call ``check`` until it returns something truthy; fail saying ``what`` was never seen."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception:  # an element mid-rerender; try again
+            result = None
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"timed out after {seconds:.0f} s: {what}")
+
+
 def metric_value(page, label: str) -> int:
     metric = page.locator('[data-testid="stMetric"]', has_text=label).first
     return int(metric.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
 
 
-def test_dashboard_shows_live_numbers_and_ctrl_c_stops_everything(demo, page, screenshots):
-    url, listen_port, process = demo
+def open_page(page, url: str, path: str, title: str) -> None:
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+
+
+def fail_if_missing(page, what: str) -> None:
+    """Stop here, reported as an expected failure naming the missing piece, while the endpoint has not landed."""
+    if page.get_by_text(NOT_AVAILABLE).count():
+        pytest.xfail(f"{what}: the page says '{NOT_AVAILABLE}' (the query API endpoint has not landed)")
+
+
+def run_scenario(page, url: str, name: str) -> None:
+    open_page(page, url, f"scenarios?scenario={name}", "Scenarios")
+    if page.get_by_text("Scenarios are not available").count():
+        pytest.fail(
+            f"the Scenarios page cannot list scenarios: {page.locator('[data-testid=stAlert]').first.inner_text()}"
+        )
+    seconds = page.get_by_label("Seconds")
+    seconds.fill(SCENARIO_SECONDS)
+    seconds.press("Enter")
+    page.get_by_role("button", name="Start scenario").click()
+    poll(lambda: page.get_by_text(re.compile(rf"{name}.*: finished")).count(), 120, f"scenario {name} to finish")
+
+
+def test_dashboard_shows_live_numbers(demo, page, screenshots):
+    url, _, _ = demo
     page.goto(url)
     page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)
-    first = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            first = metric_value(page, "Bus messages")
-        except (ValueError, Exception):
-            first = None
-        if first:
-            break
-        time.sleep(0.5)
-    assert first and first > 0, "the Overview never showed bus messages"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and metric_value(page, "Bus messages") <= first:
-        time.sleep(0.5)
-    assert metric_value(page, "Bus messages") > first, "the numbers did not refresh on their own"
+    first = poll(lambda: metric_value(page, "Bus messages"), 60, "bus messages on the Overview")
+    poll(lambda: metric_value(page, "Bus messages") > first, 30, "the Overview numbers refreshing on their own")
     assert metric_value(page, "Deliveries") > 0
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
+    full_screenshot(page, screenshots / "overview.png")
 
+
+@pytest.mark.parametrize(("path", "title"), PAGES)
+def test_every_page_renders_without_an_error_element(demo, page, screenshots, path, title):
+    url, _, _ = demo
+    open_page(page, url, f"{path}?window=all", title)
+    page.wait_for_load_state("networkidle")
+    page.locator('[data-testid="stMain"]').get_by_text(re.compile(".")).first.wait_for(timeout=30_000)
+    time.sleep(2)  # let the live fragments draw once
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]'
+    ).first.inner_text()
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, errors.first.inner_text()
+    full_screenshot(page, screenshots / f"{path or 'overview'}.png")
+
+
+def test_a_duplicates_scenario_shows_on_the_duplicates_page(demo, page, screenshots):
+    url, _, _ = demo
+    run_scenario(page, url, "duplicates")
+    full_screenshot(page, screenshots / "scenario-duplicates.png")
+    open_page(page, url, "duplicates?window=all", "Duplicates")
+    poll(
+        lambda: page.locator('[data-testid="stMetric"]').count() or page.get_by_text(NOT_AVAILABLE).count(),
+        30,
+        "the Duplicates page",
+    )
+    fail_if_missing(page, "duplicates")
+    poll(lambda: metric_value(page, "Duplicated events") > 0, 30, "duplicated events on the Duplicates page")
+    full_screenshot(page, screenshots / "duplicates-after-scenario.png")
+
+
+def test_a_lossy_scenario_shows_gaps_on_the_ordering_page(demo, page, screenshots):
+    url, _, _ = demo
+    run_scenario(page, url, "lossy_consumer")
+    open_page(page, url, "ordering?window=all", "Ordering and loss")
+    poll(lambda: page.get_by_text(re.compile(r"arrivals ·|" + NOT_AVAILABLE)).count(), 30, "a sequence timeline")
+    fail_if_missing(page, "sequences and loss")
+    poll(lambda: page.get_by_text(re.compile(r"gaps: \d")).count(), 30, "a gap in the first stream's timeline")
+    full_screenshot(page, screenshots / "ordering-after-scenario.png")
+
+
+def test_a_trace_opened_from_the_traces_page_shows_its_links(demo, page, screenshots):
+    url, _, _ = demo
+    open_page(page, url, "traces?window=all", "Traces")
+    poll(
+        lambda: page.get_by_text(re.compile(r"traces, newest first|" + NOT_AVAILABLE)).count(),
+        30,
+        "trace search results",
+    )
+    fail_if_missing(page, "trace search")
+    page.get_by_label("Open a trace").click()
+    page.get_by_role("option").nth(1).click()
+    caption = poll(lambda: page.get_by_text(re.compile(r"links out \d+")).first.inner_text(), 30, "the opened trace")
+    links = int(re.search(r"links out (\d+)", caption).group(1))
+    assert links > 0, f"the opened trace shows no links: {caption}"
+    full_screenshot(page, screenshots / "trace.png")
+
+
+def test_ctrl_c_stops_everything(demo):
+    _, listen_port, process = demo
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
     process.wait(timeout=30)
     deadline = time.monotonic() + 15
