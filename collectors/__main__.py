@@ -1,4 +1,4 @@
-"""Command line: ``python -m collectors serve|report``. Flags fall back to env vars (docs/api.md)."""
+"""Command line: ``python -m collectors serve|report|check``. Flags fall back to env vars (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 
+from collectors import check
 from collectors import config as cfg
 
 
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     report = commands.add_parser("report", help="print the report JSON from a running collectors")
     report.add_argument("--api", help=f"query API base URL (env {cfg.ENV_API}, default {cfg.DEFAULT_API})")
+    check.add_arguments(commands.add_parser("check", help="assert limits on the collected flow (for CI)"))
     return parser
 
 
@@ -55,6 +57,8 @@ def _report(api: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "check":
+        return check.run(cfg.api_url(os.environ, args.api), args)
     if args.command == "report":
         return _report(cfg.api_url(os.environ, args.api))
     try:

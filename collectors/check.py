@@ -1,0 +1,87 @@
+"""``python -m collectors check``: assert limits on a collected event flow, for CI pipelines.
+
+It reads ``/api/v1/overview`` from a running collectors, prints one line per figure with its
+limit and verdict, and exits 0 when every given limit holds, 1 when one fails, 2 when the API
+cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from collectors import config as cfg
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_UNREACHABLE = 2
+
+# flag name -> (overview field, what it means)
+LIMITS = {
+    "max_missing": ("missing", "missing sequence numbers"),
+    "max_lost": ("lost", "lost (gaps older than the grace window)"),
+    "max_unhandled_duplicates": ("duplicates_processed", "duplicates processed again"),
+    "max_p95_ms": ("p95_delivery_ms", "p95 delivery latency, ms"),
+    "max_dead_letters": ("dead_letters", "dead letters"),
+    "max_malformed": ("malformed", "malformed messages"),
+}
+SHOWN = ("deliveries", "bus_messages", "duplicates", "out_of_order")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The check subcommand's flags."""
+    parser.add_argument("--api", help=f"query API base URL (env {cfg.ENV_API}, default {cfg.DEFAULT_API})")
+    for name, (_, meaning) in LIMITS.items():
+        kind = float if name == "max_p95_ms" else int
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, metavar="N", help=f"at most N {meaning}")
+    parser.add_argument("--grace-s", type=float, help="seconds before an unfilled gap counts as lost (API default 5)")
+    parser.add_argument("--channel", help="only this channel")
+    parser.add_argument("--group", help="only this consumer group")
+
+
+def _fetch(api: str, args: argparse.Namespace) -> dict:
+    query = {k: v for k, v in (("grace_s", args.grace_s), ("channel", args.channel), ("group", args.group)) if v}
+    url = f"{api.rstrip('/')}/api/v1/overview"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def evaluate(overview: dict, limits: dict) -> list[tuple[str, object, object, bool]]:
+    """(field, value, limit, ok) for every given limit; a missing latency (no deliveries) passes."""
+    results = []
+    for name, limit in limits.items():
+        if limit is None:
+            continue
+        field = LIMITS[name][0]
+        value = overview.get(field)
+        results.append((field, value, limit, value is None or value <= limit))
+    return results
+
+
+def summary(overview: dict, results: list[tuple[str, object, object, bool]]) -> str:
+    """The readable report printed by the command."""
+    lines = ["eventscope check"]
+    lines += [f"  {field:<22} {overview.get(field)}" for field in SHOWN]
+    for field, value, limit, ok in results:
+        shown = "n/a" if value is None else (f"{value:.1f}" if isinstance(value, float) else value)
+        lines.append(f"  {field:<22} {shown} (limit {limit}) {'ok' if ok else 'FAILED'}")
+    failed = [r for r in results if not r[3]]
+    lines.append(f"FAILED: {len(failed)} of {len(results)} limits exceeded" if failed else "ok: every limit holds")
+    return "\n".join(lines)
+
+
+def run(api: str, args: argparse.Namespace) -> int:
+    """Fetch, evaluate, print; return the exit status."""
+    try:
+        overview = _fetch(api, args)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"cannot read the overview from {api}: {exc}")
+        return EXIT_UNREACHABLE
+    results = evaluate(overview, {name: getattr(args, name) for name in LIMITS})
+    print(summary(overview, results))
+    return EXIT_FAILED if any(not ok for *_, ok in results) else EXIT_OK

@@ -1,0 +1,79 @@
+"""``python -m collectors check`` gates a CI pipeline on a collected event flow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.test_analysis_shop import EventFlow, shop
+from tests.processes import ROOT, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def check(api: str, *flags: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "collectors", "check", "--api", api, *flags]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_limits_pass_and_fail_with_a_readable_summary(collectors, redis_server):
+    flow = EventFlow(collectors.api, redis_server.client())
+    try:
+        shop(flow, collectors)
+    finally:
+        flow.close()
+    # the shop has 4 missing numbers over all vantage points, 1 duplicate processed again, 1 dead letter
+    passing = check(
+        collectors.api,
+        "--max-missing",
+        "4",
+        "--max-unhandled-duplicates",
+        "1",
+        "--max-dead-letters",
+        "1",
+        "--max-malformed",
+        "0",
+        "--max-p95-ms",
+        "100000",
+    )
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert "ok: every limit holds" in passing.stdout
+    failing = check(
+        collectors.api,
+        "--max-missing",
+        "3",
+        "--max-lost",
+        "0",
+        "--grace-s",
+        "0",
+        "--max-unhandled-duplicates",
+        "0",
+        "--max-dead-letters",
+        "5",
+    )
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    lines = failing.stdout.splitlines()
+    assert "  missing                4 (limit 3) FAILED" in lines
+    assert "  duplicates_processed   1 (limit 0) FAILED" in lines
+    assert "  dead_letters           1 (limit 5) ok" in lines
+    assert lines[-1] == "FAILED: 3 of 4 limits exceeded"
+
+
+def test_channel_filter_narrows_the_check(collectors, redis_server):
+    flow = EventFlow(collectors.api, redis_server.client())
+    try:
+        shop(flow, collectors)
+    finally:
+        flow.close()
+    assert (
+        check(collectors.api, "--channel", "shop.stock", "--max-missing", "0", "--max-dead-letters", "0").returncode
+        == 0
+    )
+
+
+def test_unreachable_api_exits_2():
+    result = check(f"http://127.0.0.1:{free_port()}", "--max-missing", "0")
+    assert result.returncode == 2
+    assert "cannot read the overview" in result.stdout
