@@ -53,6 +53,8 @@ ATTR_RETRY_DELAY_MS = "eventscope.retry.delay_ms"
 RECONNECT_MAX_S = 2.0
 POLL_S = 0.2  # how long a subscriber waits for a message before looking at its faults again
 DRAIN_TIMEOUT_S = 5.0
+BATCH_MAX = 64  # messages already waiting are taken together: one round trip claims them all
+_UNCLAIMED = object()
 
 
 def _event_attributes(channel: str, event: dict) -> dict:
@@ -278,17 +280,45 @@ class Consumer:
                     patterns = self._sync_patterns(pubsub, patterns)
                 message = pubsub.get_message(timeout=POLL_S)
                 if message:
-                    self._on_message(message)
+                    self._on_batch(self._waiting(pubsub, [message]))
         finally:
             self.ready.clear()
             pubsub.close()
             client.close()
 
+    @staticmethod
+    def _waiting(pubsub, batch: list[dict]) -> list[dict]:
+        while len(batch) < BATCH_MAX and (message := pubsub.get_message(timeout=0.0)):
+            batch.append(message)
+        return batch
+
     def _on_message(self, message: dict) -> None:
-        if message["type"] == "message":
-            self.deliver(message["channel"].decode(), message["data"])
-        elif message["type"] == "pmessage" and message["channel"].decode() in self._channels:
-            self.deliver(message["channel"].decode(), message["data"], pattern_copy=True)
+        self._on_batch([message])
+
+    def _on_batch(self, messages: list[dict]) -> None:
+        """Deliver messages in arrival order, their idempotency claims taken in one round trip."""
+        items = []
+        for message in messages:
+            channel = message["channel"].decode() if message.get("channel") else None
+            if message["type"] == "message" or (message["type"] == "pmessage" and channel in self._channels):
+                items.append((channel, message["data"], message["type"] == "pmessage", self._decoded(message["data"])))
+        flags = [self._claimable(event) for _, _, _, event in items]
+        claimable = [item[3] for item, flag in zip(items, flags, strict=True) if flag]
+        claims = iter(self._guard.claim_many(claimable) if claimable else [])
+        for (channel, payload, pattern_copy, event), flag in zip(items, flags, strict=True):
+            self.deliver(channel, payload, pattern_copy, event=event, claim=next(claims) if flag else _UNCLAIMED)
+
+    @staticmethod
+    def _decoded(payload: bytes) -> dict | None:
+        try:
+            return envelope.decode(payload)
+        except envelope.InvalidEnvelope:
+            return None
+
+    def _claimable(self, event: dict | None) -> bool:
+        if event is None or self._guard is None:
+            return False
+        return self._faults is None or not self._faults.lost_to(self.group, event["id"])
 
     def _drain(self, pubsub) -> None:
         """Handle everything Redis queued for us before now (a PING's reply comes after all of it)."""
@@ -320,13 +350,16 @@ class Consumer:
             pubsub.punsubscribe(*self._channels)
         return wanted
 
-    def deliver(self, channel: str, payload: bytes, pattern_copy: bool = False) -> None:
-        """Process one delivery inside its consumer span."""
-        try:
-            event = envelope.decode(payload)
-        except envelope.InvalidEnvelope as exc:
-            self._dead_letter_invalid(channel, payload, exc)
-            return
+    def deliver(
+        self, channel: str, payload: bytes, pattern_copy: bool = False, event: dict | None = None, claim=_UNCLAIMED
+    ) -> None:
+        """Process one delivery inside its consumer span (``event`` and ``claim`` when already known)."""
+        if event is None:
+            try:
+                event = envelope.decode(payload)
+            except envelope.InvalidEnvelope as exc:
+                self._dead_letter_invalid(channel, payload, exc)
+                return
         if self._faults is not None:
             if self._faults.lost_to(self.group, event["id"]):
                 return
@@ -351,7 +384,7 @@ class Consumer:
             if self._practices is None:
                 outcome = self._bare(channel, event, span)
             else:
-                outcome = self._handle(channel, event, payload, span)
+                outcome = self._handle(channel, event, payload, span, claim)
             span.set_attribute(ATTR_OUTCOME, outcome)
         if self._practices is not None and self._practices.metrics is not None:
             self._practices.metrics.consumed(channel, self.group, time.perf_counter() - started, outcome)
@@ -368,8 +401,8 @@ class Consumer:
         span.set_attribute(ATTR_ATTEMPTS, 1)
         return outcome
 
-    def _handle(self, channel: str, event: dict, payload: bytes, span: trace.Span) -> str:
-        duplicate_key = self._guard.claim(event)
+    def _handle(self, channel: str, event: dict, payload: bytes, span: trace.Span, claim=_UNCLAIMED) -> str:
+        duplicate_key = self._guard.claim(event) if claim is _UNCLAIMED else claim
         if duplicate_key is not None:
             span.set_attribute(ATTR_DEDUPE_KEY, duplicate_key)
             span.set_attribute(ATTR_ATTEMPTS, 0)
