@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -69,10 +70,9 @@ def _shop_spans(count: int) -> list:
     return memory.get_finished_spans()
 
 
-def payloads(total_spans: int) -> list[bytes]:
-    """Serialized ExportTraceServiceRequests of SPANS_PER_BATCH spans each, every id unique."""
+def payload_stream(total_spans: int) -> Iterator[bytes]:
+    """Serialized ExportTraceServiceRequests of SPANS_PER_BATCH spans each, every id unique, made lazily."""
     template = encode_spans(_shop_spans(SPANS_PER_BATCH))
-    bodies = []
     for batch in range(total_spans // SPANS_PER_BATCH):
         request = ExportTraceServiceRequest()
         request.CopyFrom(template)
@@ -85,8 +85,12 @@ def payloads(total_spans: int) -> list[bytes]:
                 link.span_id = struct.pack(">II", batch + 1, index)
             if span.parent_span_id:
                 span.parent_span_id = struct.pack(">II", batch + 1, index)
-        bodies.append(request.SerializeToString())
-    return bodies
+        yield request.SerializeToString()
+
+
+def payloads(total_spans: int) -> list[bytes]:
+    """All of payload_stream in a list."""
+    return list(payload_stream(total_spans))
 
 
 def _read_fields(span) -> tuple:
@@ -176,10 +180,14 @@ class CollectorsProcess:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _send(port: int, bodies: list[bytes], errors: list[str]) -> None:
+def _send(port: int, bodies: Iterator[bytes], lock: threading.Lock, errors: list[str]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        for body in bodies:
+        while not errors:
+            with lock:
+                body = next(bodies, None)
+            if body is None:
+                return
             while True:
                 connection.request("POST", "/v1/traces", body=body, headers={"Content-Type": PROTOBUF})
                 answer = connection.getresponse()
@@ -195,11 +203,11 @@ def _send(port: int, bodies: list[bytes], errors: list[str]) -> None:
         connection.close()
 
 
-def post_all(collectors: CollectorsProcess, bodies: list[bytes]) -> tuple[float, float]:
-    """Post every body with SENDERS keep-alive connections; (wall seconds, collectors CPU seconds)."""
+def post_all(collectors: CollectorsProcess, bodies: Iterable[bytes]) -> tuple[float, float]:
+    """Post every body over SENDERS keep-alive connections; (wall seconds, collectors CPU seconds)."""
     errors: list[str] = []
-    shares = [bodies[i::SENDERS] for i in range(SENDERS)]
-    threads = [threading.Thread(target=_send, args=(collectors.port, share, errors)) for share in shares]
+    shared, lock = iter(bodies), threading.Lock()
+    threads = [threading.Thread(target=_send, args=(collectors.port, shared, lock, errors)) for _ in range(SENDERS)]
     cpu_before, started = cpu_seconds(collectors.process.pid), time.perf_counter()
     for thread in threads:
         thread.start()
