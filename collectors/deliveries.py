@@ -9,7 +9,7 @@ which one held. The common filters apply to the consumer side.
 
 from __future__ import annotations
 
-from collectors.observations import SPAN_EVENT_ID
+from collectors.observations import SPAN_EVENT_ID, SPAN_OUTCOME
 
 PRODUCERS = """
 SELECT TraceId, SpanId, ServiceName, Timestamp, Duration, StatusCode, MsgDestination, MsgMessageId, CeType
@@ -49,7 +49,8 @@ paired AS (
 )
 SELECT d.TraceId AS trace_id, d.SpanId AS span_id, d.grp AS "group", d.ServiceName AS service,
        d.MsgDestination AS channel, d.event_id, COALESCE(d.CeType, p.CeType) AS type, d.Timestamp AS t,
-       d.Duration AS duration, d.Outcome AS outcome, d.StatusCode AS status, d.Attempts AS attempts,
+       d.Duration AS duration, {SPAN_OUTCOME.replace("s.", "d.")} AS outcome, d.StatusCode AS status,
+       d.Attempts AS attempts,
        d.paired_by, p.TraceId AS producer_trace, p.SpanId AS producer_span, p.ServiceName AS producer_service,
        p.Timestamp AS producer_t,
        COALESCE(d.Outcome IN ('failed', 'dead_lettered'), d.StatusCode = 'Error') AS failed

@@ -3,9 +3,10 @@
 - before_broker: each sequence number of a lost gap at the bus tap (the bus never saw it);
 - at_delivery: an event that was published (the bus saw it, or a producer span sent it) to a
   channel a consumer group subscribes to, that the group never handled at all. A group counts as
-  subscribed from its first delivery on that channel; an event counts only once it was published
-  longer ago than the grace window, so one still in flight is not called lost. Where no publisher is visible
-  (no tap, no producer spans on the channel), a lost gap at the group is lost at delivery;
+  subscribed to a channel from the publication of the first event it handled there; an event
+  counts only once it was published longer ago than the grace window, so one still in flight is
+  not called lost. Where no publisher is visible (no tap, no producer span with an event id on
+  the channel: Kafka), a lost gap at the group is lost at delivery;
 - in_processing: the group received the event, but no delivery of it ended ``processed`` or
   ``duplicate_skipped``, and one ended ``failed`` or ``dead_lettered`` (or in error without an
   outcome).
@@ -37,7 +38,10 @@ GROUP BY ALL
 _LOSS = f"""
 WITH d AS ({DELIVERIES}),
 published AS ({_PUBLISHED}),
-subscribed AS (SELECT "group", channel, min(t) AS since FROM d GROUP BY ALL),
+subscribed AS (
+    SELECT d."group", d.channel, min(COALESCE(p.t, d.t)) AS since
+    FROM d LEFT JOIN published p ON p.channel = d.channel AND p.event_id = d.event_id GROUP BY ALL
+),
 handled AS (
     SELECT "group", channel, event_id, bool_and(failed) AS all_failed FROM d GROUP BY ALL
 )
@@ -53,7 +57,8 @@ ORDER BY p.channel, p.source NULLS FIRST, p.pk NULLS FIRST, p.seq NULLS LAST, p.
 """
 _PUBLISHED_CHANNELS = """
 SELECT DISTINCT Channel FROM bus_messages WHERE Valid
-UNION SELECT DISTINCT MsgDestination FROM otel_traces WHERE SpanKind = 'Producer' AND MsgDestination IS NOT NULL
+UNION SELECT DISTINCT MsgDestination FROM otel_traces
+WHERE SpanKind = 'Producer' AND MsgDestination IS NOT NULL AND MsgMessageId IS NOT NULL
 """
 WHERE = ("before_broker", "at_delivery", "in_processing")
 

@@ -8,7 +8,8 @@ loss and duplicates are one definition applied to either (docs/analyses.md):
 
 ``t`` then ``tie`` (the tap's arrival number, or the span id as a number) give the order the
 vantage point saw them in. A consumer span without a consumer group is seen by its service
-(brokers without groups). A consumer span that lacks the stream facts takes them from the bus
+(brokers without groups), and one without an outcome counts as ``processed``, or ``failed`` when
+its status is ERROR. A consumer span that lacks the stream facts takes them from the bus
 tap's copy of the same event; an id-less span of a broker that numbers its messages (Kafka) is
 identified by its position in the stream. The common filters are named bound parameters
 (collectors/filters.py).
@@ -27,6 +28,8 @@ FROM bus_messages WHERE Valid GROUP BY Channel, EventId
 SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
     THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""
 """The event id of a span; Kafka-like spans without one are named by partition and offset."""
+SPAN_OUTCOME = "COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed' ELSE 'processed' END)"
+"""A delivery's outcome; spans of instrumentations that record none count by their status."""
 
 BUS = """
 SELECT 'bus' AS vantage, Channel AS channel, Source AS source, PartitionKey AS pk, EventId AS event_id,
@@ -44,7 +47,8 @@ CONSUMERS = f"""
 SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName) AS vantage, s.MsgDestination AS channel,
        COALESCE(s.CeSource, bus.Source) AS source, COALESCE(s.PartitionKey, bus.PartitionKey) AS pk,
        {SPAN_EVENT_ID} AS event_id, COALESCE(s.Sequence, bus.Sequence) AS seq,
-       s.Timestamp AS t, TRY_CAST(('0x' || s.SpanId) AS UBIGINT) AS tie, s.Outcome AS outcome,
+       s.Timestamp AS t, TRY_CAST(('0x' || s.SpanId) AS UBIGINT) AS tie,
+       {SPAN_OUTCOME} AS outcome,
        COALESCE(s.CeType, bus.Type) AS type, s.TraceId AS trace_id
 FROM otel_traces s
 LEFT JOIN ({BUS_FACTS}) bus ON bus.Channel = s.MsgDestination AND bus.EventId = s.MsgMessageId

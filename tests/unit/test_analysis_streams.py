@@ -68,7 +68,7 @@ streams = st.dictionaries(stream_key, st.lists(observation, min_size=1, max_size
 def expected(per_stream: dict, vantage: str, now_ns: int, grace_ns: int, consumer: bool) -> dict:
     result = {}
     for (channel, source, pk), rows in per_stream.items():
-        ordered = [(f"e{e}", s, t, o if consumer else None) for e, s, t, o in rows]
+        ordered = [(f"e{e}", s, t, (o or "processed") if consumer else None) for e, s, t, o in rows]
         counts = count_stream(sorted(ordered, key=lambda r: r[2]), now_ns, grace_ns)
         entry = {
             "vantage": vantage,
