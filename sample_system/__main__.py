@@ -22,7 +22,7 @@ from sample_system import config as cfg
 from sample_system import deadletters, faults, scenarios, storefront, telemetry
 from sample_system.redrive import redrive
 from sample_system.services import accounts
-from sample_system.shop import SERVICES, Shop
+from sample_system.shop import CONSUMER_GROUPS, LOAD, Shop
 from sample_system.truth import GroundTruth
 
 
@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"switch a fault on (repeatable; env {faults.ENV_PREFIX}<NAME>); see the faults command",
     )
     run.add_argument("--truth", help="append ground truth (JSON lines) to this file")
+    run.add_argument(
+        "--services",
+        default=",".join((LOAD, *CONSUMER_GROUPS)),
+        help=f"comma-separated services to run in this process (default all: {LOAD} and every consumer group); "
+        "run one process per service by starting this command once per name",
+    )
 
     commands.add_parser("faults", help="list the named faults and their parameters").add_argument(
         "--json", action="store_true"
@@ -100,24 +106,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         burst_size=args.burst_size,
         v1_share=args.v1_share,
     )
+    services = [name.strip() for name in args.services.split(",") if name.strip()]
+    unknown = set(services) - {LOAD, *CONSUMER_GROUPS}
+    if unknown or not services:
+        choices = ", ".join((LOAD, *CONSUMER_GROUPS))
+        raise ValueError(f"--services: unknown {', '.join(sorted(unknown)) or 'empty list'}; choose from {choices}")
     settings = faults.load_settings(os.environ, args.fault)
     truth = GroundTruth(args.truth)
     injector = faults.FaultInjector(settings, config.seed, truth) if settings else None
     stop = _stop_on_signals()
     if args.seconds:
         threading.Timer(args.seconds, stop.set).start()
-    with Shop(config, faults=injector) as shop:
-        print(f"sample system: services {', '.join(SERVICES)} on {config.redis_url}", flush=True)
+    with Shop(config, faults=injector, groups=services) as shop:
+        load = LOAD in services
+        shown = [LOAD, "orders", "accounts (commands)"] if load else []
+        shown += [consumer.group for consumer in shop.consumers]
+        print(f"sample system: services {', '.join(shown)} on {config.redis_url}", flush=True)
         print(
             f"sample system: {config.rate:g} commands/s, seed {config.seed}, faults: {', '.join(settings) or 'none'}",
             flush=True,
         )
-        issued = storefront.run_load(
-            shop.handlers(), config.rate, config.seed, stop, None, config.burst_every_s, config.burst_size
-        )
+        if load:
+            issued = storefront.run_load(
+                shop.handlers(), config.rate, config.seed, stop, None, config.burst_every_s, config.burst_size
+            )
+        else:
+            issued = {"place_order": 0}
+            stop.wait()
         shop.release_held()
     truth.close()
-    print(f"sample system: placed {issued['place_order']} orders ({dict(issued)})", flush=True)
+    handled = {consumer.group: consumer.processed for consumer in shop.consumers}
+    print(f"sample system: placed {issued['place_order']} orders ({dict(issued)}); deliveries {handled}", flush=True)
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import redis
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -35,6 +35,8 @@ SERVICES = (
     accounts.SERVICE,
     order_view.SERVICE,
 )
+CONSUMER_GROUPS = tuple(name for name in SERVICES if name != orders.SERVICE)
+LOAD = "storefront"  # runs the load generator with the command side of orders and accounts
 IDLE_QUIET_S = 1.0  # no delivery for this long = every consumer has caught up
 
 
@@ -52,7 +54,9 @@ class Shop:
         exporter_factory: Callable[[], SpanExporter | None] | None = None,
         faults: FaultInjector | None = None,
         metric_reader_factory: Callable[[], MetricReader | None] | None = None,
+        groups: Collection[str] | None = None,
     ):
+        """``groups``: the consumer groups to run in this process (default: all of them)."""
         make_exporter = exporter_factory or (lambda: None)
         make_reader = metric_reader_factory or (lambda: None)
         self.config = config
@@ -76,6 +80,7 @@ class Shop:
                 (accounts.SERVICE, accounts.SERVICE, accounts.CHANNELS, self.accounts.handle),
                 (order_view.SERVICE, order_view.SERVICE, order_view.CHANNELS, self.order_view.handle),
             )
+            if groups is None or group in groups
         ]
         self._threads: list[threading.Thread] = []
 
@@ -95,7 +100,7 @@ class Shop:
         )
 
     def _build_services(self) -> None:
-        self._publishers = [
+        self.publishers = [
             self.publisher(orders.SERVICE),
             self.publisher(orders.SERVICE, "orders-legacy"),
             self.publisher(inventory.SERVICE),
@@ -104,7 +109,7 @@ class Shop:
             self.publisher(accounts.SERVICE),
             self.publisher(accounts.SERVICE, "accounts-users"),
         ]
-        orders_pub, legacy, inventory_pub, payments_pub, shipping_pub, accounts_pub, users_pub = self._publishers
+        orders_pub, legacy, inventory_pub, payments_pub, shipping_pub, accounts_pub, users_pub = self.publishers
         self.orders = orders.Orders(orders_pub, legacy, self.config.v1_share)
         self.inventory = inventory.Inventory(self.client, inventory_pub)
         self.payments = payments.Payments(payments_pub)
@@ -144,7 +149,7 @@ class Shop:
 
     def published(self) -> int:
         """Events PUBLISHed so far by every producer together."""
-        return sum(publisher.published for publisher in self._publishers)
+        return sum(publisher.published for publisher in self.publishers)
 
     def wait_idle(self, timeout_s: float = 30.0, quiet_s: float = IDLE_QUIET_S) -> bool:
         """Wait until no consumer has handled anything for ``quiet_s``; False on timeout."""
@@ -161,7 +166,7 @@ class Shop:
 
     def release_held(self) -> int:
         """Publish every event a reorder fault still holds back."""
-        return sum(publisher.publish_held() for publisher in self._publishers)
+        return sum(publisher.publish_held() for publisher in self.publishers)
 
     def start(self) -> Shop:
         for consumer in self.consumers:

@@ -244,3 +244,30 @@ def test_scenario_command_line_lists_and_runs(redis_server, tmp_path):
         text=True,
     )
     assert unknown.returncode == 1 and "no dead letter" in unknown.stdout
+
+
+def test_services_run_one_process_each(redis_server):
+    """Consumer groups can live in their own processes: shipping here runs in a second one."""
+    client = redis_server.client()
+    before = client.pubsub_numsub("shop.payments")[0][1]
+    other = subprocess.Popen(
+        [sys.executable, "-m", "sample_system", "run", "--services", "shipping", "--redis-url", redis_server.url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={"OTEL_SDK_DISABLED": "true", "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        wait_until(lambda: client.pubsub_numsub("shop.payments")[0][1] > before, what="shipping subscribed")
+        config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_V1_SHARE": "0"})
+        with Shop(config, exporter_factory_for(InMemorySpanExporter()), groups=["inventory", "payments"]) as shop:
+            assert [c.group for c in shop.consumers] == ["inventory", "payments"]
+            run_load(shop.handlers(), rate=0, seed=31, stop=threading.Event(), limit=15)
+            assert shop.wait_idle()
+            payments = sum(p.published for p in shop.publishers if p.source.startswith("/sample/payments/"))
+    finally:
+        other.terminate()
+        out, _ = other.communicate(timeout=30)
+    assert other.returncode == 0
+    assert f"'shipping': {payments}" in out.splitlines()[-1]
