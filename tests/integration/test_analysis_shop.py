@@ -99,6 +99,7 @@ class EventFlow:
             "context": context,
             "t_ns": t_ns,
             "subject": subject,
+            "payload": json.dumps(event),
         }
 
     def consume(
