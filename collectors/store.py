@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import duckdb
@@ -303,6 +304,7 @@ class Store:
     """The DuckDB file, its writer thread, and read cursors for queries."""
 
     MAX_JOBS_PER_COMMIT = 64
+    GATHER_S = 0.002
 
     def __init__(self, path: str, queue_limit: int = 256):
         if path != ":memory:":
@@ -377,20 +379,29 @@ class Store:
         cursor.close()
 
     def _next_group(self) -> list[_Job]:
-        """The next action alone, or up to MAX_JOBS_PER_COMMIT row jobs; empty when closing."""
+        """The next action alone, or up to MAX_JOBS_PER_COMMIT row jobs; empty when closing.
+
+        After the first row job the writer waits up to GATHER_S for more, so that concurrent senders
+        share a commit: one commit of many batches costs much less than many commits of one.
+        """
         first = self._queue.get()
         if first is None:
             return []
         jobs = [first]
+        deadline = time.monotonic() + self.GATHER_S
         while first.action is None and len(jobs) < self.MAX_JOBS_PER_COMMIT:
-            try:
-                job = self._queue.queue[0] if self._queue.qsize() else None
-            except IndexError:
-                job = None
+            job = self._peek(deadline - time.monotonic())
             if job is None or job.action is not None:
                 break
             jobs.append(self._queue.get_nowait())
         return jobs
+
+    def _peek(self, timeout: float) -> _Job | None:
+        """The job at the head of the queue without taking it, waiting up to ``timeout``; None if none."""
+        with self._queue.not_empty:
+            if timeout > 0 and not self._queue._qsize():
+                self._queue.not_empty.wait(timeout)
+            return self._queue.queue[0] if self._queue._qsize() else None
 
     def _run_action(self, cursor, job: _Job) -> None:
         cursor.execute("BEGIN TRANSACTION")
