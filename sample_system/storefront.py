@@ -3,16 +3,22 @@ rate with periodic bursts, the same commands in the same order for a given seed.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
+import redis
+
+log = logging.getLogger(__name__)
+
 SKUS = ("sku-apple", "sku-pear", "sku-plum", "sku-fig", "sku-kiwi")
 PRICES_CENTS = {"sku-apple": 120, "sku-pear": 150, "sku-plum": 90, "sku-fig": 310, "sku-kiwi": 75}
 SIGN_UP_SHARE = 0.08
 TOP_UP_SHARE = 0.05
+OUTAGE_PAUSE_S = 0.2  # while Redis is unreachable, wait this long between commands
 PLACE_ORDER = "place_order"
 SIGN_UP = "sign_up"
 TOP_UP = "top_up"
@@ -91,7 +97,17 @@ def run_load(
         if limit is not None and issued.total() >= limit:
             break
         name, command = next(stream)
-        handlers[name](command)
+        try:
+            handlers[name](command)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not issued["unreachable"]:
+                log.warning("Redis unreachable (%s); commands fail until it is back", exc)
+            issued["unreachable"] += 1
+            stop.wait(OUTAGE_PAUSE_S)
+            continue
+        if issued["unreachable"]:
+            log.warning("Redis is back after %d failed commands", issued["unreachable"])
+            issued["failed"] += issued.pop("unreachable")
         issued[name] += 1
     return issued
 

@@ -22,7 +22,7 @@ from sample_system.redrive import redrive
 from sample_system.services import accounts, order_view
 from sample_system.shop import Shop, exporter_factory_for
 from sample_system.storefront import run_load
-from tests.processes import ROOT, wait_until
+from tests.processes import ROOT, RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -271,3 +271,25 @@ def test_services_run_one_process_each(redis_server):
         out, _ = other.communicate(timeout=30)
     assert other.returncode == 0
     assert f"'shipping': {payments}" in out.splitlines()[-1]
+
+
+def test_the_shop_rides_out_a_redis_restart():
+    """Redis goes away and comes back: the load and the consumers carry on by themselves."""
+    server = RedisServer()
+    try:
+        config = load_config({"REDIS_URL": server.url, "SAMPLE_V1_SHARE": "0"})
+        stop = threading.Event()
+        issued: dict = {}
+        with Shop(config, exporter_factory_for(InMemorySpanExporter())) as shop:
+            loader = threading.Thread(target=lambda: issued.update(run_load(shop.handlers(), 40, 51, stop)))
+            loader.start()
+            wait_until(lambda: shop.consumer("inventory").processed > 10, what="traffic before the outage")
+            server.stop()
+            server = RedisServer(port=server.port)
+            before = shop.consumer("inventory").processed
+            wait_until(lambda: shop.consumer("inventory").processed > before + 10, timeout=60, what="traffic after")
+            stop.set()
+            loader.join(timeout=30)
+        assert issued["place_order"] > 20
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ import random
 import threading
 
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,3 +167,15 @@ def test_the_compiled_check_agrees_with_jsonschema(data, key):
     check = registry.compile_check(validator.schema)
     assert check is not None
     assert check(data) == validator.is_valid(data)
+
+
+def test_load_carries_on_while_redis_is_unreachable():
+    failures = iter([True, True, False, False, False])
+
+    def place(command: dict) -> None:
+        if next(failures, False):
+            raise redis.ConnectionError("connection refused")
+
+    handlers = dict.fromkeys((storefront.SIGN_UP, storefront.TOP_UP, storefront.PLACE_ORDER), place)
+    issued = storefront.run_load(handlers, rate=0, seed=1, stop=threading.Event(), limit=5)
+    assert issued["failed"] == 2 and issued.total() == 5 and "unreachable" not in issued
