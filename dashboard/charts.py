@@ -148,18 +148,27 @@ def latency_over_time(frame: pd.DataFrame, percentile: str, measure: str) -> go.
     return _layout(fig, f"{percentile} {measure.replace('_', ' ')} latency over time")
 
 
-def latency_histogram(samples: pd.DataFrame) -> go.Figure:
-    """Distribution of latency samples, one colour per measure, in ms."""
-    if samples.empty:
-        return empty_figure("No latency samples in this window.")
+def latency_histogram(samples: pd.DataFrame, measure: str) -> go.Figure:
+    """Distribution of one measure's samples, one colour per key, in ms; the x axis stops at the 99th
+    percentile so one outlier cannot squash the rest (the outliers are counted in the title)."""
+    chosen = samples[samples["measure"] == measure] if not samples.empty else samples
+    if chosen.empty:
+        return empty_figure(f"No {measure.replace('_', ' ')} samples in this window.")
+    cut = float(chosen["ms"].quantile(0.99))
+    shown = chosen[chosen["ms"] <= cut]
     fig = px.histogram(
-        samples, x="ms", color="measure", barmode="overlay", opacity=0.6, nbins=60,
-        color_discrete_map=colors.MEASURE_COLORS,
-        labels={"ms": "latency (ms)", "measure": ""},
+        shown, x="ms", color="key", barmode="stack", nbins=50,
+        color_discrete_map=colors.color_map(shown["key"].unique()),
+        labels={"ms": f"{measure.replace('_', ' ')} latency (ms)", "key": ""},
     )  # fmt: skip
     fig.update_yaxes(title_text="events")
-    fig.add_vline(x=0, line_dash="dot", line_color=colors.NEUTRAL)
-    return _layout(fig, "Distribution: delivery vs processing vs end to end")
+    if (chosen["ms"] < 0).any():
+        fig.add_vline(x=0, line_dash="dot", line_color=colors.PROBLEM, annotation_text="0 ms: left of it, clock skew")
+    hidden = len(chosen) - len(shown)
+    title = f"Distribution of {measure.replace('_', ' ')} latency" + (
+        f" ({hidden:,} above p99 not drawn)" if hidden else ""
+    )
+    return _layout(fig, title)
 
 
 # --- ordering ---------------------------------------------------------------------------------
@@ -188,7 +197,9 @@ def sequence_timeline(
             annotation_text=f"{'lost' if is_lost else 'gap'} {first}" + (f"–{last}" if last != first else ""),
             annotation_position="right",
         )  # fmt: skip
-    return _layout(fig, f"Sequences at {vantage}: gaps shaded (red = lost, orange = not arrived yet)")
+    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"})
+    where = "the bus (Redis tap)" if vantage == "bus" else f"consumer group {vantage}"
+    return _layout(fig, f"At {where}", height=340)
 
 
 # --- duplicates -------------------------------------------------------------------------------
@@ -274,7 +285,8 @@ def output_buffers(frame: pd.DataFrame) -> go.Figure:
         hover_data={"output buffer (bytes)": ":,", "limit (bytes)": ":,"},
     )  # fmt: skip
     fig.update_xaxes(tickformat=".0%")
-    return _layout(fig, "Subscriber output buffers against their limit (the slow-subscriber danger)", height=320)
+    fig.update_layout(coloraxis_showscale=False)
+    return _layout(fig, "Output buffer of each subscriber, share of its limit", height=max(320, 60 + 26 * len(known)))
 
 
 def broker_series(frame: pd.DataFrame) -> go.Figure:

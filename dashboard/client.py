@@ -35,6 +35,10 @@ class BadRequest(ApiUnavailable):
     """The collectors refused a parameter (400); the message is theirs."""
 
 
+class ServerError(ApiUnavailable):
+    """The collectors were reached but failed to answer (5xx); their log says why."""
+
+
 def api_base(environ: Mapping[str, str] = os.environ) -> str:
     """The collectors' base URL from EVENTSCOPE_API, without a trailing slash."""
     return (environ.get(ENV_API) or DEFAULT_API).rstrip("/")
@@ -53,6 +57,8 @@ def _http_error(url: str, exc: urllib.error.HTTPError) -> ApiUnavailable:
         return EndpointMissing(url) if MISSING_ENDPOINT_TEXT in text or not text else NotFound(text)
     if exc.code == 400:
         return BadRequest(text)
+    if exc.code >= 500:
+        return ServerError(f"{url} answered {exc.code}: {text}")
     return ApiUnavailable(f"{url} answered {exc.code}: {text}")
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from dashboard.client import ApiUnavailable, BadRequest, EndpointMissing, NotFound
+from dashboard.client import ApiUnavailable, BadRequest, EndpointMissing, NotFound, ServerError
 from dashboard.filters import Filters
 
 REFRESH_S = 3
@@ -45,6 +45,11 @@ def guard(what: str) -> Iterator[None]:
         st.warning(f"{what.capitalize()}: {exc}", icon=":material/search_off:")
     except BadRequest as exc:
         st.warning(f"The collectors refused this view of {what}: {exc}", icon=":material/block:")
+    except ServerError as exc:
+        st.error(
+            f"The collectors failed to answer for {what}; the rest of the page still works. {exc}",
+            icon=":material/error:",
+        )
     except ApiUnavailable as exc:
         st.error(
             f"The collectors are unreachable, so {what} cannot be shown. Start them with `./run demo` "

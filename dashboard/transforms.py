@@ -249,7 +249,7 @@ def latency_summary_frame(latency: dict) -> pd.DataFrame:
             "p95": format_ms(s["p95_ms"]),
             "p99": format_ms(s["p99_ms"]),
         }
-        for s in latency["summary"]
+        for s in sorted(latency["summary"], key=lambda s: (s["key"] or "", s["measure"]))
     ]
     return pd.DataFrame(rows, columns=columns)
 
@@ -432,7 +432,7 @@ def waterfall_frame(trace: dict) -> pd.DataFrame:
         rows.append(
             {
                 "span_id": span["SpanId"],
-                "label": f"{'  ' * depth}{span['ServiceName']}: {span['SpanName']}",
+                "label": f"{'· ' * depth}{span['ServiceName']}: {span['SpanName']}",
                 "service": span["ServiceName"],
                 "name": span["SpanName"],
                 "kind": span.get("SpanKind", ""),
@@ -579,7 +579,7 @@ def broker_clients_frame(broker: dict) -> pd.DataFrame:
     latest = broker.get("latest") or {}
     rows = [
         {
-            "name": c.get("name") or "(unnamed)",
+            "name": f"{c.get('name') or 'unnamed'} ({c.get('addr')})",
             "addr": c.get("addr"),
             "channels": c.get("sub"),
             "patterns": c.get("psub"),
@@ -635,9 +635,15 @@ def detected_ids(findings: dict) -> dict[str, set]:
     dups = (findings.get("duplicates") or {}).get("duplicates", [])
     lost = (findings.get("loss") or {}).get("lost", [])
     dead = (findings.get("dead_letters") or {}).get("dead_letters", [])
+    published_twice = {d["event_id"] for d in dups if d["vantage"] == "bus"}
     return {
-        "duplicate_publish": {d["event_id"] for d in dups if d["vantage"] == "bus"},
-        "double_subscription": {(d["event_id"], d["vantage"]) for d in dups if d["vantage"] != "bus"},
+        "duplicate_publish": published_twice,
+        # a copy at a group of an event the bus saw once was delivered twice, not published twice
+        "double_subscription": {
+            (d["event_id"], d["vantage"])
+            for d in dups
+            if d["vantage"] != "bus" and d["event_id"] not in published_twice
+        },
         "drop_before_broker": {
             (x["channel"], x["source"], x["partitionkey"], x["sequence"]) for x in lost if x["where"] == "before_broker"
         },

@@ -16,7 +16,7 @@ st.caption(
     "**End to end**: first publish to the last consumer's end along the causal flow, following span links."
 )
 view = filters.controls(data.known_names())
-left, middle, right, far = st.columns(4)
+left, middle, right, far = st.columns([3, 3, 2, 1])
 by = left.segmented_control("Group by", list(BY), default=filters.page_param("by", "channel"), format_func=BY.get)
 wanted_measure = filters.page_param("measure", "delivery")
 measure = middle.selectbox(
@@ -48,7 +48,7 @@ def live() -> None:
             )
         buckets = transforms.latency_buckets_frame(latency, measure)
         st.plotly_chart(charts.latency_over_time(buckets, percentile, measure), width="stretch")
-        st.plotly_chart(charts.latency_histogram(transforms.samples_frame(latency)), width="stretch")
+        st.plotly_chart(charts.latency_histogram(transforms.samples_frame(latency), measure), width="stretch")
         st.subheader(f"Summary by {BY[by].lower()}")
         st.dataframe(transforms.latency_summary_frame(latency), hide_index=True, width="stretch")
 

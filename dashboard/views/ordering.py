@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, data, filters, notices, transforms
 
-MAX_VANTAGES = 4  # timelines side by side for one stream: the bus and up to three consumer groups
+MAX_VANTAGES = 6  # timelines for one stream, two a row: the bus and up to five consumer groups
 
 st.title("Ordering and loss")
 st.caption(
@@ -35,19 +35,29 @@ def choose_stream(report: dict) -> dict | None:
 
 
 def timelines(stream: dict, params: dict) -> None:
-    vantages = stream["vantages"][:MAX_VANTAGES]
-    for column, vantage in zip(st.columns(len(vantages)), vantages, strict=True):
-        with column, notices.guard(f"the sequences at {vantage}"):
-            answer = data.sequences(params, transforms.stream_key(stream), vantage)
-            arrivals = transforms.arrivals_frame(answer)
-            st.plotly_chart(
-                charts.sequence_timeline(arrivals, answer["gaps"], answer.get("lost_gaps", []), vantage),
-                width="stretch",
-            )
-            late = int((arrivals["arrival"] == "late").sum())
-            st.caption(
-                f"{len(arrivals):,} arrivals · {late:,} late · gaps: {transforms.format_gaps(answer['gaps']) or 'none'}"
-            )
+    st.caption(
+        "Each dot is an arrival: green in order, orange late, red a duplicate. Shaded bands are gaps: "
+        "orange not arrived yet, red lost (past the grace window)."
+    )
+    wanted = [v for v in stream["vantages"] if not view.group or v in ("bus", view.group)]
+    vantages = wanted[:MAX_VANTAGES]
+    for first in range(0, len(vantages), 2):
+        pair = vantages[first : first + 2]
+        for column, vantage in zip(st.columns(2), pair, strict=False):
+            with column, notices.guard(f"the sequences at {vantage}"):
+                timeline(stream, params, vantage)
+    if len(wanted) > MAX_VANTAGES:
+        st.caption(f"Not drawn: {', '.join(wanted[MAX_VANTAGES:])} (filter on a consumer group to see it).")
+
+
+def timeline(stream: dict, params: dict, vantage: str) -> None:
+    answer = data.sequences(params, transforms.stream_key(stream), vantage)
+    arrivals = transforms.arrivals_frame(answer)
+    st.plotly_chart(
+        charts.sequence_timeline(arrivals, answer["gaps"], answer.get("lost_gaps", []), vantage), width="stretch"
+    )
+    late = int((arrivals["arrival"] == "late").sum())
+    st.caption(f"{len(arrivals):,} arrivals · {late:,} late · gaps: {transforms.format_gaps(answer['gaps']) or 'none'}")
 
 
 def lost_events(params: dict) -> None:

@@ -99,10 +99,10 @@ def progress(scenario: dict) -> None:
         st.caption("No fault injected yet (or this scenario injects none).")
     else:
         table = transforms.truth_vs_findings(truth, findings(current.started_ns))
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table.astype(object).where(table.notna(), "–"), hide_index=True, width="stretch")
         st.caption(
             "found = injected faults the dashboard reports; missed = injected but not reported; extra = reported "
-            "without an injection. Blank: not measured by this collectors version."
+            "without an injection. –: not measured by an analysis."
         )
     cols = st.columns(len(SEE_ALSO))
     for column, (page, label, icon) in zip(cols, SEE_ALSO, strict=True):

@@ -112,7 +112,7 @@ def trace_detail(trace_id: str) -> None:
     left.dataframe(transforms.links_out_frame(trace), hide_index=True, width="stretch")
     right.markdown("**Links in** (consumers elsewhere → a producer span here)")
     right.dataframe(transforms.links_in_frame(trace), hide_index=True, width="stretch")
-    names = dict(zip(frame["span_id"], frame["label"].str.strip(), strict=True))
+    names = dict(zip(frame["span_id"], frame["service"] + ": " + frame["name"], strict=True))
     path = [names.get(span_id, f"span {span_id[:8]} (another trace)") for span_id in trace.get("critical_path", [])]
     if path:
         st.markdown("**Critical path** (follows links as well as parents): " + " → ".join(path))
