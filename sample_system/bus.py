@@ -163,16 +163,17 @@ class Publisher:
                 otel_context.detach(token)
 
     def _send(self, channel: str, event: dict, skew_ns: int = 0) -> int:
+        attributes = _event_attributes(channel, event)
+        attributes["messaging.operation.type"] = "send"
+        attributes["messaging.operation.name"] = "publish"
         span = self._tracer.start_span(
             f"send {channel}",
             kind=SpanKind.PRODUCER,
-            attributes=_event_attributes(channel, event),
+            attributes=attributes,
             start_time=time.time_ns() + skew_ns if skew_ns else None,
         )
         try:
             with trace.use_span(span, end_on_exit=False):
-                span.set_attribute("messaging.operation.type", "send")
-                span.set_attribute("messaging.operation.name", "publish")
                 telemetry.inject(event)
                 payload = envelope.encode(event)
                 if span.is_recording():
@@ -369,18 +370,19 @@ class Consumer:
         producer_span = trace.get_current_span(producer).get_span_context()
         links = [Link(producer_span)] if producer_span.is_valid else []
         started = time.perf_counter()
+        attributes = _event_attributes(channel, event)
+        attributes["messaging.operation.type"] = "process"
+        attributes["messaging.operation.name"] = "process"
+        attributes["messaging.consumer.group.name"] = self.group
         with self._tracer.start_as_current_span(
             f"process {channel}",
             context=producer if self._parent_from_producer else Context(),
             kind=SpanKind.CONSUMER,
             links=links,
-            attributes=_event_attributes(channel, event),
+            attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            span.set_attribute("messaging.operation.type", "process")
-            span.set_attribute("messaging.operation.name", "process")
-            span.set_attribute("messaging.consumer.group.name", self.group)
             if self._practices is None:
                 outcome = self._bare(channel, event, span)
             else:
