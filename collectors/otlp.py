@@ -185,25 +185,22 @@ def messaging_columns(attrs: dict) -> tuple:
     if system == "kafka":
         sequence = get(cv.KAFKA_OFFSET, sequence)
         partition = get(cv.MESSAGING_PARTITION_ID, partition)
-    texts = (
-        system,
-        get(cv.MESSAGING_OPERATION_TYPE) or get(cv.MESSAGING_OPERATION_LEGACY),
-        get(cv.MESSAGING_DESTINATION),
-        get(cv.MESSAGING_MESSAGE_ID) or get(cv.CE_ID),
-        get(cv.MESSAGING_CONSUMER_GROUP),
-        get(cv.CE_SOURCE),
-        get(cv.CE_TYPE),
-    )
-    tail = (get(cv.OUTCOME), get(cv.CE_SUBJECT))
+    text = _str_or_none
     return (
-        tuple(v if v is None or v.__class__ is str else str(v) for v in texts)
-        + (_int_or_none(sequence), _str_or_none(partition))
-        + tuple(v if v is None or v.__class__ is str else str(v) for v in tail)
-        + (
-            _int_or_none(get(cv.ATTEMPTS)),
-            _str_or_none(get(cv.DEAD_LETTER_REASON)),
-            _int_or_none(get(cv.SCHEMA_VERSION)),
-        )
+        text(system),
+        text(get(cv.MESSAGING_OPERATION_TYPE) or get(cv.MESSAGING_OPERATION_LEGACY)),
+        text(get(cv.MESSAGING_DESTINATION)),
+        text(get(cv.MESSAGING_MESSAGE_ID) or get(cv.CE_ID)),
+        text(get(cv.MESSAGING_CONSUMER_GROUP)),
+        text(get(cv.CE_SOURCE)),
+        text(get(cv.CE_TYPE)),
+        _int_or_none(sequence),
+        text(partition),
+        text(get(cv.OUTCOME)),
+        text(get(cv.CE_SUBJECT)),
+        _int_or_none(get(cv.ATTEMPTS)),
+        text(get(cv.DEAD_LETTER_REASON)),
+        _int_or_none(get(cv.SCHEMA_VERSION)),
     )
 
 
@@ -268,29 +265,27 @@ def _links_json(span) -> str:
 def _span_row(prefix: tuple, scope: tuple, span) -> tuple:
     attrs = attributes(span.attributes)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
-    kind, code = span.kind, span.status.code
+    kind, status = span.kind, span.status
+    code = status.code
     return (
-        (
-            start,
-            span.trace_id.hex(),
-            span.span_id.hex(),
-            span.parent_span_id.hex(),
-            span.trace_state,
-            span.name,
-            SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else "Unspecified",
-        )
-        + prefix
-        + scope
-        + (
-            to_json(attrs) if attrs else "{}",
-            max(end - start, 0),
-            STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else "Unset",
-            span.status.message,
-            _events_json(span),
-            _links_json(span),
-        )
-        + (messaging_columns(attrs) if attrs else _NO_MESSAGING)
-    )
+        start,
+        span.trace_id.hex(),
+        span.span_id.hex(),
+        span.parent_span_id.hex(),
+        span.trace_state,
+        span.name,
+        SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else "Unspecified",
+        prefix[0],
+        prefix[1],
+        scope[0],
+        scope[1],
+        to_json(attrs) if attrs else "{}",
+        end - start if end > start else 0,
+        STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else "Unset",
+        status.message,
+        _events_json(span) if span.events else EMPTY_JSON_LIST,
+        _links_json(span) if span.links else EMPTY_JSON_LIST,
+    ) + (messaging_columns(attrs) if attrs else _NO_MESSAGING)
 
 
 def resource_prefix(resource) -> tuple[str, str]:
