@@ -65,23 +65,21 @@ class Collector:
             self.grpc_error = str(exc)
             log.warning("OTLP/gRPC disabled: %s", exc)
 
-    def _submit_blocking(self, table: str, rows: list[tuple]) -> None:
+    def _submit_blocking(self, tables: dict[str, list[tuple]]) -> None:
         delay = 0.05
         while not self.stop.is_set():
             try:
-                self.store.submit(table, rows)
+                self.store.submit_tables(tables)
                 return
             except StoreBusy:  # block the reader: Redis buffers meanwhile, which is the real backpressure
                 self.stop.wait(delay)
                 delay = min(delay * 2, SINK_BACKOFF_MAX_S)
 
     def _tap_sink(self, rows: list[tuple]) -> None:
-        self._submit_blocking("bus_messages", rows)
+        self._submit_blocking({"bus_messages": rows})
 
     def _broker_sink(self, rows_by_table: dict[str, list[tuple]]) -> None:
-        for table, rows in rows_by_table.items():
-            if rows:
-                self._submit_blocking(table, rows)
+        self._submit_blocking({table: rows for table, rows in rows_by_table.items() if rows})
 
     def retain(self) -> dict[str, int]:
         """Apply the retention limits once, on the writer thread; rows deleted per table."""
