@@ -70,8 +70,8 @@ def _loss(cursor, params, match) -> tuple[int, dict]:
 def _sequences(cursor, params, match) -> tuple[int, dict]:
     filters = parse_filters(params)
     source = text(params, "source")
-    if filters.channel is None or source is None:
-        raise BadRequest("channel and source are required")
+    if filters.channel is None:
+        raise BadRequest("channel is required")
     vantage = text(params, "vantage") or "bus"
     limit = _limit(params, 2000, MAX_SEQUENCE_LIMIT)
     answer = sequences.sequences(cursor, filters, source, text(params, "partitionkey"), vantage, limit, _grace(params))

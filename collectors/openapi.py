@@ -267,7 +267,7 @@ PATHS = {
         "sequences",
         FILTERS
         + [
-            _param("source", _STR, "the stream's source (required, with channel)", required=True),
+            _param("source", _STR, "the stream's source (absent: none, as for Kafka partitions)"),
             _param("partitionkey", _STR, "the stream's partition key (absent: none)"),
             _param("vantage", _STR, "bus (default) or a consumer group"),
             _param("limit", _INT, "the last this many arrivals (default 2000)"),

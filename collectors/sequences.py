@@ -15,7 +15,7 @@ from collectors.streams import count_stream
 
 _ONE_STREAM = """
 SELECT event_id, seq, t, outcome FROM ({relation})
-WHERE vantage = $vantage AND source = $source AND pk IS NOT DISTINCT FROM $pk
+WHERE vantage = $vantage AND source IS NOT DISTINCT FROM $source AND pk IS NOT DISTINCT FROM $pk
 ORDER BY t, tie
 """
 _BUS = _ONE_STREAM.format(relation=observations.BUS)
@@ -41,7 +41,7 @@ def _arrivals(rows: list[tuple]) -> list[dict]:
 def sequences(
     cursor,
     filters: Filters,
-    source: str,
+    source: str | None,
     partitionkey: str | None,
     vantage: str,
     limit: int,

@@ -103,6 +103,13 @@ def test_kafka_partition_offsets_are_the_stream_and_its_sequence(api_only):
     assert stream["duplicates_processed"] == 1  # no outcome recorded: a successful span is a processed delivery
     loss = api_only.get("loss?grace_s=0")
     assert [(x["where"], x["vantage"], x["sequence"]) for x in loss["lost"]] == [("at_delivery", "billing", 12)]
+    arrivals = api_only.get("sequences?channel=orders&partitionkey=0&vantage=billing")["arrivals"]
+    assert [(a["sequence"], a["late"], a["duplicate"]) for a in arrivals][-4:] == [
+        (14, False, True),
+        (15, False, False),
+        (17, False, False),
+        (16, True, False),
+    ]
     latency = api_only.get("latency?by=group")
     (delivery,) = [s for s in latency["summary"] if s["measure"] == "delivery"]
     assert (delivery["count"], delivery["p50_ms"]) == (6, pytest.approx(20.0))
