@@ -8,13 +8,16 @@ import urllib.error
 import urllib.request
 
 import duckdb
+import grpc
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -141,5 +144,29 @@ def test_exports_beyond_the_in_flight_limit_get_429_with_retry_after():
             assert answer.status == 200
     finally:
         held.close()
+        process.stop()
+    assert "Traceback" not in process.log()
+
+
+def test_grpc_reports_partial_success_and_refuses_oversized_messages():
+    grpc_port = free_port()
+    env = {"EVENTSCOPE_GRPC_LISTEN": f"127.0.0.1:{grpc_port}", "EVENTSCOPE_MAX_BODY_BYTES": "100000"}
+    process = Collectors(redis_url=None, extra_env=env)
+    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    try:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        request = encode_spans(spans("kept") + spans("rejected"))
+        by_name = {span.name: span for span in request.resource_spans[0].scope_spans[0].spans}
+        by_name["rejected"].trace_id = b"\x00" * 16
+        response = stub.Export(request, timeout=30)
+        assert response.partial_success.rejected_spans == 1
+        assert "trace_id" in response.partial_success.error_message
+        assert process.get(f"traces/{by_name['kept'].trace_id.hex()}")["spans"][0]["SpanName"] == "kept"
+        huge = encode_spans(spans("x" * 200_000))
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Export(huge, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        channel.close()
         process.stop()
     assert "Traceback" not in process.log()
