@@ -244,6 +244,7 @@ class Consumer:
         self.processed = 0
         self.outcomes: Counter[str] = Counter()
         self.retry_delays_ms: list[float] = []
+        self.reconnects = 0
         if self._faults is not None:
             self._faults.register(group, self._channels)
 
@@ -260,7 +261,12 @@ class Consumer:
             except _Crashed:
                 self._stay_down(stop)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self.reconnects += 1
                 log.warning("%s lost Redis (%s); reconnecting in %.1fs", self.group, exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX_S)
+            except Exception:  # a bug must not silently end the subscriber: log it and listen again
+                log.exception("%s: subscriber failed; restarting it", self.group)
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
 

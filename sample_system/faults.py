@@ -14,15 +14,19 @@ The ``FaultInjector`` is the one object the bus asks "inject now?"; it writes th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 
+import redis
 from opentelemetry import context as otel_context
 
 from sample_system import truth
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "SAMPLE_FAULT_"
 SCHEDULE_PARAMS = ("rate", "start_s", "stop_s", "every_s", "for_s")
@@ -67,8 +71,11 @@ CATALOGUE: dict[str, FaultSpec] = {
         FaultSpec(
             "slow_consumer",
             "A consumer group's handler takes `delay_ms` longer per event during the window: its backlog "
-            "and Redis's output buffer for it grow, its delivery latency climbs.",
-            {"group": "order-view", "start_s": 2, "for_s": 5, "delay_ms": 120},
+            "grows (in the socket buffers first, then in Redis's output buffer for it, `omem`) and its "
+            "delivery latency climbs. With `buffer_limit_kb` the server's `client-output-buffer-limit pubsub` "
+            "is lowered to that many KiB until the shop stops; once the backlog outgrows the socket buffers "
+            "(megabytes), Redis disconnects the slow subscriber and what its buffer held is lost.",
+            {"group": "order-view", "start_s": 2, "for_s": 5, "delay_ms": 120, "buffer_limit_kb": 0},
         ),
         FaultSpec(
             "poison_message",
@@ -207,6 +214,18 @@ class FaultInjector:
         self._lost: dict[str, set[str]] = defaultdict(set)
         self._held: dict[tuple, list[list]] = defaultdict(list)
         self._windows_seen: set[tuple[str, str, int]] = set()
+        self._client = None
+        self._saved_buffer_limit: str | None = None
+
+    def use_redis(self, client) -> None:
+        """The connection for faults that change the server itself (the pubsub output buffer limit)."""
+        self._client = client
+
+    def restore(self) -> None:
+        """Put back any server setting a fault changed."""
+        if self._client is not None and self._saved_buffer_limit is not None:
+            self._client.config_set("client-output-buffer-limit", self._saved_buffer_limit)
+            self._saved_buffer_limit = None
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self._started
@@ -353,8 +372,24 @@ class FaultInjector:
             self._windows_seen.add(key)
         delay_ms = setting.number("delay_ms", 0.0) or 0.0
         if first:
-            self._write("slow_consumer", channel, None, group, delay_ms=delay_ms, window=window)
+            limit_kb = int(setting.number("buffer_limit_kb", 0.0) or 0)
+            if limit_kb:
+                self._lower_buffer_limit(limit_kb)
+            self._write(
+                "slow_consumer", channel, None, group, delay_ms=delay_ms, window=window, buffer_limit_kb=limit_kb
+            )
         return delay_ms / 1000.0
+
+    def _lower_buffer_limit(self, limit_kb: int) -> None:
+        if self._client is None:
+            return
+        try:
+            if self._saved_buffer_limit is None:
+                current = self._client.config_get("client-output-buffer-limit")
+                self._saved_buffer_limit = current["client-output-buffer-limit"]
+            self._client.config_set("client-output-buffer-limit", f"pubsub {limit_kb * 1024} {limit_kb * 1024} 0")
+        except redis.ResponseError as exc:  # a managed Redis may refuse CONFIG: the slowness still happens
+            log.warning("slow_consumer: cannot lower the pubsub output buffer limit: %s", exc)
 
     def double_subscribed(self, group: str) -> bool:
         return self._firing("double_subscription", group=group) is not None

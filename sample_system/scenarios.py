@@ -100,10 +100,11 @@ CATALOGUE: dict[str, Scenario] = {
             "slow_consumer",
             "Slow consumer",
             "For a few seconds the order view takes 50 ms per event, slower than events arrive. Its "
-            "backlog waits in Redis's output buffer for that client; afterwards it catches up.",
-            "Delivery latency for group order-view climbs during the window and falls after it, while "
-            "the other groups stay fast. The broker view shows the client's output memory (omem) grow. "
-            "Nothing is lost: slow is not lossy, until the buffer limit is reached.",
+            "backlog waits unread (in the socket buffers, and beyond them in Redis's output buffer for "
+            "that client); afterwards it catches up.",
+            "Delivery latency and the projection lag for group order-view climb during the window and "
+            "fall after it, while the other groups stay fast. Nothing is lost: slow is not lossy, until "
+            "a backlog outgrows Redis's output buffer limit for Pub/Sub clients.",
             seconds=15,
             rate=12,
             faults=("slow_consumer:group=order-view,start_s=3,for_s=5,delay_ms=50",),

@@ -67,6 +67,8 @@ class Shop:
         self._meters = {name: telemetry.meter_provider(name, metrics_on, make_reader()) for name in SERVICES}
         self.metrics = {name: telemetry.MessagingMetrics(provider) for name, provider in self._meters.items()}
         self.client = redis.Redis.from_url(config.redis_url)
+        if faults is not None:
+            faults.use_redis(self.client)
         self.registry = SchemaRegistry()
         self.dead_letters = DeadLetterQueue(self.client)
         self._build_services()
@@ -184,6 +186,8 @@ class Shop:
             thread.join(timeout=10)
         telemetry.shutdown(list(self._providers.values()))
         telemetry.shutdown_meters(list(self._meters.values()))
+        if self.faults is not None:
+            self.faults.restore()
         self.client.close()
 
     @property

@@ -19,6 +19,7 @@ from sample_system.config import load_config
 from sample_system.deadletters import DeadLetterQueue
 from sample_system.shop import Shop, exporter_factory_for
 from sample_system.storefront import run_load
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -237,3 +238,27 @@ def test_a_crashed_group_comes_back_and_processes_again(redis_server, tmp_path):
     assert lost and not lost & {s.attributes["messaging.message.id"] for s in processed}
     assert any(s.start_time > crash_ends for s in processed)
     assert {e["id"] for e in bus.on("shop.orders")} == lost | {s.attributes["messaging.message.id"] for s in processed}
+
+
+def test_a_buffer_limit_for_a_slow_consumer_is_set_and_restored(redis_server, tmp_path):
+    client = redis_server.client()
+    original = client.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
+    seen: list[str] = []
+    settings = faults.load_settings({}, ["slow_consumer:group=order-view,start_s=0,delay_ms=1,buffer_limit_kb=64"])
+    injector = faults.FaultInjector(settings, 7, truth.GroundTruth())
+    config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_V1_SHARE": "0"})
+    with Shop(config, exporter_factory_for(InMemorySpanExporter()), faults=injector) as shop:
+        shop.orders.place_order(
+            {
+                "order_id": "order-slow",
+                "user_id": "u",
+                "total_cents": 90,
+                "lines": [{"sku": "sku-plum", "qty": 1, "unit_price_cents": 90}],
+            }
+        )
+        wait_until(lambda: shop.consumer("order-view").processed >= 1)
+        seen.append(client.config_get("client-output-buffer-limit")["client-output-buffer-limit"])
+    assert "pubsub 65536 65536 0" in seen[0]
+    assert client.config_get("client-output-buffer-limit")["client-output-buffer-limit"] == original
+    (record,) = injector.truth.records
+    assert record["detail"]["buffer_limit_kb"] == 64
