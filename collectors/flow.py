@@ -16,6 +16,7 @@ from __future__ import annotations
 from collectors import report
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind
+from collectors.observations import BUS_VANTAGE
 
 _PUBLISH = """
 SELECT ServiceName, MsgDestination, count(*), count(*) FILTER (StatusCode = 'Error'),
@@ -69,7 +70,7 @@ def _stream_figures(cursor, filters: Filters) -> tuple[dict, dict]:
     bus: dict = {}
     groups: dict = {}
     for s in report.streams(cursor, filters):
-        if s["vantage"] == report.observations.BUS_VANTAGE:
+        if s["vantage"] == BUS_VANTAGE:
             for service in producers.get(s["source"], ()):
                 figures = bus.setdefault((service, s["channel"]), [0, 0])
                 figures[0] += s["missing"]

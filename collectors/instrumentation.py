@@ -47,6 +47,10 @@ WHERE b.Valid AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE p.SpanKind = 'Pr
   AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
   AND ($channel IS NULL OR b.Channel = $channel) AND ($type IS NULL OR b.Type = $type)
 """
+_BUS_WITHOUT_PRODUCER_COUNT = f"SELECT count(DISTINCT EventId) FROM ({_BUS_WITHOUT_PRODUCER})"
+_BUS_WITHOUT_PRODUCER_EXAMPLES = f"""
+SELECT EventId FROM ({_BUS_WITHOUT_PRODUCER}) GROUP BY EventId ORDER BY min(ArrivalNs) DESC LIMIT {EXAMPLES}
+"""
 
 
 def instrumentation(cursor, filters: Filters) -> dict:

@@ -67,13 +67,22 @@ FROM samples
 """
 
 
-def _percentiles(cursor, sql: str, values: dict) -> list[tuple]:
-    query = f"""
-    WITH s AS ({_SUMMARY})
-    SELECT {sql} key, measure, count(*), quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), quantile_cont(ms, 0.99)
-    FROM s GROUP BY ALL ORDER BY ALL
-    """
-    return cursor.execute(query, bind(query, values)).fetchall()
+_PERCENTILES = """
+WITH s AS (__SUMMARY__)
+SELECT __BUCKET__ key, measure, count(*), quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), quantile_cont(ms, 0.99)
+FROM s GROUP BY ALL ORDER BY ALL
+"""
+_BY_KEY = _PERCENTILES.replace("__SUMMARY__", _SUMMARY).replace("__BUCKET__", "")
+_BY_BUCKET = _PERCENTILES.replace("__SUMMARY__", _SUMMARY).replace("__BUCKET__", "bucket,")
+_SAMPLES_SQL = f"""
+WITH s AS ({_SUMMARY})
+SELECT measure, key, ms FROM s ORDER BY hash(measure, key, ms, bucket) LIMIT {MAX_SAMPLES}
+"""
+_NEGATIVE = f"SELECT count(*) FROM ({_SAMPLES}) WHERE measure = 'delivery' AND ms < 0"
+
+
+def _fetch(cursor, sql: str, values: dict) -> list[tuple]:
+    return cursor.execute(sql, bind(sql, values)).fetchall()
 
 
 def _row(row: tuple, with_bucket: bool) -> dict:
@@ -85,15 +94,10 @@ def _row(row: tuple, with_bucket: bool) -> dict:
 def latency(cursor, filters: Filters, bucket_s: int = 10, by: str = "channel") -> dict:
     """Percentiles per key and measure, the same per time bucket, the negative delivery count, samples."""
     values = {**filters.values(), "by": by, "bucket_ns": bucket_s * 1_000_000_000}
-    summary = [_row(r, False) for r in _percentiles(cursor, "", values)]
-    buckets = [_row(r, True) for r in _percentiles(cursor, "bucket,", values)]
-    samples_sql = f"""
-    WITH s AS ({_SUMMARY})
-    SELECT measure, key, ms FROM s ORDER BY hash(measure, key, ms, bucket) LIMIT {MAX_SAMPLES}
-    """
-    samples = cursor.execute(samples_sql, bind(samples_sql, values)).fetchall()
-    negative_sql = f"SELECT count(*) FROM ({_SAMPLES}) WHERE measure = 'delivery' AND ms < 0"
-    (negative,) = cursor.execute(negative_sql, bind(negative_sql, values)).fetchone()
+    summary = [_row(r, False) for r in _fetch(cursor, _BY_KEY, values)]
+    buckets = [_row(r, True) for r in _fetch(cursor, _BY_BUCKET, values)]
+    samples = _fetch(cursor, _SAMPLES_SQL, values)
+    ((negative,),) = _fetch(cursor, _NEGATIVE, values)
     return {
         "summary": summary,
         "buckets": buckets,
