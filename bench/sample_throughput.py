@@ -6,7 +6,9 @@ notifications, with order-view and accounts following), placing orders flat out.
 events PUBLISHed per second from the first order until the last consumer went quiet. Tracing on
 exports through the real BatchSpanProcessor to an exporter that drops the spans, so the figure is
 the cost of the instrumentation, not of a collector. The bare loop publishes the very payloads the
-flow produced (captured by a subscriber in an untimed pass) from one thread to one subscriber.
+flow produced (captured by a subscriber in an untimed pass) from one thread; the ceiling has one plain
+subscriber per consumer group on that group's channels (the flow's fan-out, nothing done per message),
+and the single-subscriber loop is printed beside it.
 Rounds are interleaved and the best of each is kept: the machine is shared and noisy.
 Run: ``python -m bench.sample_throughput [--orders N] [--rounds R]`` with REDIS_URL set.
 """
@@ -84,44 +86,63 @@ def capture_messages(redis_url: str, orders: int) -> list[tuple[bytes, bytes]]:
     return capture.drain()
 
 
-def bare_rate(redis_url: str, messages: list[tuple[bytes, bytes]]) -> tuple[float, float]:
-    """(events/s, events per CPU-second) of one publisher and one subscriber passing ``messages``, nothing else."""
-    channels = sorted({channel for channel, _ in messages})
+def _subscriber(redis_url: str, channels: list[bytes], expected: int, done: threading.Barrier) -> threading.Thread:
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(*channels)
     for _ in channels:
         pubsub.get_message(timeout=1.0)
-    received = 0
-    done = threading.Event()
 
-    def subscriber() -> None:
-        nonlocal received
-        while received < len(messages):
+    def run() -> None:
+        received = 0
+        while received < expected:
             if pubsub.get_message(timeout=1.0):
                 received += 1
-        done.set()
+        pubsub.close()
+        client.close()
+        done.wait()
 
-    thread = threading.Thread(target=subscriber, daemon=True)
-    thread.start()
+    return threading.Thread(target=run, daemon=True)
+
+
+def bare_rate(redis_url: str, messages: list[tuple[bytes, bytes]], groups: dict[str, list[str]]) -> tuple[float, float]:
+    """(events/s, events per CPU-second) of one publisher passing ``messages`` to one plain subscriber per
+    group in ``groups`` (group -> its channels), each only reading: Pub/Sub with nothing else."""
+    subscriptions = [[c.encode() for c in channels] for channels in groups.values()]
+    done = threading.Barrier(len(subscriptions) + 1)
+    threads = [
+        _subscriber(redis_url, channels, sum(1 for channel, _ in messages if channel in channels), done)
+        for channels in subscriptions
+    ]
+    client = redis.Redis.from_url(redis_url)
+    for thread in threads:
+        thread.start()
     started, cpu = time.perf_counter(), time.process_time()
     for channel, payload in messages:
         client.publish(channel, payload)
-    done.wait(60)
+    done.wait(timeout=60)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    pubsub.close()
     client.close()
-    return received / elapsed, received / cpu
+    return len(messages) / elapsed, len(messages) / cpu
+
+
+def shop_groups(redis_url: str) -> dict[str, list[str]]:
+    """The shop's consumer groups and their channels."""
+    with Shop(load_config({"REDIS_URL": redis_url, "SAMPLE_TRACING": "off"}), lambda: _DropExporter()) as shop:
+        return {consumer.group: consumer.channels for consumer in shop.consumers}
 
 
 def main(redis_url: str, orders: int = ORDERS, rounds: int = ROUNDS) -> dict:
     messages = capture_messages(redis_url, orders)
-    best = {"bare": 0.0, "off": 0.0, "on": 0.0}
-    per_cpu = {"bare": 0.0, "off": 0.0, "on": 0.0}
+    groups = shop_groups(redis_url)
+    single = {"one subscriber": sorted({channel.decode() for channel, _ in messages})}
+    best = {"bare": 0.0, "bare_single": 0.0, "off": 0.0, "on": 0.0}
+    per_cpu = dict.fromkeys(best, 0.0)
     events = 0
     for round_number in range(rounds):
-        rate, cpu_rate = bare_rate(redis_url, messages)
-        best["bare"], per_cpu["bare"] = max(best["bare"], rate), max(per_cpu["bare"], cpu_rate)
+        for key, topology in (("bare", groups), ("bare_single", single)):
+            rate, cpu_rate = bare_rate(redis_url, messages, topology)
+            best[key], per_cpu[key] = max(best[key], rate), max(per_cpu[key], cpu_rate)
         for tracing in (False, True):
             rate, cpu_rate, events = flow_rate(redis_url, tracing, orders, seed=round_number + 1)
             key = "on" if tracing else "off"
@@ -129,7 +150,13 @@ def main(redis_url: str, orders: int = ORDERS, rounds: int = ROUNDS) -> dict:
     cost = 1 - best["on"] / best["off"]
     of_ceiling = best["on"] / best["bare"]
     print(f"sample order flow: {orders} orders = {events:,} events, whole shop in one process, best of {rounds}")
-    print(f"  bare redis-py pub/sub loop (ceiling): {best['bare']:10,.0f} events/s  ({len(messages):,} messages)")
+    print(
+        f"  bare redis-py pub/sub, one subscriber: {best['bare_single']:10,.0f} events/s  ({len(messages):,} messages)"
+    )
+    print(
+        f"  bare redis-py pub/sub, same fan-out (ceiling): {best['bare']:,.0f} events/s  "
+        f"(one plain subscriber per consumer group, {len(groups)} groups)"
+    )
     print(
         f"  order flow, tracing off (baseline):   {best['off']:10,.0f} events/s  "
         f"({best['off'] / best['bare']:.2f} of ceiling)"
