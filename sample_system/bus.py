@@ -243,7 +243,6 @@ class Consumer:
         self.ready = threading.Event()
         self.processed = 0
         self.outcomes: Counter[str] = Counter()
-        self.retry_delays_ms: list[float] = []
         self.reconnects = 0
         if self._faults is not None:
             self._faults.register(group, self._channels)
@@ -299,9 +298,6 @@ class Consumer:
             batch.append(message)
         return batch
 
-    def _on_message(self, message: dict) -> None:
-        self._on_batch([message])
-
     def _on_batch(self, messages: list[dict]) -> None:
         """Deliver messages in arrival order, their idempotency claims taken in one round trip."""
         items = []
@@ -336,7 +332,7 @@ class Consumer:
             if message and message["type"] == "pong":
                 return
             if message:
-                self._on_message(message)
+                self._on_batch([message])
 
     def _crash(self, pubsub) -> None:
         self._faults.mark_down(self.group)
@@ -443,7 +439,6 @@ class Consumer:
                 if last:
                     reason = f"failed after {attempt} attempts: {exc}"
                     return self._dead_letter(channel, event, payload, span, reason, attempt)
-                self.retry_delays_ms.append(delay_ms)
                 time.sleep(delay_ms / 1000.0)
             else:
                 span.set_attribute(ATTR_ATTEMPTS, attempt)
