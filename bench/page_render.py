@@ -155,26 +155,30 @@ def render_seconds(page, url: str, path: str, title: str, timeout_s: float = 120
     raise TimeoutError(f"{path} did not finish rendering in {timeout_s:.0f} s")
 
 
-def measure(api: str, rounds: int) -> dict[str, float]:
-    """Median render seconds per page for one collectors API."""
+def measure(apis: dict[int, str], rounds: int) -> dict[int, dict[str, float]]:
+    """Median render seconds per store size and page. Sizes alternate page by page, so load from other
+    processes on the machine falls on both alike."""
     from playwright.sync_api import sync_playwright
 
-    dashboard = Dashboard(api)
-    times: dict[str, list[float]] = {path: [] for path, _ in PAGES}
+    dashboards = {size: Dashboard(api) for size, api in apis.items()}
+    times = {size: {path: [] for path, _ in PAGES} for size in apis}
     try:
         with sync_playwright() as playwright:
             executable = shutil.which("chromium") or shutil.which("chromium-browser")
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            render_seconds(page, dashboard.url, "", "Overview")  # warm-up: Streamlit's first script run
+            for dashboard in dashboards.values():  # warm-up: Streamlit's first script run, imports
+                render_seconds(page, dashboard.url, "", "Overview")
             for _ in range(rounds):
                 for path, title in PAGES:
-                    time.sleep(CACHE_EXPIRY_S)
-                    times[path].append(render_seconds(page, dashboard.url, path, title))
+                    for size, dashboard in dashboards.items():
+                        time.sleep(CACHE_EXPIRY_S)
+                        times[size][path].append(render_seconds(page, dashboard.url, path, title))
             browser.close()
     finally:
-        dashboard.stop()
-    return {path: statistics.median(values) for path, values in times.items()}
+        for dashboard in dashboards.values():
+            dashboard.stop()
+    return {size: {path: statistics.median(values) for path, values in pages.items()} for size, pages in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,22 +186,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=SMALL, help="spans in the baseline store")
     parser.add_argument("--large", type=int, default=LARGE, help="spans in the large store")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="visits per page (median reported)")
+    parser.add_argument("--store-dir", help="keep the built stores here and reuse them on the next run")
     args = parser.parse_args(argv)
-    workdir = tempfile.mkdtemp(prefix="eventscope-bench-")
-    results = {}
+    workdir = args.store_dir or tempfile.mkdtemp(prefix="eventscope-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    collectors: dict[int, Collectors] = {}
     try:
         for spans in (args.small, args.large):
             path = os.path.join(workdir, f"spans-{spans}.duckdb")
-            started = time.perf_counter()
-            build_store(path, spans)
-            print(f"store with {spans:,} spans built in {time.perf_counter() - started:.0f} s", flush=True)
-            collectors = Collectors(redis_url=None, store=path)
-            try:
-                results[spans] = measure(collectors.api, args.rounds)
-            finally:
-                collectors.stop()
+            if not os.path.exists(path):
+                started = time.perf_counter()
+                build_store(path, spans)
+                print(f"store with {spans:,} spans built in {time.perf_counter() - started:.0f} s", flush=True)
+            collectors[spans] = Collectors(redis_url=None, store=path)
+        results = measure({size: process.api for size, process in collectors.items()}, args.rounds)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        for process in collectors.values():
+            process.stop()
+        if not args.store_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
     small, large = results[args.small], results[args.large]
     print(f"page render time, headless Chromium, median of {args.rounds} (goal: under {GOAL_S:g} s at {args.large:,})")
     print(f"  {'page':<16} {f'{args.small:,} spans':>14} {f'{args.large:,} spans':>16} {'ratio':>7}  goal")

@@ -6,6 +6,7 @@ Errors are never cached: a page retries on its next refresh.
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Mapping
 
@@ -14,8 +15,14 @@ import streamlit as st
 from dashboard.client import ApiClient, ApiUnavailable, api_base
 
 RESULT_TTL_S = 2
+SLOW_RESULT_TTL_S = 30
+"""A query that took longer than SLOW_QUERY_S is reused this long: live refreshes must not pile up
+slow queries on a big store."""
+SLOW_QUERY_S = 1.0
 NAMES_TTL_S = 15
-"""Filter choices change slowly; asking for them on every refresh would double the load."""
+"""Filter choices change slowly; asking for them on every refresh would add load for nothing."""
+NAMES_SAMPLE = 1000
+"""Recent bus messages read for channel and type choices (a cheap query at any store size)."""
 
 
 @st.cache_resource
@@ -23,14 +30,33 @@ def _client(base_url: str) -> ApiClient:
     return ApiClient(base_url)
 
 
+@st.cache_resource
+def _durations(base_url: str) -> dict[str, float]:
+    return {}  # seconds the last answer of each path took, shared by every session
+
+
+def _timed(base_url: str, path: str, params: tuple) -> dict:
+    started = time.perf_counter()
+    answer = _client(base_url).get(path, dict(params))
+    _durations(base_url)[path.split("/")[0]] = time.perf_counter() - started
+    return answer
+
+
 @st.cache_data(ttl=RESULT_TTL_S, show_spinner=False)
 def _get(base_url: str, path: str, params: tuple[tuple[str, object], ...] = ()) -> dict:
-    return _client(base_url).get(path, dict(params))
+    return _timed(base_url, path, params)
+
+
+@st.cache_data(ttl=SLOW_RESULT_TTL_S, show_spinner=False)
+def _get_slow(base_url: str, path: str, params: tuple[tuple[str, object], ...] = ()) -> dict:
+    return _timed(base_url, path, params)
 
 
 def _fetch(path: str, params: Mapping[str, object] | None = None) -> dict:
     kept = tuple(sorted((k, v) for k, v in (params or {}).items() if v is not None and v != ""))
-    return _get(api_base(), path, kept)
+    base = api_base()
+    slow = _durations(base).get(path.split("/")[0], 0.0) > SLOW_QUERY_S
+    return (_get_slow if slow else _get)(base, path, kept)
 
 
 def _segment(value: str) -> str:
@@ -104,24 +130,32 @@ def instrumentation(params: Mapping[str, object]) -> dict:
 
 @st.cache_data(ttl=NAMES_TTL_S, show_spinner=False)
 def _known_names(base_url: str) -> dict[str, list[str]]:
-    client = _client(base_url)
     names: dict[str, set[str]] = {"channel": set(), "group": set(), "service": set(), "type": set()}
     try:
-        for stream in client.get("report")["streams"]:
-            names["channel"].add(stream["channel"])
-            if stream["vantage"] != "bus":
-                names["group"].add(stream["vantage"])
-        for message in client.get("messages", {"limit": 200})["messages"]:
-            if message.get("Type"):
-                names["type"].add(message["Type"])
-        for node in client.get("flow")["nodes"]:
-            kind, _, name = node["id"].partition(":")
-            names["service" if kind == "service" else "channel"].add(name)
+        for message in _client(base_url).get("messages", {"limit": NAMES_SAMPLE})["messages"]:
+            names["channel"].add(message.get("Channel") or "")
+            names["type"].add(message.get("Type") or "")
     except ApiUnavailable:
         pass  # choices are a convenience: typed names work as well
-    return {key: sorted(values) for key, values in names.items()}
+    return {key: sorted(values - {""}) for key, values in names.items()}
+
+
+def remember_flow_names(flow: dict) -> None:
+    """Keep the services and consumer groups a flow answer named, as filter choices for every page."""
+    seen = st.session_state.setdefault("eventscope_flow_names", {"service": set(), "group": set()})
+    for node in flow.get("nodes", []):
+        kind, _, name = node["id"].partition(":")
+        if kind == "service":
+            seen["service"].add(name)
+    for edge in flow.get("edges", []):
+        if edge.get("kind") == "deliver":
+            seen["group"].add(edge["target"].partition(":")[2])
 
 
 def known_names() -> dict[str, list[str]]:
-    """Channel, consumer group, event type and service names seen so far, for the filter choices."""
-    return _known_names(api_base())
+    """Channel, consumer group, event type and service names seen so far, for the filter choices: channels
+    and types from recent bus messages, services and groups from the flow graph once the Overview showed it."""
+    names = dict(_known_names(api_base()))
+    for key, values in st.session_state.get("eventscope_flow_names", {}).items():
+        names[key] = sorted(set(names.get(key, [])) | values)
+    return names

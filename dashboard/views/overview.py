@@ -42,6 +42,7 @@ def apply_flow_click(event) -> None:
 
 def flow_graph(params: dict) -> None:
     flow = data.flow(params)
+    data.remember_flow_names(flow)
     links = st.toggle(
         "Show span links as edges",
         key="flow_links",
@@ -64,20 +65,20 @@ def live() -> None:
         headline(params)
     with notices.guard("the flow graph"):
         flow_graph(params)
-    with notices.guard("the streams"):
-        report = data.report()
+    with notices.guard("the latest events"):
         messages = data.recent_messages()
-        if not report["streams"] and not report["spans"] and not messages:
+        if not messages and not data.health()["store"]["spans"]:
             notices.empty(notices.NO_EVENTS_HINT)
             return
-        st.subheader("Streams")
-        st.caption(
-            "A stream is (channel, source, partition key) seen at one vantage point: `bus` is the Redis tap, "
-            "any other name is a consumer group. Missing counts sequence numbers in gaps that are open now."
-        )
-        st.dataframe(transforms.streams_frame(report), hide_index=True, width="stretch")
         st.subheader("Latest events on the bus")
         st.dataframe(transforms.messages_frame(messages), hide_index=True, width="stretch")
+    if st.toggle("Show every stream at every vantage point", key="overview_streams"):
+        with notices.guard("the streams"):
+            st.caption(
+                "A stream is (channel, source, partition key) seen at one vantage point: `bus` is the Redis tap, "
+                "any other name is a consumer group. Missing counts sequence numbers in gaps that are open now."
+            )
+            st.dataframe(transforms.streams_frame(data.report()), hide_index=True, width="stretch")
 
 
 live()
