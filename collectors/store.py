@@ -303,8 +303,8 @@ def _arrow_batch(table: str, rows: list[tuple]) -> pa.Table:
 class Store:
     """The DuckDB file, its writer thread, and read cursors for queries."""
 
-    MAX_JOBS_PER_COMMIT = 64
-    GATHER_S = 0.002
+    MAX_JOBS_PER_COMMIT = 64  # batches sharing one commit at most
+    GATHER_S = 0.002  # how long the writer waits for more batches before it commits
 
     def __init__(self, path: str, queue_limit: int = 256):
         if path != ":memory:":
