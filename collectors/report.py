@@ -29,7 +29,7 @@ ids AS (
     FROM obs GROUP BY ALL
 ),
 firsts AS (
-    SELECT sk, seq, t, max(seq) OVER (PARTITION BY sk ORDER BY k) AS highest
+    SELECT sk, seq, t, __RUNNING_MAX__ AS highest
     FROM ids WHERE seq IS NOT NULL
 ),
 gaps AS (
@@ -40,7 +40,7 @@ gaps AS (
 ),
 c AS (
     SELECT sk, sum(n) AS received, sum(n - 1) AS duplicates, sum(handled) AS handled,
-           sum(greatest(processed - 1, 0)) AS processed_twice
+           sum(greatest(processed - 1, 0)) AS processed_twice, COALESCE(bool_or(seq < 0), false) AS negative
     FROM ids GROUP BY ALL
 ),
 late AS (SELECT sk, count(*) AS out_of_order FROM firsts WHERE seq < highest GROUP BY ALL),
@@ -53,19 +53,35 @@ g AS (
 SELECT s.vantage, s.channel, s.source, s.pk, c.received, c.duplicates,
        COALESCE(late.out_of_order, 0), COALESCE(g.missing, 0), COALESCE(g.gaps, []),
        COALESCE(g.lost, 0), COALESCE(g.lost_gaps, []), c.handled, c.processed_twice,
-       count(*) OVER (PARTITION BY sk) AS sharing
+       count(*) OVER (PARTITION BY sk) > 1 OR c.negative AS inexact
 FROM streams s JOIN c USING (sk) LEFT JOIN late USING (sk) LEFT JOIN g USING (sk)
 ORDER BY s.vantage, s.channel, s.source NULLS FIRST, s.pk NULLS FIRST
 """
-# Window steps partition on one 64-bit hash of the stream key (much faster than four text columns);
-# a collision is detected in the answer (``sharing``) and the exact, slower key is used instead.
-_HASHED_KEY = "hash(vantage, channel, source, pk)"
-_EXACT_KEY = "struct_pack(vantage, channel, source, pk)"
+# The fast variant keys streams by a 64-bit hash of (vantage, channel, source, pk), and takes the
+# running maximum in one pass over all streams ordered by that hash, on seq shifted by hash * 2^63
+# so that no stream's values reach into the next one's. A hash shared by two streams, or a negative
+# sequence, shows in the answer (``inexact``) and the exact variant (a struct key, a running maximum
+# per stream) answers instead.
+_HASHED = {
+    "__STREAM_KEY__": "hash(vantage, channel, source, pk)",
+    "__RUNNING_MAX__": "max(sk::HUGEINT * 9223372036854775808 + seq) OVER (ORDER BY sk, k ROWS UNBOUNDED PRECEDING)"
+    " - sk::HUGEINT * 9223372036854775808",
+}
+_EXACT = {
+    "__STREAM_KEY__": "struct_pack(vantage, channel, source, pk)",
+    "__RUNNING_MAX__": "max(seq) OVER (PARTITION BY sk ORDER BY k)",
+}
+
+
+def _variant(relation: str, placeholders: dict[str, str]) -> str:
+    sql = _COUNTS.replace("__OBSERVATIONS__", relation)
+    for placeholder, text in placeholders.items():
+        sql = sql.replace(placeholder, text)
+    return sql
+
+
 _QUERIES = {
-    exact: [
-        _COUNTS.replace("__OBSERVATIONS__", relation).replace("__STREAM_KEY__", _EXACT_KEY if exact else _HASHED_KEY)
-        for relation in (observations.BUS, observations.CONSUMERS)
-    ]
+    exact: [_variant(relation, _EXACT if exact else _HASHED) for relation in (observations.BUS, observations.CONSUMERS)]
     for exact in (False, True)
 }
 TOTALS = ("received", "duplicates", "out_of_order", "missing", "lost")
@@ -99,7 +115,7 @@ def streams(cursor, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: 
     entries = []
     for hashed, exact in zip(_QUERIES[False], _QUERIES[True], strict=True):
         rows = cursor.execute(hashed, bind(hashed, values)).fetchall()
-        if any(row[-1] > 1 for row in rows):
+        if any(row[-1] for row in rows):
             rows = cursor.execute(exact, bind(exact, values)).fetchall()
         entries += [_entry(row) for row in rows]
     return entries
