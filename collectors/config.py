@@ -6,6 +6,7 @@ Every environment variable name is written here and nowhere else; CLI flags fall
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 
 ENV_LISTEN = "EVENTSCOPE_LISTEN"
@@ -22,6 +23,7 @@ ENV_BROKER_POLL_S = "EVENTSCOPE_BROKER_POLL_S"
 ENV_RETENTION_AGE_S = "EVENTSCOPE_RETENTION_AGE_S"
 ENV_RETENTION_MAX_SPANS = "EVENTSCOPE_RETENTION_MAX_SPANS"
 ENV_RETENTION_INTERVAL_S = "EVENTSCOPE_RETENTION_INTERVAL_S"
+ENV_STORE_MEMORY = "EVENTSCOPE_STORE_MEMORY_LIMIT"
 
 DEFAULT_LISTEN = "127.0.0.1:4318"
 DEFAULT_STORE = ".eventscope/store.duckdb"
@@ -37,6 +39,8 @@ DEFAULT_BROKER_POLL_S = 5.0  # 0 disables the broker stats poller
 DEFAULT_RETENTION_AGE_S = 0.0  # 0 keeps data of any age
 DEFAULT_RETENTION_MAX_SPANS = 0  # 0 keeps any number of spans
 DEFAULT_RETENTION_INTERVAL_S = 60.0
+DEFAULT_STORE_MEMORY = "512MiB"  # DuckDB's memory_limit: cached blocks beyond it are evicted, queries spill
+_MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -59,6 +63,7 @@ class Config:
     retention_age_s: float = DEFAULT_RETENTION_AGE_S
     retention_max_spans: int = DEFAULT_RETENTION_MAX_SPANS
     retention_interval_s: float = DEFAULT_RETENTION_INTERVAL_S
+    store_memory_limit: str = DEFAULT_STORE_MEMORY
 
 
 def parse_listen(value: str, name: str = ENV_LISTEN) -> tuple[str, int]:
@@ -89,6 +94,12 @@ def _seconds(value: str, name: str, allow_zero: bool = True) -> float:
     if not (seconds > 0 or (allow_zero and seconds == 0)) or seconds != seconds or seconds == float("inf"):
         raise ConfigError(f"{name}: expected a number of seconds {'>=' if allow_zero else '>'} 0, got {value!r}")
     return seconds
+
+
+def _memory_size(value: str, name: str) -> str:
+    if not _MEMORY_SIZE.match(value.strip()):
+        raise ConfigError(f"{name}: expected a size such as 512MiB or 2GB, got {value!r}")
+    return value.strip()
 
 
 def _grpc_listen(value: str) -> tuple[str, int] | None:
@@ -135,6 +146,7 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
         retention_interval_s=_seconds(
             environ.get(ENV_RETENTION_INTERVAL_S, str(DEFAULT_RETENTION_INTERVAL_S)), ENV_RETENTION_INTERVAL_S, False
         ),
+        store_memory_limit=_memory_size(environ.get(ENV_STORE_MEMORY, DEFAULT_STORE_MEMORY), ENV_STORE_MEMORY),
     )
 
 

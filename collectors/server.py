@@ -33,7 +33,7 @@ class Collector:
 
     def __init__(self, config: Config):
         self.config = config
-        self.store = Store(config.store_path, config.queue_limit)
+        self.store = Store(config.store_path, config.queue_limit, config.store_memory_limit)
         self.stop = threading.Event()
         self.admission = Admission(config.max_in_flight, config.max_in_flight_bytes)
         self.tap: BusTap | None = None

@@ -306,13 +306,15 @@ class Store:
     MAX_JOBS_PER_COMMIT = 64  # batches sharing one commit at most
     GATHER_S = 0.002  # how long the writer waits for more batches before it commits
 
-    def __init__(self, path: str, queue_limit: int = 256):
+    def __init__(self, path: str, queue_limit: int = 256, memory_limit: str | None = None):
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._conn = duckdb.connect(path)
         self._conn.execute(SCHEMA)
         for setting in WRITE_SETTINGS:
             self._conn.execute(setting)
+        if memory_limit:
+            self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_limit)
         self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._writer.start()

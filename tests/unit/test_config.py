@@ -24,6 +24,7 @@ def test_collectors_ingest_defaults_and_switches():
     assert (config.grpc_listen, config.broker_poll_s) == (None, 0.0)
     assert (config.retention_age_s, config.retention_max_spans) == (3600.0, 1000)
     assert collectors_config.load_config({}, grpc_listen="0.0.0.0:14317").grpc_listen == ("0.0.0.0", 14317)
+    assert collectors_config.load_config({"EVENTSCOPE_STORE_MEMORY_LIMIT": "2GB"}).store_memory_limit == "2GB"
 
 
 def test_collectors_flags_win_over_env():
@@ -52,6 +53,7 @@ def test_collectors_flags_win_over_env():
         ({"EVENTSCOPE_RETENTION_AGE_S": "a week"}, "EVENTSCOPE_RETENTION_AGE_S"),
         ({"EVENTSCOPE_RETENTION_MAX_SPANS": "1e6"}, "EVENTSCOPE_RETENTION_MAX_SPANS"),
         ({"EVENTSCOPE_RETENTION_INTERVAL_S": "0"}, "EVENTSCOPE_RETENTION_INTERVAL_S"),
+        ({"EVENTSCOPE_STORE_MEMORY_LIMIT": "512'; DROP"}, "EVENTSCOPE_STORE_MEMORY_LIMIT"),
     ],
 )
 def test_collectors_bad_values_name_the_setting(env, name):
