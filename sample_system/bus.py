@@ -244,6 +244,7 @@ class Consumer:
         self.processed = 0
         self.outcomes: Counter[str] = Counter()
         self.reconnects = 0
+        self._stop = threading.Event()
         if self._faults is not None:
             self._faults.register(group, self._channels)
 
@@ -252,6 +253,7 @@ class Consumer:
         return list(self._channels)
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         delay = 0.1
         while not stop.is_set():
             try:
@@ -430,6 +432,11 @@ class Consumer:
                     self._faults.transient(self.group, channel, event, attempt)
                 outcome = self._handler(channel, event, span) or "processed"
             except Exception as exc:
+                if self._stop.is_set():  # shutting down: no more attempts; Pub/Sub will not redeliver
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, f"stopped during attempt {attempt}: {exc}"))
+                    span.set_attribute(ATTR_ATTEMPTS, attempt)
+                    return "failed"
                 last = attempt == policy.max_attempts
                 delay_ms = 0.0 if last else policy.delay_ms(attempt, self._rng)
                 span.add_event(
@@ -439,7 +446,7 @@ class Consumer:
                 if last:
                     reason = f"failed after {attempt} attempts: {exc}"
                     return self._dead_letter(channel, event, payload, span, reason, attempt)
-                time.sleep(delay_ms / 1000.0)
+                self._stop.wait(delay_ms / 1000.0)
             else:
                 span.set_attribute(ATTR_ATTEMPTS, attempt)
                 return outcome

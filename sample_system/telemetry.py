@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 
 from opentelemetry import metrics, trace
@@ -79,13 +80,33 @@ def tracer_provider(service: str, enabled: bool, exporter: SpanExporter | None =
     return provider
 
 
-def shutdown(providers: list[trace.TracerProvider]) -> None:
-    """Flush every provider before shutting any down: services may share one exporter."""
+SHUTDOWN_TIMEOUT_S = 3.0
+"""At most this long for each flush-then-close round at exit: an unreachable collector (the stock exporter
+retries for up to ten seconds per export) must not hold a stopping process for a minute."""
+
+
+def _all_within(calls: list, timeout_s: float) -> None:
+    """Run the calls in parallel; return when all are done or ``timeout_s`` has passed (the rest are abandoned)."""
+    threads = [threading.Thread(target=call, daemon=True) for call in calls]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def shutdown(
+    providers: list[trace.TracerProvider],
+    meters: list[metrics.MeterProvider] | None = None,
+    timeout_s: float = SHUTDOWN_TIMEOUT_S,
+) -> None:
+    """Flush every tracer provider before shutting any down (services may share one exporter), then shut
+    down tracers and meters together (a meter provider exports its last metrics); each step bounded."""
     sdk_providers = [p for p in providers if isinstance(p, TracerProvider)]
-    for provider in sdk_providers:
-        provider.force_flush()
-    for provider in sdk_providers:
-        provider.shutdown()
+    sdk_meters = [p for p in meters or [] if isinstance(p, MeterProvider)]
+    _all_within([p.force_flush for p in sdk_providers], timeout_s)
+    closing = [lambda p=p: p.shutdown(timeout_millis=timeout_s * 1000) for p in sdk_meters]
+    _all_within([p.shutdown for p in sdk_providers] + closing, timeout_s)
 
 
 def meter_provider(service: str, enabled: bool, reader: MetricReader | None = None) -> metrics.MeterProvider:
@@ -98,12 +119,6 @@ def meter_provider(service: str, enabled: bool, reader: MetricReader | None = No
         quiet_repeated_export_errors()
         reader = PeriodicExportingMetricReader(OTLPMetricExporter(), export_timeout_millis=5000)
     return MeterProvider(metric_readers=[reader], resource=Resource.create({SERVICE_NAME: service}))
-
-
-def shutdown_meters(providers: list[metrics.MeterProvider]) -> None:
-    for provider in providers:
-        if isinstance(provider, MeterProvider):
-            provider.shutdown(timeout_millis=5000)
 
 
 class MessagingMetrics:
