@@ -32,6 +32,7 @@ class _Exporter:
         self._signal = signal
 
     def Export(self, request, context):  # noqa: N802 - the gRPC method name
+        """Store the request's rows; answer once they are committed, UNAVAILABLE if they cannot be."""
         decoded = self._signal.rows(request)
         try:
             commit(self._store, self._signal.table, decoded)
@@ -41,15 +42,15 @@ class _Exporter:
 
 
 class TraceServicer(_Exporter, trace_service_pb2_grpc.TraceServiceServicer):
-    pass
+    """opentelemetry.proto.collector.trace.v1.TraceService."""
 
 
 class MetricsServicer(_Exporter, metrics_service_pb2_grpc.MetricsServiceServicer):
-    pass
+    """opentelemetry.proto.collector.metrics.v1.MetricsService."""
 
 
 class LogsServicer(_Exporter, logs_service_pb2_grpc.LogsServiceServicer):
-    pass
+    """opentelemetry.proto.collector.logs.v1.LogsService."""
 
 
 def start_grpc(store: Store, host: str, port: int, max_message_bytes: int, max_in_flight: int) -> grpc.Server:

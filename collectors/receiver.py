@@ -90,6 +90,8 @@ SIGNALS_BY_PATH = {signal.path: signal for signal in (TRACES, METRICS, LOGS)}
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
+    """An HTTP answer: status, content type, body and extra headers."""
+
     status: int
     content_type: str
     body: bytes
