@@ -1,5 +1,8 @@
 """The life of one event by id: its publication, its copies on the bus, every delivery with its
 retries and dead letter, and a verdict in plain language. Also the dead-letter list.
+
+A delivery without a recorded outcome is ``processed``, or ``failed`` when its span is in error,
+as everywhere in the analyses (collectors/observations.py).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def _delivery(row: tuple) -> dict:
         "trace_id": trace_id,
         "start_ns": start,
         "duration_ms": ms,
-        "outcome": outcome or ("failed" if status == "Error" else None),
+        "outcome": outcome or ("failed" if status == "Error" else "processed"),
         "attempts": attempts,
         "retries": _retries(events),
         "dead_letter_reason": reason,
