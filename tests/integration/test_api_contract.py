@@ -101,3 +101,16 @@ def test_request_values_never_reach_sql_as_text(api_only):
         assert status == 200, (path, answer)
     assert fetch(api_only.api, "health")[1]["status"] == "ok"
     assert fetch(api_only.api, "report")[0] == 200
+
+
+def test_broker_route_answers_from_the_broker_stats(collectors):
+    from collectors import broker_stats
+
+    status, answer = fetch(collectors.api, "broker")
+    if not hasattr(broker_stats, "snapshot"):
+        assert (status, answer) == (404, {"error": "broker stats not available"})
+        return
+    assert status == 200, answer
+    _, document = fetch(collectors.api, "openapi.json")
+    validator(document, "broker").validate(answer)
+    assert fetch(collectors.api, "broker?since_ns=later")[0] == 400
