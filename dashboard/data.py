@@ -69,62 +69,77 @@ def api_url(path: str, params: Mapping[str, object] | None = None) -> str:
 
 
 def health() -> dict:
+    """The collectors' health: store counts and the bus tap's state."""
     return _fetch("health")
 
 
 def report() -> dict:
+    """Per-stream counts at every vantage point (everything stored)."""
     return _fetch("report")
 
 
 def recent_messages(limit: int = 50) -> list[dict]:
+    """The latest bus messages, newest first."""
     return _fetch("messages", {"limit": limit})["messages"]
 
 
 def overview(params: Mapping[str, object]) -> dict:
+    """The headline numbers for the window and filters."""
     return _fetch("overview", params)
 
 
 def flow(params: Mapping[str, object]) -> dict:
+    """Services and channels as nodes, publish/deliver/link edges."""
     return _fetch("flow", params)
 
 
 def latency(params: Mapping[str, object], by: str, bucket_s: int) -> dict:
+    """Latency percentiles per key and over time, with samples for histograms."""
     return _fetch("latency", {**params, "by": by, "bucket_s": bucket_s})
 
 
 def loss(params: Mapping[str, object]) -> dict:
+    """Lost events and where each was lost."""
     return _fetch("loss", params)
 
 
 def sequences(params: Mapping[str, object], stream: Mapping[str, object], vantage: str) -> dict:
+    """One stream's arrivals at one vantage point, with its gaps."""
     return _fetch("sequences", {**params, **stream, "vantage": vantage})
 
 
 def duplicates(params: Mapping[str, object]) -> dict:
+    """Duplicated events per vantage point, handled vs processed."""
     return _fetch("duplicates", params)
 
 
 def traces(params: Mapping[str, object]) -> dict:
+    """Trace search results."""
     return _fetch("traces", params)
 
 
 def trace(trace_id: str) -> dict:
+    """One trace with its links both ways and its critical path."""
     return _fetch(f"traces/{_segment(trace_id)}")
 
 
 def event(event_id: str) -> dict:
+    """The life of one event by id."""
     return _fetch(f"events/{_segment(event_id)}")
 
 
 def dead_letters(params: Mapping[str, object]) -> dict:
+    """The dead-lettered deliveries."""
     return _fetch("dead-letters", params)
 
 
 def broker(params: Mapping[str, object]) -> dict:
+    """The latest broker sample and the series over the window."""
     return _fetch("broker", params)
 
 
 def instrumentation(params: Mapping[str, object]) -> dict:
+    """What the telemetry lacks for the analyses."""
     return _fetch("instrumentation", params)
 
 

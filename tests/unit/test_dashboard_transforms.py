@@ -237,6 +237,20 @@ def test_truth_is_scored_against_findings_by_event_id():
     assert table.loc["slow_consumer"].isna()["found"]
 
 
+def test_a_published_twice_event_is_not_counted_as_a_double_subscription():
+    truth = [fault("duplicate_publish", "a"), fault("double_subscription", "b", group="notifications")]
+    findings = {
+        "duplicates": {"duplicates": [
+            {"vantage": "bus", "event_id": "a"},
+            {"vantage": "inventory", "event_id": "a"},
+            {"vantage": "notifications", "event_id": "b"},
+        ]}
+    }  # fmt: skip
+    table = transforms.truth_vs_findings(truth, findings).set_index("fault")
+    assert table.loc["double_subscription", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
+    assert table.loc["duplicate_publish", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
+
+
 def test_truth_file_skips_half_written_lines(tmp_path):
     path = tmp_path / "truth.jsonl"
     path.write_text(json.dumps({"fault": "reorder", "event_id": "a"}) + "\n" + '{"fault": "dup')
