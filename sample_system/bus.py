@@ -432,13 +432,9 @@ class Consumer:
                     self._faults.transient(self.group, channel, event, attempt)
                 outcome = self._handler(channel, event, span) or "processed"
             except Exception as exc:
-                if self._stop.is_set():  # shutting down: no more attempts; Pub/Sub will not redeliver
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, f"stopped during attempt {attempt}: {exc}"))
-                    span.set_attribute(ATTR_ATTEMPTS, attempt)
-                    return "failed"
+                stopping = self._stop.is_set()  # shutting down: no more attempts; Pub/Sub will not redeliver
                 last = attempt == policy.max_attempts
-                delay_ms = 0.0 if last else policy.delay_ms(attempt, self._rng)
+                delay_ms = 0.0 if last or stopping else policy.delay_ms(attempt, self._rng)
                 span.add_event(
                     RETRY_EVENT,
                     {ATTR_RETRY_ATTEMPT: attempt, ATTR_RETRY_DELAY_MS: delay_ms, "exception.message": str(exc)},
@@ -446,6 +442,14 @@ class Consumer:
                 if last:
                     reason = f"failed after {attempt} attempts: {exc}"
                     return self._dead_letter(channel, event, payload, span, reason, attempt)
+                if stopping:
+                    span.set_status(Status(StatusCode.ERROR, f"stopped after attempt {attempt}: {exc}"))
+                    span.set_attribute(ATTR_ATTEMPTS, attempt)
+                    try:
+                        self._guard.release(event)
+                    except redis.RedisError:
+                        pass  # the claim expires with the dedupe window
+                    return "failed"
                 self._stop.wait(delay_ms / 1000.0)
             else:
                 span.set_attribute(ATTR_ATTEMPTS, attempt)

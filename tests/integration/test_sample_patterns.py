@@ -188,7 +188,8 @@ def test_scenario_api_writes_truth_and_stops_on_request(redis_server, tmp_path):
     assert summary["truth"] == {k: sum(r["fault"] == k for r in records) for k in summary["truth"]}
     assert summary["truth"]["duplicate_publish"] > 0
     assert lines[0].startswith("scenario duplicates:") and any(line.startswith("t=") for line in lines)
-    assert summary["outcomes"]["inventory"]["duplicate_skipped"] == summary["truth"]["duplicate_publish"]
+    # stopped early, the shop does not wait for its consumers to catch up: a last copy may be unread
+    assert 0 < summary["outcomes"]["inventory"]["duplicate_skipped"] <= summary["truth"]["duplicate_publish"]
 
 
 def test_scenario_command_line_lists_and_runs(redis_server, tmp_path):
@@ -265,7 +266,10 @@ def test_services_run_one_process_each(redis_server):
             assert [c.group for c in shop.consumers] == ["inventory", "payments"]
             run_load(shop.handlers(), rate=0, seed=31, stop=threading.Event(), limit=15)
             assert shop.wait_idle()
-            payments = sum(p.published for p in shop.publishers if p.source.startswith("/sample/payments/"))
+            (publisher,) = [p for p in shop.publishers if p.source.startswith("/sample/payments/")]
+            payments = publisher.published
+            pattern = f"sample:dedupe:shipping:{publisher.source}:*"
+            wait_until(lambda: len(list(client.scan_iter(pattern))) == payments, what="shipping took every payment")
     finally:
         other.terminate()
         out, _ = other.communicate(timeout=30)
