@@ -273,36 +273,42 @@ def samples_frame(latency: dict) -> pd.DataFrame:
 
 
 def stream_choices(report: dict) -> list[dict]:
-    """Each stream once (channel, source, partitionkey) with the vantage points that saw it, bus first."""
+    """Each stream once (channel, source, partitionkey) with the vantage points that saw it, bus first.
+
+    Streams with missing numbers come first, then out-of-order ones, then duplicated ones: a gap is the
+    rarest and most serious finding.
+    """
     streams: dict[tuple, dict] = {}
     for s in report["streams"]:
         key = (s["channel"], s["source"], s["partitionkey"])
         entry = streams.setdefault(
             key,
-            {
-                "channel": s["channel"],
-                "source": s["source"],
-                "partitionkey": s["partitionkey"],
-                "vantages": [],
-                "trouble": 0,
-            },
-        )
+            {"channel": s["channel"], "source": s["source"], "partitionkey": s["partitionkey"], "vantages": [],
+             "missing": 0, "out_of_order": 0, "duplicates": 0},
+        )  # fmt: skip
         entry["vantages"].append(s["vantage"])
-        entry["trouble"] += s["missing"] + s["duplicates"] + s["out_of_order"]
+        for problem in ("missing", "out_of_order", "duplicates"):
+            entry[problem] += s[problem]
     for entry in streams.values():
         entry["vantages"].sort(key=lambda v: (v != "bus", v))
     return sorted(
-        streams.values(), key=lambda e: (-e["trouble"], e["channel"], e["source"] or "", e["partitionkey"] or "")
-    )
+        streams.values(),
+        key=lambda e: (-e["missing"], -e["out_of_order"], -e["duplicates"], e["channel"], e["source"] or "",
+                       e["partitionkey"] or ""),
+    )  # fmt: skip
 
 
 def stream_label(stream: dict) -> str:
-    """``shop.orders · /sample/orders/3f2a · p1 (3 problems)``."""
+    """``shop.orders · /sample/orders/3f2a · p1  (2 missing, 1 duplicate)``."""
     parts = [stream["channel"], stream["source"] or "(no source)"]
     if stream.get("partitionkey"):
         parts.append(stream["partitionkey"])
-    trouble = stream.get("trouble", 0)
-    return " · ".join(parts) + (f"  ({trouble:,} problems)" if trouble else "")
+    problems = [
+        f"{stream[key]:,} {word}"
+        for key, word in (("missing", "missing"), ("out_of_order", "out of order"), ("duplicates", "duplicated"))
+        if stream.get(key)
+    ]
+    return " · ".join(parts) + (f"  ({', '.join(problems)})" if problems else "")
 
 
 def stream_key(stream: dict) -> dict[str, str]:

@@ -25,7 +25,7 @@ def choose_stream(report: dict) -> dict | None:
     keys = ["|".join(v or "" for v in transforms.stream_key(s).values()) for s in streams]
     wanted = filters.page_param("stream")
     picked = st.selectbox(
-        "Stream (the ones with problems first)",
+        "Stream (gaps first, then out of order, then duplicates)",
         range(len(streams)),
         index=keys.index(wanted) if wanted in keys else 0,
         format_func=labels.__getitem__,

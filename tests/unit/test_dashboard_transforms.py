@@ -42,9 +42,9 @@ def span(span_id: str, parent: str, start: int, duration: int, service: str = "o
     }  # fmt: skip
 
 
-def stream_row(vantage: str, partitionkey: str, missing: int) -> dict:
+def stream_row(vantage: str, partitionkey: str, missing: int, duplicates: int = 0) -> dict:
     return {"vantage": vantage, "channel": "c", "source": "/a", "partitionkey": partitionkey, "missing": missing,
-            "duplicates": 0, "out_of_order": 0}  # fmt: skip
+            "duplicates": duplicates, "out_of_order": 0}  # fmt: skip
 
 
 def duplicate(vantage: str, event_id: str, handled: int, processed: int) -> dict:
@@ -159,7 +159,7 @@ def test_waterfall_keeps_spans_whose_parent_is_in_another_trace():
 def test_stream_choices_put_troubled_streams_first_and_the_bus_first_among_vantages():
     report = {
         "streams": [
-            stream_row("inventory", "p0", 0),
+            stream_row("inventory", "p0", 0, duplicates=9),
             stream_row("bus", "p0", 0),
             stream_row("bus", "p1", 2),
         ]
@@ -167,7 +167,7 @@ def test_stream_choices_put_troubled_streams_first_and_the_bus_first_among_vanta
     streams = transforms.stream_choices(report)
     assert [s["partitionkey"] for s in streams] == ["p1", "p0"]
     assert streams[1]["vantages"] == ["bus", "inventory"]
-    assert transforms.stream_label(streams[0]) == "c · /a · p1  (2 problems)"
+    assert transforms.stream_label(streams[0]) == "c · /a · p1  (2 missing)"
 
 
 def test_arrivals_say_what_each_arrival_was():
