@@ -192,3 +192,22 @@ def test_exact_stream_key_answers_like_the_hashed_one():
         conn.execute(hashed, report.bind(hashed, values)).fetchall()
         == conn.execute(exact, report.bind(exact, values)).fetchall()
     )
+
+
+def test_high_sequences_of_one_stream_never_leak_into_the_next():
+    # One running maximum covers every stream in hash order; a stream with huge sequence numbers must
+    # not make the in-order stream after it look out of order.
+    names = [f"/s{i}" for i in range(8)]
+    rows = [bus_row(ArrivalNs=0, ArrivalSeq=1, Channel="c", EventId="big", Source=names[0], Sequence=2**62)]
+    rows += [
+        bus_row(ArrivalNs=s, ArrivalSeq=10 * i + s, Channel="c", EventId=f"{name}-{s}", Source=name, Sequence=s)
+        for i, name in enumerate(names[1:], start=1)
+        for s in (1, 2, 3)
+    ]
+    conn = store(bus=rows)
+    hashes = dict(
+        conn.execute("SELECT Source, hash('bus', Channel, Source, PartitionKey) FROM bus_messages").fetchall()
+    )
+    assert any(hashes[name] > hashes[names[0]] for name in names[1:]), "some stream sorts after the big one"
+    entries = report.streams(conn, Filters())
+    assert [(e["source"], e["out_of_order"], e["missing"]) for e in entries] == [(n, 0, 0) for n in names]
