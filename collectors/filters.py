@@ -33,6 +33,7 @@ class Filters:
     service: str | None = None
 
     def values(self) -> dict:
+        """The filters as named SQL parameters (``$since_ns``, ``$channel``, ...)."""
         return dataclasses.asdict(self)
 
 

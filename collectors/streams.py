@@ -26,6 +26,8 @@ from collections.abc import Iterable
 
 @dataclasses.dataclass
 class StreamCounts:
+    """One stream's figures at one vantage point, as defined above."""
+
     received: int = 0
     duplicates: int = 0
     out_of_order: int = 0
