@@ -82,7 +82,8 @@ class Collectors:
         ]
         if redis_url:
             args += ["--redis-url", redis_url]
-        env = {**os.environ, **(extra_env or {})}
+        # OTLP/gRPC defaults to the fixed port 4317; tests that want it pass a free port in extra_env
+        env = {**os.environ, "EVENTSCOPE_GRPC_LISTEN": "off", **(extra_env or {})}
         self.log_path = self.store + ".log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
