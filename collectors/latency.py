@@ -30,9 +30,14 @@ reach(trace_id, root) AS (
 SELECT trace_id, min(root) AS flow FROM reach GROUP BY trace_id
 """
 
-_SAMPLES = f"""
-WITH d AS ({DELIVERIES}),
-flows AS ({FLOWS}),
+_DELIVERY_SAMPLES = f"""
+SELECT m.measure, t, channel, "group", type,
+       CASE m.measure WHEN 'delivery' THEN (t - producer_t) / 1e6 ELSE duration / 1e6 END AS ms
+FROM ({DELIVERIES}) d CROSS JOIN (VALUES ('delivery'), ('processing')) m(measure)
+WHERE m.measure = 'processing' OR producer_t IS NOT NULL
+"""
+_END_TO_END_SAMPLES = f"""
+WITH flows AS ({FLOWS}),
 flow_spans AS (
     SELECT f.flow, s.Timestamp, s.Duration, s.SpanKind, s.MsgDestination, s.CeType,
            COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
@@ -47,38 +52,45 @@ e2e AS (
            arg_max(grp, Timestamp + Duration) FILTER (SpanKind = 'Consumer') AS grp
     FROM flow_spans GROUP BY flow
 )
-SELECT 'delivery' AS measure, t, channel, "group", type, (t - producer_t) / 1e6 AS ms
-FROM d WHERE producer_t IS NOT NULL
-UNION ALL
-SELECT 'processing', t, channel, "group", type, duration / 1e6 FROM d
-UNION ALL
-SELECT 'end_to_end', start, channel, grp, type, (finish - start) / 1e6
+SELECT 'end_to_end' AS measure, start AS t, channel, grp AS "group", type, (finish - start) / 1e6 AS ms
 FROM e2e WHERE start IS NOT NULL AND finish IS NOT NULL
   AND ($since_ns IS NULL OR start >= $since_ns) AND ($until_ns IS NULL OR start < $until_ns)
   AND ($channel IS NULL OR channel = $channel) AND ($group IS NULL OR grp = $group)
   AND ($type IS NULL OR type = $type)
 """
 
-_SUMMARY = f"""
-WITH samples AS ({_SAMPLES})
-SELECT CASE $by WHEN 'channel' THEN channel WHEN 'group' THEN "group" ELSE type END AS key, measure,
-       (t // $bucket_ns) * $bucket_ns AS bucket, ms
-FROM samples
+# Every figure of one set of samples in one statement, so the samples are computed once. ``part``
+# says which figure a row belongs to: 1 summary, 2 bucket, 3 raw sample (``h`` orders them), 4 the
+# negative delivery count. Deliveries and end to end are two statements: together they would hold
+# both pairings' hash tables at once, which a small memory limit cannot.
+_FIGURES = """
+WITH s AS MATERIALIZED (
+    SELECT CASE $by WHEN 'channel' THEN channel WHEN 'group' THEN "group" ELSE type END AS key, measure,
+           (t // $bucket_ns) * $bucket_ns AS bucket, ms
+    FROM (__SAMPLES__)
+)
+SELECT 1 AS part, NULL::BIGINT AS bucket, key, measure, count(*) AS n, quantile_cont(ms, 0.5) AS p50,
+       quantile_cont(ms, 0.95) AS p95, quantile_cont(ms, 0.99) AS p99, NULL::UBIGINT AS h
+FROM s GROUP BY key, measure
+UNION ALL
+SELECT 2, bucket, key, measure, count(*), quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), quantile_cont(ms, 0.99),
+       NULL
+FROM s GROUP BY bucket, key, measure
+UNION ALL
+SELECT 3, NULL, key, measure, NULL, ms, NULL, NULL, h
+FROM (SELECT key, measure, ms, hash(measure, key, ms, bucket) AS h FROM s ORDER BY h LIMIT __MAX_SAMPLES__)
+UNION ALL
+SELECT 4, NULL, NULL, NULL, count(*), NULL, NULL, NULL, NULL FROM s WHERE measure = 'delivery' AND ms < 0
 """
+_QUERIES = [
+    _FIGURES.replace("__SAMPLES__", samples).replace("__MAX_SAMPLES__", str(MAX_SAMPLES))
+    for samples in (_DELIVERY_SAMPLES, _END_TO_END_SAMPLES)
+]
 
 
-_PERCENTILES = """
-WITH s AS (__SUMMARY__)
-SELECT __BUCKET__ key, measure, count(*), quantile_cont(ms, 0.5), quantile_cont(ms, 0.95), quantile_cont(ms, 0.99)
-FROM s GROUP BY ALL ORDER BY ALL
-"""
-_BY_KEY = _PERCENTILES.replace("__SUMMARY__", _SUMMARY).replace("__BUCKET__", "")
-_BY_BUCKET = _PERCENTILES.replace("__SUMMARY__", _SUMMARY).replace("__BUCKET__", "bucket,")
-_SAMPLES_SQL = f"""
-WITH s AS ({_SUMMARY})
-SELECT measure, key, ms FROM s ORDER BY hash(measure, key, ms, bucket) LIMIT {MAX_SAMPLES}
-"""
-_NEGATIVE = f"SELECT count(*) FROM ({_SAMPLES}) WHERE measure = 'delivery' AND ms < 0"
+def _order(bucket, key, measure) -> tuple:
+    """SQL's ascending order with NULLs last."""
+    return (bucket is None, bucket or 0, key is None, key or "", measure)
 
 
 def _fetch(cursor, sql: str, values: dict) -> list[tuple]:
@@ -94,13 +106,16 @@ def _row(row: tuple, with_bucket: bool) -> dict:
 def latency(cursor, filters: Filters, bucket_s: int = 10, by: str = "channel") -> dict:
     """Percentiles per key and measure, the same per time bucket, the negative delivery count, samples."""
     values = {**filters.values(), "by": by, "bucket_ns": bucket_s * 1_000_000_000}
-    summary = [_row(r, False) for r in _fetch(cursor, _BY_KEY, values)]
-    buckets = [_row(r, True) for r in _fetch(cursor, _BY_BUCKET, values)]
-    samples = _fetch(cursor, _SAMPLES_SQL, values)
-    ((negative,),) = _fetch(cursor, _NEGATIVE, values)
+    parts: dict[int, list[tuple]] = {1: [], 2: [], 3: [], 4: []}
+    for sql in _QUERIES:
+        for part, *row in _fetch(cursor, sql, values):
+            parts[part].append(tuple(row))
+    summary = sorted(parts[1], key=lambda r: _order(None, r[1], r[2]))
+    buckets = sorted(parts[2], key=lambda r: _order(*r[:3]))
+    samples = sorted(parts[3], key=lambda r: r[-1])[:MAX_SAMPLES]
     return {
-        "summary": summary,
-        "buckets": buckets,
-        "negative_delivery": negative,
-        "samples": [{"measure": m, "key": k, "ms": ms} for m, k, ms in samples],
+        "summary": [_row(r[1:-1], False) for r in summary],
+        "buckets": [_row(r[:-1], True) for r in buckets],
+        "negative_delivery": sum(r[3] for r in parts[4]),
+        "samples": [{"measure": m, "key": k, "ms": ms} for _, k, m, _, ms, _, _, _ in samples],
     }
