@@ -28,14 +28,18 @@ WHERE SpanKind = 'Producer' AND MsgDestination IS NOT NULL
   AND ($service IS NULL OR ServiceName = $service) AND CAST($group AS VARCHAR) IS NULL
 GROUP BY ALL
 """
-_DELIVER = f"""
-SELECT channel, service, "group", count(*), count(*) FILTER (failed),
-       quantile_cont((t - producer_t) / 1e6, 0.95) FILTER (producer_t IS NOT NULL)
-FROM ({DELIVERIES}) GROUP BY ALL
-"""
-_LINK = f"""
-SELECT producer_service, service, count(*), count(*) FILTER (failed), quantile_cont((t - producer_t) / 1e6, 0.95)
-FROM ({DELIVERIES}) WHERE paired_by = 'link' GROUP BY ALL
+# Deliver and link edges in one statement, so the deliveries are paired once per request.
+_DELIVER_AND_LINK = f"""
+WITH d AS MATERIALIZED (
+    SELECT channel, service, "group", producer_service, failed, paired_by, (t - producer_t) / 1e6 AS ms
+    FROM ({DELIVERIES})
+)
+SELECT 'deliver' AS kind, channel, service, "group", count(*), count(*) FILTER (failed),
+       quantile_cont(ms, 0.95) FILTER (ms IS NOT NULL)
+FROM d GROUP BY channel, service, "group"
+UNION ALL
+SELECT 'link', producer_service, service, NULL, count(*), count(*) FILTER (failed), quantile_cont(ms, 0.95)
+FROM d WHERE paired_by = 'link' GROUP BY producer_service, service
 """
 _SPAN_RANGE = "SELECT min(Timestamp), max(Timestamp + Duration) FROM otel_traces"
 _PRODUCER_OF_SOURCE = "SELECT DISTINCT CeSource, ServiceName FROM otel_traces WHERE SpanKind = 'Producer'"
@@ -93,13 +97,18 @@ def flow(cursor, filters: Filters) -> dict:
         edge["gaps"], edge["duplicates"] = bus.get((service, channel), (0, 0))
         edges.append(edge)
     deliver: dict = {}
-    for channel, service, group, count, errors, p95 in cursor.execute(_DELIVER, bind(_DELIVER, values)).fetchall():
-        edge = _edge(f"channel:{channel}", f"service:{service}", "deliver", count, errors, p95, window_s)
-        edge["gaps"], edge["duplicates"] = groups.get((group, channel), (0, 0))
+    links = []
+    for kind, first, service, group, count, errors, p95 in cursor.execute(
+        _DELIVER_AND_LINK, bind(_DELIVER_AND_LINK, values)
+    ).fetchall():
+        if kind == "link":
+            links.append(_edge(f"service:{first}", f"service:{service}", "link", count, errors, p95, window_s))
+            continue
+        edge = _edge(f"channel:{first}", f"service:{service}", "deliver", count, errors, p95, window_s)
+        edge["gaps"], edge["duplicates"] = groups.get((group, first), (0, 0))
         _merge(deliver, edge)
     edges += deliver.values()
-    for producer, consumer, count, errors, p95 in cursor.execute(_LINK, bind(_LINK, values)).fetchall():
-        edges.append(_edge(f"service:{producer}", f"service:{consumer}", "link", count, errors, p95, window_s))
+    edges += links
     return {"nodes": _nodes(edges), "edges": edges}
 
 
