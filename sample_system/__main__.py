@@ -19,11 +19,15 @@ import threading
 import redis
 
 from sample_system import config as cfg
-from sample_system import deadletters, faults, scenarios, storefront, telemetry
+from sample_system import deadletters, faults, scenarios, telemetry
+from sample_system.bus import client_name
 from sample_system.redrive import redrive
+from sample_system.runner import ContinuousRunner
 from sample_system.services import accounts
-from sample_system.shop import CONSUMER_GROUPS, LOAD, Shop
+from sample_system.shop import CONSUMER_GROUPS, LOAD
 from sample_system.truth import GroundTruth
+
+CLI_CLIENT_NAME = client_name("cli")
 
 
 def _redis_flag(parser: argparse.ArgumentParser) -> None:
@@ -113,30 +117,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(f"--services: unknown {', '.join(sorted(unknown)) or 'empty list'}; choose from {choices}")
     settings = faults.load_settings(os.environ, args.fault)
     truth = GroundTruth(args.truth)
-    injector = faults.FaultInjector(settings, config.seed, truth) if settings else None
     stop = _stop_on_signals()
     if args.seconds:
         threading.Timer(args.seconds, stop.set).start()
-    with Shop(config, faults=injector, groups=services) as shop:
-        load = LOAD in services
-        shown = [LOAD, "orders", "accounts (commands)"] if load else []
-        shown += [consumer.group for consumer in shop.consumers]
-        print(f"sample system: services {', '.join(shown)} on {config.redis_url}", flush=True)
-        print(
-            f"sample system: {config.rate:g} commands/s, seed {config.seed}, faults: {', '.join(settings) or 'none'}",
-            flush=True,
-        )
-        if load:
-            issued = storefront.run_load(
-                shop.handlers(), config.rate, config.seed, stop, None, config.burst_every_s, config.burst_size
-            )
-        else:
-            issued = {"place_order": 0}
-            stop.wait()
-        shop.release_held()
-    truth.close()
-    handled = {consumer.group: consumer.processed for consumer in shop.consumers}
-    print(f"sample system: placed {issued['place_order']} orders ({dict(issued)}); deliveries {handled}", flush=True)
+    try:
+        totals = ContinuousRunner(config, services, settings, truth, _progress).run(stop)
+    finally:
+        truth.close()
+    issued = totals.issued
+    print(
+        f"sample system: placed {issued['place_order']} orders ({dict(issued)}); deliveries {dict(totals.handled)}"
+        f"; shops {totals.shops}, paused {totals.pauses} time(s) for scenarios",
+        flush=True,
+    )
     return 0
 
 
@@ -175,7 +168,8 @@ def _progress(line: str) -> None:
 
 
 def _client(args: argparse.Namespace) -> redis.Redis:
-    return redis.Redis.from_url(args.redis_url or os.environ.get(cfg.ENV_REDIS_URL, cfg.DEFAULT_REDIS_URL))
+    url = args.redis_url or os.environ.get(cfg.ENV_REDIS_URL, cfg.DEFAULT_REDIS_URL)
+    return redis.Redis.from_url(url, client_name=CLI_CLIENT_NAME)
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:

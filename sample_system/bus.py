@@ -55,6 +55,22 @@ POLL_S = 0.2  # how long a subscriber waits for a message before looking at its 
 DRAIN_TIMEOUT_S = 5.0
 BATCH_MAX = 64  # messages already waiting are taken together: one round trip claims them all
 _UNCLAIMED = object()
+CLIENT_NAME_PREFIX = "sample-"  # every Redis connection of the sample system is named (CLIENT SETNAME)
+
+
+def subscriber_name(group: str) -> str:
+    """The Redis client name of a consumer group's subscriber, as CLIENT LIST shows it."""
+    return client_name(group)
+
+
+def publisher_name(service: str) -> str:
+    """The Redis client name of a service's publishing connection."""
+    return client_name(f"{service}-publisher")
+
+
+def client_name(role: str) -> str:
+    """``sample-ROLE``, each character Redis refuses in a name (outside ``!``..``~``: spaces too) made a dash."""
+    return CLIENT_NAME_PREFIX + "".join(c if "!" <= c <= "~" else "-" for c in role)
 
 
 def _event_attributes(channel: str, event: dict) -> dict:
@@ -272,7 +288,9 @@ class Consumer:
                 delay = min(delay * 2, RECONNECT_MAX_S)
 
     def _listen(self, stop: threading.Event) -> None:
-        client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2)
+        client = redis.Redis.from_url(
+            self._redis_url, socket_connect_timeout=2, client_name=subscriber_name(self.group)
+        )
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         patterns = False
         try:

@@ -14,8 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
+
 from sample_system import config as cfg
-from sample_system import faults, storefront
+from sample_system import faults, lease, storefront
+from sample_system.bus import client_name
 from sample_system.services import accounts
 from sample_system.shop import Shop
 from sample_system.truth import GroundTruth
@@ -229,13 +232,25 @@ def run_scenario(
     )
     settings = {s.name: s for s in (faults.parse_setting(f, f"scenario {name}") for f in scenario.faults)}
     truth = GroundTruth(truth_path)
-    injector = faults.FaultInjector(settings, seed, truth)
+    client = redis.Redis.from_url(config.redis_url, client_name=client_name(f"scenario-{name}"))
+    hold = lease.ScenarioLease(client, name, say, stop_event)
     try:
+        if not hold.acquire():
+            if stop_event is not None and stop_event.is_set():
+                say(f"scenario {name}: stopped before it had the bus")
+                return {"scenario": name, "issued": {}, "outcomes": {}, "order_view_max_lag_ms": 0.0, "truth": {}}
+            holder = client.get(lease.LEASE_KEY)
+            raise ScenarioError(
+                f"the bus is busy: scenario {holder.decode() if holder else '?'} holds {lease.LEASE_KEY}"
+            )
+        injector = faults.FaultInjector(settings, seed, truth)
         with Shop(config, exporter_factory, faults=injector, metric_reader_factory=metric_reader_factory) as shop:
             say(f"scenario {name}: {scenario.title}; {seconds:g}s at {scenario.rate:g} commands/s, seed {seed}")
             say(f"scenario {name}: faults {', '.join(scenario.faults) or 'none'}")
             summary = _drive(shop, scenario, seconds, stop_event, truth, say)
     finally:
+        hold.release()
+        client.close()
         truth.close()
     summary["truth"] = dict(truth.counts)
     return summary

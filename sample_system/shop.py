@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from sample_system import storefront, telemetry
-from sample_system.bus import Consumer, Practices, Publisher
+from sample_system.bus import Consumer, Practices, Publisher, client_name, publisher_name
 from sample_system.config import SampleConfig
 from sample_system.deadletters import DeadLetterQueue
 from sample_system.faults import FaultInjector
@@ -42,6 +42,7 @@ SERVICES = (
 CONSUMER_GROUPS = tuple(name for name in SERVICES if name != orders.SERVICE)
 LOAD = "storefront"  # runs the load generator with the command side of orders and accounts
 IDLE_QUIET_S = 1.0  # no delivery for this long = every consumer has caught up
+STATE_CLIENT_NAME = client_name("shop")  # the shared connection: dedupe claims, DLQ, stock, projections, wallets
 
 
 def instance_id() -> str:
@@ -70,7 +71,8 @@ class Shop:
         metrics_on = config.tracing and (exporter_factory is None or metric_reader_factory is not None)
         self._meters = {name: telemetry.meter_provider(name, metrics_on, make_reader()) for name in SERVICES}
         self.metrics = {name: telemetry.MessagingMetrics(provider) for name, provider in self._meters.items()}
-        self.client = redis.Redis.from_url(config.redis_url)
+        self.client = redis.Redis.from_url(config.redis_url, client_name=STATE_CLIENT_NAME)
+        self._publishing: dict[str, redis.Redis] = {}
         if faults is not None:
             faults.use_redis(self.client)
         self.registry = SchemaRegistry()
@@ -96,8 +98,10 @@ class Shop:
     def publisher(self, service: str, instance: str | None = None) -> Publisher:
         """A producer instance of ``service`` with the shop's registry, faults and metrics."""
         source = f"/sample/{instance or service}/{instance_id()}"
+        if service not in self._publishing:
+            self._publishing[service] = redis.Redis.from_url(self.config.redis_url, client_name=publisher_name(service))
         return Publisher(
-            self.client,
+            self._publishing[service],
             self._tracer(service),
             source,
             registry=self.registry,
@@ -196,7 +200,8 @@ class Shop:
         telemetry.shutdown(list(self._providers.values()), list(self._meters.values()))
         if self.faults is not None:
             self.faults.restore()
-        self.client.close()
+        for client in (self.client, *self._publishing.values()):
+            client.close()
 
     @property
     def stop_event(self) -> threading.Event:

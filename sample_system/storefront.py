@@ -89,10 +89,14 @@ def run_load(
     limit: int | None = None,
     burst_every_s: float = 0.0,
     burst_size: int = 0,
+    stream: Iterator[Command] | None = None,
 ) -> Counter[str]:
-    """Issue the seeded command mix to ``handlers`` (by command name) until ``stop`` or ``limit``."""
+    """Issue the seeded command mix to ``handlers`` (by command name) until ``stop`` or ``limit``.
+
+    ``stream`` continues a sequence from ``commands(seed)`` that an earlier load began (default: a new one).
+    """
     issued: Counter[str] = Counter()
-    stream = commands(seed)
+    stream = commands(seed) if stream is None else stream
     for _ in _pace(stop, rate, burst_every_s, burst_size):
         if limit is not None and issued.total() >= limit:
             break
