@@ -11,12 +11,14 @@ machine falls on both alike. Run: ``python -m bench.api_latency [--small N] [--l
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 from bench.page_render import build_store
@@ -41,12 +43,14 @@ ENDPOINTS = (
 
 
 def answer_seconds(api: str, endpoint: str) -> float:
-    """Seconds from sending one GET to having read its whole JSON answer."""
+    """Seconds from sending one GET to having read its whole JSON answer; NaN when it answered an error."""
     started = time.perf_counter()
-    with urllib.request.urlopen(f"{api}/api/v1/{endpoint}", timeout=TIMEOUT_S) as response:
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{endpoint} answered {response.status}")
+    try:
+        with urllib.request.urlopen(f"{api}/api/v1/{endpoint}", timeout=TIMEOUT_S) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        print(f"{endpoint}: HTTP {exc.code} after {time.perf_counter() - started:.1f} s", flush=True)
+        return math.nan
     return time.perf_counter() - started
 
 
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"API answer time, median of {args.rounds} (goal: under {GOAL_S:g} s at {args.large:,} spans)")
     print(f"  {'endpoint':<16} {f'{args.small:,} spans':>14} {f'{args.large:,} spans':>16} {'ratio':>8}  goal")
     for endpoint in ENDPOINTS:
-        verdict = "ok" if large[endpoint] < GOAL_S else "OVER"
+        verdict = "ok" if large[endpoint] < GOAL_S else "OVER" if large[endpoint] >= GOAL_S else "ERROR"
         ratio = large[endpoint] / small[endpoint]
         name = endpoint.split("?", 1)[0]
         print(f"  {name:<16} {small[endpoint]:>12.3f} s {large[endpoint]:>14.3f} s {ratio:>8.0f}  {verdict}")
