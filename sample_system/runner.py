@@ -10,6 +10,7 @@ seeded command sequence across shops, so order ids never repeat.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
@@ -19,8 +20,10 @@ import redis
 from sample_system import faults, lease, storefront
 from sample_system.bus import client_name
 from sample_system.config import SampleConfig
-from sample_system.shop import LOAD, Shop
+from sample_system.shop import LOAD, STOP_TIMEOUT_S, Shop
 from sample_system.truth import GroundTruth
+
+log = logging.getLogger(__name__)
 
 CLIENT_NAME = client_name("demo-runner")
 WATCH_S = 0.1  # how often the main thread looks at what the heartbeat last saw (no Redis round trip)
@@ -86,7 +89,9 @@ class ContinuousRunner:
                 pass
             load_stop.set()
             if loader.is_alive():
-                loader.join()
+                loader.join(STOP_TIMEOUT_S)
+                if loader.is_alive():
+                    log.warning("the load did not stop within %.0fs; closing the shop under it", STOP_TIMEOUT_S)
             shop.release_held()
         self.totals.handled.update({consumer.group: consumer.processed for consumer in shop.consumers})
 

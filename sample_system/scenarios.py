@@ -235,10 +235,11 @@ def run_scenario(
     client = redis.Redis.from_url(config.redis_url, client_name=client_name(f"scenario-{name}"))
     hold = lease.ScenarioLease(client, name, say, stop_event)
     try:
-        if not hold.acquire():
-            if stop_event is not None and stop_event.is_set():
-                say(f"scenario {name}: stopped before it had the bus")
-                return {"scenario": name, "issued": {}, "outcomes": {}, "order_view_max_lag_ms": 0.0, "truth": {}}
+        acquired = hold.acquire()
+        if stop_event is not None and stop_event.is_set():
+            say(f"scenario {name}: stopped before it started")
+            return {"scenario": name, "issued": {}, "outcomes": {}, "order_view_max_lag_ms": 0.0, "truth": {}}
+        if not acquired:
             holder = client.get(lease.LEASE_KEY)
             raise ScenarioError(
                 f"the bus is busy: scenario {holder.decode() if holder else '?'} holds {lease.LEASE_KEY}"

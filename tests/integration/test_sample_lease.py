@@ -152,8 +152,9 @@ def test_a_scenario_pauses_the_demo_runner_and_has_every_group_process_each_even
 
 
 def test_with_no_runner_a_scenario_starts_at_once(redis_server):
+    """A runner id whose heartbeat expired (a runner killed outright) does not count, and is forgotten."""
     client = redis_server.client()
-    assert lease.pending_runners(client) == []
+    client.sadd(lease.RUNNERS_KEY, "killed-runner")
     lines: list[str] = []
     scenarios.run_scenario(
         "happy_path",
@@ -166,6 +167,32 @@ def test_with_no_runner_a_scenario_starts_at_once(redis_server):
     )
     assert lines[0].startswith("scenario happy_path: Happy path")
     assert not [line for line in lines if "waiting" in line]
+    assert client.get(lease.LEASE_KEY) is None and not client.sismember(lease.RUNNERS_KEY, "killed-runner")
+
+
+def test_a_scenario_waiting_for_a_runner_that_never_pauses_stops_on_sigterm(redis_server):
+    client = redis_server.client()
+    client.sadd(lease.RUNNERS_KEY, "hung-runner")
+    client.set(lease.ALIVE_PREFIX + "hung-runner", 1, ex=60)
+    scenario = subprocess.Popen(
+        [sys.executable, "-m", "sample_system", "scenario", "run", "happy_path", "--redis-url", redis_server.url],
+        cwd=ROOT,
+        env=QUIET_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    out = Lines(scenario)
+    try:
+        wait_until(lambda: out.having("waiting for the demo shop to pause"), timeout=60, what="the scenario waiting")
+        assert client.get(lease.LEASE_KEY) == b"happy_path"
+    finally:
+        _stop(scenario)
+        client.delete(lease.ALIVE_PREFIX + "hung-runner")
+        client.srem(lease.RUNNERS_KEY, "hung-runner")
+    assert scenario.returncode == 0
+    wait_until(lambda: out.having("done"), what="the scenario's last line")
+    assert out.having("stopped before it started") and not out.having("t=")
     assert client.get(lease.LEASE_KEY) is None
 
 
