@@ -4,7 +4,10 @@ One schema string and a column tuple per table are the row contract. A single wr
 the write path and commits many submitted batches in one transaction (group commit); a submitter
 learns that its rows are durable only after that commit, which is what lets the OTLP receiver
 answer 200 safely. Span writes are idempotent on (TraceId, SpanId), so a retried export never
-counts twice. The store never traces its own writes.
+counts twice; the check is an anti-join against the stored spans in the batch's start-time range
+rather than a primary-key index, whose upkeep grew with the table and dominated the cost of ingest
+(a retried span carries the same start time, so the range check is exact). The store never traces
+its own writes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from collectors.logs import LOG_COLUMNS
 from collectors.metrics import METRIC_COLUMNS
@@ -58,16 +62,16 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     CeSubject VARCHAR,
     Attempts BIGINT,
     DeadLetterReason VARCHAR,
-    SchemaVersion BIGINT,
-    PRIMARY KEY (TraceId, SpanId)
+    SchemaVersion BIGINT
+    -- identity (TraceId, SpanId), kept by the write path (_INSERT_NEW_SPANS), not by an index
 );
 -- One row per span link, so links can be followed in both directions without parsing JSON.
 CREATE TABLE IF NOT EXISTS span_links (
     TraceId VARCHAR NOT NULL,
     SpanId VARCHAR NOT NULL,
     LinkedTraceId VARCHAR NOT NULL,
-    LinkedSpanId VARCHAR NOT NULL,
-    PRIMARY KEY (TraceId, SpanId, LinkedTraceId, LinkedSpanId)
+    LinkedSpanId VARCHAR NOT NULL
+    -- written only together with the newly stored span it belongs to, so never twice
 );
 CREATE TABLE IF NOT EXISTS bus_messages (
     ArrivalNs BIGINT NOT NULL,          -- when the tap received it, ns since the epoch
@@ -243,15 +247,48 @@ _ARROW_SCHEMAS = {
 }
 LINK_COLUMNS = ("TraceId", "SpanId", "LinkedTraceId", "LinkedSpanId")
 _ARROW_SCHEMAS["span_links"] = pa.schema([(name, pa.string()) for name in LINK_COLUMNS])
-# Tables whose rows are keyed: a retried export must not count twice.
+# Tables whose rows are keyed: a retried export must not count twice (duplicates within one group
+# commit are dropped in Python, those already stored by the anti-join below).
 _KEYED = {"otel_traces": lambda row: (row[1], row[2]), "span_links": lambda row: row}
-# Table names here are constants of this module, never request values. The plain INSERT is the fast
-# path; a key conflict (a retried export) aborts it and the commit is redone with the IGNORE form.
+# Table names here are constants of this module, never request values.
 _INSERTS = {table: f"INSERT INTO {table} SELECT * FROM _batch" for table in _ARROW_SCHEMAS}
-_INSERTS_IGNORING = {table: f"INSERT OR IGNORE INTO {table} SELECT * FROM _batch" for table in _KEYED}
+# The range bounds are the batch's own min/max start time: zone maps then skip all but the newest
+# row groups, so the check costs the same at a million spans as at a thousand.
+_INSERT_NEW_SPANS = """
+INSERT INTO otel_traces
+SELECT b.* FROM _batch b
+ANTI JOIN (SELECT Timestamp, TraceId, SpanId FROM otel_traces WHERE Timestamp BETWEEN ? AND ?) s
+    ON s.Timestamp = b.Timestamp AND s.TraceId = b.TraceId AND s.SpanId = b.SpanId
+RETURNING TraceId, SpanId
+"""
+_INSERT_LINKS_OF_NEW = """
+INSERT INTO span_links
+SELECT l.* FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
+"""
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
+
+
+def _insert_batch(cursor, statement: str, batch: pa.Table, parameters: list | None = None) -> list[tuple]:
+    cursor.register("_batch", batch)
+    returned = cursor.execute(statement, parameters or []).fetchall()
+    cursor.unregister("_batch")
+    return returned
+
+
+def _insert_new_spans(cursor, spans: pa.Table, links: pa.Table | None) -> None:
+    """Store the spans not stored yet, and the links of exactly those spans."""
+    bounds = pc.min_max(spans["Timestamp"])
+    new = _insert_batch(cursor, _INSERT_NEW_SPANS, spans, [bounds["min"].as_py(), bounds["max"].as_py()])
+    if links is None or not new:
+        return
+    if len(new) == spans.num_rows:  # the usual case: nothing was stored before
+        _insert_batch(cursor, _INSERTS["span_links"], links)
+        return
+    cursor.register("_new", pa.table({"TraceId": [k[0] for k in new], "SpanId": [k[1] for k in new]}))
+    _insert_batch(cursor, _INSERT_LINKS_OF_NEW, links)
+    cursor.unregister("_new")
 
 
 def link_rows(span_rows: list[tuple]) -> list[tuple]:
@@ -442,21 +479,18 @@ class Store:
             if table in by_table:
                 by_table[table] = list({key(row): row for row in by_table[table]}.values())
         batches = {table: _arrow_batch(table, rows) for table, rows in by_table.items() if rows}
-        try:
-            self._insert(cursor, batches, _INSERTS)
-        except duckdb.ConstraintException:  # some rows are stored already: a retried export
-            self._insert(cursor, batches, {**_INSERTS, **_INSERTS_IGNORING})
-
-    @staticmethod
-    def _insert(cursor, batches: dict, statements: dict[str, str]) -> None:
         cursor.execute("BEGIN TRANSACTION")
         try:
+            spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
+            if spans is not None:
+                _insert_new_spans(cursor, spans, links)
+            elif links is not None:
+                batches["span_links"] = links
             for table, batch in batches.items():
-                cursor.register("_batch", batch)
-                cursor.execute(statements[table])
-                cursor.unregister("_batch")
+                _insert_batch(cursor, _INSERTS[table], batch)
             cursor.execute("COMMIT")
         except Exception:
             cursor.execute("ROLLBACK")  # unregistering needs a live transaction
-            cursor.unregister("_batch")
+            for name in ("_batch", "_new"):
+                cursor.unregister(name)
             raise
