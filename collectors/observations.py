@@ -43,19 +43,34 @@ WHERE Valid AND CAST($group AS VARCHAR) IS NULL
       SELECT MsgMessageId FROM otel_traces WHERE SpanKind = 'Producer' AND ServiceName = $service))
 """
 
-CONSUMERS = f"""
-SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName) AS vantage, s.MsgDestination AS channel,
-       COALESCE(s.CeSource, bus.Source) AS source, COALESCE(s.PartitionKey, bus.PartitionKey) AS pk,
-       {SPAN_EVENT_ID} AS event_id, COALESCE(s.Sequence, bus.Sequence) AS seq,
-       s.Timestamp AS t, TRY_CAST(('0x' || s.SpanId) AS UBIGINT) AS tie,
-       {SPAN_OUTCOME} AS outcome,
-       COALESCE(s.CeType, bus.Type) AS type, s.TraceId AS trace_id
+_CONSUMER_SPANS = f"""
+SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeSource, s.PartitionKey, s.Sequence,
+       s.CeType, s.Timestamp, s.SpanId, s.TraceId, {SPAN_OUTCOME} AS outcome, {SPAN_EVENT_ID} AS event_id
 FROM otel_traces s
-LEFT JOIN ({BUS_FACTS}) bus ON bus.Channel = s.MsgDestination AND bus.EventId = s.MsgMessageId
 WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
   AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
   AND ($channel IS NULL OR s.MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
-  AND ($type IS NULL OR COALESCE(s.CeType, bus.Type) = $type) AND ($service IS NULL OR s.ServiceName = $service)
+  AND ($service IS NULL OR s.ServiceName = $service)
+"""
+_COMPLETE = "s.CeSource IS NOT NULL AND s.PartitionKey IS NOT NULL AND s.Sequence IS NOT NULL AND s.CeType IS NOT NULL"
+_CONSUMER_COLUMNS = """
+SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName) AS vantage, s.MsgDestination AS channel,
+       COALESCE(s.CeSource, bus.Source) AS source, COALESCE(s.PartitionKey, bus.PartitionKey) AS pk,
+       s.event_id, COALESCE(s.Sequence, bus.Sequence) AS seq,
+       s.Timestamp AS t, TRY_CAST(('0x' || s.SpanId) AS UBIGINT) AS tie, s.outcome,
+       COALESCE(s.CeType, bus.Type) AS type, s.TraceId AS trace_id
+"""
+# Spans that carry every stream fact need nothing from the tap; only the others are joined with it.
+CONSUMERS = f"""
+{_CONSUMER_COLUMNS}
+FROM ({_CONSUMER_SPANS}) s, (SELECT NULL::VARCHAR AS Source, NULL::VARCHAR AS PartitionKey,
+                              NULL::BIGINT AS Sequence, NULL::VARCHAR AS Type) bus
+WHERE {_COMPLETE} AND ($type IS NULL OR s.CeType = $type)
+UNION ALL
+{_CONSUMER_COLUMNS}
+FROM ({_CONSUMER_SPANS}) s
+LEFT JOIN ({BUS_FACTS}) bus ON bus.Channel = s.MsgDestination AND bus.EventId = s.MsgMessageId
+WHERE NOT ({_COMPLETE}) AND ($type IS NULL OR COALESCE(s.CeType, bus.Type) = $type)
 """
