@@ -15,20 +15,26 @@ PRODUCERS = """
 SELECT TraceId, SpanId, ServiceName, Timestamp, Duration, StatusCode, MsgDestination, MsgMessageId, CeType
 FROM otel_traces WHERE SpanKind = 'Producer'
 """
+# The paired producer's columns are carried through the pairing, so no second join is needed to read them.
+_PRODUCER = """arg_min(p.TraceId, p.Timestamp) AS p_trace, arg_min(p.SpanId, p.Timestamp) AS p_span,
+    arg_min(p.ServiceName, p.Timestamp) AS p_service, min(p.Timestamp) AS p_t,
+    arg_min(p.CeType, p.Timestamp) AS p_type"""
 
 DELIVERIES = f"""
 WITH producers AS ({PRODUCERS}),
 by_link AS (
-    SELECT l.TraceId, l.SpanId, arg_min(p.SpanId, p.Timestamp) AS p_span, arg_min(p.TraceId, p.Timestamp) AS p_trace
+    SELECT l.TraceId, l.SpanId, {_PRODUCER}
     FROM span_links l JOIN producers p ON p.TraceId = l.LinkedTraceId AND p.SpanId = l.LinkedSpanId
     GROUP BY l.TraceId, l.SpanId
 ),
 by_id AS (
-    SELECT MsgDestination, MsgMessageId, arg_min(SpanId, Timestamp) AS p_span, arg_min(TraceId, Timestamp) AS p_trace
-    FROM producers WHERE MsgMessageId IS NOT NULL GROUP BY ALL
+    SELECT MsgDestination, MsgMessageId, {_PRODUCER}
+    FROM producers p WHERE MsgMessageId IS NOT NULL GROUP BY ALL
 ),
 consumers AS (
-    SELECT s.*, {SPAN_EVENT_ID} AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
+    SELECT s.TraceId, s.SpanId, s.ParentSpanId, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeType,
+           s.Timestamp, s.Duration, s.Outcome, s.StatusCode, s.Attempts,
+           {SPAN_EVENT_ID} AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
     FROM otel_traces s
     WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
       AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
@@ -38,23 +44,27 @@ consumers AS (
 ),
 paired AS (
     SELECT c.*,
-           COALESCE(by_link.p_trace, parent.TraceId, by_id.p_trace) AS p_trace,
-           COALESCE(by_link.p_span, parent.SpanId, by_id.p_span) AS p_span,
-           CASE WHEN by_link.p_span IS NOT NULL THEN 'link' WHEN parent.SpanId IS NOT NULL THEN 'parent'
-                WHEN by_id.p_span IS NOT NULL THEN 'message_id' END AS paired_by
+           CASE WHEN by_link.p_span IS NOT NULL THEN 'link' WHEN p.SpanId IS NOT NULL THEN 'parent'
+                WHEN by_id.p_span IS NOT NULL THEN 'message_id' END AS paired_by,
+           COALESCE(by_link.p_trace, p.TraceId, by_id.p_trace) AS producer_trace,
+           COALESCE(by_link.p_span, p.SpanId, by_id.p_span) AS producer_span,
+           CASE paired_by WHEN 'link' THEN by_link.p_service WHEN 'parent' THEN p.ServiceName
+                WHEN 'message_id' THEN by_id.p_service END AS producer_service,
+           CASE paired_by WHEN 'link' THEN by_link.p_t WHEN 'parent' THEN p.Timestamp
+                WHEN 'message_id' THEN by_id.p_t END AS producer_t,
+           CASE paired_by WHEN 'link' THEN by_link.p_type WHEN 'parent' THEN p.CeType
+                WHEN 'message_id' THEN by_id.p_type END AS producer_type
     FROM consumers c
     LEFT JOIN by_link ON by_link.TraceId = c.TraceId AND by_link.SpanId = c.SpanId
-    LEFT JOIN producers parent ON parent.TraceId = c.TraceId AND parent.SpanId = c.ParentSpanId
+    LEFT JOIN producers p ON p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
     LEFT JOIN by_id ON by_id.MsgDestination = c.MsgDestination AND by_id.MsgMessageId = c.MsgMessageId
 )
 SELECT d.TraceId AS trace_id, d.SpanId AS span_id, d.grp AS "group", d.ServiceName AS service,
-       d.MsgDestination AS channel, d.event_id, COALESCE(d.CeType, p.CeType) AS type, d.Timestamp AS t,
+       d.MsgDestination AS channel, d.event_id, COALESCE(d.CeType, d.producer_type) AS type, d.Timestamp AS t,
        d.Duration AS duration, {SPAN_OUTCOME.replace("s.", "d.")} AS outcome, d.StatusCode AS status,
-       d.Attempts AS attempts,
-       d.paired_by, p.TraceId AS producer_trace, p.SpanId AS producer_span, p.ServiceName AS producer_service,
-       p.Timestamp AS producer_t,
+       d.Attempts AS attempts, d.paired_by, d.producer_trace, d.producer_span, d.producer_service, d.producer_t,
        COALESCE(d.Outcome IN ('failed', 'dead_lettered'), d.StatusCode = 'Error') AS failed
-FROM paired d LEFT JOIN producers p ON p.TraceId = d.p_trace AND p.SpanId = d.p_span
-WHERE $type IS NULL OR COALESCE(d.CeType, p.CeType) = $type
+FROM paired d
+WHERE $type IS NULL OR COALESCE(d.CeType, d.producer_type) = $type
 """
 """One row per consumer span: the delivery, its producer (NULLs when unpaired) and ``failed``."""
