@@ -11,20 +11,30 @@ from __future__ import annotations
 from collectors import queries
 from collectors.filters import Filters, bind
 
+# The newest matching traces are picked first with the cheap aggregates; the summaries (service list,
+# root span name) are computed only for those.
 _SEARCH = """
+WITH picked AS (
+    SELECT TraceId, min(Timestamp) AS start
+    FROM otel_traces
+    GROUP BY TraceId
+    HAVING ($since_ns IS NULL OR min(Timestamp) >= $since_ns) AND ($until_ns IS NULL OR min(Timestamp) < $until_ns)
+       AND ($service IS NULL OR bool_or(ServiceName = $service))
+       AND ($channel IS NULL OR bool_or(MsgDestination = $channel))
+       AND ($type IS NULL OR bool_or(CeType = $type)) AND ($group IS NULL OR bool_or(MsgConsumerGroup = $group))
+       AND ($error IS NULL OR (count(*) FILTER (StatusCode = 'Error') > 0) = $error)
+       AND ($min_ms IS NULL OR (max(Timestamp + Duration) - min(Timestamp)) / 1e6 >= $min_ms)
+       AND ($event_id IS NULL OR bool_or(MsgMessageId = $event_id))
+       AND ($subject IS NULL OR bool_or(CeSubject = $subject))
+    ORDER BY start DESC, TraceId LIMIT $limit
+)
 SELECT TraceId, min(Timestamp) AS start, (max(Timestamp + Duration) - min(Timestamp)) / 1e6 AS ms, count(*),
        count(*) FILTER (StatusCode = 'Error'), list(DISTINCT ServiceName ORDER BY ServiceName),
        arg_min(SpanName, (ParentSpanId <> '', Timestamp))
 FROM otel_traces
+WHERE TraceId IN (SELECT TraceId FROM picked)
 GROUP BY TraceId
-HAVING ($since_ns IS NULL OR min(Timestamp) >= $since_ns) AND ($until_ns IS NULL OR min(Timestamp) < $until_ns)
-   AND ($service IS NULL OR bool_or(ServiceName = $service))
-   AND ($channel IS NULL OR bool_or(MsgDestination = $channel))
-   AND ($type IS NULL OR bool_or(CeType = $type)) AND ($group IS NULL OR bool_or(MsgConsumerGroup = $group))
-   AND ($error IS NULL OR (count(*) FILTER (StatusCode = 'Error') > 0) = $error)
-   AND ($min_ms IS NULL OR (max(Timestamp + Duration) - min(Timestamp)) / 1e6 >= $min_ms)
-   AND ($event_id IS NULL OR bool_or(MsgMessageId = $event_id)) AND ($subject IS NULL OR bool_or(CeSubject = $subject))
-ORDER BY start DESC, TraceId LIMIT $limit
+ORDER BY start DESC, TraceId
 """
 _LINKS_OUT = "SELECT SpanId, LinkedTraceId, LinkedSpanId FROM span_links WHERE TraceId = $trace ORDER BY ALL"
 _LINKS_IN = """
