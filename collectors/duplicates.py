@@ -9,13 +9,19 @@ from __future__ import annotations
 from collectors import observations
 from collectors.filters import Filters, bind
 
+# Ids seen more than once are found first with a bare count; the copies' figures and trace ids are
+# gathered only for those.
 _DUPLICATES = """
-SELECT vantage, channel, event_id, count(*) AS copies,
-       count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
-       greatest(count(*) FILTER (outcome = 'processed') - 1, 0) AS processed,
-       list(DISTINCT trace_id ORDER BY trace_id) FILTER (trace_id IS NOT NULL) AS trace_ids
-FROM ({relation}) GROUP BY ALL HAVING count(*) > 1
-ORDER BY vantage, channel, event_id
+WITH o AS MATERIALIZED (SELECT vantage, channel, event_id, outcome, trace_id FROM ({relation})),
+twice AS (SELECT vantage, channel, event_id FROM o GROUP BY ALL HAVING count(*) > 1)
+SELECT o.vantage, o.channel, o.event_id, count(*) AS copies,
+       count(*) FILTER (o.outcome = 'duplicate_skipped') AS handled,
+       greatest(count(*) FILTER (o.outcome = 'processed') - 1, 0) AS processed,
+       list(DISTINCT o.trace_id ORDER BY o.trace_id) FILTER (o.trace_id IS NOT NULL) AS trace_ids
+FROM o SEMI JOIN twice t ON t.vantage IS NOT DISTINCT FROM o.vantage AND t.channel IS NOT DISTINCT FROM o.channel
+    AND t.event_id IS NOT DISTINCT FROM o.event_id
+GROUP BY ALL
+ORDER BY o.vantage, o.channel, o.event_id
 """
 _QUERIES = [_DUPLICATES.format(relation=r) for r in (observations.BUS, observations.CONSUMERS)]
 
