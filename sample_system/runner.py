@@ -26,6 +26,8 @@ from sample_system.truth import GroundTruth
 log = logging.getLogger(__name__)
 
 CLIENT_NAME = client_name("demo-runner")
+DRAIN_TIMEOUT_S = 3.0  # before a pause, the consumers get this long to handle what is in flight
+DRAIN_QUIET_S = 0.5
 WATCH_S = 0.1  # how often the main thread looks at what the heartbeat last saw (no Redis round trip)
 
 
@@ -93,6 +95,7 @@ class ContinuousRunner:
                 if loader.is_alive():
                     log.warning("the load did not stop within %.0fs; closing the shop under it", STOP_TIMEOUT_S)
             shop.release_held()
+            shop.wait_idle(DRAIN_TIMEOUT_S, DRAIN_QUIET_S)  # events in flight finish their journey: no cut tails
         self.totals.handled.update({consumer.group: consumer.processed for consumer in shop.consumers})
 
     def _load(self, shop: Shop, load_stop: threading.Event) -> None:
