@@ -47,9 +47,13 @@ WHERE b.Valid AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE p.SpanKind = 'Pr
   AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
   AND ($channel IS NULL OR b.Channel = $channel) AND ($type IS NULL OR b.Type = $type)
 """
-_BUS_WITHOUT_PRODUCER_COUNT = f"SELECT count(DISTINCT EventId) FROM ({_BUS_WITHOUT_PRODUCER})"
-_BUS_WITHOUT_PRODUCER_EXAMPLES = f"""
-SELECT EventId FROM ({_BUS_WITHOUT_PRODUCER}) GROUP BY EventId ORDER BY min(ArrivalNs) DESC LIMIT {EXAMPLES}
+# The count and the newest examples in one statement, so the events are looked for once.
+_BUS_WITHOUT_PRODUCER_FIGURES = f"""
+WITH e AS MATERIALIZED (SELECT EventId, min(ArrivalNs) AS t FROM ({_BUS_WITHOUT_PRODUCER}) GROUP BY EventId)
+SELECT 0 AS part, count(EventId) AS n, NULL AS EventId, NULL AS t FROM e
+UNION ALL
+SELECT 1, NULL, EventId, t FROM (SELECT EventId, t FROM e ORDER BY t DESC LIMIT {EXAMPLES})
+ORDER BY part, t DESC
 """
 
 
@@ -58,12 +62,9 @@ def instrumentation(cursor, filters: Filters) -> dict:
     values = filters.values()
     missing = cursor.execute(_MISSING, bind(_MISSING, values)).fetchall()
     unlinked = cursor.execute(_UNLINKED, bind(_UNLINKED, values)).fetchall()
-    count_sql = f"SELECT count(DISTINCT EventId) FROM ({_BUS_WITHOUT_PRODUCER})"
-    (count,) = cursor.execute(count_sql, bind(count_sql, values)).fetchone()
-    examples_sql = (
-        f"SELECT EventId FROM ({_BUS_WITHOUT_PRODUCER}) GROUP BY EventId ORDER BY min(ArrivalNs) DESC LIMIT {EXAMPLES}"
-    )
-    examples = [row[0] for row in cursor.execute(examples_sql, bind(examples_sql, values)).fetchall()]
+    figures = cursor.execute(_BUS_WITHOUT_PRODUCER_FIGURES, bind(_BUS_WITHOUT_PRODUCER_FIGURES, values)).fetchall()
+    count = figures[0][1]
+    examples = [event_id for _, _, event_id, _ in figures[1:]]
     return {
         "missing_attributes": [
             {"service": service, "span_name": name, "kind": kind, "missing": attrs, "count": n}
