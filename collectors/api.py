@@ -127,7 +127,8 @@ def _broker(cursor, params, match) -> tuple[int, dict]:
 
 
 def _instrumentation(cursor, params, match) -> tuple[int, dict]:
-    return 200, instrumentation.instrumentation(cursor, parse_filters(params))
+    settle_s = number(params, "settle_s", instrumentation.DEFAULT_SETTLE_S, 0, MAX_GRACE_S)
+    return 200, instrumentation.instrumentation(cursor, parse_filters(params), settle_s)
 
 
 def _messages(cursor, params, match) -> tuple[int, dict]:

@@ -5,16 +5,22 @@
   messaging.consumer.group.name);
 - unlinked_consumers: CONSUMER spans with no span link at all and no parent that is a PRODUCER
   span, so no delivery latency or causal flow can be followed from them;
-- bus_without_producer: events seen on the bus for which no producer span arrived.
+- bus_without_producer: events seen on the bus for which no producer span arrived, among those that
+  arrived at least ``settle_s`` seconds ago: SDKs export in batches (every 5 s by default), so the
+  newest events' producer spans are usually still on their way.
 """
 
 from __future__ import annotations
+
+import time
 
 from collectors import conventions as cv
 from collectors.filters import Filters, bind
 
 EXAMPLES = 10
 """Example event ids returned for events on the bus without a producer span."""
+DEFAULT_SETTLE_S = 15.0
+"""Events younger than this are not yet held against their producer (batch export delay)."""
 
 _SPAN_FILTERS = """
   AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
@@ -46,6 +52,7 @@ SELECT DISTINCT b.EventId, b.ArrivalNs FROM bus_messages b
 WHERE b.Valid AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE p.SpanKind = 'Producer' AND p.MsgMessageId = b.EventId)
   AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
   AND ($channel IS NULL OR b.Channel = $channel) AND ($type IS NULL OR b.Type = $type)
+  AND b.ArrivalNs <= $settled_ns
 """
 # The count and the newest examples in one statement, so the events are looked for once.
 _BUS_WITHOUT_PRODUCER_FIGURES = f"""
@@ -57,9 +64,10 @@ ORDER BY part, t DESC
 """
 
 
-def instrumentation(cursor, filters: Filters) -> dict:
+def instrumentation(cursor, filters: Filters, settle_s: float = DEFAULT_SETTLE_S, now_ns: int | None = None) -> dict:
     """The three health findings within the filters."""
     values = filters.values()
+    values["settled_ns"] = (time.time_ns() if now_ns is None else now_ns) - int(settle_s * 1e9)
     missing = cursor.execute(_MISSING, bind(_MISSING, values)).fetchall()
     unlinked = cursor.execute(_UNLINKED, bind(_UNLINKED, values)).fetchall()
     figures = cursor.execute(_BUS_WITHOUT_PRODUCER_FIGURES, bind(_BUS_WITHOUT_PRODUCER_FIGURES, values)).fetchall()

@@ -299,7 +299,12 @@ PATHS = {
     ),
     "/api/v1/dead-letters": ("Dead-lettered deliveries, newest first", "dead_letters", FILTERS),
     "/api/v1/broker": ("Broker stats: latest snapshot and series", "broker", FILTERS[:2]),
-    "/api/v1/instrumentation": ("Instrumentation health", "instrumentation", FILTERS),
+    "/api/v1/instrumentation": (
+        "Instrumentation health",
+        "instrumentation",
+        FILTERS
+        + [_param("settle_s", _NUM, "bus events younger than this are not yet held against their producer (15)")],
+    ),
     "/api/v1/messages": ("Recent bus messages, newest first", "messages", [LIMIT]),
     "/api/v1/malformed": ("Malformed bus messages, newest first", "malformed", [LIMIT]),
     "/api/v1/openapi.json": ("This document", "health", []),

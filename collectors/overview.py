@@ -36,9 +36,11 @@ def overview(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) 
     spans, produced, span_low, span_high = cursor.execute(_SPANS, bind(_SPANS, values)).fetchone()
     deliveries, dead_letters, p95 = cursor.execute(_DELIVERY, bind(_DELIVERY, values)).fetchone()
     streams = report.streams(cursor, filters, grace_s)
-    since = filters.since_ns if filters.since_ns is not None else _least(bus_low, span_low)
+    first_seen = _least(bus_low, span_low)
+    since = filters.since_ns if filters.since_ns is not None else first_seen
     until = filters.until_ns if filters.until_ns is not None else _greatest(bus_high, span_high)
-    seconds = max(((until or 0) - (since or 0)) / 1e9, 1.0)
+    # a rate over a window that opened before the first event would understate it (a fresh demo)
+    seconds = max(((until or 0) - (_greatest(since, first_seen) or 0)) / 1e9, 1.0)
     return {
         "window": {"since_ns": since, "until_ns": until},
         "events_per_s": max(bus_events, produced) / seconds,

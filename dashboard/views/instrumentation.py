@@ -26,7 +26,12 @@ def live() -> None:
         cols[1].metric(
             "Consumer spans without a link", f"{int(unlinked['count'].sum()) if not unlinked.empty else 0:,}"
         )
-        cols[2].metric("Bus events without a producer span", f"{orphans['count']:,}")
+        cols[2].metric(
+            "Bus events without a producer span",
+            f"{orphans['count']:,}",
+            help="Counted once an event is 15 s old: SDKs send spans in batches, so the newest events' "
+            "producer spans are usually still on their way.",
+        )
         if missing.empty and unlinked.empty and not orphans["count"]:
             st.success("The telemetry has everything the analyses need.", icon=":material/check_circle:")
             return
