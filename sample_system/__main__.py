@@ -209,7 +209,8 @@ COMMANDS = {"run": cmd_run, "faults": cmd_faults, "scenario": cmd_scenario, "dlq
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    telemetry.configure_logging(logging.INFO)
+    # a scenario's terminal shows its progress lines; the services' own logs would drown them
+    telemetry.configure_logging(logging.WARNING if args.command == "scenario" else logging.INFO)
     try:
         return COMMANDS[args.command](args)
     except (cfg.ConfigError, faults.FaultError, scenarios.ScenarioError, ValueError) as exc:
