@@ -19,6 +19,7 @@ import logging
 import random
 import threading
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
@@ -101,6 +102,15 @@ def poisoned(data: object) -> dict:
     return {key: None for key in fields}
 
 
+PARTITIONS = 4
+"""Shards per channel: few and long streams, so that a lost event leaves a gap to see."""
+
+
+def partition_of(key: str, partitions: int = PARTITIONS) -> str:
+    """A shard of the channel, stable for an entity: crc32(key) mod partitions."""
+    return f"p{zlib.crc32(key.encode()) % partitions}"
+
+
 class Publisher:
     """Publishes one producer instance's events; numbers each stream (channel, partition key) from 1.
 
@@ -132,6 +142,12 @@ class Publisher:
         with self._lock:
             self._sequences[(channel, partitionkey)] += 1
             return self._sequences[(channel, partitionkey)]
+
+    def entity_event(self, channel: str, type: str, data, entity_id: str, dataschema: str) -> dict:  # noqa: A002
+        """An event about one entity: its id is the subject, and its shard of the channel the partition key."""
+        return self.event(
+            channel, type, data, partitionkey=partition_of(entity_id), subject=entity_id, dataschema=dataschema
+        )
 
     def event(self, channel: str, type: str, data, partitionkey: str | None = None, **fields) -> dict:  # noqa: A002
         """A new event for ``channel`` carrying the next sequence number of its stream."""

@@ -19,7 +19,6 @@ from opentelemetry import trace
 from sample_system.bus import Publisher
 from sample_system.registry import schema_uri
 from sample_system.services.notifications import USER_SIGNED_UP, USERS_CHANNEL
-from sample_system.services.orders import partition_of
 from sample_system.services.payments import CHANNEL as PAYMENTS_CHANNEL
 from sample_system.services.payments import PAYMENT_CAPTURED
 
@@ -85,13 +84,8 @@ class Accounts:
     def sign_up(self, user: dict) -> None:
         """A new customer: a thin UserSignedUp, then the account is opened with a welcome credit."""
         user_id = user["user_id"]
-        signed_up = self._users.event(
-            USERS_CHANNEL,
-            USER_SIGNED_UP,
-            {"user_id": user_id},
-            partitionkey=partition_of(user_id),
-            subject=user_id,
-            dataschema=schema_uri(USER_SIGNED_UP, 1),
+        signed_up = self._users.entity_event(
+            USERS_CHANNEL, USER_SIGNED_UP, {"user_id": user_id}, user_id, schema_uri(USER_SIGNED_UP, 1)
         )
         self._users.publish(USERS_CHANNEL, signed_up)
         self._append(ACCOUNT_OPENED, {"account_id": user_id})
@@ -113,14 +107,7 @@ class Accounts:
         """Append to the event store and move the live balance in one transaction, then publish."""
         account = data["account_id"]
         amount = int(data.get("amount_cents", 0))
-        event = self._publisher.event(
-            CHANNEL,
-            event_type,
-            data,
-            partitionkey=partition_of(account),
-            subject=account,
-            dataschema=schema_uri(event_type, 1),
-        )
+        event = self._publisher.entity_event(CHANNEL, event_type, data, account, schema_uri(event_type, 1))
         pipe = self._client.pipeline(transaction=True)
         fields = {"type": event_type, "account_id": account, "amount_cents": amount, "event": json.dumps(event)}
         pipe.xadd(EVENT_STORE, fields)

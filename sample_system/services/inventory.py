@@ -12,7 +12,6 @@ from opentelemetry import trace
 from sample_system.bus import Publisher
 from sample_system.registry import schema_uri
 from sample_system.services.orders import CHANNEL as ORDERS_CHANNEL
-from sample_system.services.orders import partition_of
 
 SERVICE = "inventory"
 CHANNELS = [ORDERS_CHANNEL]
@@ -64,14 +63,7 @@ class Inventory:
         return short
 
     def _emit(self, event_type: str, data: dict) -> None:
-        event = self._publisher.event(
-            CHANNEL,
-            event_type,
-            data,
-            partitionkey=partition_of(data["order_id"]),
-            subject=data["order_id"],
-            dataschema=schema_uri(event_type, 1),
-        )
+        event = self._publisher.entity_event(CHANNEL, event_type, data, data["order_id"], schema_uri(event_type, 1))
         self._publisher.publish(CHANNEL, event)
 
 

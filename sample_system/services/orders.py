@@ -18,13 +18,7 @@ CHANNEL = "shop.orders"
 ORDER_PLACED = "shop.order.placed"
 ORDER_PLACED_SCHEMA = schema_uri(ORDER_PLACED, 2)
 LEGACY_SCHEMA = schema_uri(ORDER_PLACED, 1)
-PARTITIONS = 4
 CURRENCY = "EUR"
-
-
-def partition_of(key: str, partitions: int = PARTITIONS) -> str:
-    """A shard of the channel, stable for an entity: crc32(key) mod partitions."""
-    return f"p{zlib.crc32(key.encode()) % partitions}"
 
 
 def is_legacy(order_id: str, v1_share: float) -> bool:
@@ -66,13 +60,12 @@ class Orders:
         """Accept a PlaceOrder command and publish OrderPlaced; returns the event."""
         legacy = self._legacy is not None and is_legacy(order["order_id"], self._v1_share)
         publisher = self._legacy if legacy else self._publisher
-        event = publisher.event(
+        event = publisher.entity_event(
             CHANNEL,
             ORDER_PLACED,
             order_v1(order) if legacy else order_v2(order),
-            partitionkey=partition_of(order["order_id"]),
-            subject=order["order_id"],
-            dataschema=LEGACY_SCHEMA if legacy else ORDER_PLACED_SCHEMA,
+            order["order_id"],
+            LEGACY_SCHEMA if legacy else ORDER_PLACED_SCHEMA,
         )
         publisher.publish(CHANNEL, event)
         return event

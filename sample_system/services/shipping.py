@@ -6,7 +6,6 @@ from opentelemetry import trace
 
 from sample_system.bus import Publisher
 from sample_system.registry import schema_uri
-from sample_system.services.orders import partition_of
 from sample_system.services.payments import CHANNEL as PAYMENTS_CHANNEL
 from sample_system.services.payments import PAYMENT_CAPTURED
 
@@ -25,13 +24,12 @@ class Shipping:
         if event["type"] != PAYMENT_CAPTURED:
             return "processed"
         data = event["data"]
-        shipped = self._publisher.event(
+        shipped = self._publisher.entity_event(
             CHANNEL,
             ORDER_SHIPPED,
             {"order_id": data["order_id"], "user_id": data["user_id"]},
-            partitionkey=partition_of(data["order_id"]),
-            subject=data["order_id"],
-            dataschema=schema_uri(ORDER_SHIPPED, 1),
+            data["order_id"],
+            schema_uri(ORDER_SHIPPED, 1),
         )
         self._publisher.publish(CHANNEL, shipped)
         self.shipped += 1
