@@ -8,7 +8,8 @@
   through a span link (even without a parent relation); gaps and duplicates stay on the deliver
   edges, so they are 0 here.
 
-rate_per_s divides the count by the window: the filter's, or else the span time range.
+rate_per_s divides the count by the window: from the later of the filter's start and the first span,
+to the filter's end, or else the last span's end.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ _PRODUCER_OF_SOURCE = "SELECT DISTINCT CeSource, ServiceName FROM otel_traces WH
 
 def _window_s(cursor, filters: Filters) -> float:
     low, high = cursor.execute(_SPAN_RANGE).fetchone()
-    low = filters.since_ns if filters.since_ns is not None else low
+    # a window that opened before the first span would understate every rate (as on a fresh demo)
+    if filters.since_ns is not None:
+        low = filters.since_ns if low is None else max(filters.since_ns, low)
     high = filters.until_ns if filters.until_ns is not None else high
     return max(((high or 0) - (low or 0)) / 1e9, 1.0)
 
