@@ -16,18 +16,23 @@ BY = ("channel", "group", "type")
 MAX_SAMPLES = 5000
 """Raw samples returned for histograms, drawn reproducibly from all measures."""
 
-# Traces joined by a span link in either direction form one flow, named by its smallest trace id.
+# Traces joined by a span link in either direction form one flow, named by its smallest trace id. Only
+# traces with a link to another trace are listed; every other trace is a flow of its own. The smallest id
+# spreads along the links until nothing changes: a step revisits only the traces whose name just changed.
 FLOWS = """
 WITH RECURSIVE edges AS (
     SELECT DISTINCT TraceId AS a, LinkedTraceId AS b FROM span_links WHERE TraceId <> LinkedTraceId
     UNION SELECT DISTINCT LinkedTraceId, TraceId FROM span_links WHERE TraceId <> LinkedTraceId
 ),
-reach(trace_id, root) AS (
-    SELECT DISTINCT TraceId, TraceId FROM otel_traces WHERE SpanKind IN ('Producer', 'Consumer')
+named(trace_id, flow) USING KEY (trace_id) AS (
+    SELECT DISTINCT a, a FROM edges
     UNION
-    SELECT e.b, r.root FROM reach r JOIN edges e ON e.a = r.trace_id
+    SELECT e.b, min(w.flow)
+    FROM named w JOIN edges e ON e.a = w.trace_id JOIN recurring.named r ON r.trace_id = e.b
+    WHERE w.flow < r.flow
+    GROUP BY e.b
 )
-SELECT trace_id, min(root) AS flow FROM reach GROUP BY trace_id
+SELECT trace_id, flow FROM named
 """
 
 _DELIVERY_SAMPLES = f"""
@@ -39,9 +44,9 @@ WHERE m.measure = 'processing' OR producer_t IS NOT NULL
 _END_TO_END_SAMPLES = f"""
 WITH flows AS ({FLOWS}),
 flow_spans AS (
-    SELECT f.flow, s.Timestamp, s.Duration, s.SpanKind, s.MsgDestination, s.CeType,
+    SELECT COALESCE(f.flow, s.TraceId) AS flow, s.Timestamp, s.Duration, s.SpanKind, s.MsgDestination, s.CeType,
            COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
-    FROM otel_traces s JOIN flows f ON f.trace_id = s.TraceId
+    FROM otel_traces s LEFT JOIN flows f ON f.trace_id = s.TraceId
     WHERE s.SpanKind IN ('Producer', 'Consumer')
 ),
 e2e AS (
