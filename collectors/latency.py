@@ -17,15 +17,16 @@ MAX_SAMPLES = 5000
 """Raw samples returned for histograms, drawn reproducibly from all measures."""
 
 # Traces joined by a span link in either direction form one flow, named by its smallest trace id. Only
-# traces with a link to another trace are listed; every other trace is a flow of its own. The smallest id
-# spreads along the links until nothing changes: a step revisits only the traces whose name just changed.
+# traces with a link to another trace are listed; every other trace is a flow of its own. Each trace starts
+# with the smallest id among itself and its neighbours, and the smallest id spreads along the links until
+# nothing changes: a step revisits only the traces whose name just changed.
 FLOWS = """
 WITH RECURSIVE edges AS (
     SELECT DISTINCT TraceId AS a, LinkedTraceId AS b FROM span_links WHERE TraceId <> LinkedTraceId
     UNION SELECT DISTINCT LinkedTraceId, TraceId FROM span_links WHERE TraceId <> LinkedTraceId
 ),
 named(trace_id, flow) USING KEY (trace_id) AS (
-    SELECT DISTINCT a, a FROM edges
+    SELECT a, least(a, min(b)) FROM edges GROUP BY a
     UNION
     SELECT e.b, min(w.flow)
     FROM named w JOIN edges e ON e.a = w.trace_id JOIN recurring.named r ON r.trace_id = e.b

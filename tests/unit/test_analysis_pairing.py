@@ -118,3 +118,39 @@ def test_trace_search_summarises_the_newest_matching_traces(store):
                          "services": ["orders", "orders-again"], "root_name": "Producer shop.orders"}  # fmt: skip
     errors = traces.search(store, Filters(service="inventory"), True, None, None, None, 10)
     assert [t["trace_id"] for t in errors] == ["t5"]
+
+
+def _components(edges: list[tuple[str, str]]) -> dict[str, str]:
+    """Plain union-find: each trace touching a cross-trace link, named by its component's smallest id."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        if a != b:
+            ra, rb = find(a), find(b)
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in parent}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_flows_are_the_link_components_named_by_their_smallest_trace(seed):
+    rng = np.random.default_rng(seed)
+    traces_ = [f"t{i:03d}" for i in rng.permutation(60)]
+    edges = []
+    for _ in range(int(rng.integers(1, 80))):
+        a, b = rng.choice(traces_, 2)
+        edges.append((str(a), str(b)))
+    chain = traces_[:8]  # a long chain, linked from its far end backwards, so names travel many steps
+    edges += [(chain[i + 1], chain[i]) for i in range(len(chain) - 1)]
+    conn = duckdb.connect()
+    conn.execute(SCHEMA)
+    conn.executemany(
+        "INSERT INTO span_links (TraceId, SpanId, LinkedTraceId, LinkedSpanId) VALUES (?, 's', ?, 'l')", edges
+    )
+    got = dict(conn.execute(latency.FLOWS).fetchall())
+    assert got == _components(edges)
