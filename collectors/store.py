@@ -247,9 +247,29 @@ _ARROW_SCHEMAS = {
 }
 LINK_COLUMNS = ("TraceId", "SpanId", "LinkedTraceId", "LinkedSpanId")
 _ARROW_SCHEMAS["span_links"] = pa.schema([(name, pa.string()) for name in LINK_COLUMNS])
+# Metric points and log records carry no id of their own. A metric point is identified as in the
+# OpenTelemetry data model: its series (resource, scope, metric name and type, attributes) and its
+# times; a log record by all of its fields. A retried export repeats them exactly, so each is stored once.
+# (time column the anti-join ranges over, identity columns)
+_POINT_IDENTITY = ("TimeUnix", "StartTimeUnix", "ServiceName", "MetricName", "MetricType", "Attributes")
+_IDENTITY = {
+    "otel_metrics": ("TimeUnix", (*_POINT_IDENTITY, "ResourceAttributes", "ScopeName", "ScopeVersion")),
+    "otel_logs": ("Timestamp", LOG_COLUMNS),
+}
+
+
+def _identity_key(table: str) -> Callable[[tuple], tuple]:
+    at = [TABLE_COLUMNS[table].index(column) for column in _IDENTITY[table][1]]
+    return lambda row: tuple(row[i] for i in at)
+
+
 # Tables whose rows are keyed: a retried export must not count twice (duplicates within one group
-# commit are dropped in Python, those already stored by the anti-join below).
-_KEYED = {"otel_traces": lambda row: (row[1], row[2]), "span_links": lambda row: row}
+# commit are dropped in Python, those already stored by the anti-joins below).
+_KEYED = {
+    "otel_traces": lambda row: (row[1], row[2]),
+    "span_links": lambda row: row,
+    **{table: _identity_key(table) for table in _IDENTITY},
+}
 # Table names here are constants of this module, never request values.
 _INSERTS = {table: f"INSERT INTO {table} SELECT * FROM _batch" for table in _ARROW_SCHEMAS}
 # The range bounds are the batch's own min/max start time: zone maps then skip all but the newest
@@ -265,6 +285,16 @@ _INSERT_LINKS_OF_NEW = """
 INSERT INTO span_links
 SELECT l.* FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
 """
+# The same for metric points and log records, over the batch's own time range.
+_INSERT_NEW = {
+    table: f"""
+INSERT INTO {table}
+SELECT b.* FROM _batch b
+ANTI JOIN (SELECT {", ".join(columns)} FROM {table} WHERE {time} BETWEEN ? AND ?) s
+    ON {" AND ".join(f"s.{c} = b.{c}" for c in columns)}
+"""
+    for table, (time, columns) in _IDENTITY.items()
+}
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
@@ -487,7 +517,11 @@ class Store:
             elif links is not None:
                 batches["span_links"] = links
             for table, batch in batches.items():
-                _insert_batch(cursor, _INSERTS[table], batch)
+                if table in _INSERT_NEW:
+                    bounds = pc.min_max(batch[_IDENTITY[table][0]])
+                    _insert_batch(cursor, _INSERT_NEW[table], batch, [bounds["min"].as_py(), bounds["max"].as_py()])
+                else:
+                    _insert_batch(cursor, _INSERTS[table], batch)
             cursor.execute("COMMIT")
         except Exception:
             cursor.execute("ROLLBACK")  # unregistering needs a live transaction

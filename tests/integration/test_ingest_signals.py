@@ -96,6 +96,23 @@ def test_metrics_and_logs_over_http(with_grpc, compression):
     assert sums == [("captured", 2.0)]
 
 
+def test_retried_metric_and_log_exports_are_stored_once(with_grpc):
+    data, records = metrics_data(), log_records("card declined")
+    metric_exporter = OTLPMetricExporter(endpoint=f"{with_grpc.api}/v1/metrics")
+    log_exporter = OTLPLogExporter(endpoint=f"{with_grpc.api}/v1/logs")
+    for _ in range(3):  # a sender whose answer was lost sends the same export again
+        assert metric_exporter.export(data) == MetricExportResult.SUCCESS
+        assert log_exporter.export(records).name == "SUCCESS"
+    assert GrpcMetricExporter(endpoint=with_grpc.grpc, insecure=True).export(data) == MetricExportResult.SUCCESS
+    assert log_exporter.export(log_records("card declined")).name == "SUCCESS"  # a new record, same words
+    counts = stored(
+        with_grpc,
+        "SELECT (SELECT count(*) FROM otel_metrics), (SELECT count(*) FROM otel_logs), "
+        "(SELECT count(DISTINCT Timestamp) FROM otel_logs)",
+    )
+    assert counts == [(2, 2, 2)]
+
+
 def test_every_signal_over_grpc(with_grpc):
     sent = spans("grpc span")
     assert GrpcSpanExporter(endpoint=with_grpc.grpc, insecure=True).export(sent) == SpanExportResult.SUCCESS
