@@ -117,6 +117,14 @@ def _dead_letters(cursor, params, match) -> tuple[int, dict]:
     return 200, {"dead_letters": event_life.dead_letters(cursor, parse_filters(params))}
 
 
+def _retries(cursor, params, match) -> tuple[int, dict]:
+    return 200, event_life.retried(cursor, parse_filters(params), _limit(params))
+
+
+def _clock_skew(cursor, params, match) -> tuple[int, dict]:
+    return 200, latency.clock_skew(cursor, parse_filters(params), _limit(params))
+
+
 def _broker(cursor, params, match) -> tuple[int, dict]:
     from collectors import broker_stats
 
@@ -156,6 +164,8 @@ ROUTES: list[tuple[re.Pattern, Callable]] = [
     (re.compile(rf"^{API_PREFIX}/traces/([^/]+)$"), _trace),
     (re.compile(rf"^{API_PREFIX}/events/([^/]+)$"), _event),
     (re.compile(rf"^{API_PREFIX}/dead-letters$"), _dead_letters),
+    (re.compile(rf"^{API_PREFIX}/retries$"), _retries),
+    (re.compile(rf"^{API_PREFIX}/clock-skew$"), _clock_skew),
     (re.compile(rf"^{API_PREFIX}/broker$"), _broker),
     (re.compile(rf"^{API_PREFIX}/instrumentation$"), _instrumentation),
     (re.compile(rf"^{API_PREFIX}/messages$"), _messages),

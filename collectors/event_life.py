@@ -1,5 +1,6 @@
 """The life of one event by id: its publication, its copies on the bus, every delivery with its
-retries and dead letter, and a verdict in plain language. Also the dead-letter list.
+retries and dead letter, and a verdict in plain language. Also the dead-letter list, and the list of
+deliveries that needed more than one attempt.
 
 A delivery without a recorded outcome is ``processed``, or ``failed`` when its span is in error,
 as everywhere in the analyses (collectors/observations.py).
@@ -11,6 +12,7 @@ import json
 
 from collectors import conventions as cv
 from collectors.filters import Filters, bind
+from collectors.observations import SPAN_OUTCOME
 
 _PUBLISHED = """
 SELECT TraceId, SpanId, ServiceName, SpanName, Timestamp, Duration / 1e6, StatusCode, MsgDestination
@@ -36,6 +38,61 @@ WHERE SpanKind = 'Consumer' AND Outcome = 'dead_lettered'
   AND ($type IS NULL OR CeType = $type) AND ($service IS NULL OR ServiceName = $service)
 ORDER BY Timestamp DESC, SpanId
 """
+
+# A delivery was retried when it took more than one attempt, or recorded a retry span event (instrumentations
+# that count no attempts). Each failed attempt adds a retry event (docs/events.md); from the attempt count
+# alone, the failed attempts are all of them, less the last one when the delivery ended processed or skipped.
+_RETRIED = f"""
+WITH retried AS (
+    SELECT s.MsgMessageId AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS "group",
+           s.MsgDestination AS channel, {SPAN_OUTCOME} AS outcome, s.Attempts, s.Events, s.Timestamp, s.TraceId,
+           s.SpanId
+    FROM otel_traces s
+    WHERE s.SpanKind = 'Consumer'
+      AND (s.Attempts > 1 OR (s.Events <> '[]' AND list_contains(json_extract_string(s.Events, '$[*].Name'),
+                                                                 '{cv.RETRY_EVENT}')))
+      AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+      AND ($channel IS NULL OR s.MsgDestination = $channel)
+      AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
+      AND ($type IS NULL OR s.CeType = $type) AND ($service IS NULL OR s.ServiceName = $service)
+)
+SELECT 0 AS part, outcome, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM retried GROUP BY outcome
+UNION ALL
+SELECT * FROM (
+    SELECT 1, outcome, NULL, event_id, "group", channel, Attempts, Events, Timestamp, TraceId, SpanId
+    FROM retried ORDER BY Timestamp DESC, SpanId LIMIT $limit
+)
+"""
+
+
+_ENDED_WELL = ("processed", "duplicate_skipped")
+
+
+def retried(cursor, filters: Filters, limit: int) -> dict:
+    """Deliveries that took more than one attempt, newest first, and how they ended."""
+    rows = cursor.execute(_RETRIED, bind(_RETRIED, {**filters.values(), "limit": limit})).fetchall()
+    outcomes = {outcome: count for part, outcome, count, *_ in rows if part == 0}
+    deliveries = []
+    newest_first = sorted((r for r in rows if r[0] == 1), key=lambda r: (-r[8], r[10]))
+    for _, outcome, _, event_id, group, channel, attempts, events, t_ns, trace_id, span_id in newest_first:
+        retries = _retries(events)
+        last_failed = 0 if outcome in _ENDED_WELL else 1
+        failed = max(len(retries), (attempts or 0) - 1 + last_failed)
+        deliveries.append(
+            {
+                "event_id": event_id,
+                "group": group,
+                "channel": channel,
+                "outcome": outcome,
+                "attempts": attempts or failed + 1 - last_failed,
+                "failed_attempts": failed,
+                "retries": retries,
+                "t_ns": t_ns,
+                "trace_id": trace_id,
+                "span_id": span_id,
+            }
+        )
+    return {"count": sum(outcomes.values()), "outcomes": outcomes, "retried": deliveries}
 
 
 def _retries(events_json: str) -> list[dict]:

@@ -125,3 +125,49 @@ def latency(cursor, filters: Filters, bucket_s: int = 10, by: str = "channel") -
         "negative_delivery": sum(r[3] for r in parts[4]),
         "samples": [{"measure": m, "key": k, "ms": ms} for _, k, m, _, ms, _, _, _ in samples],
     }
+
+
+# Deliveries that started before their event was published: the two services' clocks disagree.
+_CLOCK_SKEW = f"""
+WITH negative AS MATERIALIZED (
+    SELECT event_id, "group", channel, service, producer_service, trace_id, span_id, t,
+           (t - producer_t) / 1e6 AS ms
+    FROM ({DELIVERIES}) WHERE producer_t IS NOT NULL AND t < producer_t
+)
+SELECT 0 AS part, producer_service, service, count(*), min(ms), quantile_cont(ms, 0.5), NULL, NULL, NULL, NULL
+FROM negative GROUP BY producer_service, service
+UNION ALL
+SELECT * FROM (
+    SELECT 1, producer_service, service, NULL, ms, NULL, event_id, "group", channel, trace_id
+    FROM negative ORDER BY ms, span_id LIMIT $limit
+)
+"""
+
+
+def clock_skew(cursor, filters: Filters, limit: int) -> dict:
+    """Negative delivery times per (producer service, consumer service), and the deliveries, most negative first.
+
+    The figures are raw: how far the consumer's clock is behind the producer's is at least -min_ms.
+    """
+    rows = cursor.execute(_CLOCK_SKEW, bind(_CLOCK_SKEW, {**filters.values(), "limit": limit})).fetchall()
+    pairs = sorted((r for r in rows if r[0] == 0), key=lambda r: (r[4], r[1] or "", r[2] or ""))
+    deliveries = sorted((r for r in rows if r[0] == 1), key=lambda r: (r[4], r[9]))
+    return {
+        "count": sum(r[3] for r in pairs),
+        "pairs": [
+            {"producer_service": p, "consumer_service": c, "count": n, "min_ms": low, "p50_ms": mid}
+            for _, p, c, n, low, mid, *_ in pairs
+        ],
+        "deliveries": [
+            {
+                "event_id": event_id,
+                "group": group,
+                "channel": channel,
+                "producer_service": p,
+                "consumer_service": c,
+                "delivery_ms": ms,
+                "trace_id": trace_id,
+            }
+            for _, p, c, _, ms, _, event_id, group, channel, trace_id in deliveries
+        ],
+    }

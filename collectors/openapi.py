@@ -230,6 +230,51 @@ SCHEMAS = {
             )
         }
     ),
+    "retries": _obj(
+        {
+            "count": _INT,
+            "outcomes": {"type": "object", "additionalProperties": _INT},
+            "retried": _list(
+                _obj(
+                    {
+                        "event_id": _NSTR,
+                        "group": _STR,
+                        "channel": _NSTR,
+                        "outcome": _STR,
+                        "attempts": _INT,
+                        "failed_attempts": _INT,
+                        "retries": _list(_obj({"attempt": _NINT, "delay_ms": _MS, "t_ns": _NINT})),
+                        "t_ns": _INT,
+                        "trace_id": _STR,
+                        "span_id": _STR,
+                    }
+                )
+            ),
+        }
+    ),
+    "clock_skew": _obj(
+        {
+            "count": _INT,
+            "pairs": _list(
+                _obj(
+                    {"producer_service": _NSTR, "consumer_service": _STR, "count": _INT, "min_ms": _NUM, "p50_ms": _NUM}
+                )
+            ),
+            "deliveries": _list(
+                _obj(
+                    {
+                        "event_id": _NSTR,
+                        "group": _STR,
+                        "channel": _STR,
+                        "producer_service": _NSTR,
+                        "consumer_service": _STR,
+                        "delivery_ms": _NUM,
+                        "trace_id": _STR,
+                    }
+                )
+            ),
+        }
+    ),
     "broker": _obj({"latest": {"type": ["object", "null"]}, "series": _list({"type": "object"})}),
     "instrumentation": _obj(
         {
@@ -298,6 +343,16 @@ PATHS = {
         [_param("event_id", _STR, "the event id", True, "path")],
     ),
     "/api/v1/dead-letters": ("Dead-lettered deliveries, newest first", "dead_letters", FILTERS),
+    "/api/v1/retries": (
+        "Deliveries that took more than one attempt, newest first, and how they ended",
+        "retries",
+        FILTERS + [LIMIT],
+    ),
+    "/api/v1/clock-skew": (
+        "Deliveries that started before their event was published, per pair of services, most negative first",
+        "clock_skew",
+        FILTERS + [LIMIT],
+    ),
     "/api/v1/broker": ("Broker stats: latest snapshot and series", "broker", FILTERS[:2]),
     "/api/v1/instrumentation": (
         "Instrumentation health",

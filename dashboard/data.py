@@ -133,6 +133,16 @@ def dead_letters(params: Mapping[str, object]) -> dict:
     return _fetch("dead-letters", params)
 
 
+def retries(params: Mapping[str, object], limit: int = 200) -> dict:
+    """Deliveries that took more than one attempt, newest first, and how they ended."""
+    return _fetch("retries", {**params, "limit": limit})
+
+
+def clock_skew(params: Mapping[str, object], limit: int = 50) -> dict:
+    """Deliveries that started before their event was published, per pair of services."""
+    return _fetch("clock-skew", {**params, "limit": limit})
+
+
 def broker(params: Mapping[str, object]) -> dict:
     """The latest broker sample and the series over the window."""
     return _fetch("broker", params)

@@ -574,6 +574,45 @@ def dead_letters_frame(dead: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def retried_frame(answer: dict) -> pd.DataFrame:
+    """Retried deliveries, newest first, with the backoff slept before each next attempt."""
+    columns = ["at (UTC)", "group", "channel", "outcome", "attempts", "failed attempts", "backoff", "event_id"]
+    columns.append("trace_id")
+    rows = []
+    for d in sorted(answer["retried"], key=lambda d: d.get("t_ns") or 0, reverse=True):
+        delays = [r.get("delay_ms") for r in d.get("retries", []) if r.get("delay_ms")]
+        rows.append(
+            {
+                "at (UTC)": clock(d.get("t_ns")),
+                "group": d.get("group"),
+                "channel": d.get("channel"),
+                "outcome": d.get("outcome"),
+                "attempts": d.get("attempts"),
+                "failed attempts": d.get("failed_attempts"),
+                "backoff": " → ".join(format_ms(ms) for ms in delays),
+                "event_id": d.get("event_id"),
+                "trace_id": d.get("trace_id"),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def clock_skew_frame(answer: dict) -> pd.DataFrame:
+    """Per pair of services, the deliveries that started before their publication, most negative first."""
+    columns = ["producer service", "consumer service", "deliveries", "most negative", "median"]
+    rows = [
+        {
+            "producer service": p.get("producer_service") or "?",
+            "consumer service": p.get("consumer_service"),
+            "deliveries": p.get("count"),
+            "most negative": format_ms(p.get("min_ms")),
+            "median": format_ms(p.get("p50_ms")),
+        }
+        for p in answer["pairs"]
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def broker_channels_frame(broker: dict) -> pd.DataFrame:
     """Subscribers per channel from the latest broker sample."""
     latest = broker.get("latest") or {}
@@ -641,6 +680,8 @@ def detected_ids(findings: dict) -> dict[str, set]:
     dups = (findings.get("duplicates") or {}).get("duplicates", [])
     lost = (findings.get("loss") or {}).get("lost", [])
     dead = (findings.get("dead_letters") or {}).get("dead_letters", [])
+    retried = (findings.get("retries") or {}).get("retried", [])
+    skewed = (findings.get("clock_skew") or {}).get("deliveries", [])
     published_twice = {d["event_id"] for d in dups if d["vantage"] == "bus"}
     return {
         "duplicate_publish": published_twice,
@@ -656,6 +697,11 @@ def detected_ids(findings: dict) -> dict[str, set]:
         "consumer_crash": {(x["event_id"], x["vantage"]) for x in lost if x["where"] == "at_delivery"},
         "dead_letter": {(d["event_id"], d["group"]) for d in dead},
         "poison_message": {d["event_id"] for d in dead},
+        # every failed attempt of a retried delivery
+        "transient_error": {
+            (d["event_id"], d["group"], n) for d in retried for n in range(1, d.get("failed_attempts", 0) + 1)
+        },
+        "clock_skew": {d["event_id"] for d in skewed},
     }
 
 
@@ -667,11 +713,24 @@ DETECTORS = {
     "dead_letter": "Dead letters page",
     "poison_message": "Dead letters page",
     "reorder": "Ordering and loss: late arrivals (out of order)",
-    "clock_skew": "Latency: negative delivery times",
-    "transient_error": "Event page: retries",
+    "clock_skew": "Latency: negative delivery times (which clocks disagree)",
+    "transient_error": "Dead letters page: retried deliveries",
     "slow_consumer": "Latency and Broker: growing delay and output buffer",
 }
 """Where each fault kind shows on the dashboard, for the comparison table."""
+
+
+_SOURCE = {
+    "duplicate_publish": "duplicates",
+    "double_subscription": "duplicates",
+    "drop_before_broker": "loss",
+    "consumer_crash": "loss",
+    "dead_letter": "dead_letters",
+    "poison_message": "dead_letters",
+    "transient_error": "retries",
+    "clock_skew": "clock_skew",
+}
+"""The findings (API answer) each detector reads; a kind whose answer is missing is not measured."""
 
 
 def _truth_keys(records: list[dict], kind: str) -> set:
@@ -679,6 +738,12 @@ def _truth_keys(records: list[dict], kind: str) -> set:
         return {(r["channel"], r["source"], r["partitionkey"], r["sequence"]) for r in records if r["fault"] == kind}
     if kind in ("double_subscription", "consumer_crash", "dead_letter"):
         return _ids(records, kind, with_group=True)
+    if kind == "transient_error":
+        return {
+            (r["event_id"], r.get("group"), (r.get("detail") or {}).get("attempt"))
+            for r in records
+            if r["fault"] == kind and r.get("event_id")
+        }
     return _ids(records, kind)
 
 
@@ -687,11 +752,8 @@ def truth_vs_findings(records: list[dict], findings: dict) -> pd.DataFrame:
 
     Kinds matched by event id count exactly; the others compare counts (found = min of both).
     """
-    detected = detected_ids(findings)
-    counted = {
-        "reorder": (findings.get("overview") or {}).get("out_of_order"),
-        "clock_skew": (findings.get("latency") or {}).get("negative_delivery"),
-    }
+    detected = {kind: ids for kind, ids in detected_ids(findings).items() if findings.get(_SOURCE[kind]) is not None}
+    counted = {"reorder": (findings.get("overview") or {}).get("out_of_order")}
     rows = []
     for kind, injected in sorted(truth_counts(records).items()):
         if kind in detected:

@@ -1,4 +1,5 @@
-"""Dead letters: the deliveries given up after their last attempt, why, and a redrive through the sample system."""
+"""Dead letters: the deliveries given up after their last attempt, why, and a redrive through the sample system;
+and the retried deliveries, with their backoff and how they ended."""
 
 from __future__ import annotations
 
@@ -25,6 +26,33 @@ def queue() -> None:
         st.dataframe(frame, hide_index=True, width="stretch")
 
 
+@st.fragment(run_every=notices.refresh_every(view))
+def retried() -> None:
+    st.subheader("Retried deliveries")
+    st.caption(
+        "A transient failure is retried with exponential backoff and jitter, inside the one consumer span of the "
+        "delivery; after the last attempt the event goes to the dead-letter queue."
+    )
+    with notices.guard("the retried deliveries"):
+        answer = data.retries(filters.api_params(view))
+        outcomes = answer["outcomes"]
+        ended_well = outcomes.get("processed", 0) + outcomes.get("duplicate_skipped", 0)
+        numbers = (
+            ("Retried deliveries", answer["count"], "Deliveries that took more than one attempt."),
+            ("Then processed", ended_well, "Retried deliveries whose last attempt succeeded."),
+            ("Then dead-lettered", outcomes.get("dead_lettered", 0), "Retried until the last attempt, then given up."),
+        )
+        for column, (label, value, help_text) in zip(st.columns(3), numbers, strict=True):
+            column.metric(label, f"{value:,}", help=help_text)
+        frame = transforms.retried_frame(answer)
+        if frame.empty:
+            st.caption("No delivery needed a second attempt in this window.")
+            return
+        if answer["count"] > len(frame):
+            st.caption(f"The newest {len(frame):,} of {answer['count']:,}.")
+        st.dataframe(frame, hide_index=True, width="stretch")
+
+
 def redrive() -> None:
     st.subheader("Redrive (sample shop)")
     entries = sample_cli.dlq_list()
@@ -42,4 +70,5 @@ def redrive() -> None:
 
 
 queue()
+retried()
 redrive()

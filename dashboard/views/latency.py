@@ -33,6 +33,12 @@ filters.set_page_param("measure", measure, "delivery")
 filters.set_page_param("p", percentile, "p95")
 
 
+def skew_by_services(params: dict) -> None:
+    with st.expander("Which clocks disagree"), notices.guard("the clock skew"):
+        st.caption("Per pair of services, the deliveries that started before their publication (raw figures).")
+        st.dataframe(transforms.clock_skew_frame(data.clock_skew(params)), hide_index=True, width="stretch")
+
+
 @st.fragment(run_every=notices.refresh_every(view))
 def live() -> None:
     with notices.guard("latency"):
@@ -46,6 +52,7 @@ def live() -> None:
                 "producer's and consumer's clocks disagree (clock skew). They are shown raw, not corrected.",
                 icon=":material/schedule:",
             )
+            skew_by_services(filters.api_params(view))
         buckets = transforms.latency_buckets_frame(latency, measure)
         st.plotly_chart(charts.latency_over_time(buckets, percentile, measure), width="stretch")
         st.plotly_chart(charts.latency_histogram(transforms.samples_frame(latency), measure), width="stretch")

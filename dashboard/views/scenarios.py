@@ -69,7 +69,8 @@ def findings(since_ns: int) -> dict:
         "duplicates": lambda: data.duplicates(params),
         "loss": lambda: data.loss(params),
         "dead_letters": lambda: data.dead_letters(params),
-        "latency": lambda: data.latency(params, "channel", 10),
+        "retries": lambda: data.retries(params, limit=1000),
+        "clock_skew": lambda: data.clock_skew(params, limit=1000),
     }
     found = {}
     for key, get in fetch.items():

@@ -68,7 +68,8 @@ SCENARIOS = {
     "lossy_consumer": ("drop_before_broker", "consumer_crash"),
     "duplicates": ("duplicate_publish", "double_subscription"),
     "reordering": ("reorder",),
-    "retries_and_dead_letters": ("dead_letter",),
+    "retries_and_dead_letters": ("dead_letter", "transient_error"),
+    "clock_skew": ("clock_skew",),
 }
 
 
@@ -79,6 +80,8 @@ def test_detectors_match_the_scenario_ground_truth(name, collectors, redis_serve
     assert all(truth.get(kind) for kind in SCENARIOS[name]), {k: len(v) for k, v in truth.items()}
     lost = collectors.get("loss?grace_s=0")["lost"]
     duplicates = collectors.get("duplicates")["duplicates"]
+    retried = collectors.get("retries?limit=1000")["retried"]
+    skewed = collectors.get("clock-skew?limit=1000")["deliveries"]
     bus_copies = {d["event_id"] for d in duplicates if d["vantage"] == "bus"}
     pairs = {
         "drop_before_broker": (
@@ -102,6 +105,12 @@ def test_detectors_match_the_scenario_ground_truth(name, collectors, redis_serve
                 if d["vantage"] != "bus" and d["event_id"] not in bus_copies
             },
         ),
+        # every failed attempt of a delivery, not only the delivery
+        "transient_error": (
+            {(r["group"], r["event_id"], r["detail"]["attempt"]) for r in truth.get("transient_error", [])},
+            {(d["group"], d["event_id"], n) for d in retried for n in range(1, d["failed_attempts"] + 1)},
+        ),
+        "clock_skew": ({r["event_id"] for r in truth.get("clock_skew", [])}, {d["event_id"] for d in skewed}),
         "reorder": (
             {r["event_id"] for r in truth.get("reorder", [])},
             detected_late(collectors, truth.get("reorder", [])),

@@ -260,6 +260,33 @@ def test_latency_is_exact_and_grouped(flow, collectors):
     assert sum(b["count"] for b in answer["buckets"] if b["measure"] == "delivery") == 11
 
 
+def test_retried_deliveries_say_how_many_attempts_failed(flow, collectors):
+    e = shop(flow, collectors)["events"]
+    answer = collectors.get("retries")
+    assert (answer["count"], answer["outcomes"]) == (1, {"dead_lettered": 1})
+    (retried,) = answer["retried"]
+    assert (retried["event_id"], retried["group"], retried["outcome"]) == (e[6]["id"], "payments", "dead_lettered")
+    assert (retried["attempts"], retried["failed_attempts"]) == (3, 3)  # two retries, then the last attempt failed
+    assert [r["delay_ms"] for r in retried["retries"]] == [10.0, 20.0]
+    assert collectors.get("retries?group=inventory")["retried"] == []
+
+
+def test_clock_skew_lists_deliveries_that_started_before_their_publication(flow, collectors):
+    shop(flow, collectors)
+    ahead = flow.publish("orders", "shop.orders", "/orders/2", 1, t_ns=time.time_ns() - 30_000 * MS)
+    flow.consume("inventory", ahead, delay_ms=-40.0)  # inventory's clock runs 40 ms behind orders'
+    flow.consume("payments", ahead, delay_ms=15.0)
+    flow.flush(collectors)
+    answer = collectors.get("clock-skew")
+    assert answer["count"] == 1 == collectors.get("latency")["negative_delivery"]
+    (pair,) = answer["pairs"]
+    assert (pair["producer_service"], pair["consumer_service"], pair["count"]) == ("orders", "inventory", 1)
+    assert pair["min_ms"] == pytest.approx(-40.0)
+    (delivery,) = answer["deliveries"]
+    assert (delivery["event_id"], delivery["group"]) == (ahead["id"], "inventory")
+    assert delivery["delivery_ms"] == pytest.approx(-40.0)
+
+
 def test_end_to_end_follows_links_across_traces(flow, collectors):
     e = shop(flow, collectors)
     answer = collectors.get("latency?by=type&type=shop.stock.reserved")

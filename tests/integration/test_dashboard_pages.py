@@ -236,6 +236,11 @@ def test_dead_letters_page_lists_the_dead_letter(known, monkeypatch):
         return
     assert metrics(app)["Dead letters in this window"] == f"{len(dead['dead_letters']):,}"
     assert "e5" in set(app.dataframe[0].value["event_id"])
+    shown = metrics(app)
+    assert (shown["Retried deliveries"], shown["Then processed"], shown["Then dead-lettered"]) == ("1", "0", "1")
+    retried = app.dataframe[1].value
+    assert list(retried["event_id"]) == ["e5"]
+    assert (retried["attempts"][0], retried["failed attempts"][0], retried["backoff"][0]) == (3, 3, "10.0 ms → 10.0 ms")
 
 
 @pytest.mark.parametrize(

@@ -274,3 +274,48 @@ def test_scenarios_send_spans_to_the_collectors_unless_told_otherwise():
 def test_client_urls_drop_empty_parameters():
     client = ApiClient("http://h:1/")
     assert client.url("loss", {"channel": "", "group": None, "since_ns": 5}) == "http://h:1/api/v1/loss?since_ns=5"
+
+
+def test_retried_frame_is_newest_first_with_its_backoff():
+    answer = {
+        "retried": [
+            {"t_ns": 1, "group": "payments", "outcome": "processed", "attempts": 2, "failed_attempts": 1,
+             "retries": [{"attempt": 1, "delay_ms": 12.5}], "event_id": "a"},
+            {"t_ns": 2, "group": "payments", "outcome": "dead_lettered", "attempts": 4, "failed_attempts": 4,
+             "retries": [{"attempt": n, "delay_ms": d} for n, d in ((1, 10.0), (2, 20.0), (3, 40.0), (4, 0.0))],
+             "event_id": "b"},
+        ]
+    }  # fmt: skip
+    frame = transforms.retried_frame(answer)
+    assert list(frame["event_id"]) == ["b", "a"]
+    assert list(frame["backoff"]) == ["10.0 ms → 20.0 ms → 40.0 ms", "12.5 ms"]  # no wait after the last attempt
+    assert transforms.retried_frame({"retried": []}).empty
+
+
+def test_clock_skew_frame_names_both_services():
+    answer = {"pairs": [{"producer_service": "orders", "consumer_service": "inventory", "count": 3, "min_ms": -801.5,
+                         "p50_ms": -799.0}]}  # fmt: skip
+    row = transforms.clock_skew_frame(answer).iloc[0].to_dict()
+    assert row == {"producer service": "orders", "consumer service": "inventory", "deliveries": 3,
+                   "most negative": "-801.5 ms", "median": "-799.0 ms"}  # fmt: skip
+
+
+def test_retries_and_clock_skew_are_scored_by_event():
+    truth = [
+        fault("transient_error", "a", group="payments", detail={"attempt": 1}),
+        fault("transient_error", "a", group="payments", detail={"attempt": 2}),
+        fault("transient_error", "b", group="payments", detail={"attempt": 1}),
+        fault("clock_skew", "s1", detail={"skew_ms": 800.0}),
+        fault("clock_skew", "s2", detail={"skew_ms": 800.0}),
+    ]
+    findings = {
+        "retries": {"retried": [{"event_id": "a", "group": "payments", "failed_attempts": 2},
+                                {"event_id": "b", "group": "payments", "failed_attempts": 2}]},
+        # one skewed event seen late by two groups counts once
+        "clock_skew": {"deliveries": [{"event_id": "s1", "group": "inventory"}, {"event_id": "s1", "group": "view"}]},
+    }  # fmt: skip
+    table = transforms.truth_vs_findings(truth, findings).set_index("fault")
+    assert table.loc["transient_error", ["injected", "found", "missed", "extra"]].tolist() == [3, 3, 0, 1]
+    assert table.loc["clock_skew", ["injected", "found", "missed", "extra"]].tolist() == [2, 1, 1, 0]
+    unmeasured = transforms.truth_vs_findings(truth, {"retries": None}).set_index("fault")
+    assert unmeasured.isna().loc["transient_error", "found"] and unmeasured.isna().loc["clock_skew", "found"]
