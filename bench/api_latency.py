@@ -38,6 +38,8 @@ ENDPOINTS = (
     "traces",
     "instrumentation",
     "dead-letters",
+    "retries",
+    "clock-skew",
     "sequences?channel=shop.orders&source=/bench/app&partitionkey=p0",
 )
 
