@@ -155,7 +155,8 @@ class MessagingMetrics:
         self._duration.record(seconds, attributes)
 
     def projection_lag(self, view: str, lag_ms: float) -> None:
-        if self.enabled:
+        # a histogram holds no negative values; a negative lag (clock skew) stays raw on the span
+        if self.enabled and lag_ms >= 0:
             self._lag.record(lag_ms, {"eventscope.view": view})
 
 
