@@ -28,13 +28,23 @@ def headline(params: dict) -> None:
             column.metric(label, value, help=help_text or None)
 
 
-def apply_flow_click(event) -> None:
+_PICKED = "eventscope_flow_picked"
+
+
+def remember_flow_click() -> None:
+    """Called with the click, before the rerun. The chart's identity follows its figure, which changes
+    with live data, so the rerun's chart may no longer carry the selection: keep the picked node here."""
+    event = st.session_state.get("flow")
     picked = next((p.get("customdata") for p in selection.points(event) if p.get("customdata")), None)
     if isinstance(picked, list):
         picked = picked[0] if picked else None
-    if not selection.fresh("flow", picked):
-        return
-    chosen = transforms.selection_filter(picked)
+    if picked:
+        st.session_state[_PICKED] = picked
+
+
+def apply_flow_click() -> None:
+    picked = st.session_state.pop(_PICKED, None)
+    chosen = transforms.selection_filter(picked) if picked else None
     if chosen:
         filters.store(filters.with_filter(view, *chosen))
         st.rerun(scope="app")
@@ -48,10 +58,14 @@ def flow_graph(params: dict) -> None:
         key="flow_links",
         help="Dotted: a producer service to each consumer service whose span links to it, even across traces.",
     )
-    event = st.plotly_chart(
-        charts.flow_figure(flow, links), key="flow", on_select="rerun", selection_mode="points", width="stretch"
+    st.plotly_chart(
+        charts.flow_figure(flow, links),
+        key="flow",
+        on_select=remember_flow_click,
+        selection_mode="points",
+        width="stretch",
     )
-    apply_flow_click(event)
+    apply_flow_click()
     if flow["edges"]:
         with st.expander("Edges as a table"):
             st.dataframe(transforms.flow_edges_frame(flow), hide_index=True, width="stretch")

@@ -1,7 +1,8 @@
 """``./run demo`` in the background, once for this module; headless Chromium drives the dashboard.
 
 Every page renders without an error element; scenarios started from the Scenarios page show on the
-Duplicates and Ordering pages; a trace opened from the Traces page shows its links; Ctrl-C stops all.
+Duplicates and Ordering pages; a trace opened from the Traces page shows its links; a click on a service
+in the flow graph filters every page; Ctrl-C stops all.
 Waits poll with deadlines: a missing piece fails with a message saying what was not seen, including a
 page that says a query API endpoint is not available.
 """
@@ -195,6 +196,47 @@ def test_a_trace_opened_from_the_traces_page_shows_its_links(demo, page, screens
     links = int(re.search(r"links out (\d+)", caption).group(1))
     assert links > 0, f"the opened trace shows no links: {caption}"
     full_screenshot(page, screenshots / "trace.png")
+
+
+def click_node(page, label: str) -> None:
+    """Click the flow graph's node with this label (the marker drawn for the same point as the label)."""
+    graph = page.locator('[data-testid="stPlotlyChart"]').first
+    traces = graph.locator("g.trace.scatter")
+    for index in range(traces.count()):
+        labels = traces.nth(index).locator("g.textpoint text").all_text_contents()  # SVG: no inner text
+        if label in labels:
+            box = traces.nth(index).locator("path.point").nth(labels.index(label)).bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x - 5, y - 5)
+            page.mouse.move(x, y)  # plotly picks the clicked point from the hover it computed
+            page.get_by_text("click to filter every page").first.wait_for(timeout=10_000)
+            page.mouse.click(x, y)
+            return
+    pytest.fail(f"no node labelled {label} in the flow graph")
+
+
+def test_clicking_a_service_in_the_flow_graph_filters_every_page(demo, page, screenshots):
+    url, _, _ = demo
+
+    def drawn_with_payments() -> bool:  # paused, so the graph holds still for the click; reload until it is there
+        open_page(page, url, "?window=all&paused=1", "Overview")
+        nodes = page.locator('[data-testid="stPlotlyChart"] g.textpoint text')
+        nodes.first.wait_for(timeout=30_000)
+        return "payments" in nodes.all_text_contents()
+
+    poll(drawn_with_payments, 90, "the payments service in the flow graph", interval=2)
+    poll(lambda: page.locator('[data-testid="stStatusWidget"]').count() == 0, 60, "the Overview to finish running")
+    click_node(page, "payments")
+    full_screenshot(page, screenshots / "overview-after-a-click.png")
+    poll(lambda: "service=payments" in page.url, 30, "the service filter in the URL after the click")
+    poll(lambda: page.get_by_text("service = payments").count(), 30, "the Overview saying it shows payments only")
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Latency", exact=True).click()
+    page.get_by_role("heading", name="Latency", exact=True).first.wait_for(timeout=60_000)
+    poll(lambda: "service=payments" in page.url, 30, "the service filter carried to the Latency page")
+    service = page.locator('[data-testid="stSelectbox"]', has_text="Service")
+    chosen = service.locator("input").first.input_value()  # the sidebar's choice, not only the URL
+    assert chosen == "payments", chosen
+    full_screenshot(page, screenshots / "latency-filtered-by-a-click.png")
 
 
 def test_ctrl_c_stops_everything(demo):
