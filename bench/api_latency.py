@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 
-from bench.page_render import build_store
+from bench.page_render import stores
 from tests.processes import Collectors
 
 SMALL, LARGE = 1_000, 1_000_000
@@ -69,18 +69,6 @@ def measure(apis: dict[int, str], rounds: int) -> dict[int, dict[str, float]]:
     return {size: {e: statistics.median(v) for e, v in endpoints.items()} for size, endpoints in times.items()}
 
 
-def _stores(workdir: str, sizes: tuple[int, ...]) -> dict[int, str]:
-    paths = {}
-    for spans in sizes:
-        path = os.path.join(workdir, f"spans-{spans}.duckdb")
-        if not os.path.exists(path):
-            started = time.perf_counter()
-            build_store(path, spans)
-            print(f"store with {spans:,} spans built in {time.perf_counter() - started:.0f} s", flush=True)
-        paths[spans] = path
-    return paths
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.api_latency", description=__doc__)
     parser.add_argument("--small", type=int, default=SMALL, help="spans in the baseline store")
@@ -92,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(workdir, exist_ok=True)
     collectors: dict[int, Collectors] = {}
     try:
-        for spans, path in _stores(workdir, (args.small, args.large)).items():
+        for spans, path in stores(workdir, (args.small, args.large)).items():
             collectors[spans] = Collectors(redis_url=None, store=path)
         results = measure({size: process.api for size, process in collectors.items()}, args.rounds)
     finally:

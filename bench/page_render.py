@@ -119,6 +119,19 @@ def build_store(path: str, spans: int) -> None:
         store.close()
 
 
+def stores(workdir: str, sizes: tuple[int, ...]) -> dict[int, str]:
+    """One store per size in ``workdir`` (``spans-N.duckdb``), built unless already there."""
+    paths = {}
+    for spans in sizes:
+        path = os.path.join(workdir, f"spans-{spans}.duckdb")
+        if not os.path.exists(path):
+            started = time.perf_counter()
+            build_store(path, spans)
+            print(f"store with {spans:,} spans built in {time.perf_counter() - started:.0f} s", flush=True)
+        paths[spans] = path
+    return paths
+
+
 class Dashboard:
     """``streamlit run dashboard/app.py`` against one collectors API, on a free port."""
 
@@ -192,12 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(workdir, exist_ok=True)
     collectors: dict[int, Collectors] = {}
     try:
-        for spans in (args.small, args.large):
-            path = os.path.join(workdir, f"spans-{spans}.duckdb")
-            if not os.path.exists(path):
-                started = time.perf_counter()
-                build_store(path, spans)
-                print(f"store with {spans:,} spans built in {time.perf_counter() - started:.0f} s", flush=True)
+        for spans, path in stores(workdir, (args.small, args.large)).items():
             collectors[spans] = Collectors(redis_url=None, store=path)
         results = measure({size: process.api for size, process in collectors.items()}, args.rounds)
     finally:
