@@ -247,12 +247,14 @@ _ARROW_SCHEMAS = {
 }
 LINK_COLUMNS = ("TraceId", "SpanId", "LinkedTraceId", "LinkedSpanId")
 _ARROW_SCHEMAS["span_links"] = pa.schema([(name, pa.string()) for name in LINK_COLUMNS])
-# Metric points and log records carry no id of their own. A metric point is identified as in the
-# OpenTelemetry data model: its series (resource, scope, metric name and type, attributes) and its
-# times; a log record by all of its fields. A retried export repeats them exactly, so each is stored once.
-# (time column the anti-join ranges over, identity columns)
+# What makes a row the same row: (the time column the anti-join ranges over, the identity columns). A
+# span is its (TraceId, SpanId), with its start time, which a retry carries unchanged. Metric points
+# and log records carry no id of their own: a metric point is identified as in the OpenTelemetry data
+# model, by its series (resource, scope, metric name and type, attributes) and its times; a log record
+# by all of its fields. A retried export repeats them exactly, so each is stored once.
 _POINT_IDENTITY = ("TimeUnix", "StartTimeUnix", "ServiceName", "MetricName", "MetricType", "Attributes")
 _IDENTITY = {
+    "otel_traces": ("Timestamp", ("Timestamp", "TraceId", "SpanId")),
     "otel_metrics": ("TimeUnix", (*_POINT_IDENTITY, "ResourceAttributes", "ScopeName", "ScopeVersion")),
     "otel_logs": ("Timestamp", LOG_COLUMNS),
 }
@@ -266,26 +268,16 @@ def _identity_key(table: str) -> Callable[[tuple], tuple]:
 # Tables whose rows are keyed: a retried export must not count twice (duplicates within one group
 # commit are dropped in Python, those already stored by the anti-joins below).
 _KEYED = {
-    "otel_traces": lambda row: (row[1], row[2]),
+    "otel_traces": lambda row: (row[1], row[2]),  # within one commit, one row per id even if times differ
+    "otel_metrics": _identity_key("otel_metrics"),
+    "otel_logs": _identity_key("otel_logs"),
     "span_links": lambda row: row,
-    **{table: _identity_key(table) for table in _IDENTITY},
 }
 # Table names here are constants of this module, never request values.
 _INSERTS = {table: f"INSERT INTO {table} SELECT * FROM _batch" for table in _ARROW_SCHEMAS}
-# The range bounds are the batch's own min/max start time: zone maps then skip all but the newest
-# row groups, so the check costs the same at a million spans as at a thousand.
-_INSERT_NEW_SPANS = """
-INSERT INTO otel_traces
-SELECT b.* FROM _batch b
-ANTI JOIN (SELECT Timestamp, TraceId, SpanId FROM otel_traces WHERE Timestamp BETWEEN ? AND ?) s
-    ON s.Timestamp = b.Timestamp AND s.TraceId = b.TraceId AND s.SpanId = b.SpanId
-RETURNING TraceId, SpanId
-"""
-_INSERT_LINKS_OF_NEW = """
-INSERT INTO span_links
-SELECT l.* FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
-"""
-# The same for metric points and log records, over the batch's own time range.
+# Only the rows absent among the stored rows in the batch's own time range are inserted. The range
+# bounds are the batch's min/max time: zone maps then skip all but the newest row groups, so the check
+# costs the same at a million rows as at a thousand.
 _INSERT_NEW = {
     table: f"""
 INSERT INTO {table}
@@ -295,6 +287,11 @@ ANTI JOIN (SELECT {", ".join(columns)} FROM {table} WHERE {time} BETWEEN ? AND ?
 """
     for table, (time, columns) in _IDENTITY.items()
 }
+_INSERT_NEW_SPANS = _INSERT_NEW["otel_traces"] + "RETURNING TraceId, SpanId\n"
+_INSERT_LINKS_OF_NEW = """
+INSERT INTO span_links
+SELECT l.* FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
+"""
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
@@ -307,10 +304,14 @@ def _insert_batch(cursor, statement: str, batch: pa.Table, parameters: list | No
     return returned
 
 
+def _time_range(table: str, batch: pa.Table) -> list:
+    bounds = pc.min_max(batch[_IDENTITY[table][0]])
+    return [bounds["min"].as_py(), bounds["max"].as_py()]
+
+
 def _insert_new_spans(cursor, spans: pa.Table, links: pa.Table | None) -> None:
     """Store the spans not stored yet, and the links of exactly those spans."""
-    bounds = pc.min_max(spans["Timestamp"])
-    new = _insert_batch(cursor, _INSERT_NEW_SPANS, spans, [bounds["min"].as_py(), bounds["max"].as_py()])
+    new = _insert_batch(cursor, _INSERT_NEW_SPANS, spans, _time_range("otel_traces", spans))
     if links is None or not new:
         return
     if len(new) == spans.num_rows:  # the usual case: nothing was stored before
@@ -518,8 +519,7 @@ class Store:
                 batches["span_links"] = links
             for table, batch in batches.items():
                 if table in _INSERT_NEW:
-                    bounds = pc.min_max(batch[_IDENTITY[table][0]])
-                    _insert_batch(cursor, _INSERT_NEW[table], batch, [bounds["min"].as_py(), bounds["max"].as_py()])
+                    _insert_batch(cursor, _INSERT_NEW[table], batch, _time_range(table, batch))
                 else:
                     _insert_batch(cursor, _INSERTS[table], batch)
             cursor.execute("COMMIT")

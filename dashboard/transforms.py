@@ -576,8 +576,8 @@ def dead_letters_frame(dead: dict) -> pd.DataFrame:
 
 def retried_frame(answer: dict) -> pd.DataFrame:
     """Retried deliveries, newest first, with the backoff slept before each next attempt."""
-    columns = ["at (UTC)", "group", "channel", "outcome", "attempts", "failed attempts", "backoff", "event_id"]
-    columns.append("trace_id")
+    columns = ["at (UTC)", "group", "channel", "outcome", "attempts", "failed attempts", "backoff", "event_id",
+               "trace_id"]  # fmt: skip
     rows = []
     for d in sorted(answer["retried"], key=lambda d: d.get("t_ns") or 0, reverse=True):
         delays = [r.get("delay_ms") for r in d.get("retries", []) if r.get("delay_ms")]
