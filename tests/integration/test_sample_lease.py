@@ -76,6 +76,20 @@ def _runner(redis_url: str) -> subprocess.Popen:
     )
 
 
+def _scenario(redis_url: str, *options: str) -> tuple[subprocess.Popen, Lines]:
+    """``scenario run happy_path`` in the background, its output read line by line."""
+    command = [sys.executable, "-m", "sample_system", "scenario", "run", "happy_path", *options]
+    process = subprocess.Popen(
+        [*command, "--redis-url", redis_url],
+        cwd=ROOT,
+        env=QUIET_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    return process, Lines(process)
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -174,15 +188,7 @@ def test_a_scenario_waiting_for_a_runner_that_never_pauses_stops_on_sigterm(redi
     client = redis_server.client()
     client.sadd(lease.RUNNERS_KEY, "hung-runner")
     client.set(lease.ALIVE_PREFIX + "hung-runner", 1, ex=60)
-    scenario = subprocess.Popen(
-        [sys.executable, "-m", "sample_system", "scenario", "run", "happy_path", "--redis-url", redis_server.url],
-        cwd=ROOT,
-        env=QUIET_ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    out = Lines(scenario)
+    scenario, out = _scenario(redis_server.url)
     try:
         wait_until(lambda: out.having("waiting for the demo shop to pause"), timeout=60, what="the scenario waiting")
         assert client.get(lease.LEASE_KEY) == b"happy_path"
@@ -198,16 +204,7 @@ def test_a_scenario_waiting_for_a_runner_that_never_pauses_stops_on_sigterm(redi
 
 def test_a_scenario_stopped_by_sigterm_gives_the_bus_back(redis_server):
     client = redis_server.client()
-    command = [sys.executable, "-m", "sample_system", "scenario", "run", "happy_path", "--seconds", "60"]
-    scenario = subprocess.Popen(
-        [*command, "--redis-url", redis_server.url],
-        cwd=ROOT,
-        env=QUIET_ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    out = Lines(scenario)
+    scenario, out = _scenario(redis_server.url, "--seconds", "60")
     try:
         wait_until(lambda: out.having("t="), timeout=60, what="the scenario running")
         assert client.get(lease.LEASE_KEY) == b"happy_path"
