@@ -78,6 +78,7 @@ class TapWriter:
     def __init__(self, submit: Submit):
         self._submit = submit
         self._in_flight: deque[tuple[Commit | None, list[tuple]]] = deque()
+        self._in_flight_rows = 0  # kept apart: health reads it from another thread while the deque changes
         self.recorded = 0
         self.stored_as_malformed = 0
         self.unstored = 0
@@ -89,7 +90,7 @@ class TapWriter:
             "recorded": self.recorded,
             "stored_as_malformed": self.stored_as_malformed,
             "unstored": self.unstored,
-            "pending": sum(len(rows) for _, rows in self._in_flight),
+            "pending": self._in_flight_rows,
             "store_error": self.last_error,
         }
 
@@ -101,6 +102,7 @@ class TapWriter:
     def write(self, rows: list[tuple]) -> None:
         """Submit one batch, then settle the batches whose commits finished."""
         self._in_flight.append((self._submit(rows), rows))
+        self._in_flight_rows += len(rows)
         self.settle()
 
     def settle(self, wait_all: bool = False) -> None:
@@ -113,6 +115,7 @@ class TapWriter:
                 return
             self._in_flight.popleft()
             self._settled(commit, rows, error)
+            self._in_flight_rows -= len(rows)
 
     def _settled(self, commit: Commit | None, rows: list[tuple], error: BaseException | None) -> None:
         if commit is None:
