@@ -87,6 +87,8 @@ class Collectors:
         self.log_path = self.store + ".log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        # "ok" while the tap and the poller are still making their first connection; "degraded" only once
+        # an attempt failed (docs/api.md), so this waits for a reachable Redis, never for a slow start
         wait_until(lambda: self.get("health")["status"] == "ok", what="collectors health")
         if redis_url:
             wait_until(lambda: self.get("health")["tap"]["connected"], what="bus tap connected")
