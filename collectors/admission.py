@@ -20,17 +20,23 @@ class Admission:
         self._lock = threading.Lock()
         self._requests = 0
         self._bytes = 0
-        self.refused = 0
 
     def try_enter(self, size: int) -> bool:
-        """Take room for one request of ``size`` bytes; False (and counted) when there is none."""
+        """Take room for one request of ``size`` bytes; False when there is none."""
         with self._lock:
             over_bytes = self._requests > 0 and self._bytes + size > self.max_bytes
             if self._requests >= self.max_requests or over_bytes:
-                self.refused += 1
                 return False
             self._requests += 1
             self._bytes += size
+            return True
+
+    def try_grow(self, extra: int) -> bool:
+        """Take ``extra`` more bytes for an admitted request whose body arrives without a declared size."""
+        with self._lock:
+            if self._requests > 1 and self._bytes + extra > self.max_bytes:
+                return False
+            self._bytes += extra
             return True
 
     def leave(self, size: int) -> None:
@@ -40,6 +46,6 @@ class Admission:
             self._bytes -= size
 
     def status(self) -> dict:
-        """Current use and refusals, for /api/v1/health."""
+        """Current use, for /api/v1/health."""
         with self._lock:
-            return {"in_flight": self._requests, "in_flight_bytes": self._bytes, "refused": self.refused}
+            return {"in_flight": self._requests, "in_flight_bytes": self._bytes}

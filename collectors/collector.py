@@ -14,6 +14,7 @@ from collectors.admission import Admission
 from collectors.broker_stats import BrokerStats
 from collectors.bus_tap import BusTap
 from collectors.config import Config
+from collectors.refusals import Refusals
 from collectors.store import Store, StoreBusy
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Collector:
         self.store = Store(config.store_path, config.queue_limit, config.store_memory_limit)
         self.stop = threading.Event()
         self.admission = Admission(config.max_in_flight, config.max_in_flight_bytes)
+        self.refusals = Refusals()
         self.tap: BusTap | None = None
         self.broker: BrokerStats | None = None
         self.grpc = None
@@ -108,7 +110,7 @@ class Collector:
             "store": store,
             "tap": self.tap.status() if self.tap else None,
             "broker": self.broker.status() if self.broker else None,
-            "ingest": {**self.admission.status(), "write_queue": self.store.queued()},
+            "ingest": {**self.admission.status(), **self.refusals.status(), "write_queue": self.store.queued()},
             "grpc": {"listen": grpc_address, "listening": self.grpc is not None, "error": self.grpc_error},
             "retention": {
                 "max_age_s": config.retention_age_s,

@@ -24,6 +24,7 @@ ENV_RETENTION_AGE_S = "EVENTSCOPE_RETENTION_AGE_S"
 ENV_RETENTION_MAX_SPANS = "EVENTSCOPE_RETENTION_MAX_SPANS"
 ENV_RETENTION_INTERVAL_S = "EVENTSCOPE_RETENTION_INTERVAL_S"
 ENV_STORE_MEMORY = "EVENTSCOPE_STORE_MEMORY_LIMIT"
+ENV_TOKEN = "EVENTSCOPE_TOKEN"
 
 DEFAULT_LISTEN = "127.0.0.1:4318"
 DEFAULT_STORE = ".eventscope/store.duckdb"
@@ -64,6 +65,7 @@ class Config:
     retention_max_spans: int = DEFAULT_RETENTION_MAX_SPANS
     retention_interval_s: float = DEFAULT_RETENTION_INTERVAL_S
     store_memory_limit: str = DEFAULT_STORE_MEMORY
+    token: str | None = dataclasses.field(default=None, repr=False)  # bearer token on ingest and API; None: open
 
 
 def parse_listen(value: str, name: str = ENV_LISTEN) -> tuple[str, int]:
@@ -147,7 +149,16 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
             environ.get(ENV_RETENTION_INTERVAL_S, str(DEFAULT_RETENTION_INTERVAL_S)), ENV_RETENTION_INTERVAL_S, False
         ),
         store_memory_limit=_memory_size(environ.get(ENV_STORE_MEMORY, DEFAULT_STORE_MEMORY), ENV_STORE_MEMORY),
+        token=token(environ),
     )
+
+
+def token(environ: Mapping[str, str]) -> str | None:
+    """The bearer token from EVENTSCOPE_TOKEN (None when unset or empty); the server and the CLIs read it here."""
+    value = environ.get(ENV_TOKEN, "").strip()
+    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in value):
+        raise ConfigError(f"{ENV_TOKEN}: use printable ASCII without spaces")
+    return value or None
 
 
 def api_url(environ: Mapping[str, str], flag: str | None = None) -> str:

@@ -96,6 +96,8 @@ class Reply:
     content_type: str
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    message: str = ""  # an error's message, or the first reason for rejected items (for the log)
+    rejected: int = 0  # items rejected through partial success
 
 
 class StoreUnavailable(RuntimeError):
@@ -110,8 +112,8 @@ def media_type(content_type: str | None) -> str:
 def error_reply(status: int, media: str, message: str, headers: tuple = ()) -> Reply:
     """An OTLP error answer: a google.rpc.Status in the request's encoding."""
     if media == PROTOBUF:
-        return Reply(status, PROTOBUF, Status(code=status, message=message).SerializeToString(), headers)
-    return Reply(status, JSON, json.dumps({"code": status, "message": message}).encode(), headers)
+        return Reply(status, PROTOBUF, Status(code=status, message=message).SerializeToString(), headers, message)
+    return Reply(status, JSON, json.dumps({"code": status, "message": message}).encode(), headers, message)
 
 
 def busy_reply(media: str, message: str) -> Reply:
@@ -175,8 +177,10 @@ def commit(store: Store, table: str, decoded: Decoded) -> None:
 def _success(signal: Signal, media: str, decoded: Decoded) -> Reply:
     response = signal.response(decoded)
     if media == PROTOBUF:
-        return Reply(200, PROTOBUF, response.SerializeToString())
-    return Reply(200, JSON, json.dumps(json_format.MessageToDict(response)).encode())
+        body = response.SerializeToString()
+    else:
+        body = json.dumps(json_format.MessageToDict(response)).encode()
+    return Reply(200, media, body, message=decoded.error_message, rejected=decoded.rejected)
 
 
 def ingest(store: Store, signal: Signal, body: bytes, content_type: str | None, encoding: str | None, limit: int):
