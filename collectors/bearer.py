@@ -27,8 +27,9 @@ class Bearer:
         """True without a token, or when ``authorization`` is exactly ``Bearer <token>``."""
         if self._expected is None:
             return True
-        given = (authorization or "").encode("utf-8", "replace")
-        return hmac.compare_digest(given, self._expected)
+        scheme, _, credentials = (authorization or "").partition(" ")
+        given = (SCHEME + credentials.strip()).encode("utf-8", "replace")  # the scheme's case does not matter
+        return scheme.lower() == SCHEME.strip().lower() and hmac.compare_digest(given, self._expected)
 
 
 def header(token: str | None) -> dict[str, str]:

@@ -11,6 +11,7 @@ import time
 
 from collectors import queries, retention
 from collectors.admission import Admission
+from collectors.bearer import Bearer
 from collectors.broker_stats import BrokerStats
 from collectors.bus_tap import BusTap
 from collectors.config import Config
@@ -55,7 +56,11 @@ class Collector:
         from collectors.grpc_server import start_grpc  # grpcio loads only when gRPC is on
 
         try:
-            self.grpc = start_grpc(self.store, host, port, self.config.max_body_bytes, self.config.max_in_flight)
+            config = self.config
+            bearer = Bearer(config.token)
+            self.grpc = start_grpc(
+                self.store, host, port, config.max_body_bytes, config.max_in_flight, bearer, self.refusals
+            )
         except OSError as exc:  # another process holds the port: HTTP ingest still works
             self.grpc_error = str(exc)
             log.warning("OTLP/gRPC disabled: %s", exc)

@@ -25,12 +25,34 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from collectors.logs import log_rows
 from collectors.metrics import metric_rows
 from collectors.otlp import Decoded, OtlpDecodeError, parse_request, trace_rows
-from collectors.store import Store, StoreBusy
+from collectors.store import Store, StoreBusy, row_checker
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER_S = "1"
 COMMIT_TIMEOUT_S = 30.0
+GZIP_MAGIC = b"\x1f\x8b"  # how a gzip member starts (RFC 1952): another member may follow the first
+
+
+_CHECKERS = {table: row_checker(table) for table in ("otel_traces", "otel_metrics", "otel_logs")}
+
+
+def keep_storable(table: str, decoded: Decoded) -> Decoded:
+    """Reject the rows whose values the store's columns cannot hold (and the links of rejected spans)."""
+    problem_of = _CHECKERS[table]
+    problems = [problem_of(row) for row in decoded.rows]
+    if not any(problems):
+        return decoded
+    kept = Decoded([], decoded.rejected, decoded.error_message)
+    for row, problem in zip(decoded.rows, problems, strict=True):
+        if problem:
+            kept.reject(problem)
+        else:
+            kept.rows.append(row)
+    if decoded.links:
+        spans = {(row[1], row[2]) for row in kept.rows}
+        kept.links = [link for link in decoded.links if (link[0], link[1]) in spans]
+    return kept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +67,10 @@ class Signal:
     partial_type: type[Message]
     rejected_field: str
     rows: Callable[[Message], Decoded]
+
+    def decode(self, request: Message) -> Decoded:
+        """Rows of a parsed request; items the store could not hold are rejected here, one by one."""
+        return keep_storable(self.table, self.rows(request))
 
     def response(self, decoded: Decoded) -> Message:
         """The export response, with partial success when something was rejected."""
@@ -122,13 +148,20 @@ def busy_reply(media: str, message: str) -> Reply:
 
 
 def _inflate(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    data = inflater.decompress(body, limit + 1)
-    if len(data) > limit:
-        raise OverflowError
-    if not inflater.eof:
-        raise gzip.BadGzipFile("truncated gzip body")
-    return data
+    """The gzip body decompressed, member after member; anything after the last member is an error."""
+    data, rest = b"", body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data += inflater.decompress(rest, limit + 1 - len(data))
+        if len(data) > limit:
+            raise OverflowError
+        if not inflater.eof:
+            raise gzip.BadGzipFile("truncated gzip body")
+        rest = inflater.unused_data
+        if not rest:
+            return data
+        if not rest.startswith(GZIP_MAGIC):
+            raise gzip.BadGzipFile(f"{len(rest)} bytes of trailing garbage after the gzip data")
 
 
 def _plain_body(body: bytes, media: str, content_encoding: str | None, limit: int) -> bytes | Reply:
@@ -154,7 +187,7 @@ def decode_body(signal: Signal, body: bytes, content_type: str | None, content_e
     if isinstance(plain, Reply):
         return plain
     try:
-        return signal.rows(parse_request(plain, media == JSON, signal.request_type))
+        return signal.decode(parse_request(plain, media == JSON, signal.request_type))
     except OtlpDecodeError as exc:
         return error_reply(400, media, str(exc))
 

@@ -30,7 +30,6 @@ from collectors.receiver import SIGNALS_BY_PATH, Reply, Signal, error_reply, ing
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "1"
-REQUEST_DEADLINE_S = 30.0  # a body must arrive whole within this, however it trickles
 API_WORKERS = 8  # threads answering query API requests
 LISTEN_BACKLOG = 1024
 KEEP_ALIVE_S = 30  # an idle keep-alive connection is closed after this
@@ -143,13 +142,14 @@ class HttpApp:
             reply = error_reply(429, media, "too many exports in flight", _BUSY)
             return await self._refuse(send, "too_many_in_flight", client, reply)
         held = [size]
+        deadline = self.config.request_deadline_s
         try:
-            body = await asyncio.wait_for(self._read_body(receive, media, held), REQUEST_DEADLINE_S)
+            body = await asyncio.wait_for(self._read_body(receive, media, held), deadline)
             reply = await asyncio.get_running_loop().run_in_executor(
                 self._ingest_pool, self._ingest, signal_, body, scope, client
             )
         except TimeoutError:
-            reply = error_reply(408, media, f"the body did not arrive within {REQUEST_DEADLINE_S:.0f} s", _CLOSE)
+            reply = error_reply(408, media, f"the body did not arrive whole within {deadline:g} s", _CLOSE)
             return await self._refuse(send, "timeout", client, reply)
         except _BodyRefused as refused:
             if refused.reply is None:
