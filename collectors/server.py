@@ -26,6 +26,7 @@ from collectors.bearer import Bearer
 from collectors.collector import Collector
 from collectors.config import Config
 from collectors.receiver import SIGNALS_BY_PATH, Reply, Signal, error_reply, ingest, media_type
+from collectors.refusals import Refusals
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ API_WORKERS = 8  # threads answering query API requests
 LISTEN_BACKLOG = 1024
 KEEP_ALIVE_S = 30  # an idle keep-alive connection is closed after this
 HEADER_LIMIT_BYTES = 64 * 1024  # request line plus headers
+SHUTDOWN_GRACE_S = 10  # requests still running at shutdown get this long to finish
 _CLOSE = (("Connection", "close"),)
 _BUSY = (("Retry-After", RETRY_AFTER_S), *_CLOSE)
 _STATUS_REASONS = {
@@ -196,13 +198,41 @@ class HttpApp:
 
 
 class _Protocol(H11Protocol):
-    """uvicorn's h11 protocol, counting the requests it turns away itself (not valid HTTP) as refusals."""
+    """uvicorn's h11 protocol, counting the requests it turns away itself (not valid HTTP) as refusals, and
+    closing a connection whose next request has not begun within the deadline (headers that trickle in, or
+    nothing at all), so that idle sockets cannot pile up until the process runs out of file descriptors."""
 
-    refusals = None  # set on the subclass made by serve()
+    refusals: Refusals  # both set on the subclass made by serve()
+    head_deadline_s: float
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._await_request()
+
+    def data_received(self, data: bytes) -> None:
+        self._heard = True
+        super().data_received(data)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._await_request()
+
+    def _await_request(self) -> None:
+        self._heard = False
+        self.loop.call_later(self.head_deadline_s, self._no_request_in_time, self.cycle)
+
+    def _no_request_in_time(self, cycle) -> None:
+        if self.cycle is not cycle or self.transport.is_closing():  # a request began meanwhile, or it is over
+            return
+        if self._heard:
+            self.refusals.refuse("timeout", self._client(), "the request head did not arrive within the deadline")
+        self.transport.close()
+
+    def _client(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
 
     def send_400_response(self, msg: str) -> None:
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
-        self.refusals.refuse("bad_http", client, msg)
+        self.refusals.refuse("bad_http", self._client(), msg)
         super().send_400_response(msg)
 
 
@@ -230,7 +260,8 @@ def serve(config: Config) -> None:
     """Run until SIGINT/SIGTERM; the store is closed cleanly on the way out."""
     collector = Collector(config)
     app = HttpApp(collector)
-    protocol = type("BoundProtocol", (_Protocol,), {"refusals": collector.refusals})
+    bound = {"refusals": collector.refusals, "head_deadline_s": config.request_deadline_s}
+    protocol = type("BoundProtocol", (_Protocol,), bound)
     logging.getLogger("uvicorn.error").addFilter(_QuietInvalidRequests())
     server = _Server(
         uvicorn.Config(
@@ -246,6 +277,7 @@ def serve(config: Config) -> None:
             timeout_keep_alive=KEEP_ALIVE_S,
             h11_max_incomplete_event_size=HEADER_LIMIT_BYTES,
             server_header=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
     )
     log.info("collectors listening on http://%s:%d (store %s)", config.host, config.port, config.store_path)
