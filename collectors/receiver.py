@@ -164,12 +164,25 @@ def _inflate(body: bytes, limit: int) -> bytes:
             raise gzip.BadGzipFile(f"{len(rest)} bytes of trailing garbage after the gzip data")
 
 
+def _encoding(content_encoding: str | None) -> str:
+    return (content_encoding or "identity").strip().lower()
+
+
+def unsupported(content_type: str | None, content_encoding: str | None, headers: tuple = ()) -> Reply | None:
+    """A 415 for a content type or encoding the receiver does not take, known before the body is read."""
+    media = media_type(content_type)
+    if media not in (PROTOBUF, JSON):
+        message = f"unsupported content type {media or '(none)'!r}: use {PROTOBUF} or {JSON}"
+        return error_reply(415, JSON, message, headers)
+    encoding = _encoding(content_encoding)
+    if encoding not in ("identity", "gzip"):
+        return error_reply(415, media, f"unsupported content encoding {encoding!r}", headers)
+    return None
+
+
 def _plain_body(body: bytes, media: str, content_encoding: str | None, limit: int) -> bytes | Reply:
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding == "identity":
+    if _encoding(content_encoding) == "identity":
         return body
-    if encoding != "gzip":
-        return error_reply(415, media, f"unsupported content encoding {encoding!r}")
     try:
         return _inflate(body, limit)
     except OverflowError:
@@ -180,9 +193,10 @@ def _plain_body(body: bytes, media: str, content_encoding: str | None, limit: in
 
 def decode_body(signal: Signal, body: bytes, content_type: str | None, content_encoding: str | None, limit: int):
     """Decoded rows from a request body, or a Reply explaining why not."""
+    refusal = unsupported(content_type, content_encoding)
+    if refusal is not None:
+        return refusal
     media = media_type(content_type)
-    if media not in (PROTOBUF, JSON):
-        return error_reply(415, JSON, f"unsupported content type {media or '(none)'!r}: use {PROTOBUF} or {JSON}")
     plain = _plain_body(body, media, content_encoding, limit)
     if isinstance(plain, Reply):
         return plain

@@ -25,7 +25,7 @@ from collectors import answers, api
 from collectors.bearer import Bearer
 from collectors.collector import Collector
 from collectors.config import Config
-from collectors.receiver import SIGNALS_BY_PATH, Reply, Signal, error_reply, ingest, media_type
+from collectors.receiver import SIGNALS_BY_PATH, Reply, Signal, error_reply, ingest, media_type, unsupported
 from collectors.refusals import Refusals
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,9 @@ class HttpApp:
         media = media_type(_header(scope, b"content-type"))
         declared = _header(scope, b"content-length")
         size = int(declared) if declared is not None else 0  # h11 has checked it is one number
+        refusal = unsupported(_header(scope, b"content-type"), _header(scope, b"content-encoding"), _CLOSE)
+        if refusal is not None:  # before the body is read: a 100-continue sender need not send it
+            return await self._refuse(send, "unsupported_media", client, refusal)
         if size > limit:
             reply = error_reply(413, media, f"body exceeds {limit} bytes", _CLOSE)
             return await self._refuse(send, "body_too_large", client, reply)
