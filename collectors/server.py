@@ -146,7 +146,7 @@ class HttpApp:
         if not admission.try_enter(size):
             reply = error_reply(429, media, "too many exports in flight", _BUSY)
             return await self._refuse(send, "too_many_in_flight", client, reply)
-        held = [size]
+        held = [0]  # bytes charged to the budget so far, as they arrived
         deadline = self.config.request_deadline_s
         try:
             body = await asyncio.wait_for(self._read_body(receive, media, held), deadline)
@@ -176,11 +176,10 @@ class HttpApp:
             size += len(chunk)
             if size > limit:
                 raise _BodyRefused("body_too_large", error_reply(413, media, f"body exceeds {limit} bytes", _CLOSE))
-            if size > held[0]:  # a chunked body: take budget as it grows
-                if not admission.try_grow(size - held[0]):
-                    busy = error_reply(429, media, "too many bytes in flight", _BUSY)
-                    raise _BodyRefused("too_many_in_flight", busy)
-                held[0] = size
+            if not admission.try_grow(len(chunk)):
+                busy = error_reply(429, media, "too many bytes in flight", _BUSY)
+                raise _BodyRefused("too_many_in_flight", busy)
+            held[0] = size
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)

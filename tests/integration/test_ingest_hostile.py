@@ -44,6 +44,7 @@ def base_env(grpc_port: int) -> dict[str, str]:
     return {
         "EVENTSCOPE_MAX_BODY_BYTES": str(LIMIT),
         "EVENTSCOPE_MAX_IN_FLIGHT": str(IN_FLIGHT),
+        "EVENTSCOPE_MAX_IN_FLIGHT_BYTES": str(2 * LIMIT),
         "EVENTSCOPE_REQUEST_DEADLINE_S": str(DEADLINE_S),
         "EVENTSCOPE_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
     }
@@ -201,6 +202,21 @@ def trickle(port: int, stop: threading.Event, answers: list[bytes]) -> None:
             except OSError:
                 answers.append(b"closed")
                 return
+
+
+def test_trickling_bodies_hold_a_slot_each_but_not_the_byte_budget(collectors):
+    stop, answers = threading.Event(), []
+    senders = [threading.Thread(target=trickle, args=(collectors.port, stop, answers)) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_until(lambda: collectors.get("health")["ingest"]["in_flight"] == 2, what="trickles admitted")
+        good = span("beside the trickles")  # the two announced 2 x LIMIT: the whole byte budget
+        assert post_json(collectors, "/v1/traces", traces_body(good))[0] == 200
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=30)
 
 
 def test_trickling_bodies_cannot_hold_the_in_flight_budget(collectors):
