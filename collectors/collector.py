@@ -12,9 +12,11 @@ import time
 
 from collectors import queries, retention
 from collectors.admission import Admission
+from collectors.bearer import Bearer
 from collectors.broker_stats import BrokerStats
 from collectors.bus_tap import BusTap
 from collectors.config import Config
+from collectors.refusals import Refusals
 from collectors.store import Store, StoreBusy
 from collectors.supervisor import Supervisor
 from collectors.tap_writer import Commit
@@ -36,6 +38,7 @@ class Collector:
         self.stop = threading.Event()
         self.supervisor = Supervisor(self.stop)
         self.admission = Admission(config.max_in_flight, config.max_in_flight_bytes)
+        self.refusals = Refusals()
         self.tap: BusTap | None = None
         self.broker: BrokerStats | None = None
         self.grpc = None
@@ -60,7 +63,11 @@ class Collector:
         from collectors.grpc_server import start_grpc  # grpcio loads only when gRPC is on
 
         try:
-            self.grpc = start_grpc(self.store, host, port, self.config.max_body_bytes, self.config.max_in_flight)
+            config = self.config
+            bearer = Bearer(config.token)
+            self.grpc = start_grpc(
+                self.store, host, port, config.max_body_bytes, config.max_in_flight, bearer, self.refusals
+            )
         except OSError as exc:  # another process holds the port: HTTP ingest still works
             self.grpc_error = str(exc)
             log.warning("OTLP/gRPC disabled: %s", exc)
@@ -136,7 +143,7 @@ class Collector:
             "store": store,
             "tap": {**self.tap.status(), "supervisor": parts["bus tap"]} if self.tap else None,
             "broker": {**self.broker.status(), "supervisor": parts["broker stats"]} if self.broker else None,
-            "ingest": {**self.admission.status(), "write_queue": self.store.queued()},
+            "ingest": {**self.admission.status(), **self.refusals.status(), "write_queue": self.store.queued()},
             "grpc": {"listen": grpc_address, "listening": self.grpc is not None, "error": self.grpc_error},
             "retention": {
                 "max_age_s": config.retention_age_s,

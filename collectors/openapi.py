@@ -401,6 +401,7 @@ def _operation(summary: str, schema: str, parameters: list[dict]) -> dict:
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
                 },
                 "400": {"description": "invalid parameter", **error},
+                "401": {"description": "no or wrong bearer token (only when EVENTSCOPE_TOKEN is set)", **error},
                 "404": {"description": "not found", **error},
             },
         }
@@ -417,5 +418,6 @@ def document() -> dict:
             "description": "Read-only answers about an event flow; definitions in docs/analyses.md.",
         },
         "paths": {path: _operation(*spec) for path, spec in PATHS.items()},
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}, {}],  # the token is optional: required only when the collectors have one
     }
