@@ -74,7 +74,7 @@ def span_row(**changes) -> tuple:
     from collectors.otlp import SPAN_COLUMNS
 
     row = dict.fromkeys(SPAN_COLUMNS, "x") | {"Timestamp": 10, "Duration": 5, "Sequence": None, "Attempts": 1}
-    row |= {"SchemaVersion": None} | changes
+    row |= {"SchemaVersion": None, "DeliveryCount": None} | changes
     return tuple(row.values())
 
 
