@@ -73,17 +73,25 @@ def _optional_str(event: dict, name: str) -> str | None:
     return _unicode(name, value)
 
 
+def _undecodable(payload: bytes | str, reason: str) -> ValueError:
+    """JSON that Python will not decode (too deep, a number too long): malformed if it claims to be a
+    CloudEvent, as far as can be told without decoding it, otherwise unenveloped."""
+    text = payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")
+    if text.lstrip().startswith(b"{") and b'"specversion"' in text:
+        return MalformedEvent(reason)
+    return Unenveloped(reason)
+
+
 def _loads(payload: bytes | str) -> object:
-    """The decoded JSON; a payload nested too deeply to decode is malformed if it claims to be a CloudEvent."""
+    """The decoded JSON, or the reason it cannot be had."""
     try:
         return json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Unenveloped(f"not JSON: {exc}") from None
     except RecursionError:
-        text = payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")
-        if text.lstrip().startswith(b"{") and b'"specversion"' in text:
-            raise MalformedEvent("JSON nested too deeply to decode") from None
-        raise Unenveloped("JSON nested too deeply to decode") from None
+        raise _undecodable(payload, "JSON nested too deeply to decode") from None
+    except ValueError:  # valid JSON beyond the decoder's limits: an integer of more than 4300 digits
+        raise _undecodable(payload, "JSON number too long to decode") from None
 
 
 def _sequence(event: dict) -> int | None:

@@ -83,6 +83,16 @@ def test_deep_nesting_is_recorded_and_the_tap_goes_on(collectors, redis_server):
     ]
 
 
+def test_a_number_too_long_to_decode_is_recorded_by_kind(collectors, redis_server):
+    huge = b"1" * 5000  # valid JSON; Python refuses integers of more than 4300 digits
+    claims = b'{"specversion":"1.0","id":"n","source":"/t/n","type":"t","data":' + huge + b"}"
+    publish_all(redis_server.client(), "t.number", [huge, claims, event("/t/n", 1)])
+    wait_for_messages(collectors, 3)
+    collectors.stop()
+    kinds = [(kind, error) for kind, error, _, _ in stored(collectors, "t.number")]
+    assert kinds == [("unenveloped", None), ("malformed", "JSON number too long to decode"), ("event", None)]
+
+
 def test_a_lone_surrogate_is_malformed_and_its_batch_is_kept(collectors, redis_server):
     payloads = [event("/t/s", n) for n in range(1, 201)]
     payloads.insert(100, surrogate_event(999))
