@@ -77,7 +77,7 @@ def _json_value(text: str) -> object:
         return _NOT_JSON
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _NOT_JSON
 
 
@@ -137,7 +137,7 @@ def _unwrapped(text: str) -> tuple[bytes | str, dict] | None:
             return _from_binary(text)
         if _MIXED_MARK in text:
             return _from_mixed(text)
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, RecursionError, binascii.Error):
         return None
     return None
 
@@ -200,7 +200,7 @@ def _foreign_event(text: str) -> dict | None:
         return None
     try:
         event = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or event.get("specversion") != SPECVERSION:
         return None
