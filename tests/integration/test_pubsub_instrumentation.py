@@ -174,7 +174,8 @@ def test_publish_paths_send_a_cloudevent_in_a_producer_span(instrument, redis_se
     assert attributes["eventscope.sequence"] == 1 and on_wire["sequence"] == "1"
     assert attributes["eventscope.receivers"] == 1
     assert on_wire["specversion"] == "1.0" and on_wire["id"][14] == "7"
-    assert on_wire["traceparent"] == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}"
+    context = span.context
+    assert on_wire["traceparent"] == f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 def test_an_uninstrumented_subscriber_receives_the_cloudevent_with_the_payload_as_data(
