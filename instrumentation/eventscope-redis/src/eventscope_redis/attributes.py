@@ -75,6 +75,7 @@ def consumer(channel: str, group: str, attributes: dict | None, body_size: int, 
     result[messaging.MESSAGING_OPERATION_TYPE] = messaging.MessagingOperationTypeValues.PROCESS.value
     result[messaging.MESSAGING_OPERATION_NAME] = "process"
     result[messaging.MESSAGING_CONSUMER_GROUP_NAME] = group
+    result[ATTEMPTS] = 1  # Pub/Sub does not redeliver: one attempt per delivery
     if pattern is not None:
         result[messaging.MESSAGING_DESTINATION_TEMPLATE] = pattern
     return result

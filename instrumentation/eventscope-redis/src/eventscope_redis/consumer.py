@@ -50,7 +50,6 @@ class Delivery:
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         if span.is_recording():
             span.set_attribute(attributes.OUTCOME, attributes.FAILED if error is not None else attributes.PROCESSED)
-            span.set_attribute(attributes.ATTEMPTS, 1)
         if trace.get_current_span() is span:  # the application may have changed context meanwhile
             otel_context.detach(self.token)
         span.end()
@@ -84,16 +83,14 @@ class Consumer:
         producer = propagation.extract(event) if event else Context()
         producer_span = trace.get_current_span(producer).get_span_context()
         links = [Link(producer_span)] if producer_span.is_valid else None
-        span = settings.tracer.start_span(
+        size = len(received.payload) if isinstance(received.payload, bytes | str) else 0
+        return settings.tracer.start_span(
             f"process {channel}",
             context=producer if settings.parent else Context(),
             kind=SpanKind.CONSUMER,
             links=links,
+            attributes=attributes.consumer(channel, settings.consumer_group, event, size, pattern),
         )
-        if span.is_recording():
-            size = len(received.payload) if isinstance(received.payload, bytes | str) else 0
-            span.set_attributes(attributes.consumer(channel, settings.consumer_group, event, size, pattern))
-        return span
 
     @staticmethod
     def finish_open(pubsub: object) -> None:

@@ -49,6 +49,8 @@ def _pipeline_classes() -> tuple[type, ...]:
 
 def _encoded(instance: object, value: object) -> bytes | None:
     """``value`` as redis-py will send it, or None when redis-py would refuse it (let it say why)."""
+    if type(value) is bytes:  # the common case, sent as it is
+        return value
     try:
         encoded = instance.get_encoder().encode(value)
     except Exception:

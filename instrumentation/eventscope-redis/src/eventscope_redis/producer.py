@@ -61,9 +61,12 @@ class Producer:
             value = getattr(chosen, name)
             if value is not None:
                 event[name] = value
-        span = settings.tracer.start_span(f"send {channel}", kind=SpanKind.PRODUCER, start_time=now_ns)
-        if span.is_recording():
-            span.set_attributes(attributes.producer(channel, operation, event, len(payload)))
+        span = settings.tracer.start_span(
+            f"send {channel}",
+            kind=SpanKind.PRODUCER,
+            attributes=attributes.producer(channel, operation, event, len(payload)),  # samplers see them
+            start_time=now_ns,
+        )
         propagation.inject(event, trace.set_span_in_context(span))
         return span, wire.wrap(payload, event, settings.mixed_fleet)
 
@@ -72,6 +75,6 @@ class Producer:
         if error is not None:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        elif isinstance(receivers, int) and not isinstance(receivers, bool):
+        elif isinstance(receivers, int) and not isinstance(receivers, bool) and span.is_recording():
             span.set_attribute(attributes.RECEIVERS, receivers)
         span.end()

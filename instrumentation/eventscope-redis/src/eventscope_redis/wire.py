@@ -19,10 +19,11 @@ import base64
 import binascii
 import dataclasses
 import datetime
+import functools
 import json
 import os
+import random
 import time
-import uuid
 
 SPECVERSION = "1.0"
 MARKER_KEY = "wrappedby"
@@ -54,16 +55,30 @@ class Received:
 
 
 def uuid7() -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, variant, 74 random bits."""
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, variant, 74 random bits.
+
+    The random bits come from ``random.getrandbits`` (seeded from the OS at start): ids must be unique,
+    not secret, and a system call per message would cost more than the rest of the envelope.
+    """
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | ((rand >> 62) & 0xFFF) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
-    return str(uuid.UUID(int=value))
+    rand = _RANDOM.getrandbits(74)
+    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_RANDOM = random.Random(os.urandom(16))
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def rfc3339(time_ns: int) -> str:
-    moment = datetime.datetime.fromtimestamp(time_ns / 1e9, datetime.UTC)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """RFC 3339 UTC with microseconds; the whole-second part is formatted once per second."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    return f"{_second(seconds)}.{nanos // 1000:06d}Z"
 
 
 def _reject_constant(name: str) -> None:
@@ -84,8 +99,11 @@ def _json_value(text: str) -> object:
 _NOT_JSON = object()
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _members(attributes: dict[str, str]) -> str:
-    return json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)[1:-1]
+    return _ENCODER.encode(attributes)[1:-1]
 
 
 def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) -> bytes:
@@ -99,7 +117,7 @@ def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) 
     value = _json_value(text)
     if value is _NOT_JSON:
         members = _members({**attributes, "datacontenttype": TEXT_TYPE, MARKER_KEY: MARKER})
-        return f"{_ENVELOPE_PREFIX}{json.dumps(text, ensure_ascii=False)},{members}}}".encode()
+        return f"{_ENVELOPE_PREFIX}{_ENCODER.encode(text)},{members}}}".encode()
     if mixed_fleet and isinstance(value, dict) and text.endswith("}") and RESERVED.isdisjoint(value):
         members = _members({MARKER_KEY: MARKER, **attributes})
         head = text[:-1]
