@@ -76,6 +76,7 @@ def consumer(channel: str, group: str, attributes: dict | None, body_size: int, 
     result[messaging.MESSAGING_OPERATION_NAME] = "process"
     result[messaging.MESSAGING_CONSUMER_GROUP_NAME] = group
     result[ATTEMPTS] = 1  # Pub/Sub does not redeliver: one attempt per delivery
+    result[OUTCOME] = PROCESSED  # until a handler raises: one attribute fewer to set per delivery
     if pattern is not None:
         result[messaging.MESSAGING_DESTINATION_TEMPLATE] = pattern
     return result

@@ -48,8 +48,8 @@ class Delivery:
         if error is not None:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        if span.is_recording():
-            span.set_attribute(attributes.OUTCOME, attributes.FAILED if error is not None else attributes.PROCESSED)
+            if span.is_recording():
+                span.set_attribute(attributes.OUTCOME, attributes.FAILED)  # ``processed`` was set at the start
         if trace.get_current_span() is span:  # the application may have changed context meanwhile
             otel_context.detach(self.token)
         span.end()
