@@ -186,8 +186,10 @@ def test_an_uninstrumented_subscriber_receives_the_cloudevent_with_the_payload_a
     redis.Redis.from_url(redis_server.url).publish(channel, b'{"order_id": "o-1"}')
     on_wire = raw.next()
     raw.close()
-    assert on_wire.startswith(b'{"data":{"order_id": "o-1"},"specversion":"1.0",')
-    assert json.loads(on_wire)["wrappedby"] == "eventscope-redis"
+    event = json.loads(on_wire)
+    assert event["data"] == {"order_id": "o-1"} and event["datacontenttype"] == "application/json"
+    assert event["specversion"] == "1.0" and event["wrappedby"] == "eventscope-redis"
+    assert on_wire.endswith(b'"data":{"order_id": "o-1"}}')
 
 
 def test_mixed_fleet_keeps_object_keys_where_an_old_subscriber_expects_them(instrument, redis_server, channel):

@@ -72,15 +72,22 @@ def test_mixed_fleet_adds_attributes_beside_object_keys_only(payload: bytes, exp
         assert "data" in event or "data_base64" in event
 
 
-def test_data_is_the_first_member_and_json_payloads_stay_readable():
+def test_attributes_come_first_and_a_json_payload_travels_verbatim_as_the_last_member():
     on_wire = wire.wrap(b'{"order_id": "o-1"}', dict(ATTRIBUTES))
-    assert on_wire.startswith(b'{"data":{"order_id": "o-1"},')
+    assert on_wire.startswith(b'{"specversion":"1.0","id":"e-1",')
+    assert on_wire.endswith(b',"wrappedby":"eventscope-redis","data":{"order_id": "o-1"}}')
     assert json.loads(on_wire)["datacontenttype"] == wire.JSON_TYPE
 
 
 GARBAGE = [
     b"",
     b"{",
+    b'{"specversion":"1.0",',
+    b'{"specversion":"1.0","wrappedby":"eventscope-redis","data":}',
+    b'{"specversion":"1.0","wrappedby":"eventscope-redis","data_base64":"!!"}',
+    b'{"specversion":"1.0","datacontenttype":"text/plain; charset=utf-8","wrappedby":"eventscope-redis","data":3}',
+    b'{"specversion":"1.0","wrappedby":"someone-else","data":1}',
+    b'{"specversion":"1.0",' + b'"x":[' * 1000 + b'"wrappedby":"eventscope-redis","data":1}',
     b'{"data":',
     b'{"data":1',
     b'{"data":1,',

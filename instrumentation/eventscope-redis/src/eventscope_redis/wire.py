@@ -2,9 +2,10 @@
 
 Two forms, both JSON a collector or an uninstrumented subscriber can read:
 
-- envelope (the default): ``{"data": PAYLOAD, "specversion": "1.0", "id": ..., ...}``. ``data`` is the
-  first member so that a JSON payload can travel verbatim and be cut back out byte for byte; other text
-  travels as a JSON string, anything not UTF-8 as ``data_base64``.
+- envelope (the default): ``{"specversion": "1.0", "id": ..., ..., "wrappedby": "eventscope-redis",
+  "data": PAYLOAD}``. The attributes come first and ``data`` last, so that a JSON payload travels
+  verbatim and is cut back out byte for byte without being parsed again; other text travels as a JSON
+  string, anything not UTF-8 as ``data_base64``.
 - mixed fleet: a JSON object payload keeps its own keys and gains the attributes after them, so a
   subscriber that was never instrumented still finds its keys where it expects them. Any other payload,
   or an object that already uses an attribute's name, takes the envelope form.
@@ -37,12 +38,8 @@ RESERVED = frozenset(
         "data_base64", "sequence", "partitionkey", "traceparent", "tracestate", MARKER_KEY,
     )
 )  # fmt: skip
-_ENVELOPE_PREFIX = '{"data":'
-_BINARY_PREFIX = '{"data_base64":'
-_MIXED_MARK = f'"{MARKER_KEY}":"{MARKER}"'
 _JSON_START = frozenset('{["-0123456789tfn')
 _WHITESPACE = " \t\n\r"
-_DECODER = json.JSONDecoder()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,56 +104,78 @@ def _members(attributes: dict[str, str]) -> str:
 
 
 def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) -> bytes:
-    """The wire form of ``payload`` (bytes as redis-py would send them) carrying ``attributes``."""
+    """The wire form of ``payload`` (bytes as redis-py would send them) carrying ``attributes``.
+
+    ``attributes`` starts with ``specversion`` (the envelope form is recognised by its first member).
+    """
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        data = base64.b64encode(payload).decode("ascii")
-        members = _members({**attributes, "datacontenttype": BINARY_TYPE, MARKER_KEY: MARKER})
-        return f'{_BINARY_PREFIX}"{data}",{members}}}'.encode()
+        head = _members({**attributes, "datacontenttype": BINARY_TYPE})
+        return f'{{{head},{_STR.binary}"'.encode() + base64.b64encode(payload) + b'"}'
     value = _json_value(text)
     if value is _NOT_JSON:
-        members = _members({**attributes, "datacontenttype": TEXT_TYPE, MARKER_KEY: MARKER})
-        return f"{_ENVELOPE_PREFIX}{_ENCODER.encode(text)},{members}}}".encode()
+        head = _members({**attributes, "datacontenttype": TEXT_TYPE})
+        return f"{{{head},{_STR.data}{_ENCODER.encode(text)}}}".encode()
     if mixed_fleet and isinstance(value, dict) and text.endswith("}") and RESERVED.isdisjoint(value):
         members = _members({MARKER_KEY: MARKER, **attributes})
-        head = text[:-1]
-        return f"{head}{',' if value else ''}{members}}}".encode()
-    members = _members({**attributes, "datacontenttype": JSON_TYPE, MARKER_KEY: MARKER})
-    return f"{_ENVELOPE_PREFIX}{text},{members}}}".encode()
+        return f"{text[:-1]}{',' if value else ''}{members}}}".encode()
+    head = _members({**attributes, "datacontenttype": JSON_TYPE})
+    return f"{{{head},{_STR.data}".encode() + payload + b"}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Marks:
+    """The byte sequences that find a wrapped message's parts, as str or as bytes (decode_responses or not)."""
+
+    envelope: str | bytes  # how every envelope starts
+    data: str | bytes  # the marker, then the data; data is the last member
+    binary: str | bytes
+    marker_end: str | bytes  # closes the attributes cut before the data
+    mixed: str | bytes  # where the attributes added beside an object's own keys start
+    open: str | bytes
+    close: str | bytes
+    specversion: str | bytes
+
+    @classmethod
+    def of(cls, kind: type) -> _Marks:
+        marker = f'"{MARKER_KEY}":"{MARKER}"'
+        texts = (
+            '{"specversion":"1.0",', marker + ',"data":', marker + ',"data_base64":', marker + "}",
+            marker + ',"specversion":"1.0"',
+            "{", "}", '"specversion"',
+        )  # fmt: skip
+        return cls(*(t if kind is str else t.encode() for t in texts))
+
+
+_STR = _Marks.of(str)
+_BYTES = _Marks.of(bytes)
 
 
 def unwrap(wire: bytes | str) -> Received:
     """What the application published (same type as ``wire``: bytes, or str with decode_responses)."""
-    if isinstance(wire, bytes | bytearray | memoryview):
-        try:
-            text = bytes(wire).decode("utf-8")
-        except UnicodeDecodeError:
-            return Received(wire, None, False)
-        as_bytes = True
+    if isinstance(wire, bytearray | memoryview):
+        wire = bytes(wire)
+    if isinstance(wire, bytes):
+        marks = _BYTES
     elif isinstance(wire, str):
-        text, as_bytes = wire, False
+        marks = _STR
     else:
         return Received(wire, None, False)
-    found = _unwrapped(text)
-    if found is None:
-        return Received(wire, _foreign_event(text), False)
-    payload, attributes = found
-    if isinstance(payload, bytes):
-        return Received(payload if as_bytes else payload.decode("utf-8", errors="replace"), attributes, True)
-    return Received(payload.encode("utf-8") if as_bytes else payload, attributes, True)
-
-
-def _unwrapped(text: str) -> tuple[bytes | str, dict] | None:
     try:
-        if text.startswith(_ENVELOPE_PREFIX):
-            return _from_envelope(text)
-        if text.startswith(_BINARY_PREFIX):
-            return _from_binary(text)
-        if _MIXED_MARK in text:
-            return _from_mixed(text)
+        found = _unwrapped(wire, marks)
     except (ValueError, TypeError, RecursionError, binascii.Error):
-        return None
+        found = None
+    if found is None:
+        return Received(wire, _foreign_event(wire, marks), False)
+    return Received(found[0], found[1], True)
+
+
+def _unwrapped(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict] | None:
+    if wire.startswith(marks.envelope) and wire.endswith(marks.close):
+        return _from_envelope(wire, marks)
+    if marks.mixed in wire and wire.endswith(marks.close):
+        return _from_mixed(wire, marks)
     return None
 
 
@@ -164,60 +183,52 @@ def _ours(attributes: object) -> bool:
     return isinstance(attributes, dict) and attributes.get(MARKER_KEY) == MARKER
 
 
-def _after_value(text: str, start: int) -> tuple[object, int]:
-    """The JSON value starting at ``start`` (whitespace allowed around it) and the index of the comma after it."""
-    index = start
-    while index < len(text) and text[index] in _WHITESPACE:
-        index += 1
-    value, end = _DECODER.raw_decode(text, index)
-    while end < len(text) and text[end] in _WHITESPACE:
-        end += 1
-    if end >= len(text) or text[end] != ",":
-        raise ValueError("no attributes after data")
-    return value, end
-
-
-def _from_envelope(text: str) -> tuple[str, dict] | None:
-    start = len(_ENVELOPE_PREFIX)
-    value, comma = _after_value(text, start)
-    attributes = json.loads("{" + text[comma + 1 :])
-    if not _ours(attributes):
-        return None
-    if attributes.get("datacontenttype") == TEXT_TYPE:
-        if not isinstance(value, str):
+def _from_envelope(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict] | None:
+    """Attributes come first and hold strings only, so the first marker is ours and the data follows it."""
+    at = wire.find(marks.data)
+    if at >= 0:
+        attributes = json.loads(wire[:at] + marks.marker_end)
+        raw = wire[at + len(marks.data) : -1]
+        if not _ours(attributes) or not raw:
             return None
-        return value, attributes
-    return text[start:comma], attributes
-
-
-def _from_binary(text: str) -> tuple[bytes, dict] | None:
-    value, comma = _after_value(text, len(_BINARY_PREFIX))
-    attributes = json.loads("{" + text[comma + 1 :])
-    if not _ours(attributes) or not isinstance(value, str):
+        if attributes.get("datacontenttype") != TEXT_TYPE:
+            return raw, attributes
+        text = json.loads(raw)
+        if not isinstance(text, str):
+            return None
+        return (text.encode("utf-8") if isinstance(wire, bytes) else text), attributes
+    at = wire.find(marks.binary)
+    if at < 0:
         return None
-    return base64.b64decode(value, validate=True), attributes
+    attributes = json.loads(wire[:at] + marks.marker_end)
+    data = json.loads(wire[at + len(marks.binary) : -1])
+    if not _ours(attributes) or not isinstance(data, str):
+        return None
+    payload = base64.b64decode(data, validate=True)
+    return (payload if isinstance(wire, bytes) else payload.decode("utf-8", errors="replace")), attributes
 
 
-def _from_mixed(text: str) -> tuple[str, dict] | None:
-    mark = text.rfind(_MIXED_MARK)
-    attributes = json.loads("{" + text[mark:])
+def _from_mixed(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict] | None:
+    mark = wire.rfind(marks.mixed)
+    attributes = json.loads(marks.open + wire[mark:])
     if not _ours(attributes):
         return None
-    head = text[:mark]
-    if head.endswith(","):
+    head = wire[:mark]
+    if head.endswith(b"," if isinstance(wire, bytes) else ","):
         head = head[:-1]
-    original = head + "}"
-    if not isinstance(_json_value(original), dict):
+    original = head + marks.close
+    text = original.decode("utf-8") if isinstance(original, bytes) else original
+    if not isinstance(_json_value(text), dict):
         return None
     return original, attributes
 
 
-def _foreign_event(text: str) -> dict | None:
+def _foreign_event(wire: bytes | str, marks: _Marks) -> dict | None:
     """The attributes of a CloudEvent someone else published (it reaches the application unchanged)."""
-    if not text.startswith("{") or '"specversion"' not in text:
+    if not wire.startswith(marks.open) or marks.specversion not in wire:
         return None
     try:
-        event = json.loads(text)
+        event = json.loads(wire)
     except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or event.get("specversion") != SPECVERSION:
