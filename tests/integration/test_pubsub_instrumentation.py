@@ -21,9 +21,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import cloudevents_attributes as ce
 from opentelemetry.semconv._incubating.attributes import messaging_attributes as ma
 from opentelemetry.trace import SpanKind, StatusCode
+from redis.cluster import RedisCluster
 
 from eventscope_redis import RedisPubSubInstrumentor, message
-from tests.processes import wait_until
+from tests.processes import SingleNodeCluster, wait_until
 
 pytestmark = pytest.mark.integration
 SERVICE = "billing"
@@ -527,3 +528,32 @@ def test_threads_publishing_at_once_number_their_stream_without_gaps(instrument,
         thread.join()
     sequences = sorted(s.attributes["eventscope.sequence"] for s in spans(exporter, SpanKind.PRODUCER))
     assert sequences == list(range(1, 101))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    node = SingleNodeCluster()
+    yield node
+    node.stop()
+
+
+@pytest.mark.parametrize("sharded", [True, False], ids=["spublish/ssubscribe", "publish/subscribe"])
+def test_redis_cluster_clients_are_traced_like_the_others(instrument, cluster, sharded):
+    exporter = instrument()
+    client = RedisCluster(host="127.0.0.1", port=cluster.port)
+    channel = f"cl.{uuid.uuid4().hex[:6]}"
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    read = pubsub.get_sharded_message if sharded else pubsub.get_message
+    (pubsub.ssubscribe if sharded else pubsub.subscribe)(channel)
+    read(timeout=1.0)
+    assert (client.spublish if sharded else client.publish)(channel, b'{"a": 1}') == 1
+    found = wait_until(lambda: read(timeout=0.2), timeout=WAIT_S, what="the message")
+    read(timeout=0.05)
+    pubsub.close()
+    client.close()
+    assert found["data"] == b'{"a": 1}'
+    producer, consumer = one(exporter, SpanKind.PRODUCER), one(exporter, SpanKind.CONSUMER)
+    assert producer.attributes[ma.MESSAGING_OPERATION_NAME] == ("spublish" if sharded else "publish")
+    assert producer.attributes["eventscope.receivers"] == 1
+    assert consumer.name == f"process {channel}"
+    assert consumer.links[0].context.span_id == producer.context.span_id
