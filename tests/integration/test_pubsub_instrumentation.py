@@ -557,3 +557,33 @@ def test_redis_cluster_clients_are_traced_like_the_others(instrument, cluster, s
     assert producer.attributes["eventscope.receivers"] == 1
     assert consumer.name == f"process {channel}"
     assert consumer.links[0].context.span_id == producer.context.span_id
+
+
+@pytest.mark.parametrize(
+    "channel_name, payload, received",
+    [
+        (b"bytes.channel", b"x", b"x"),
+        ("str.channel", memoryview(b"view"), b"view"),
+        ("str.channel", 1.5, b"1.5"),
+        ("str.channel", "", b""),
+        ("sp ace\nchannel", b"x", b"x"),
+    ],
+    ids=["bytes channel", "memoryview", "float", "empty str", "odd channel name"],
+)
+def test_unusual_but_valid_publishes_arrive_unchanged(instrument, redis_server, channel_name, payload, received):
+    exporter = instrument()
+    client = redis.Redis.from_url(redis_server.url)
+    name = channel_name.decode() if isinstance(channel_name, bytes) else channel_name
+    pubsub = subscribed(client, name)
+    assert client.publish(channel_name, payload) == 1
+    assert next_message(pubsub)["data"] == received
+    pubsub.close()
+    assert one(exporter, SpanKind.PRODUCER).name == f"send {name}"
+
+
+@pytest.mark.parametrize("payload", [None, True, object()], ids=["None", "bool", "object"])
+def test_publishes_redis_py_refuses_fail_as_they_would_without_the_library(instrument, redis_server, payload):
+    exporter = instrument()
+    with pytest.raises(redis.DataError):
+        redis.Redis.from_url(redis_server.url).publish("refused", payload)
+    assert exporter.get_finished_spans() == ()
