@@ -156,7 +156,7 @@ class CollectorsProcess:
         self.port = _free_port()
         args = [sys.executable, "-m", "collectors", "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--store", self.store, "--grpc-listen", "off"]
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "EVENTSCOPE_TOKEN")}
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:
