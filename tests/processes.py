@@ -84,7 +84,8 @@ class Collectors:
         if redis_url:
             args += ["--redis-url", redis_url]
         # OTLP/gRPC defaults to the fixed port 4317; tests that want it pass a free port in extra_env
-        env = {**os.environ, "EVENTSCOPE_GRPC_LISTEN": "off", **(extra_env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k != "EVENTSCOPE_TOKEN"}  # a test asks for a token
+        env = {**inherited, "EVENTSCOPE_GRPC_LISTEN": "off", **(extra_env or {})}
         token = env.get("EVENTSCOPE_TOKEN")
         self.auth = {"Authorization": f"Bearer {token}"} if token else {}  # what get() sends
         self.log_path = self.store + ".log"
