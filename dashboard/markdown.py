@@ -12,13 +12,18 @@ import string
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
+WORD_JOINER = "\u2060"
+"""Invisible, and breaks the patterns GitHub-flavoured Markdown turns into links after escapes are read."""
+_AUTOLINK = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?=@)", re.IGNORECASE)
 
 
 def text(value: object) -> str:
     """``value`` as Markdown that renders as its own characters on one line.
 
     CommonMark lets a backslash escape any ASCII punctuation, which defuses every construct (images, links,
-    autolinks, emphasis, code, HTML, headings, lists, Streamlit's ``:color[...]`` and ``$math$``); line
-    breaks become spaces so no block can start.
+    emphasis, code, HTML, headings, lists, Streamlit's ``:color[...]`` and ``$math$``); line breaks become
+    spaces so no block can start. Bare URLs, ``www.`` and e-mail addresses are linked from the text that is
+    left once escapes are read, so a word joiner goes inside ``://``, ``www.`` and before ``@``.
     """
-    return _PUNCTUATION.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(value)))
+    flat = _AUTOLINK.sub(WORD_JOINER, _LINE_BREAKS.sub(" ", str(value)))
+    return _PUNCTUATION.sub(r"\\\1", flat)

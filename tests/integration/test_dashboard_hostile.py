@@ -145,11 +145,20 @@ def markdown_sources(app: AppTest) -> list[str]:
 
 UNESCAPED_LINK = re.compile(r"(?<!\\)\]\s*\(")  # `[text](url)` and `![alt](src)`
 UNESCAPED_TAG = re.compile(r"(?<!\\)<\s*/?\s*(a|img)\b", re.IGNORECASE)
+BARE_LINK = re.compile(r"https?://|www\.|\w@\w", re.IGNORECASE)  # GFM links these in text, escaped or not
+CODE_SPAN = re.compile(r"`[^`]*`")
+ESCAPE = re.compile(r"\\(.)")
+
+
+def links_markup(source: str) -> bool:
+    """True when this Markdown would render a link, an image or an HTML tag."""
+    text = ESCAPE.sub(r"\1", CODE_SPAN.sub("", source))
+    return bool(UNESCAPED_LINK.search(source) or UNESCAPED_TAG.search(source) or BARE_LINK.search(text))
 
 
 def markup_from_data(app: AppTest) -> list[str]:
     """Markdown sources that would render a link, an image or an HTML tag."""
-    return [s for s in markdown_sources(app) if UNESCAPED_LINK.search(s) or UNESCAPED_TAG.search(s) or TRAP in s]
+    return [source for source in markdown_sources(app) if links_markup(source)]
 
 
 def warnings(app: AppTest) -> str:
