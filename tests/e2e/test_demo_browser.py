@@ -97,6 +97,15 @@ def poll(check: Callable[[], object], seconds: float, what: str, interval: float
     pytest.fail(f"timed out after {seconds:.0f} s: {what}")
 
 
+def holds_within(check: Callable[[], object], seconds: float, interval: float = 0.5) -> bool:
+    """True as soon as ``check`` holds, False if it never did within ``seconds`` (for a step worth retrying)."""
+    try:
+        poll(check, seconds, "", interval)
+    except pytest.fail.Exception:
+        return False
+    return True
+
+
 def metric_value(page, label: str) -> int:
     metric = page.locator('[data-testid="stMetric"]', has_text=label).first
     return int(metric.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
@@ -226,20 +235,38 @@ def click_node(page, label: str) -> None:
     pytest.fail(f"no node labelled {label} in the flow graph")
 
 
+def settled(page) -> bool:
+    """True when the page ran to its last element and Streamlit stays idle for a few checks in a row: the
+    running indicator only shows once a run has lasted a moment, so one idle look proves little."""
+    if not page.get_by_text(LAST_OVERVIEW_ELEMENT).count():
+        return False
+    for _ in range(4):
+        if not app_idle(page):
+            return False
+        page.wait_for_timeout(500)
+    return True
+
+
+LAST_OVERVIEW_ELEMENT = "Show every stream at every vantage point"
+
+
+def clicked_into_a_filter(page, url: str, service: str) -> bool:
+    """Open the Overview paused, click the service once the page has settled, and wait for the filter in the
+    URL. False when the service is not drawn yet or the click was lost: the caller opens the page again."""
+    open_page(page, url, "?window=all&paused=1", "Overview")
+    nodes = page.locator('[data-testid="stPlotlyChart"] g.textpoint text')
+    nodes.first.wait_for(timeout=WAIT_S * 1000)
+    poll(lambda: settled(page), WAIT_S, "the Overview to finish running")
+    if service not in nodes.all_text_contents():
+        return False  # not drawn yet: the demo's traffic has not reached it
+    click_node(page, service)
+    # the click reruns the app twice (the selection, then the filter written to the URL): slow under load
+    return holds_within(lambda: f"service={service}" in page.url, WAIT_S)
+
+
 def test_clicking_a_service_in_the_flow_graph_filters_every_page(demo, page, screenshots):
     url, _, _ = demo
-
-    def drawn_with_payments() -> bool:  # paused, so the graph holds still for the click; reload until it is there
-        open_page(page, url, "?window=all&paused=1", "Overview")
-        nodes = page.locator('[data-testid="stPlotlyChart"] g.textpoint text')
-        nodes.first.wait_for(timeout=WAIT_S * 1000)
-        return "payments" in nodes.all_text_contents()
-
-    poll(drawn_with_payments, WAIT_S, "the payments service in the flow graph", interval=2)
-    poll(lambda: app_idle(page), WAIT_S, "the Overview to finish running")
-    click_node(page, "payments")
-    # the click reruns the app twice (the selection, then the filter written to the URL): slow under load
-    poll(lambda: "service=payments" in page.url, WAIT_S, "the service filter in the URL after the click")
+    poll(lambda: clicked_into_a_filter(page, url, "payments"), WAIT_S * 3, "the service filter in the URL", 2)
     poll(lambda: page.get_by_text("service = payments").count(), WAIT_S, "the Overview saying it shows payments only")
     full_screenshot(page, screenshots / "overview-after-a-click.png")
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Latency", exact=True).click()
