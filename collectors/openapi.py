@@ -57,7 +57,7 @@ _STREAM = _obj(
         "lost_gaps": _RANGES,
     }
 )
-_STREAM["properties"] |= {"duplicates_handled": _INT, "duplicates_processed": _INT}
+_STREAM["properties"] |= {"redeliveries": _INT, "duplicates_handled": _INT, "duplicates_processed": _INT}
 _PERCENTILES = {"key": _NSTR, "measure": {"enum": ["delivery", "processing", "end_to_end"]}, "count": _INT}
 _PERCENTILES |= {"p50_ms": _MS, "p95_ms": _MS, "p99_ms": _MS}
 _EDGE = _obj(
@@ -95,6 +95,7 @@ _DELIVERY = _obj(
         "attempts": _NINT,
         "retries": _list(_obj({"attempt": _NINT, "delay_ms": _MS, "t_ns": _NINT})),
         "dead_letter_reason": _NSTR,
+        "redelivery": _BOOL,
     }
 )
 _TRACE_SUMMARY = _obj(
@@ -117,7 +118,9 @@ SCHEMAS = {
             "streams": _list(_STREAM),
             "malformed": _INT,
             "spans": _INT,
-            "totals": _obj({k: _INT for k in ("received", "duplicates", "out_of_order", "missing", "lost")}),
+            "totals": _obj(
+                {k: _INT for k in ("received", "duplicates", "redeliveries", "out_of_order", "missing", "lost")}
+            ),
         }
     ),
     "overview": _obj(
@@ -130,6 +133,7 @@ SCHEMAS = {
             "lost": _INT,
             "duplicates": _INT,
             "duplicates_processed": _INT,
+            "redeliveries": _INT,
             "out_of_order": _INT,
             "dead_letters": _INT,
             "malformed": _INT,
@@ -178,10 +182,11 @@ SCHEMAS = {
                         "handled": _INT,
                         "processed": _INT,
                         "trace_ids": _list(_STR),
+                        "redeliveries": _INT,
                     }
                 )
             ),
-            "by_group": _list(_obj({"vantage": _STR, "handled": _INT, "processed": _INT})),
+            "by_group": _list(_obj({"vantage": _STR, "handled": _INT, "processed": _INT, "redeliveries": _INT})),
         }
     ),
     "traces": _obj({"traces": _list(_TRACE_SUMMARY)}),
@@ -241,6 +246,7 @@ SCHEMAS = {
                         "group": _STR,
                         "channel": _NSTR,
                         "outcome": _STR,
+                        "kind": {"enum": ["retry", "redelivery"]},
                         "attempts": _INT,
                         "failed_attempts": _INT,
                         "retries": _list(_obj({"attempt": _NINT, "delay_ms": _MS, "t_ns": _NINT})),

@@ -50,6 +50,7 @@ def overview(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) 
         "lost": sum(s["lost"] for s in streams),
         "duplicates": sum(s["duplicates"] for s in streams),
         "duplicates_processed": sum(s.get("duplicates_processed", 0) for s in streams),
+        "redeliveries": sum(s.get("redeliveries", 0) for s in streams),
         "out_of_order": sum(s["out_of_order"] for s in streams),
         "dead_letters": dead_letters,
         "malformed": malformed,
