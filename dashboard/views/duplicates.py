@@ -34,7 +34,7 @@ def live() -> None:
         )
         redelivered = sum(g.get("redeliveries", 0) for g in answer["by_group"])
         left, middle, right, last = st.columns(4)
-        left.metric("Events seen twice", f"{len(answer['duplicates']):,}")
+        left.metric("Duplicated events", f"{len(answer['duplicates']):,}")
         middle.metric("Handled by the guard", f"{handled:,}")
         right.metric("Processed twice (bug)", f"{processed:,}")
         last.metric(
