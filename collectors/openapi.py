@@ -73,6 +73,8 @@ _EDGE = _obj(
         "duplicates": _INT,
     }
 )
+_NODE = _obj({"id": _STR, "kind": {"enum": ["service", "channel"]}, "label": _STR})
+_NODE["properties"] |= {"messages": _INT, "rate_per_s": _NUM}  # channel nodes only
 _LOST = _obj(
     {
         "channel": _STR,
@@ -134,6 +136,8 @@ SCHEMAS = {
             "duplicates": _INT,
             "duplicates_processed": _INT,
             "redeliveries": _INT,
+            "messages": _INT,
+            "unenveloped": _INT,
             "out_of_order": _INT,
             "dead_letters": _INT,
             "malformed": _INT,
@@ -143,7 +147,7 @@ SCHEMAS = {
     ),
     "flow": _obj(
         {
-            "nodes": _list(_obj({"id": _STR, "kind": {"enum": ["service", "channel"]}, "label": _STR})),
+            "nodes": _list(_NODE),
             "edges": _list(_EDGE),
         }
     ),
@@ -289,6 +293,24 @@ SCHEMAS = {
             ),
             "unlinked_consumers": _list(_obj({"service": _STR, "span_name": _STR, "count": _INT})),
             "bus_without_producer": _obj({"count": _INT, "examples": _list(_STR)}),
+            "blind_spots": _list(
+                _obj(
+                    {
+                        "kind": {
+                            "enum": [
+                                "unenveloped",
+                                "consumer_without_id",
+                                "producer_without_destination",
+                                "no_sequence",
+                            ]
+                        },
+                        "count": _INT,
+                        "where": _list(_STR),
+                        "cannot_see": _list(_STR),
+                        "how": _STR,
+                    }
+                )
+            ),
         }
     ),
     "health": {"type": "object"},

@@ -350,6 +350,23 @@ def loss_frame(loss: dict) -> pd.DataFrame:
 REDELIVERED = "redelivered (not a duplicate)"
 
 
+def blind_spots_frame(health: dict) -> pd.DataFrame:
+    """What the telemetry cannot show, where, and how to see it (Instrumentation health)."""
+    columns = ["what", "count", "cannot see", "how to see it", "where"]
+    titles = {
+        "unenveloped": "messages without an envelope (no id, no sequence)",
+        "consumer_without_id": "consumer spans without a message id",
+        "producer_without_destination": "producer spans without a destination",
+        "no_sequence": "deliveries of messages without a sequence",
+    }
+    rows = [
+        {"what": titles.get(b["kind"], b["kind"]), "count": b["count"], "cannot see": ", ".join(b["cannot_see"]),
+         "how to see it": b["how"], "where": ", ".join(b["where"])}
+        for b in health.get("blind_spots") or []
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
 def duplicates_frame(duplicates: dict) -> pd.DataFrame:
     """Each event seen more than once at a vantage point, the bug (processed twice) first.
 
