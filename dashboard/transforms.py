@@ -350,6 +350,17 @@ def loss_frame(loss: dict) -> pd.DataFrame:
 REDELIVERED = "redelivered (not a duplicate)"
 
 
+def tapped_channels_frame(flow: dict) -> pd.DataFrame:
+    """Channels the bus tap saw messages on (any kind), busiest first."""
+    rows = [
+        {"channel": n["label"], "messages": n["messages"], "messages/s": n.get("rate_per_s") or 0.0}
+        for n in flow.get("nodes", [])
+        if n.get("kind") == "channel" and n.get("messages")
+    ]
+    frame = pd.DataFrame(rows, columns=["channel", "messages", "messages/s"])
+    return frame.sort_values("messages", ascending=False, kind="stable") if rows else frame
+
+
 def blind_spots_frame(health: dict) -> pd.DataFrame:
     """What the telemetry cannot show, where, and how to see it (Instrumentation health)."""
     columns = ["what", "count", "cannot see", "how to see it", "where"]

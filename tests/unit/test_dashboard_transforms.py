@@ -342,3 +342,14 @@ def test_blind_spots_say_what_cannot_be_seen_and_how():
     assert row == {"what": "messages without an envelope (no id, no sequence)", "count": 7,
                    "cannot see": "duplicates, gaps", "how to see it": "Wrap them.", "where": "app.prices"}  # fmt: skip
     assert transforms.blind_spots_frame({}).empty
+
+
+def test_tapped_channels_are_every_channel_node_with_messages():
+    flow = {"nodes": [
+        {"id": "service:a", "kind": "service", "label": "a"},
+        {"id": "channel:q", "kind": "channel", "label": "q", "messages": 0, "rate_per_s": 0.0},
+        {"id": "channel:p", "kind": "channel", "label": "p", "messages": 7, "rate_per_s": 3.5},
+    ]}  # fmt: skip
+    frame = transforms.tapped_channels_frame(flow)
+    assert frame.to_dict("records") == [{"channel": "p", "messages": 7, "messages/s": 3.5}]
+    assert transforms.tapped_channels_frame({}).empty
