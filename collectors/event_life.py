@@ -45,8 +45,9 @@ ORDER BY Timestamp DESC, SpanId
 # (instrumentations that count no attempts). Each failed attempt adds a retry event (docs/events.md); from the
 # attempt count alone, the failed attempts are all of them, less the last one when the delivery ended processed
 # or skipped. A delivery is a redelivery (kind ``redelivery``) when the instrumentation marks it so, or an earlier
-# delivery of the same message to the same group failed or was retried: its attempts are its delivery count
-# (else the deliveries seen so far), its failed attempts the earlier deliveries that failed or were retried.
+# delivery of the same message to the same group failed or was retried: its attempts are its delivery count or
+# the deliveries seen so far, whichever is more, its failed attempts the earlier deliveries that failed or were
+# retried (plus this one when it did not end well).
 _REDELIVERY = redelivery('"group", channel, event_id', "Timestamp, SpanId")
 _RETRIED = f"""
 WITH consumers AS (
@@ -77,7 +78,7 @@ FROM retried GROUP BY outcome
 UNION ALL
 SELECT * FROM (
     SELECT 1, outcome, NULL, event_id, "group", channel, Attempts, Events, Timestamp, TraceId, SpanId, kind,
-           COALESCE(DeliveryCount, before + 1), failed_before
+           greatest(COALESCE(DeliveryCount, 0), before + 1), failed_before
     FROM retried ORDER BY Timestamp DESC, SpanId LIMIT $limit
 )
 """
