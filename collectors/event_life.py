@@ -61,17 +61,27 @@ WITH consumers AS (
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($type IS NULL OR s.CeType = $type) AND ($service IS NULL OR s.ServiceName = $service)
 ),
+-- only a message with a failed or retried delivery, or one marked redelivered, can have a redelivery
+suspects AS (
+    SELECT DISTINCT "group", channel, event_id FROM consumers
+    WHERE event_id IS NOT NULL AND (outcome IN {FAILED_ATTEMPT} OR redelivered)
+),
 marked AS (
-    SELECT *, event_id IS NOT NULL AND {_REDELIVERY} AS redelivery,
+    SELECT c.*, {_REDELIVERY} AS redelivery,
            count(*) FILTER (outcome IN {FAILED_ATTEMPT}) OVER earlier AS failed_before, count(*) OVER earlier AS before
-    FROM consumers
-    WINDOW earlier AS (PARTITION BY "group", channel, event_id ORDER BY Timestamp, SpanId
+    FROM consumers c
+    SEMI JOIN suspects s
+        ON s."group" = c."group" AND s.channel IS NOT DISTINCT FROM c.channel AND s.event_id = c.event_id
+    WINDOW earlier AS (PARTITION BY c."group", c.channel, c.event_id ORDER BY c.Timestamp, c.SpanId
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
 retried AS (
-    SELECT *, CASE WHEN redelivery THEN 'redelivery' ELSE 'retry' END AS kind FROM marked
-    WHERE redelivery OR Attempts > 1
-       OR (Events <> '[]' AND list_contains(json_extract_string(Events, '$[*].Name'), '{cv.RETRY_EVENT}'))
+    SELECT *, 'redelivery' AS kind FROM marked WHERE redelivery
+    UNION ALL BY NAME
+    SELECT c.*, 'retry' AS kind FROM consumers c
+    WHERE (c.Attempts > 1
+           OR (c.Events <> '[]' AND list_contains(json_extract_string(c.Events, '$[*].Name'), '{cv.RETRY_EVENT}')))
+      AND NOT EXISTS (SELECT 1 FROM marked m WHERE m.redelivery AND m.TraceId = c.TraceId AND m.SpanId = c.SpanId)
 )
 SELECT 0 AS part, outcome, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM retried GROUP BY outcome

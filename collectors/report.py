@@ -17,19 +17,20 @@ DEFAULT_GRACE_S = 5.0
 
 _COUNTS = """
 WITH obs AS MATERIALIZED (
-    SELECT *, __REDELIVERY__ AS redelivery FROM (
-        SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k,
-               vantage, channel, source, pk, event_id, seq, t, outcome, redelivered
-        FROM (__OBSERVATIONS__)
-    )
+    SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k,
+           vantage, channel, source, pk, event_id, seq, t, outcome, redelivered
+    FROM (__OBSERVATIONS__)
 ),
+-- every sighting after a message's first failed or retried one is a redelivery (a join, not a window: few fail)
+failed AS (SELECT sk, event_id, min(k) AS failed_k FROM obs WHERE outcome IN __FAILED_ATTEMPT__ GROUP BY ALL),
 streams AS (SELECT sk, vantage, channel, source, pk FROM obs GROUP BY ALL),
 ids AS (
     SELECT sk, event_id, count(*) AS n, arg_min_null(seq, k) AS seq, min(k) AS k, min(t) AS t,
            count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
            count(*) FILTER (outcome = 'processed') AS processed,
-           count(*) FILTER (redelivery) AS redeliveries, arg_min(redelivery, k)::INTEGER AS first_redelivery
-    FROM obs GROUP BY ALL
+           count(*) FILTER (COALESCE(redelivered, false) OR k > failed_k) AS redeliveries,
+           arg_min(COALESCE(redelivered, false), k)::INTEGER AS first_redelivery
+    FROM obs LEFT JOIN failed USING (sk, event_id) GROUP BY ALL
 ),
 firsts AS (
     SELECT sk, seq, t, __RUNNING_MAX__ AS highest
@@ -77,15 +78,8 @@ _EXACT = {
 }
 
 
-# Only consumer groups see outcomes, so only they can see a redelivery.
-_REDELIVERY = {
-    observations.BUS: "false",
-    observations.CONSUMERS: observations.redelivery("sk, event_id", "k"),
-}
-
-
 def _variant(relation: str, placeholders: dict[str, str]) -> str:
-    sql = _COUNTS.replace("__OBSERVATIONS__", relation).replace("__REDELIVERY__", _REDELIVERY[relation])
+    sql = _COUNTS.replace("__OBSERVATIONS__", relation).replace("__FAILED_ATTEMPT__", observations.FAILED_ATTEMPT)
     for placeholder, text in placeholders.items():
         sql = sql.replace(placeholder, text)
     return sql
