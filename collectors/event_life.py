@@ -184,7 +184,7 @@ def verdict(published: list[dict], bus: list[dict], deliveries: list[dict]) -> s
         text = f"{group}: {', '.join(outcomes)}"
         if retries:
             text += f" after {retries} {'retry' if retries == 1 else 'retries'}"
-        if any(d["redelivery"] for d in seen):
+        if any(d.get("redelivery") for d in seen):
             text += " (redelivered after a failed attempt)"
         if outcomes.count("processed") > 1:
             text += " (processed more than once: a duplicate got through)"
