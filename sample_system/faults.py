@@ -376,7 +376,14 @@ class FaultInjector:
             if limit_kb:
                 self._lower_buffer_limit(limit_kb)
             self._write(
-                "slow_consumer", channel, None, group, delay_ms=delay_ms, window=window, buffer_limit_kb=limit_kb
+                "slow_consumer",
+                channel,
+                None,
+                group,
+                delay_ms=delay_ms,
+                window=window,
+                for_s=setting.number("for_s"),
+                buffer_limit_kb=limit_kb,
             )
         return delay_ms / 1000.0
 
