@@ -5,7 +5,8 @@ the store, and can be asked for at any past moment (replay up to it).
 ``AccountOpened``, ``DepositMade`` and ``WithdrawalMade`` are appended and also published on
 ``shop.accounts``. A live balance hash is updated in the same transaction as each append, so a
 replay can be checked against it. Sign-ups come from the storefront (``UserSignedUp``, a thin event
-on ``shop.users``); withdrawals come from captured payments.
+on ``shop.users``); withdrawals come from captured payments, whose hold on the wallet (sample_system.wallet)
+ends in the same transaction as the withdrawal's append.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 import redis
 from opentelemetry import trace
 
+from sample_system import wallet
 from sample_system.bus import Publisher
 from sample_system.registry import schema_uri
 from sample_system.services.notifications import USER_SIGNED_UP, USERS_CHANNEL
@@ -26,7 +28,7 @@ SERVICE = "accounts"
 CHANNELS = [PAYMENTS_CHANNEL]
 CHANNEL = "shop.accounts"
 EVENT_STORE = "sample:accounts:events"
-LIVE_BALANCES = "sample:accounts:balances"
+LIVE_BALANCES = wallet.BALANCES
 ACCOUNT_OPENED = "shop.account.opened"
 DEPOSIT_MADE = "shop.account.deposit_made"
 WITHDRAWAL_MADE = "shop.account.withdrawal_made"
@@ -113,8 +115,11 @@ class Accounts:
         pipe.xadd(EVENT_STORE, fields)
         if event_type == ACCOUNT_OPENED:
             pipe.hsetnx(LIVE_BALANCES, account, 0)
+        elif event_type == DEPOSIT_MADE:
+            pipe.hincrby(LIVE_BALANCES, account, amount)
         else:
-            pipe.hincrby(LIVE_BALANCES, account, amount if event_type == DEPOSIT_MADE else -amount)
+            pipe.hincrby(LIVE_BALANCES, account, -amount)
+            wallet.release_hold(pipe, account, amount)
         pipe.execute()
         self.appended += 1
         self._publisher.publish(CHANNEL, event)
