@@ -12,6 +12,7 @@ ends in the same transaction as the withdrawal's append.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 
 import redis
@@ -82,6 +83,7 @@ class Accounts:
         self._publisher = publisher
         self._users = users_publisher
         self.appended = 0
+        self._appending = threading.Lock()
 
     def sign_up(self, user: dict) -> None:
         """A new customer: a thin UserSignedUp, then the account is opened with a welcome credit."""
@@ -106,7 +108,15 @@ class Accounts:
         return "processed"
 
     def _append(self, event_type: str, data: dict) -> None:
-        """Append to the event store and move the live balance in one transaction, then publish."""
+        """Append to the event store and move the live balance in one transaction, then publish.
+
+        Commands (the storefront's thread) and withdrawals (the consumer's) both append: one at a time,
+        so each stream's sequence numbers reach the store and the bus in the order they were given.
+        """
+        with self._appending:
+            self._append_one(event_type, data)
+
+    def _append_one(self, event_type: str, data: dict) -> None:
         account = data["account_id"]
         amount = int(data.get("amount_cents", 0))
         event = self._publisher.entity_event(CHANNEL, event_type, data, account, schema_uri(event_type, 1))
