@@ -5,7 +5,8 @@ poison message, a skewed clock), an (event, group) pair (a crash, a double subsc
 letter), a failed attempt, a sequence number that never reached the broker, or a group's slow window.
 A detector may see one injected fault at several vantage points (a late event at the bus and at
 both groups of its channel): that is one fault found, and the vantage points are listed beside it.
-Extra is only a finding that no injection of its kind explains; each is listed with its event.
+Extra is only a finding that no injection explains (one of another kind may: a group retrying with
+backoff falls behind, which is the retries' doing, not a slow consumer's); each is listed with its event.
 
 ``gather`` asks the query API; everything else is plain data in, plain data out.
 """
@@ -195,12 +196,41 @@ def _explains(kind: str, unit: tuple, truth: set[tuple]) -> tuple | None:
     return next((t for t in sorted(truth) if t[0] == group and start < t[2] and t[1] < end), None)
 
 
+RETRY_SLACK_NS = 5_000_000_000
+"""A slow episode's events are handled after it; retries up to this long after it still explain it."""
+
+
+def _by_other_injection(kind: str, finding: Finding, records: list[dict]) -> bool:
+    """Whether an injection of another kind explains a finding (so it is not extra, nor counted as found).
+
+    A group retrying with backoff (``transient_error``) falls behind its peers: a slow episode there,
+    while it retried, is the retries' doing. A subscriber that Redis cut off for an outgrown output
+    buffer (``slow_consumer`` with ``buffer_limit_kb``) loses what the buffer held: losses at delivery
+    to that group are the slow consumer's doing (the ground truth cannot itemize them).
+    """
+    if kind == "slow_consumer":
+        group, start, end = finding.unit
+        return any(
+            r["fault"] == "transient_error"
+            and r.get("group") == group
+            and start <= (r.get("time_ns") or 0) <= end + RETRY_SLACK_NS
+            for r in records
+        )
+    if kind == "consumer_crash":
+        return any(
+            r["fault"] == "slow_consumer" and r.get("group") == finding.vantage
+            and (r.get("detail") or {}).get("buffer_limit_kb")
+            for r in records
+        )  # fmt: skip
+    return False
+
+
 def _vantages(counts: Counter) -> str:
     ordered = sorted(counts, key=lambda v: (v != BUS, v))
     return ", ".join(f"{v} {counts[v]}" for v in ordered)
 
 
-def _row(detector: Detector, truth: set[tuple], findings: list[Finding] | None) -> dict:
+def _row(detector: Detector, truth: set[tuple], findings: list[Finding] | None, records: list[dict]) -> dict:
     row = {"fault": detector.kind, "injected": len(truth), "where to look": detector.where}
     if findings is None:
         return {**row, "found": None, "missed": None, "extra": None, "found at": "not measured (no answer)"}
@@ -208,10 +238,10 @@ def _row(detector: Detector, truth: set[tuple], findings: list[Finding] | None) 
     extra: set[tuple] = set()
     for finding in findings:
         explained = _explains(detector.kind, finding.unit, truth)
-        if explained is None:
-            extra.add(finding.unit)
-        else:
+        if explained is not None:
             hits[explained].add(finding.vantage)
+        elif not _by_other_injection(detector.kind, finding, records):
+            extra.add(finding.unit)
     at = Counter(v for vantages in hits.values() for v in vantages)
     return {**row, "found": len(hits), "missed": len(truth) - len(hits), "extra": len(extra), "found at": _vantages(at)}
 
@@ -219,7 +249,7 @@ def _row(detector: Detector, truth: set[tuple], findings: list[Finding] | None) 
 def table(records: list[dict], findings: Mapping[str, dict | None]) -> pd.DataFrame:
     """One row per detector: injected, found (at any vantage point), missed, extra, and where it was found."""
     truth, found = injected(records), detected(findings)
-    rows = [_row(d, truth.get(d.kind, set()), found.get(d.kind)) for d in DETECTORS]
+    rows = [_row(d, truth.get(d.kind, set()), found.get(d.kind), records) for d in DETECTORS]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("injected", "found", "missed", "extra"):
         frame[column] = frame[column].astype("Int64")
@@ -249,7 +279,8 @@ def extras(records: list[dict], findings: Mapping[str, dict | None]) -> pd.DataF
     rows = []
     for d in DETECTORS:
         for finding in found.get(d.kind) or []:
-            if _explains(d.kind, finding.unit, truth.get(d.kind, set())) is None:
+            explained = _explains(d.kind, finding.unit, truth.get(d.kind, set())) is not None
+            if not explained and not _by_other_injection(d.kind, finding, records):
                 rows.append([d.kind, finding.vantage, _what(d.kind, finding), event_link(finding.event_id)])
     return pd.DataFrame(rows, columns=EXTRA_COLUMNS).drop_duplicates(ignore_index=True)
 

@@ -1,26 +1,33 @@
 """The Scenarios page's table against the ground truth: every scenario, at two seeds no other test uses.
 
-Each scenario runs for real (short: ``seconds``) against Redis and one collectors process for the
-whole module; the table is built by the page's own code (dashboard.scoring) from the query API's
-answers since the run began. For every detector, in every scenario: found = injected, missed 0,
-extra 0, and the faults a scenario is about were injected at all (so the test can fail).
+Each scenario runs for real (short: ``SECONDS``) against Redis and the collectors, both seeds side
+by side on two benches (a Redis and the collectors tapping it, each kept for the whole module): a
+run mostly waits on its load's pace, and a scenario owns its Redis's bus. The table is built by the
+page's own code (dashboard.scoring) from the query API's answers since the run began. For every
+detector, in every scenario: found = injected, missed 0, extra 0, and the faults a scenario is about
+were injected at all (so the test can fail).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jsonschema
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from dashboard import scoring
 from sample_system import truth
 from sample_system.scenarios import CATALOGUE, run_scenario
 from sample_system.services import accounts
-from tests.processes import Collectors, wait_until
+from tests.processes import Collectors, RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,16 +62,30 @@ ALL_VANTAGES = {
 """Kinds whose every injected fault each of these vantage points must have seen (the channel's groups)."""
 
 
+@dataclasses.dataclass
+class Bench:
+    """A Redis and the collectors that tap it: a scenario owns its Redis's bus, so each seed gets its own."""
+
+    redis: RedisServer
+    collectors: Collectors
+
+    def exporter(self) -> OTLPSpanExporter:
+        return OTLPSpanExporter(endpoint=f"{self.collectors.api}/v1/traces")
+
+
 @pytest.fixture(scope="module")
-def collectors_once(redis_server):
-    """One collectors process for every run of this module: each run is scored from its own start."""
-    process = Collectors(redis_server.url)
+def benches(redis_server):
+    """Two benches, one per seed, so the two runs of a scenario go side by side (they mostly wait)."""
+    second = RedisServer()
+    made = [Bench(redis_server, Collectors(redis_server.url)), Bench(second, Collectors(second.url))]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", process.api)
         patch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
-        yield process
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()
+        yield dict(zip(SEEDS, made, strict=True))
+    for bench in made:
+        bench.collectors.stop()
+    second.stop()
+    for bench in made:
+        assert "Traceback" not in bench.collectors.log(), bench.collectors.log()
 
 
 def api_get(base: str):
@@ -94,31 +115,60 @@ def test_every_scenario_and_every_fault_kind_is_covered():
     assert {d.kind for d in scoring.DETECTORS} == set(truth.KINDS)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("name", list(CATALOGUE))
-def test_the_scenario_table_matches_the_ground_truth(name, seed, collectors_once, redis_server, tmp_path):
-    path = tmp_path / "truth.jsonl"
+def scored(name: str, seed: int, bench: Bench, path: Path) -> dict:
+    """Run one scenario on its bench; the Scenarios table, its extras and the run's summary."""
     since_ns = time.time_ns()
-    summary = run_scenario(name, SECONDS.get(name, DEFAULT_SECONDS), seed, str(path), redis_server.url)
-    settled(collectors_once)
-    get = api_get(collectors_once.api)
+    summary = run_scenario(
+        name,
+        SECONDS.get(name, DEFAULT_SECONDS),
+        seed,
+        str(path),
+        bench.redis.url,
+        exporter_factory=bench.exporter,
+        metric_reader_factory=InMemoryMetricReader,
+    )
+    settled(bench.collectors)
+    get = api_get(bench.collectors.api)
     found = scoring.gather(get, since_ns, (), grace_s=0)
     records = truth.read(path)
     table = scoring.table(records, found).set_index("fault")
-    figures = table[["injected", "found", "missed", "extra", "found at"]].to_dict("index")
-    extras = scoring.extras(records, found).to_dict("records")
-    assert table["extra"].sum() == 0 and table["missed"].sum() == 0, (figures, extras[:10])
-    assert (table["found"] == table["injected"]).all(), figures
+    return {
+        "table": table,
+        "figures": table[["injected", "found", "missed", "extra", "found at"]].to_dict("index"),
+        "extras": scoring.extras(records, found).to_dict("records"),
+        "found": found,
+        "summary": summary,
+        "openapi": get("openapi.json", {}),
+    }
+
+
+@pytest.mark.parametrize("name", list(CATALOGUE))
+def test_the_scenario_table_matches_the_ground_truth_at_both_seeds(name, benches, tmp_path):
+    with ThreadPoolExecutor(len(SEEDS)) as pool:
+        runs = dict(
+            zip(
+                SEEDS,
+                pool.map(lambda seed: scored(name, seed, benches[seed], tmp_path / f"{seed}.jsonl"), SEEDS),
+                strict=True,
+            )
+        )
+    for seed, run in runs.items():
+        check(name, seed, run, benches[seed])
+
+
+def check(name: str, seed: int, run: dict, bench: Bench) -> None:
+    table, figures, extras = run["table"], run["figures"], run["extras"]
+    assert table["extra"].sum() == 0 and table["missed"].sum() == 0, (seed, figures, extras[:10])
+    assert (table["found"] == table["injected"]).all(), (seed, figures)
     injected = {kind for kind, row in figures.items() if row["injected"]}
-    assert set(EXPECTED[name]) <= injected <= set(EXPECTED[name]) | OPTIONAL.get(name, set()), figures
+    assert set(EXPECTED[name]) <= injected <= set(EXPECTED[name]) | OPTIONAL.get(name, set()), (seed, figures)
     for kind in injected & set(ALL_VANTAGES):
         n = figures[kind]["injected"]
-        assert figures[kind]["found at"] == ", ".join(f"{v} {n}" for v in ALL_VANTAGES[kind]), figures[kind]
+        assert figures[kind]["found at"] == ", ".join(f"{v} {n}" for v in ALL_VANTAGES[kind]), (seed, figures[kind])
     if name == "slow_consumer":
-        document = get("openapi.json", {})
-        schema = {"$ref": "#/components/schemas/slow_consumers", "components": document["components"]}
-        jsonschema.Draft202012Validator(schema).validate(found["slow_consumers"])
-        assert figures["slow_consumer"]["found at"] == "order-view 1"
+        schema = {"$ref": "#/components/schemas/slow_consumers", "components": run["openapi"]["components"]}
+        jsonschema.Draft202012Validator(schema).validate(run["found"]["slow_consumers"])
+        assert figures["slow_consumer"]["found at"] == "order-view 1", (seed, figures)
     if name == "event_sourcing_replay":
-        assert summary["replay"]["equal_to_live"], summary["replay"]
-        assert min(accounts.live_balances(redis_server.client()).values()) >= 0  # payments checked every wallet
+        assert run["summary"]["replay"]["equal_to_live"], run["summary"]["replay"]
+        assert min(accounts.live_balances(bench.redis.client()).values()) >= 0  # payments checked every wallet

@@ -153,3 +153,23 @@ def test_gather_asks_every_detector_and_follows_late_streams_to_their_arrivals()
     assert all(params["since_ns"] == 5 and params["grace_s"] == 0 for _, params in asked)
     [(_, sequence_query)] = [a for a in asked if a[0] == "sequences"]
     assert (sequence_query["partitionkey"], sequence_query["vantage"]) == ("p1", "bus")
+
+
+def test_a_group_slowed_by_its_own_retries_is_explained_by_them_not_a_false_alarm():
+    retried = [fault("transient_error", "a", group="payments", time_ns=11 * S, detail={"attempt": 1})]
+    episode = {"slow_consumers": {"slow": [{"group": "payments", "start_ns": 10 * S, "end_ns": 12 * S}]}}
+    row = rows(retried, {**EMPTY, **episode})["slow_consumer"]
+    assert counts(row) == [0, 0, 0, 0]
+    elsewhere = [fault("transient_error", "a", group="inventory", time_ns=11 * S, detail={"attempt": 1})]
+    assert counts(rows(elsewhere, {**EMPTY, **episode})["slow_consumer"]) == [0, 0, 0, 1]
+    much_later = [fault("transient_error", "a", group="payments", time_ns=30 * S, detail={"attempt": 1})]
+    assert scoring.extras(much_later, {**EMPTY, **episode})["fault"].tolist() == ["slow_consumer"]
+
+
+def test_losses_of_a_subscriber_cut_off_for_its_output_buffer_are_the_slow_consumers_doing():
+    lost = {"loss": {"lost": [{"channel": "c", "source": "/s", "partitionkey": None, "sequence": 3, "event_id": "e",
+                                "vantage": "order-view", "where": "at_delivery"}]}}  # fmt: skip
+    limited = [fault("slow_consumer", None, group="order-view", detail={"for_s": 5, "buffer_limit_kb": 64})]
+    assert counts(rows(limited, {**EMPTY, **lost})["consumer_crash"]) == [0, 0, 0, 0]
+    unlimited = [fault("slow_consumer", None, group="order-view", detail={"for_s": 5, "buffer_limit_kb": 0})]
+    assert counts(rows(unlimited, {**EMPTY, **lost})["consumer_crash"]) == [0, 0, 0, 1]
