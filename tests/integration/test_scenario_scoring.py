@@ -1,17 +1,19 @@
 """The Scenarios page's table against the ground truth: every scenario, at two seeds no other test uses.
 
-Each scenario runs for real (short: ``SECONDS``) against Redis and the collectors, both seeds side
-by side on two benches (a Redis and the collectors tapping it, each kept for the whole module): a
-run mostly waits on its load's pace, and a scenario owns its Redis's bus. The table is built by the
-page's own code (dashboard.scoring) from the query API's answers since the run began. For every
-detector, in every scenario: found = injected, missed 0, extra 0, and the faults a scenario is about
-were injected at all (so the test can fail).
+Each scenario runs for real (short: ``SECONDS``), as the page starts it (``scenario run``, a process of
+its own), against Redis and the collectors, both seeds side by side on two benches (a Redis and the
+collectors tapping it, each kept for the whole module): a run mostly waits on its load's pace, and a
+scenario owns its Redis's bus. The table is built by the page's own code (dashboard.scoring) from the
+query API's answers since the run began. For every detector, in every scenario: found = injected, missed
+0, extra 0, and the faults a scenario is about were injected at all (so the test can fail).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -20,12 +22,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from dashboard import scoring
+from dashboard import sample_cli, scoring
+from dashboard.scenario_runner import run_arguments
 from sample_system import truth
-from sample_system.scenarios import CATALOGUE, run_scenario
+from sample_system.scenarios import CATALOGUE
 from sample_system.services import accounts
 from tests.processes import Collectors, RedisServer, wait_until
 
@@ -69,18 +70,13 @@ class Bench:
     redis: RedisServer
     collectors: Collectors
 
-    def exporter(self) -> OTLPSpanExporter:
-        return OTLPSpanExporter(endpoint=f"{self.collectors.api}/v1/traces")
-
 
 @pytest.fixture(scope="module")
 def benches(redis_server):
     """Two benches, one per seed, so the two runs of a scenario go side by side (they mostly wait)."""
     second = RedisServer()
     made = [Bench(redis_server, Collectors(redis_server.url)), Bench(second, Collectors(second.url))]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
-        yield dict(zip(SEEDS, made, strict=True))
+    yield dict(zip(SEEDS, made, strict=True))
     for bench in made:
         bench.collectors.stop()
     second.stop()
@@ -116,17 +112,20 @@ def test_every_scenario_and_every_fault_kind_is_covered():
 
 
 def scored(name: str, seed: int, bench: Bench, path: Path) -> dict:
-    """Run one scenario on its bench; the Scenarios table, its extras and the run's summary."""
+    """Run one scenario on its bench as the page does (a process of its own); the table, extras and summary."""
     since_ns = time.time_ns()
-    summary = run_scenario(
-        name,
-        SECONDS.get(name, DEFAULT_SECONDS),
-        seed,
-        str(path),
-        bench.redis.url,
-        exporter_factory=bench.exporter,
-        metric_reader_factory=InMemoryMetricReader,
+    env = {"REDIS_URL": bench.redis.url, "OTEL_EXPORTER_OTLP_ENDPOINT": bench.collectors.api}
+    env |= {"EVENTSCOPE_API": bench.collectors.api, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    done = subprocess.run(
+        sample_cli.command(*run_arguments(name, path, SECONDS.get(name, DEFAULT_SECONDS), seed)),
+        cwd=sample_cli.ROOT,
+        env=sample_cli.environment({**os.environ, **env}),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1].partition(": done ")[2])
     settled(bench.collectors)
     get = api_get(bench.collectors.api)
     found = scoring.gather(get, since_ns, (), grace_s=0)
