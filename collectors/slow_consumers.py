@@ -49,7 +49,7 @@ def _behind(bucket_rows: Iterable[Bucket], min_ms: float, factor: float) -> dict
         medians = {g: row[3] for g, row in by_bucket[bucket].items()}
         for group, row in by_bucket[bucket].items():
             peers = _peer_median(medians, group)
-            if row[3] >= max(min_ms, factor * peers):
+            if row[3] >= max(min_ms, factor * peers) and peers < min_ms:
                 behind[group].append((row, peers))
     return behind
 
@@ -91,7 +91,9 @@ def episodes(
     """Every run of at least ``min_buckets`` consecutive buckets in which a group was behind its peers.
 
     Behind: the group's median delivery latency of the events published in the bucket is at least
-    ``min_ms`` and at least ``factor`` times the median of the other groups' medians in that bucket.
+    ``min_ms`` and at least ``factor`` times the median of the other groups' medians in that bucket,
+    while those peers keep up (their median is below ``min_ms``): when everyone lags, the cause is
+    shared (the machine, the broker), not one consumer.
     """
     found = []
     for buckets in _behind(bucket_rows, min_ms, factor).values():

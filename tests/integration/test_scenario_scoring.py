@@ -1,34 +1,26 @@
 """The Scenarios page's table against the ground truth: every scenario, at two seeds no other test uses.
 
-Each scenario runs for real (short: ``SECONDS``), as the page starts it (``scenario run``, a process of
-its own), against Redis and the collectors, both seeds side by side on two benches (a Redis and the
-collectors tapping it, each kept for the whole module): a run mostly waits on its load's pace, and a
-scenario owns its Redis's bus. The table is built by the page's own code (dashboard.scoring) from the
-query API's answers since the run began. For every detector, in every scenario: found = injected, missed
-0, extra 0, and the faults a scenario is about were injected at all (so the test can fail).
+Each scenario runs for real (short: ``seconds``) against Redis and one collectors process for the
+whole module; the table is built by the page's own code (dashboard.scoring) from the query API's
+answers since the run began. For every detector, in every scenario: found = injected, missed 0,
+extra 0, and the faults a scenario is about were injected at all (so the test can fail).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
-import subprocess
 import time
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from dashboard import sample_cli, scoring
-from dashboard.scenario_runner import run_arguments
+from dashboard import scoring
 from sample_system import truth
-from sample_system.scenarios import CATALOGUE
+from sample_system.scenarios import CATALOGUE, run_scenario
 from sample_system.services import accounts
-from tests.processes import Collectors, RedisServer, wait_until
+from tests.processes import Collectors, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -63,25 +55,16 @@ ALL_VANTAGES = {
 """Kinds whose every injected fault each of these vantage points must have seen (the channel's groups)."""
 
 
-@dataclasses.dataclass
-class Bench:
-    """A Redis and the collectors that tap it: a scenario owns its Redis's bus, so each seed gets its own."""
-
-    redis: RedisServer
-    collectors: Collectors
-
-
 @pytest.fixture(scope="module")
-def benches(redis_server):
-    """Two benches, one per seed, so the two runs of a scenario go side by side (they mostly wait)."""
-    second = RedisServer()
-    made = [Bench(redis_server, Collectors(redis_server.url)), Bench(second, Collectors(second.url))]
-    yield dict(zip(SEEDS, made, strict=True))
-    for bench in made:
-        bench.collectors.stop()
-    second.stop()
-    for bench in made:
-        assert "Traceback" not in bench.collectors.log(), bench.collectors.log()
+def collectors_once(redis_server):
+    """One collectors process for every run of this module: each run is scored from its own start."""
+    process = Collectors(redis_server.url)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", process.api)
+        patch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")
+        yield process
+    process.stop()
+    assert "Traceback" not in process.log(), process.log()
 
 
 def api_get(base: str):
@@ -111,63 +94,31 @@ def test_every_scenario_and_every_fault_kind_is_covered():
     assert {d.kind for d in scoring.DETECTORS} == set(truth.KINDS)
 
 
-def scored(name: str, seed: int, bench: Bench, path: Path) -> dict:
-    """Run one scenario on its bench as the page does (a process of its own); the table, extras and summary."""
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", list(CATALOGUE))
+def test_the_scenario_table_matches_the_ground_truth(name, seed, collectors_once, redis_server, tmp_path):
+    path = tmp_path / "truth.jsonl"
     since_ns = time.time_ns()
-    env = {"REDIS_URL": bench.redis.url, "OTEL_EXPORTER_OTLP_ENDPOINT": bench.collectors.api}
-    env |= {"EVENTSCOPE_API": bench.collectors.api, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    done = subprocess.run(
-        sample_cli.command(*run_arguments(name, path, SECONDS.get(name, DEFAULT_SECONDS), seed)),
-        cwd=sample_cli.ROOT,
-        env=sample_cli.environment({**os.environ, **env}),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1].partition(": done ")[2])
-    settled(bench.collectors)
-    get = api_get(bench.collectors.api)
+    summary = run_scenario(name, SECONDS.get(name, DEFAULT_SECONDS), seed, str(path), redis_server.url)
+    settled(collectors_once)
+    get = api_get(collectors_once.api)
     found = scoring.gather(get, since_ns, (), grace_s=0)
     records = truth.read(path)
     table = scoring.table(records, found).set_index("fault")
-    return {
-        "table": table,
-        "figures": table[["injected", "found", "missed", "extra", "found at"]].to_dict("index"),
-        "extras": scoring.extras(records, found).to_dict("records"),
-        "found": found,
-        "summary": summary,
-        "openapi": get("openapi.json", {}),
-    }
-
-
-@pytest.mark.parametrize("name", list(CATALOGUE))
-def test_the_scenario_table_matches_the_ground_truth_at_both_seeds(name, benches, tmp_path):
-    with ThreadPoolExecutor(len(SEEDS)) as pool:
-        runs = dict(
-            zip(
-                SEEDS,
-                pool.map(lambda seed: scored(name, seed, benches[seed], tmp_path / f"{seed}.jsonl"), SEEDS),
-                strict=True,
-            )
-        )
-    for seed, run in runs.items():
-        check(name, seed, run, benches[seed])
-
-
-def check(name: str, seed: int, run: dict, bench: Bench) -> None:
-    table, figures, extras = run["table"], run["figures"], run["extras"]
-    assert table["extra"].sum() == 0 and table["missed"].sum() == 0, (seed, figures, extras[:10])
-    assert (table["found"] == table["injected"]).all(), (seed, figures)
+    figures = table[["injected", "found", "missed", "extra", "found at"]].to_dict("index")
+    extras = scoring.extras(records, found).to_dict("records")
+    assert table["extra"].sum() == 0 and table["missed"].sum() == 0, (figures, extras[:10])
+    assert (table["found"] == table["injected"]).all(), figures
     injected = {kind for kind, row in figures.items() if row["injected"]}
-    assert set(EXPECTED[name]) <= injected <= set(EXPECTED[name]) | OPTIONAL.get(name, set()), (seed, figures)
+    assert set(EXPECTED[name]) <= injected <= set(EXPECTED[name]) | OPTIONAL.get(name, set()), figures
     for kind in injected & set(ALL_VANTAGES):
         n = figures[kind]["injected"]
-        assert figures[kind]["found at"] == ", ".join(f"{v} {n}" for v in ALL_VANTAGES[kind]), (seed, figures[kind])
+        assert figures[kind]["found at"] == ", ".join(f"{v} {n}" for v in ALL_VANTAGES[kind]), figures[kind]
     if name == "slow_consumer":
-        schema = {"$ref": "#/components/schemas/slow_consumers", "components": run["openapi"]["components"]}
-        jsonschema.Draft202012Validator(schema).validate(run["found"]["slow_consumers"])
-        assert figures["slow_consumer"]["found at"] == "order-view 1", (seed, figures)
+        document = get("openapi.json", {})
+        schema = {"$ref": "#/components/schemas/slow_consumers", "components": document["components"]}
+        jsonschema.Draft202012Validator(schema).validate(found["slow_consumers"])
+        assert figures["slow_consumer"]["found at"] == "order-view 1"
     if name == "event_sourcing_replay":
-        assert run["summary"]["replay"]["equal_to_live"], run["summary"]["replay"]
-        assert min(accounts.live_balances(bench.redis.client()).values()) >= 0  # payments checked every wallet
+        assert summary["replay"]["equal_to_live"], summary["replay"]
+        assert min(accounts.live_balances(redis_server.client()).values()) >= 0  # payments checked every wallet

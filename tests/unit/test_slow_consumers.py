@@ -25,6 +25,12 @@ def test_everyone_slow_together_is_load_not_a_slow_consumer():
     assert episodes(rows, S) == []
 
 
+def test_a_group_far_behind_peers_that_lag_too_is_not_singled_out():
+    rows = buckets("view", [2000, 3000, 4000]) + buckets("inventory", [250, 300, 400]) + buckets("pay", [260] * 3)
+    assert episodes(rows, S) == []  # 8x its peers, but they are behind as well: the cause is shared
+    assert len(episodes(rows, S, min_ms=500)) == 1
+
+
 def test_one_slow_bucket_is_a_hiccup_and_a_broken_run_starts_again():
     rows = buckets("view", [900, 5, 900, 5]) + buckets("inventory", [4] * 4)
     assert episodes(rows, S) == []
