@@ -20,6 +20,7 @@ def test_a_scenario_without_faults_shows_every_detector_at_zero(redis_server, mo
     process = Collectors(redis_server.url)
     try:
         monkeypatch.setenv("REDIS_URL", redis_server.url)
+        monkeypatch.setenv("EVENTSCOPE_CONTROLS", "1")  # the test's own private redis-server
         app = open_page(process.api, "scenarios", monkeypatch, scenario="schema_evolution")
         [seconds] = [n for n in app.number_input if n.label == "Seconds"]
         seconds.set_value(5).run()
