@@ -1,7 +1,8 @@
 """The bus tap: PSUBSCRIBE to the configured patterns and record every message Redis delivers.
 
-Each message becomes one row whether or not it is a valid CloudEvent; a payload that is not is
-kept with the reason (malformed). The tap reconnects by itself when Redis goes away; what was
+Each message becomes one row whether or not it is a valid CloudEvent: a payload without an envelope
+is kept as an unenveloped message, one that claims to be a CloudEvent and is not, with the reason
+(malformed). The tap reconnects by itself when Redis goes away; what was
 published meanwhile never reaches it, and that loss shows up as gaps, which is the truth.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from collectors.cloudevents import MalformedEvent, parse_event
+from collectors.cloudevents import EVENT, MALFORMED, UNENVELOPED, MalformedEvent, Unenveloped, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,13 @@ def _text(value: bytes | str) -> str:
 def tap_row(arrival_ns: int, arrival_seq: int, channel: str, pattern: str, payload: bytes) -> tuple:
     """One bus_messages row for a payload as received (see store.BUS_COLUMNS)."""
     kept = _text(payload[:MAX_PAYLOAD_KEPT])
+    head = (arrival_ns, arrival_seq, channel, pattern, len(payload), False)
     try:
         event = parse_event(payload)
+    except Unenveloped:
+        return head + (None,) * 9 + (kept, UNENVELOPED)
     except MalformedEvent as exc:
-        return (arrival_ns, arrival_seq, channel, pattern, len(payload), False, str(exc)) + (None,) * 8 + (kept,)
+        return head + (str(exc),) + (None,) * 8 + (kept, MALFORMED)
     return (
         arrival_ns,
         arrival_seq,
@@ -53,6 +57,7 @@ def tap_row(arrival_ns: int, arrival_seq: int, channel: str, pattern: str, paylo
         event.partitionkey,
         event.trace_id,
         kept,
+        EVENT,
     )
 
 

@@ -38,7 +38,19 @@ class BusEvent:
 
 
 class MalformedEvent(ValueError):
-    """The payload is not a valid CloudEvent; the message is the reason recorded."""
+    """The payload claims to be a CloudEvent (it has ``specversion``) and is not a valid one; the message
+    is the reason recorded."""
+
+
+class Unenveloped(ValueError):
+    """The payload does not claim to be a CloudEvent: a plain message, counted but without id or sequence."""
+
+
+EVENT = "event"
+UNENVELOPED = "unenveloped"
+MALFORMED = "malformed"
+KINDS = (EVENT, UNENVELOPED, MALFORMED)
+"""What a bus message is: a valid CloudEvent, a message without an envelope, or a broken CloudEvent."""
 
 
 def _optional_str(event: dict, name: str) -> str | None:
@@ -63,13 +75,19 @@ def _sequence(event: dict) -> int | None:
 
 
 def parse_event(payload: bytes | str) -> BusEvent:
-    """Parse one bus payload; raise MalformedEvent with a readable reason if it is not a CloudEvent."""
+    """Parse one bus payload into a CloudEvent.
+
+    Raise Unenveloped when the payload does not claim to be one (not JSON, not an object, or no
+    ``specversion``), MalformedEvent with a readable reason when it claims to be one and is invalid.
+    """
     try:
         event = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedEvent(f"not JSON: {exc}") from None
+        raise Unenveloped(f"not JSON: {exc}") from None
     if not isinstance(event, dict):
-        raise MalformedEvent(f"not a JSON object but a {type(event).__name__}")
+        raise Unenveloped(f"not a JSON object but a {type(event).__name__}")
+    if "specversion" not in event:
+        raise Unenveloped("no specversion")
     missing = [name for name in REQUIRED if name not in event]
     if missing:
         raise MalformedEvent("missing required attribute(s): " + ", ".join(missing))

@@ -9,7 +9,7 @@ from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind
 
 _BUS = """
-SELECT count(*) FILTER (Valid), count(DISTINCT EventId) FILTER (Valid), count(*) FILTER (NOT Valid),
+SELECT count(*) FILTER (Valid), count(DISTINCT EventId) FILTER (Valid), count(*) FILTER (Kind = 'malformed'),
        min(ArrivalNs), max(ArrivalNs)
 FROM bus_messages
 WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)

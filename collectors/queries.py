@@ -31,9 +31,9 @@ def trace(cursor, trace_id: str) -> list[dict]:
 
 
 _MESSAGES = """
-SELECT ArrivalNs, Channel, Pattern, Size, Valid, Error, EventId, Source, Type, Subject, EventTime,
+SELECT ArrivalNs, Channel, Pattern, Size, Valid, Kind, Error, EventId, Source, Type, Subject, EventTime,
        Sequence, PartitionKey, TraceId, Payload
-FROM bus_messages WHERE (? OR NOT Valid)
+FROM bus_messages WHERE (? OR Kind = 'malformed')
 ORDER BY ArrivalNs DESC, ArrivalSeq DESC LIMIT ?
 """
 
@@ -48,5 +48,7 @@ def messages(cursor, limit: int, malformed_only: bool = False) -> list[dict]:
 def counts(cursor) -> dict:
     """Row counts for the health endpoint."""
     (spans,) = cursor.execute("SELECT count(*) FROM otel_traces").fetchone()
-    bus, malformed = cursor.execute("SELECT count(*), count(*) FILTER (WHERE NOT Valid) FROM bus_messages").fetchone()
+    bus, malformed = cursor.execute(
+        "SELECT count(*), count(*) FILTER (WHERE Kind = 'malformed') FROM bus_messages"
+    ).fetchone()
     return {"spans": spans, "bus_messages": bus, "malformed": malformed}

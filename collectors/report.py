@@ -125,7 +125,7 @@ def report(cursor, filters: Filters | None = None, grace_s: float = DEFAULT_GRAC
     """Per-stream counts at every vantage point, plus totals, the malformed count and the span count."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     entries = streams(cursor, filters or Filters(), grace_s, now_ns)
-    (malformed,) = cursor.execute("SELECT count(*) FROM bus_messages WHERE NOT Valid").fetchone()
+    (malformed,) = cursor.execute("SELECT count(*) FROM bus_messages WHERE Kind = 'malformed'").fetchone()
     (spans,) = cursor.execute("SELECT count(*) FROM otel_traces").fetchone()
     return {
         "generated_at_ns": now_ns,

@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS bus_messages (
     Sequence BIGINT,
     PartitionKey VARCHAR,
     TraceId VARCHAR,
-    Payload VARCHAR NOT NULL
+    Payload VARCHAR NOT NULL,
+    Kind VARCHAR                        -- event | unenveloped | malformed (collectors/cloudevents.py KINDS)
 );
 CREATE TABLE IF NOT EXISTS otel_logs (
     Timestamp BIGINT NOT NULL,          -- ns; the observed time when the record has none
@@ -202,6 +203,7 @@ BUS_COLUMNS = (
     "PartitionKey",
     "TraceId",
     "Payload",
+    "Kind",
 )
 BROKER_SAMPLE_COLUMNS = ("TimeNs", "NumPat", "Clients", "PublishCalls", "OmemMax", "Info")
 BROKER_CHANNEL_COLUMNS = ("TimeNs", "Channel", "Subscribers")
@@ -292,6 +294,8 @@ _INSERT_LINKS_OF_NEW = """
 INSERT INTO span_links
 SELECT l.* FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
 """
+# Columns added after a store format was in use: a store written before them gains them when opened.
+MIGRATIONS = ("ALTER TABLE bus_messages ADD COLUMN IF NOT EXISTS Kind VARCHAR",)
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
@@ -379,6 +383,8 @@ class Store:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._conn = duckdb.connect(path)
         self._conn.execute(SCHEMA)
+        for migration in MIGRATIONS:
+            self._conn.execute(migration)
         for setting in WRITE_SETTINGS:
             self._conn.execute(setting)
         if memory_limit:

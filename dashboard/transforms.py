@@ -119,7 +119,7 @@ def messages_frame(messages: list[dict]) -> pd.DataFrame:
             "partitionkey": m["PartitionKey"],
             "sequence": m["Sequence"],
             "event id": m["EventId"],
-            "status": "ok" if m["Valid"] else f"malformed: {m['Error']}",
+            "status": "ok" if m["Valid"] else f"malformed: {m['Error']}" if m["Kind"] == "malformed" else "no envelope",
         }
         for m in messages
     ]

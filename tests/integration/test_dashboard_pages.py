@@ -111,7 +111,7 @@ def known(redis_server):
     client = redis_server.client()
     for sequence, event_id in ((1, None), (2, None), (2, "e2"), (5, None)):
         client.publish(CHANNEL, event(sequence, event_id))
-    client.publish(CHANNEL, b"garbage")
+    client.publish(CHANNEL, b'{"specversion": "garbage"}')
     trace_ids = send_spans(process.api)
     wait_until(lambda: process.get("health")["store"]["bus_messages"] == 5, what="bus messages stored")
     wait_until(lambda: process.get("health")["store"]["spans"] == SPANS, what="spans stored")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from collectors.cloudevents import MalformedEvent, parse_event
+from collectors.cloudevents import MalformedEvent, Unenveloped, parse_event
 from sample_system import envelope
 
 
@@ -44,9 +44,22 @@ def test_collectors_parse_what_the_sample_builds():
 
 VALID = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
 
-REJECTED = [
+NOT_ENVELOPED = [
     ("not json", b"\x00\xffnot json", "not JSON"),
+    ("plain text", b"hello", "not JSON"),
     ("json array", b"[1, 2]", "not a JSON object"),
+    ("json object without specversion", json.dumps({"id": "1", "order": 7}), "no specversion"),
+]
+
+
+@pytest.mark.parametrize("payload,reason", [r[1:] for r in NOT_ENVELOPED], ids=[r[0] for r in NOT_ENVELOPED])
+def test_payloads_that_do_not_claim_to_be_cloudevents_are_unenveloped(payload, reason):
+    with pytest.raises(Unenveloped) as info:
+        parse_event(payload)
+    assert reason in str(info.value)
+
+
+REJECTED = [
     ("missing id", json.dumps({k: v for k, v in VALID.items() if k != "id"}), "missing required attribute(s): id"),
     ("missing several", json.dumps({"specversion": "1.0"}), "id, source, type"),
     ("empty source", json.dumps({**VALID, "source": ""}), "'source' must be a non-empty string"),
