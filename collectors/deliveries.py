@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from collectors.observations import SPAN_EVENT_ID, SPAN_OUTCOME
 
-PRODUCERS = """
+PUBLISHES = """
+SELECT * FROM otel_traces p
+WHERE p.SpanKind = 'Producer' AND NOT EXISTS (
+    SELECT 1 FROM otel_traces c
+    WHERE c.SpanKind = 'Producer' AND c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
+      AND c.MsgDestination IS NOT DISTINCT FROM p.MsgDestination AND c.MsgMessageId IS NOT DISTINCT FROM p.MsgMessageId)
+"""
+"""PRODUCER spans, one per publish: a PRODUCER span whose child is a PRODUCER span of the same message to the
+same destination is the outer half of one publish that an instrumentation recorded twice (pika 0.66 wraps both
+BlockingChannel.basic_publish and the channel's own), so only the inner span, whose context the message carries,
+counts (docs/conventions.md)."""
+PRODUCERS = f"""
 SELECT TraceId, SpanId, ServiceName, Timestamp, Duration, StatusCode, MsgDestination, MsgMessageId, CeType
-FROM otel_traces WHERE SpanKind = 'Producer'
+FROM ({PUBLISHES})
 """
 # The paired producer's columns are carried through the pairing, so no second join is needed to read them.
 _PRODUCER = """arg_min(p.TraceId, p.Timestamp) AS p_trace, arg_min(p.SpanId, p.Timestamp) AS p_span,

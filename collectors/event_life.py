@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 
 from collectors import conventions as cv
+from collectors.deliveries import PUBLISHES
 from collectors.filters import Filters, bind
 from collectors.observations import SPAN_OUTCOME
 
-_PUBLISHED = """
+_PUBLISHED = f"""
 SELECT TraceId, SpanId, ServiceName, SpanName, Timestamp, Duration / 1e6, StatusCode, MsgDestination
-FROM otel_traces WHERE SpanKind = 'Producer' AND MsgMessageId = $event_id ORDER BY Timestamp, SpanId
+FROM ({PUBLISHES}) WHERE MsgMessageId = $event_id ORDER BY Timestamp, SpanId
 """
 _BUS = """
 SELECT ArrivalNs, Channel, Pattern, Size, Source, Type, Subject, EventTime, Sequence, PartitionKey, TraceId

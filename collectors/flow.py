@@ -15,15 +15,15 @@ to the filter's end, or else the last span's end.
 from __future__ import annotations
 
 from collectors import report
-from collectors.deliveries import DELIVERIES
+from collectors.deliveries import DELIVERIES, PUBLISHES
 from collectors.filters import Filters, bind
 from collectors.observations import BUS_VANTAGE
 
-_PUBLISH = """
+_PUBLISH = f"""
 SELECT ServiceName, MsgDestination, count(*), count(*) FILTER (StatusCode = 'Error'),
        quantile_cont(Duration / 1e6, 0.95)
-FROM otel_traces
-WHERE SpanKind = 'Producer' AND MsgDestination IS NOT NULL
+FROM ({PUBLISHES})
+WHERE MsgDestination IS NOT NULL
   AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
   AND ($channel IS NULL OR MsgDestination = $channel) AND ($type IS NULL OR CeType = $type)
   AND ($service IS NULL OR ServiceName = $service) AND CAST($group AS VARCHAR) IS NULL

@@ -3,10 +3,11 @@
 Both encodings go through the same protobuf message, so a span sent as JSON becomes exactly the
 row it would have become as protobuf. OTLP/JSON differs from protobuf's own JSON mapping only in
 its ids (hex, not base64), which are rewritten before parsing. Span rows follow the OpenTelemetry
-Collector ClickHouse exporter's ``otel_traces`` columns, plus a few messaging columns extracted
-once at ingest (ClickHouse would call them materialized columns) so that analyses never parse JSON
-per query. Spans that cannot be stored (ids of the wrong size or all zero) are rejected one by one
-and counted, which is what the OTLP partial-success answer reports. Pure: bytes in, rows out.
+Collector ClickHouse exporter's ``otel_traces`` columns, plus the canonical messaging facts extracted
+once at ingest by collectors/normalize.py (ClickHouse would call them materialized columns), so that
+analyses never parse JSON per query and never see which convention version a span spoke. Spans that
+cannot be stored (ids of the wrong size or all zero) are rejected one by one and counted, which is
+what the OTLP partial-success answer reports. Pure: bytes in, rows out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collectors import conventions as cv
+from collectors import normalize
 
 SPAN_COLUMNS = (
     "Timestamp",
@@ -39,20 +40,7 @@ SPAN_COLUMNS = (
     "StatusMessage",
     "Events",
     "Links",
-    "MsgSystem",
-    "MsgOperation",
-    "MsgDestination",
-    "MsgMessageId",
-    "MsgConsumerGroup",
-    "CeSource",
-    "CeType",
-    "Sequence",
-    "PartitionKey",
-    "Outcome",
-    "CeSubject",
-    "Attempts",
-    "DeadLetterReason",
-    "SchemaVersion",
+    *normalize.COLUMNS,  # the canonical messaging facts (collectors/normalize.py); new ones are appended last
 )
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -103,9 +91,15 @@ def any_value(value) -> object:
 
 
 def attributes(key_values) -> dict:
-    """A dict from a repeated KeyValue (string values, the common case, without a call per value)."""
+    """A dict from a repeated KeyValue (string values, the common case, without a call per value).
+
+    A non-empty ``string_value`` can only be a string (the other members of the oneof read as ""), so
+    only empty ones need asking which member is set.
+    """
     return {
-        kv.key: value.string_value if (value := kv.value).WhichOneof("value") == "string_value" else any_value(value)
+        kv.key: text
+        if (text := (value := kv.value).string_value) or value.WhichOneof("value") == "string_value"
+        else any_value(value)
         for kv in key_values
     }
 
@@ -159,52 +153,6 @@ def parse_request(body: bytes, media_json: bool, message_type: type[Message]) ->
         raise
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise OtlpDecodeError(f"invalid OTLP/JSON {name}: {exc}") from None
-
-
-def _int_or_none(value: object) -> int | None:
-    if value is None or value.__class__ is int:
-        return value
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def messaging_columns(attrs: dict) -> tuple:
-    """The messaging facts the analyses key on, from standard attributes first, ours second."""
-    get = attrs.get
-    system = get(cv.MESSAGING_SYSTEM)
-    sequence = get(cv.SEQUENCE)
-    partition = get(cv.PARTITION_KEY)
-    if system == "kafka":
-        sequence = get(cv.KAFKA_OFFSET, sequence)
-        partition = get(cv.MESSAGING_PARTITION_ID, partition)
-    text = _str_or_none
-    return (
-        text(system),
-        text(get(cv.MESSAGING_OPERATION_TYPE) or get(cv.MESSAGING_OPERATION_LEGACY)),
-        text(get(cv.MESSAGING_DESTINATION)),
-        text(get(cv.MESSAGING_MESSAGE_ID) or get(cv.CE_ID)),
-        text(get(cv.MESSAGING_CONSUMER_GROUP)),
-        text(get(cv.CE_SOURCE)),
-        text(get(cv.CE_TYPE)),
-        _int_or_none(sequence),
-        text(partition),
-        text(get(cv.OUTCOME)),
-        text(get(cv.CE_SUBJECT)),
-        _int_or_none(get(cv.ATTEMPTS)),
-        text(get(cv.DEAD_LETTER_REASON)),
-        _int_or_none(get(cv.SCHEMA_VERSION)),
-    )
-
-
-_NO_MESSAGING = messaging_columns({})
 
 
 def id_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes = b"") -> str | None:
@@ -262,7 +210,7 @@ def _links_json(span) -> str:
     )
 
 
-def _span_row(prefix: tuple, scope: tuple, span) -> tuple:
+def _span_row(prefix: tuple, scope: tuple, span, plan: normalize.Plan) -> tuple:
     attrs = attributes(span.attributes)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     kind, status = span.kind, span.status
@@ -285,7 +233,7 @@ def _span_row(prefix: tuple, scope: tuple, span) -> tuple:
         status.message,
         _events_json(span) if span.events else EMPTY_JSON_LIST,
         _links_json(span) if span.links else EMPTY_JSON_LIST,
-    ) + (messaging_columns(attrs) if attrs else _NO_MESSAGING)
+    ) + (normalize.facts(attrs, plan) if attrs else normalize.NO_FACTS)
 
 
 def resource_prefix(resource) -> tuple[str, str]:
@@ -302,12 +250,13 @@ def trace_rows(request: ExportTraceServiceRequest) -> Decoded:
         prefix = resource_prefix(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
             scope = (scope_spans.scope.name, scope_spans.scope.version)
+            plan = normalize.plan_for(scope_spans.schema_url or resource_spans.schema_url)
             for span in scope_spans.spans:
                 problem = _span_problem(span)
                 if problem:
                     decoded.reject(problem)
                     continue
-                row = _span_row(prefix, scope, span)
+                row = _span_row(prefix, scope, span, plan)
                 append(row)
                 if span.links:
                     decoded.links.extend(

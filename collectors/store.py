@@ -62,7 +62,11 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     CeSubject VARCHAR,
     Attempts BIGINT,
     DeadLetterReason VARCHAR,
-    SchemaVersion BIGINT
+    SchemaVersion BIGINT,
+    MsgConversationId VARCHAR,          -- canonical facts from collectors/normalize.py; new columns go last
+    MsgRoutingKey VARCHAR,
+    DeliveryCount BIGINT,               -- 1 = first delivery; NULL when the instrumentation does not say
+    Redelivered BOOLEAN                 -- the instrumentation marks the delivery as a redelivery
     -- identity (TraceId, SpanId), kept by the write path (_INSERT_NEW_SPANS), not by an index
 );
 -- One row per span link, so links can be followed in both directions without parsing JSON.
@@ -219,13 +223,14 @@ TABLE_COLUMNS = {
     "broker_clients": BROKER_CLIENT_COLUMNS,
 }
 _INT_COLUMNS = {
-    "Timestamp", "Duration", "Sequence", "Attempts", "SchemaVersion", "ArrivalNs", "ArrivalSeq", "Size",
-    "ObservedTimestamp", "TraceFlags", "SeverityNumber", "StartTimeUnix", "TimeUnix", "Flags", "Count", "Scale",
+    "Timestamp", "Duration", "Sequence", "Attempts", "SchemaVersion", "DeliveryCount", "ArrivalNs", "ArrivalSeq",
+    "Size", "ObservedTimestamp", "TraceFlags", "SeverityNumber", "StartTimeUnix", "TimeUnix", "Flags", "Count", "Scale",
     "ZeroCount", "PositiveOffset", "NegativeOffset", "TimeNs", "NumPat", "Clients", "PublishCalls", "OmemMax",
     "Subscribers", "Id", "Sub", "Psub", "Omem", "LimitBytes",
 }  # fmt: skip
 _SPECIAL_TYPES = {
     "Valid": pa.bool_(),
+    "Redelivered": pa.bool_(),
     "IsMonotonic": pa.bool_(),
     "Value": pa.float64(),
     "Sum": pa.float64(),
@@ -295,7 +300,13 @@ INSERT INTO span_links
 SELECT l.* FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
 """
 # Columns added after a store format was in use: a store written before them gains them when opened.
-MIGRATIONS = ("ALTER TABLE bus_messages ADD COLUMN IF NOT EXISTS Kind VARCHAR",)
+MIGRATIONS = (
+    "ALTER TABLE bus_messages ADD COLUMN IF NOT EXISTS Kind VARCHAR",
+    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS MsgConversationId VARCHAR",
+    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS MsgRoutingKey VARCHAR",
+    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS DeliveryCount BIGINT",
+    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS Redelivered BOOLEAN",
+)
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
