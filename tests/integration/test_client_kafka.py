@@ -99,8 +99,9 @@ def kafka_python(traffic: Traffic) -> dict:
         )
     return {
         "consumer_service": "kafka-python-consumer",
-        # no message id, no offset, no group: copies and gaps cannot be told apart from new records
+        # no message id, no offset, no group: no stream to count, copies and gaps cannot be told apart
         "unseen": {"duplicates": {f"{TOPIC}.{PARTITION}.{DUPLICATE}": 1}, "lost_sequences": [[LOST, LOST]]},
+        "streams": False,
         "duplicates": {},
     }
 
@@ -142,9 +143,10 @@ def confluent_kafka(traffic: Traffic) -> dict:
         )
     return {
         "consumer_service": "confluent-kafka-consumer",
-        # the offset is only inside messaging.message.id ("topic.partition.offset"): no gap can be counted
-        "unseen": {"lost_sequences": [[LOST, LOST]]},
+        # the offset is only inside messaging.message.id ("topic.partition.offset"), which names it
         "duplicates": {f"{TOPIC}.{PARTITION}.{DUPLICATE}": 1},
+        "lost_sequences": [[LOST, LOST]],
+        "numbered": True,
     }
 
 
