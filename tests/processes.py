@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -149,7 +151,11 @@ class RabbitMQ:
         self.process = subprocess.Popen(
             [binary], env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        wait_until(self._accepting, timeout=90, interval=0.3, what=f"rabbitmq-server on {self.port}")
+        try:
+            wait_until(self._accepting, timeout=90, interval=0.3, what=f"rabbitmq-server on {self.port}")
+        except BaseException:
+            self.stop()
+            raise
 
     def _accepting(self) -> bool:
         if self.process.poll() is not None:
@@ -183,7 +189,11 @@ class MotoServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self._ready, timeout=60, interval=0.2, what=f"moto server on {self.port}")
+        try:
+            wait_until(self._ready, timeout=60, interval=0.2, what=f"moto server on {self.port}")
+        except BaseException:
+            self.stop()
+            raise
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
@@ -196,3 +206,14 @@ class MotoServer:
             self.process.terminate()
             self.process.wait(timeout=20)
         self._log.close()
+
+
+@contextmanager
+def running_collectors(redis_url: str | None = None, extra_env: dict | None = None) -> Iterator[Collectors]:
+    """A collectors process stopped however the block ends; a clean end also asserts its log has no traceback."""
+    process = Collectors(redis_url, extra_env=extra_env)
+    try:
+        yield process
+    finally:
+        process.stop()
+    assert "Traceback" not in process.log(), process.log()

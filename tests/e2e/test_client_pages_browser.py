@@ -19,34 +19,35 @@ import pytest
 from tests import client_apps
 from tests.e2e.conftest import full_screenshot
 from tests.e2e.test_demo_browser import metric_value, open_page
-from tests.processes import ROOT, Collectors, free_port, wait_until
+from tests.processes import ROOT, free_port, running_collectors, wait_until
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def client_dashboard(redis_server, rabbitmq):
-    collectors = Collectors(redis_url=None)
-    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
-    truths = {
-        "celery": client_apps.python_app("celery", "celery/app.py", {"REDIS_URL": redis_server.url, **otlp}).truth,
-        "rabbitmq": client_apps.python_app("pika-0.66", "pika/app.py", {"AMQP_URL": rabbitmq.url, **otlp}).truth,
-    }
-    port = free_port()
-    dashboard = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port)]
-        + ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT,
-        env={**os.environ, "EVENTSCOPE_API": collectors.api},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    health = f"http://127.0.0.1:{port}/_stcore/health"
-    wait_until(lambda: urllib.request.urlopen(health, timeout=2).status == 200, timeout=90, what="the dashboard")
-    yield f"http://127.0.0.1:{port}", truths
-    dashboard.terminate()
-    dashboard.wait(timeout=30)
-    collectors.stop()
+    with running_collectors() as collectors:
+        otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
+        truths = {
+            "celery": client_apps.python_app("celery", "celery/app.py", {"REDIS_URL": redis_server.url, **otlp}).truth,
+            "rabbitmq": client_apps.python_app("pika-0.66", "pika/app.py", {"AMQP_URL": rabbitmq.url, **otlp}).truth,
+        }
+        port = free_port()
+        dashboard = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port)]
+            + ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT,
+            env={**os.environ, "EVENTSCOPE_API": collectors.api},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            health = f"http://127.0.0.1:{port}/_stcore/health"
+            wait_until(lambda: urllib.request.urlopen(health, timeout=2).status == 200, timeout=90, what="dashboard")
+            yield f"http://127.0.0.1:{port}", truths
+        finally:
+            dashboard.terminate()
+            dashboard.wait(timeout=30)
 
 
 def scoped(path: str, truth: dict) -> str:

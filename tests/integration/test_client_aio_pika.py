@@ -7,20 +7,16 @@ from __future__ import annotations
 import pytest
 
 from tests import client_apps, ground_truth
-from tests.processes import Collectors
+from tests.processes import running_collectors
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def aio_pika_run(rabbitmq):
-    collectors = Collectors(redis_url=None)
-    run = client_apps.python_app(
-        "aio-pika", "aio-pika/app.py", {"AMQP_URL": rabbitmq.url, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
-    )
-    yield collectors, run.truth
-    collectors.stop()
-    assert "Traceback" not in collectors.log(), collectors.log()
+    with running_collectors() as collectors:
+        env = {"AMQP_URL": rabbitmq.url, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
+        yield collectors, client_apps.python_app("aio-pika", "aio-pika/app.py", env).truth
 
 
 def test_aio_pika_spans_arrive_as_the_instrumentation_wrote_them(aio_pika_run):

@@ -7,24 +7,21 @@ from __future__ import annotations
 import pytest
 
 from tests import client_apps, ground_truth
-from tests.processes import Collectors
+from tests.processes import running_collectors
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def botocore_run(moto_server):
-    collectors = Collectors(redis_url=None)
-    env = {
-        "MOTO_URL": moto_server.url,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
-    run = client_apps.python_app("botocore", "botocore/app.py", env)
-    yield collectors, run.truth
-    collectors.stop()
-    assert "Traceback" not in collectors.log(), collectors.log()
+    with running_collectors() as collectors:
+        env = {
+            "MOTO_URL": moto_server.url,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        yield collectors, client_apps.python_app("botocore", "botocore/app.py", env).truth
 
 
 def _calls(spans: list[dict], method: str, queue: str | None = None) -> list[dict]:

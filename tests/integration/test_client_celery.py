@@ -6,20 +6,16 @@ from __future__ import annotations
 import pytest
 
 from tests import client_apps, ground_truth
-from tests.processes import Collectors
+from tests.processes import running_collectors
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def celery_run(redis_server):
-    collectors = Collectors(redis_url=None)  # Celery's own Pub/Sub (pidbox) is not the system under test
-    run = client_apps.python_app(
-        "celery", "celery/app.py", {"REDIS_URL": redis_server.url, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
-    )
-    yield collectors, run.truth
-    collectors.stop()
-    assert "Traceback" not in collectors.log(), collectors.log()
+    with running_collectors() as collectors:  # no tap: Celery's own Pub/Sub (pidbox) is not under test
+        env = {"REDIS_URL": redis_server.url, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
+        yield collectors, client_apps.python_app("celery", "celery/app.py", env).truth
 
 
 def test_celery_spans_arrive_as_the_instrumentation_wrote_them(celery_run):

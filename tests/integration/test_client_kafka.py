@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, SpanKind
 
 from tests import ground_truth
-from tests.processes import Collectors
+from tests.processes import running_collectors
 
 pytestmark = pytest.mark.integration
 
@@ -185,24 +185,22 @@ LIBRARIES = {"kafka-python": kafka_python, "confluent-kafka": confluent_kafka, "
 
 @pytest.fixture(scope="module", params=list(LIBRARIES))
 def kafka_run(request):
-    collectors = Collectors(redis_url=None)
-    traffic = Traffic(collectors.api, request.param)
-    truth = {
-        "system": "kafka",
-        "channel": TOPIC,
-        "producer_service": f"{request.param}-producer",
-        "publishes": len(OFFSETS),
-        "deliveries": len(consumed()),
-        "redeliveries": {},
-        "failed": [],
-        "dead_lettered": [],
-        "lost": [],
-    } | LIBRARIES[request.param](traffic)
-    traffic.flush()
-    ground_truth.wait_for_spans(collectors, traffic.sent)
-    yield request.param, collectors, truth
-    collectors.stop()
-    assert "Traceback" not in collectors.log(), collectors.log()
+    with running_collectors() as collectors:
+        traffic = Traffic(collectors.api, request.param)
+        truth = {
+            "system": "kafka",
+            "channel": TOPIC,
+            "producer_service": f"{request.param}-producer",
+            "publishes": len(OFFSETS),
+            "deliveries": len(consumed()),
+            "redeliveries": {},
+            "failed": [],
+            "dead_lettered": [],
+            "lost": [],
+        } | LIBRARIES[request.param](traffic)
+        traffic.flush()
+        ground_truth.wait_for_spans(collectors, traffic.sent)
+        yield request.param, collectors, truth
 
 
 def test_kafka_spans_arrive_as_sent(kafka_run):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests import client_apps, ground_truth
-from tests.processes import Collectors, free_port
+from tests.processes import free_port, running_collectors
 
 pytestmark = pytest.mark.integration
 
@@ -15,12 +15,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module", params=["http/protobuf", "http/json", "grpc"])
 def node_run(request):
     grpc_port = free_port()
-    collectors = Collectors(redis_url=None, extra_env={"EVENTSCOPE_GRPC_LISTEN": f"127.0.0.1:{grpc_port}"})
-    endpoint = f"http://127.0.0.1:{grpc_port}" if request.param == "grpc" else collectors.api
-    run = client_apps.node_app({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, request.param)
-    yield collectors, run.truth
-    collectors.stop()
-    assert "Traceback" not in collectors.log(), collectors.log()
+    with running_collectors(extra_env={"EVENTSCOPE_GRPC_LISTEN": f"127.0.0.1:{grpc_port}"}) as collectors:
+        endpoint = f"http://127.0.0.1:{grpc_port}" if request.param == "grpc" else collectors.api
+        yield collectors, client_apps.node_app({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, request.param).truth
 
 
 def test_node_spans_arrive_over_each_protocol(node_run):

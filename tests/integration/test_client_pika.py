@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests import client_apps, ground_truth
-from tests.processes import Collectors
+from tests.processes import running_collectors
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +31,9 @@ CONSUMER_ATTRIBUTES = {
 
 @pytest.fixture(scope="module", params=["pika-0.44", "pika-0.66"])
 def pika_run(request, rabbitmq):
-    collectors = Collectors(redis_url=None)
-    run = client_apps.python_app(
-        request.param, "pika/app.py", {"AMQP_URL": rabbitmq.url, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
-    )
-    yield request.param, collectors, run.truth
-    collectors.stop()
-    assert "Traceback" not in collectors.log(), collectors.log()
+    with running_collectors() as collectors:
+        env = {"AMQP_URL": rabbitmq.url, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
+        yield request.param, collectors, client_apps.python_app(request.param, "pika/app.py", env).truth
 
 
 def test_pika_spans_arrive_as_the_instrumentation_wrote_them(pika_run):
