@@ -74,6 +74,7 @@ def test_planted_faults_show_on_the_pages(client_dashboard, page, screenshots, a
     truth = truths[app]
     open_page(page, url, scoped("", truth), "Overview")
     shows(page, "Deliveries", truth["deliveries"])
+    shows(page, "Duplicates", sum(truth["duplicates"].values()))
     full_screenshot(page, screenshots / f"client-{app}-overview.png")
     open_page(page, url, scoped("duplicates", truth), "Duplicates")
     shows(page, "Duplicated events", len(truth["duplicates"]))
