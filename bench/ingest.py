@@ -148,15 +148,18 @@ def peak_rss_bytes(pid: int) -> int:
 
 
 class CollectorsProcess:
-    """``python -m collectors serve`` on a free port with a fresh store, no Redis, no gRPC."""
+    """``python -m collectors serve`` on a free port with a fresh store, no gRPC, and no Redis unless
+    ``redis_url`` is given; ``env`` adds settings."""
 
-    def __init__(self):
+    def __init__(self, redis_url: str | None = None, env: dict[str, str] | None = None):
         self.directory = tempfile.mkdtemp(prefix="eventscope-bench-")
         self.store = os.path.join(self.directory, "store.duckdb")
         self.port = _free_port()
         args = [sys.executable, "-m", "collectors", "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--store", self.store, "--grpc-listen", "off"]
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, **(env or {})}
+        if redis_url:
+            args += ["--redis-url", redis_url]
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:

@@ -10,7 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from collectors import check
+from collectors import bearer, check
 from collectors import config as cfg
 
 
@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _report(api: str) -> int:
     try:
-        with urllib.request.urlopen(f"{api}/api/v1/report", timeout=30) as response:
+        request = urllib.request.Request(f"{api}/api/v1/report", headers=bearer.header(cfg.token(os.environ)))
+        with urllib.request.urlopen(request, timeout=30) as response:
             print(json.dumps(json.load(response), indent=2))
         return 0
     except (urllib.error.URLError, OSError, ValueError) as exc:

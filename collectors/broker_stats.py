@@ -11,7 +11,6 @@ Redis is away there are no samples, and the series shows that as a gap. ``snapsh
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,9 +18,9 @@ from collections.abc import Callable, Mapping
 import duckdb
 import redis
 
-log = logging.getLogger(__name__)
+from collectors.backoff import RedisLink, keep_connected
 
-RECONNECT_MAX_S = 2.0
+CLIENT_NAME = "eventscope-broker-stats"
 INFO_SECTIONS = ("stats", "clients", "memory")
 PUBLISH_STAT = "cmdstat_publish"
 OUTPUT_BUFFER_LIMIT = "client-output-buffer-limit"
@@ -119,61 +118,50 @@ def poll(client: redis.Redis) -> dict[str, list[tuple]]:
 
 
 class BrokerStats:
-    """Runs in its own thread: polls every ``interval_s`` and hands the rows to ``sink``."""
+    """Runs in its own thread (supervised): polls every ``interval_s`` and hands the rows to ``sink``."""
 
     def __init__(self, redis_url: str, interval_s: float, sink: Callable[[dict[str, list[tuple]]], None]):
         self._redis_url = redis_url
         self._interval_s = interval_s
         self._sink = sink
-        self.connected = False
+        self.link = RedisLink("broker stats")
         self.samples = 0
-        self.reconnects = 0
-        self.last_error: str | None = None
         self.last_sample_ns: int | None = None
 
     def status(self) -> dict:
         """The poller's state, for /api/v1/health."""
         return {
-            "connected": self.connected,
+            "connected": self.link.connected,
+            "state": self.link.state,
             "interval_s": self._interval_s,
             "samples": self.samples,
-            "reconnects": self.reconnects,
+            "reconnects": self.link.reconnects,
             "last_sample_ns": self.last_sample_ns,
-            "last_error": self.last_error,
+            "last_error": self.link.last_error,
         }
 
-    def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set, reconnecting with backoff when Redis goes away."""
-        delay = 0.1
-        while not stop.is_set():
-            try:
-                self._poll_forever(stop)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                self._lost(exc, stop, delay)
-                delay = min(delay * 2, RECONNECT_MAX_S)
-            except redis.RedisError as exc:  # e.g. CONFIG disabled: keep trying, say why
-                self._lost(exc, stop, RECONNECT_MAX_S)
+    def problems(self) -> list[str]:
+        """Why the poller is not sampling now."""
+        problem = self.link.problem()
+        return [problem] if problem else []
 
-    def _lost(self, exc: Exception, stop: threading.Event, delay: float) -> None:
-        self.connected = False
-        self.last_error = f"{type(exc).__name__}: {exc}"
-        log.warning("broker stats lost Redis (%s); retrying in %.1fs", exc, delay)
-        self.reconnects += 1
-        stop.wait(delay)
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set, reconnecting with backoff when Redis goes away or refuses a command."""
+        keep_connected(stop, self.link, self._poll_forever)
 
     def _poll_forever(self, stop: threading.Event) -> None:
-        client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2, socket_timeout=5)
+        client = redis.Redis.from_url(
+            self._redis_url, socket_connect_timeout=2, socket_timeout=5, client_name=CLIENT_NAME
+        )
         try:
-            client.client_setname("eventscope-broker-stats")
             while not stop.is_set():
                 rows = poll(client)
-                self.connected = True
+                self.link.up()
                 self._sink(rows)
                 self.samples += 1
                 self.last_sample_ns = rows["broker_samples"][0][0]
                 stop.wait(self._interval_s)
         finally:
-            self.connected = False
             client.close()
 
 

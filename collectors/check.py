@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from collectors import bearer
 from collectors import config as cfg
 
 EXIT_OK = 0
@@ -47,7 +49,8 @@ def _fetch(api: str, args: argparse.Namespace) -> dict:
     url = f"{api.rstrip('/')}/api/v1/overview"
     if query:
         url += "?" + urllib.parse.urlencode(query)
-    with urllib.request.urlopen(url, timeout=30) as response:
+    request = urllib.request.Request(url, headers=bearer.header(cfg.token(os.environ)))
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
 
@@ -79,7 +82,7 @@ def run(api: str, args: argparse.Namespace) -> int:
     """Fetch, evaluate, print; return the exit status."""
     try:
         overview = _fetch(api, args)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ConfigError (a bad token) is a ValueError
         print(f"cannot read the overview from {api}: {exc}")
         return EXIT_UNREACHABLE
     results = evaluate(overview, {name: getattr(args, name) for name in LIMITS})

@@ -53,13 +53,45 @@ KINDS = (EVENT, UNENVELOPED, MALFORMED)
 """What a bus message is: a valid CloudEvent, a message without an envelope, or a broken CloudEvent."""
 
 
+def _unicode(name: str, value: str) -> str:
+    """``value`` if it is valid Unicode; JSON escapes can spell lone surrogates, which no store can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedEvent(
+            f"attribute {name!r} is not valid Unicode: lone surrogate {value[exc.start]!a} at {exc.start}"
+        ) from None
+    return value
+
+
 def _optional_str(event: dict, name: str) -> str | None:
     value = event.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise MalformedEvent(f"attribute {name!r} must be a string, got {type(value).__name__}")
-    return value
+    return _unicode(name, value)
+
+
+def _undecodable(payload: bytes | str, reason: str) -> ValueError:
+    """JSON that Python will not decode (too deep, a number too long): malformed if it claims to be a
+    CloudEvent, as far as can be told without decoding it, otherwise unenveloped."""
+    text = payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")
+    if text.lstrip().startswith(b"{") and b'"specversion"' in text:
+        return MalformedEvent(reason)
+    return Unenveloped(reason)
+
+
+def _loads(payload: bytes | str) -> object:
+    """The decoded JSON, or the reason it cannot be had."""
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Unenveloped(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise _undecodable(payload, "JSON nested too deeply to decode") from None
+    except ValueError:  # valid JSON beyond the decoder's limits: an integer of more than 4300 digits
+        raise _undecodable(payload, "JSON number too long to decode") from None
 
 
 def _sequence(event: dict) -> int | None:
@@ -78,12 +110,10 @@ def parse_event(payload: bytes | str) -> BusEvent:
     """Parse one bus payload into a CloudEvent.
 
     Raise Unenveloped when the payload does not claim to be one (not JSON, not an object, or no
-    ``specversion``), MalformedEvent with a readable reason when it claims to be one and is invalid.
+    ``specversion``), MalformedEvent with a readable reason when it claims to be one and is invalid
+    (a string attribute that is not valid Unicode included: the store could not hold it).
     """
-    try:
-        event = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Unenveloped(f"not JSON: {exc}") from None
+    event = _loads(payload)
     if not isinstance(event, dict):
         raise Unenveloped(f"not a JSON object but a {type(event).__name__}")
     if "specversion" not in event:
@@ -94,6 +124,7 @@ def parse_event(payload: bytes | str) -> BusEvent:
     for name in REQUIRED:
         if not isinstance(event[name], str) or not event[name]:
             raise MalformedEvent(f"attribute {name!r} must be a non-empty string")
+        _unicode(name, event[name])
     if event["specversion"] != SPECVERSION:
         raise MalformedEvent(f"unsupported specversion {event['specversion'][:20]!r}")
     return BusEvent(

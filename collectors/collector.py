@@ -1,5 +1,6 @@
-"""The collectors process's parts, apart from HTTP: the store, the bus tap and broker stats threads,
-retention, OTLP/gRPC, and the health answer that reports on all of them. Only this process opens the
+"""The collectors process's parts, apart from HTTP: the store, the bus tap and broker stats threads
+(supervised: restarted when they stop), retention, OTLP/gRPC, and the health answer that reports on
+all of them, ``degraded`` with the reasons whenever a part is down. Only this process opens the
 DuckDB file.
 """
 
@@ -11,14 +12,21 @@ import time
 
 from collectors import queries, retention
 from collectors.admission import Admission
+from collectors.bearer import Bearer
 from collectors.broker_stats import BrokerStats
 from collectors.bus_tap import BusTap
 from collectors.config import Config
+from collectors.refusals import Refusals
 from collectors.store import Store, StoreBusy
+from collectors.supervisor import Supervisor
+from collectors.tap_writer import Commit
 
 log = logging.getLogger(__name__)
 
 SINK_BACKOFF_MAX_S = 1.0
+STOP_WAIT_S = 10.0  # how long close() waits for the tap and the poller to hand over their last rows
+OK = "ok"
+DEGRADED = "degraded"
 
 
 class Collector:
@@ -28,18 +36,20 @@ class Collector:
         self.config = config
         self.store = Store(config.store_path, config.queue_limit, config.store_memory_limit)
         self.stop = threading.Event()
+        self.supervisor = Supervisor(self.stop)
         self.admission = Admission(config.max_in_flight, config.max_in_flight_bytes)
+        self.refusals = Refusals()
         self.tap: BusTap | None = None
         self.broker: BrokerStats | None = None
         self.grpc = None
         self.grpc_error: str | None = None
         self.retention_deleted: dict[str, int] = {}
         if config.redis_url:
-            self.tap = BusTap(config.redis_url, config.tap_patterns, self._tap_sink)
-            self._thread("bus-tap", self.tap.run, self.stop)
+            self.tap = BusTap(config.redis_url, config.tap_patterns, self._tap_submit)
+            self.supervisor.start("bus tap", self.tap.run)
         if config.redis_url and config.broker_poll_s:
             self.broker = BrokerStats(config.redis_url, config.broker_poll_s, self._broker_sink)
-            self._thread("broker-stats", self.broker.run, self.stop)
+            self.supervisor.start("broker stats", self.broker.run)
         if config.retention_age_s or config.retention_max_spans:
             self._thread("retention", self._retain_forever)
         if config.grpc_listen:
@@ -53,23 +63,31 @@ class Collector:
         from collectors.grpc_server import start_grpc  # grpcio loads only when gRPC is on
 
         try:
-            self.grpc = start_grpc(self.store, host, port, self.config.max_body_bytes, self.config.max_in_flight)
+            config = self.config
+            bearer = Bearer(config.token)
+            self.grpc = start_grpc(
+                self.store, host, port, config.max_body_bytes, config.max_in_flight, bearer, self.refusals
+            )
         except OSError as exc:  # another process holds the port: HTTP ingest still works
             self.grpc_error = str(exc)
             log.warning("OTLP/gRPC disabled: %s", exc)
 
-    def _submit_blocking(self, tables: dict[str, list[tuple]]) -> None:
+    def _submit_blocking(self, tables: dict[str, list[tuple]]) -> Commit | None:
+        """The queued job; None if the collectors stopped while the write queue was full."""
         delay = 0.05
         while not self.stop.is_set():
             try:
-                self.store.submit_tables(tables)
-                return
+                return self.store.submit_tables(tables)
             except StoreBusy:  # block the reader: Redis buffers meanwhile, which is the real backpressure
                 self.stop.wait(delay)
                 delay = min(delay * 2, SINK_BACKOFF_MAX_S)
+        try:  # stopping: the tap's last rows still get their place if there is one
+            return self.store.submit_tables(tables)
+        except StoreBusy:
+            return None
 
-    def _tap_sink(self, rows: list[tuple]) -> None:
-        self._submit_blocking({"bus_messages": rows})
+    def _tap_submit(self, rows: list[tuple]) -> Commit | None:
+        return self._submit_blocking({"bus_messages": rows})
 
     def _broker_sink(self, rows_by_table: dict[str, list[tuple]]) -> None:
         self._submit_blocking({table: rows for table, rows in rows_by_table.items() if rows})
@@ -94,8 +112,22 @@ class Collector:
             if any(self.retention_deleted.values()):
                 log.info("retention deleted %s", self.retention_deleted)
 
+    def problems(self) -> list[str]:
+        """Why any part is down, reconnecting, or failed to store rows; empty when all is well.
+
+        A part still making its first connection is not a problem yet: it becomes one (reconnecting)
+        as soon as that attempt fails, within the 2 s connect timeout.
+        """
+        problems = self.supervisor.problems()
+        for part in (self.tap, self.broker):
+            if part is not None:
+                problems += part.problems()
+        if self.grpc_error is not None:
+            problems.append(f"OTLP/gRPC is not listening ({self.grpc_error})")
+        return problems
+
     def health(self) -> dict:
-        """The /api/v1/health answer: store counts and each part's state."""
+        """The /api/v1/health answer: ok or degraded (with the problems), store counts and each part's state."""
         cursor = self.store.cursor()
         try:
             store = queries.counts(cursor)
@@ -103,12 +135,15 @@ class Collector:
             cursor.close()
         config = self.config
         grpc_address = f"{config.grpc_listen[0]}:{config.grpc_listen[1]}" if config.grpc_listen else None
+        problems = self.problems()
+        parts = {part.name: part.status() for part in self.supervisor.parts.values()}
         return {
-            "status": "ok",
+            "status": DEGRADED if problems else OK,
+            "problems": problems,
             "store": store,
-            "tap": self.tap.status() if self.tap else None,
-            "broker": self.broker.status() if self.broker else None,
-            "ingest": {**self.admission.status(), "write_queue": self.store.queued()},
+            "tap": {**self.tap.status(), "supervisor": parts["bus tap"]} if self.tap else None,
+            "broker": {**self.broker.status(), "supervisor": parts["broker stats"]} if self.broker else None,
+            "ingest": {**self.admission.status(), **self.refusals.status(), "write_queue": self.store.queued()},
             "grpc": {"listen": grpc_address, "listening": self.grpc is not None, "error": self.grpc_error},
             "retention": {
                 "max_age_s": config.retention_age_s,
@@ -122,4 +157,5 @@ class Collector:
         self.stop.set()
         if self.grpc is not None:
             self.grpc.stop(grace=5).wait(10)
+        self.supervisor.join(STOP_WAIT_S)
         self.store.close()

@@ -24,6 +24,8 @@ ENV_RETENTION_AGE_S = "EVENTSCOPE_RETENTION_AGE_S"
 ENV_RETENTION_MAX_SPANS = "EVENTSCOPE_RETENTION_MAX_SPANS"
 ENV_RETENTION_INTERVAL_S = "EVENTSCOPE_RETENTION_INTERVAL_S"
 ENV_STORE_MEMORY = "EVENTSCOPE_STORE_MEMORY_LIMIT"
+ENV_TOKEN = "EVENTSCOPE_TOKEN"
+ENV_REQUEST_DEADLINE_S = "EVENTSCOPE_REQUEST_DEADLINE_S"
 
 DEFAULT_LISTEN = "127.0.0.1:4318"
 DEFAULT_STORE = ".eventscope/store.duckdb"
@@ -39,6 +41,7 @@ DEFAULT_BROKER_POLL_S = 5.0  # 0 disables the broker stats poller
 DEFAULT_RETENTION_AGE_S = 0.0  # 0 keeps data of any age
 DEFAULT_RETENTION_MAX_SPANS = 0  # 0 keeps any number of spans
 DEFAULT_RETENTION_INTERVAL_S = 60.0
+DEFAULT_REQUEST_DEADLINE_S = 30.0  # an OTLP/HTTP body must arrive whole within this, however it trickles
 DEFAULT_STORE_MEMORY = "512MiB"  # DuckDB's memory_limit: cached blocks beyond it are evicted, queries spill
 _MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
 
@@ -64,6 +67,8 @@ class Config:
     retention_max_spans: int = DEFAULT_RETENTION_MAX_SPANS
     retention_interval_s: float = DEFAULT_RETENTION_INTERVAL_S
     store_memory_limit: str = DEFAULT_STORE_MEMORY
+    request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
+    token: str | None = dataclasses.field(default=None, repr=False)  # bearer token on ingest and API; None: open
 
 
 def parse_listen(value: str, name: str = ENV_LISTEN) -> tuple[str, int]:
@@ -147,7 +152,19 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
             environ.get(ENV_RETENTION_INTERVAL_S, str(DEFAULT_RETENTION_INTERVAL_S)), ENV_RETENTION_INTERVAL_S, False
         ),
         store_memory_limit=_memory_size(environ.get(ENV_STORE_MEMORY, DEFAULT_STORE_MEMORY), ENV_STORE_MEMORY),
+        request_deadline_s=_seconds(
+            environ.get(ENV_REQUEST_DEADLINE_S, str(DEFAULT_REQUEST_DEADLINE_S)), ENV_REQUEST_DEADLINE_S, False
+        ),
+        token=token(environ),
     )
+
+
+def token(environ: Mapping[str, str]) -> str | None:
+    """The bearer token from EVENTSCOPE_TOKEN (None when unset or empty); the server and the CLIs read it here."""
+    value = environ.get(ENV_TOKEN, "").strip()
+    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in value):
+        raise ConfigError(f"{ENV_TOKEN}: use printable ASCII without spaces")
+    return value or None
 
 
 def api_url(environ: Mapping[str, str], flag: str | None = None) -> str:

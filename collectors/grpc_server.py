@@ -3,7 +3,9 @@
 Each Export call answers OK only after its rows are committed. A store that cannot keep up answers
 UNAVAILABLE, which the OTLP exporters retry with backoff; concurrent calls beyond the limit get
 RESOURCE_EXHAUSTED from grpcio itself, and a message past the body limit is refused by grpcio
-before it is decoded, so memory stays bounded.
+before it is decoded, so memory stays bounded. The request bytes are parsed here rather than by
+grpcio, so that a message that does not decode gets INVALID_ARGUMENT saying why (grpcio's own
+deserializer would answer INTERNAL and log a traceback), counted and logged like an HTTP refusal.
 """
 
 from __future__ import annotations
@@ -12,48 +14,73 @@ import logging
 from concurrent import futures
 
 import grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from collectors.bearer import Bearer
+from collectors.otlp import OtlpDecodeError, parse_request
 from collectors.receiver import LOGS, METRICS, TRACES, Signal, StoreUnavailable, commit
+from collectors.refusals import Refusals
 from collectors.store import Store
 
 log = logging.getLogger(__name__)
 
 GRPC_WORKERS = 8
+SERVICES = (
+    (trace_service_pb2, "TraceService", TRACES),
+    (metrics_service_pb2, "MetricsService", METRICS),
+    (logs_service_pb2, "LogsService", LOGS),
+)
 
 
 class _Exporter:
-    """The Export method of one OTLP service."""
+    """The Export method of one OTLP service, on the raw request bytes."""
 
-    def __init__(self, store: Store, signal: Signal):
+    def __init__(self, store: Store, signal: Signal, bearer: Bearer, refusals: Refusals):
         self._store = store
         self._signal = signal
+        self._bearer = bearer
+        self._refusals = refusals
 
-    def Export(self, request, context):  # noqa: N802 - the gRPC method name
+    def _refuse(self, context, reason: str, code: grpc.StatusCode, message: str) -> None:
+        self._refusals.refuse(reason, context.peer(), message)
+        context.abort(code, message)
+
+    def _authorization(self, context) -> str | None:
+        return next((value for key, value in context.invocation_metadata() if key == "authorization"), None)
+
+    def export(self, body: bytes, context):
         """Store the request's rows; answer once they are committed, UNAVAILABLE if they cannot be."""
-        decoded = self._signal.rows(request)
+        if not self._bearer.allows(self._authorization(context)):
+            self._refuse(context, "unauthorized", grpc.StatusCode.UNAUTHENTICATED, "bearer token required")
+        try:
+            request = parse_request(body, False, self._signal.request_type)
+        except OtlpDecodeError as exc:
+            self._refuse(context, "undecodable", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        decoded = self._signal.decode(request)
         try:
             commit(self._store, self._signal.table, decoded)
         except StoreUnavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            self._refuse(context, "store_unavailable", grpc.StatusCode.UNAVAILABLE, str(exc))
+        if decoded.rejected:
+            self._refusals.reject_items(decoded.rejected, context.peer(), decoded.error_message)
         return self._signal.response(decoded)
 
 
-class TraceServicer(_Exporter, trace_service_pb2_grpc.TraceServiceServicer):
-    """opentelemetry.proto.collector.trace.v1.TraceService."""
+def _handler(module, service: str, exporter: _Exporter) -> grpc.GenericRpcHandler:
+    full_name = module.DESCRIPTOR.services_by_name[service].full_name
+    method = grpc.unary_unary_rpc_method_handler(
+        exporter.export,
+        request_deserializer=None,  # the bytes as they came; export() parses them
+        response_serializer=lambda response: response.SerializeToString(),
+    )
+    return grpc.method_handlers_generic_handler(full_name, {"Export": method})
 
 
-class MetricsServicer(_Exporter, metrics_service_pb2_grpc.MetricsServiceServicer):
-    """opentelemetry.proto.collector.metrics.v1.MetricsService."""
-
-
-class LogsServicer(_Exporter, logs_service_pb2_grpc.LogsServiceServicer):
-    """opentelemetry.proto.collector.logs.v1.LogsService."""
-
-
-def start_grpc(store: Store, host: str, port: int, max_message_bytes: int, max_in_flight: int) -> grpc.Server:
+def start_grpc(
+    store: Store, host: str, port: int, max_message_bytes: int, max_in_flight: int, bearer: Bearer, refusals: Refusals
+) -> grpc.Server:
     """Start the OTLP gRPC server; raises OSError when the address cannot be bound."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="otlp-grpc"),
@@ -63,9 +90,9 @@ def start_grpc(store: Store, host: str, port: int, max_message_bytes: int, max_i
             ("grpc.so_reuseport", 0),  # a second collectors on the same port must fail, not share it
         ],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceServicer(store, TRACES), server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(store, METRICS), server)
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(LogsServicer(store, LOGS), server)
+    server.add_generic_rpc_handlers(
+        [_handler(module, service, _Exporter(store, signal, bearer, refusals)) for module, service, signal in SERVICES]
+    )
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

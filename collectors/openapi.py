@@ -108,6 +108,24 @@ _TRACE_SUMMARY = _obj(
         "root_name": _STR,
     }
 )
+_PART = _obj({"state": {"enum": ["running", "restarting", "stopped"]}, "restarts": _INT, "last_error": _NSTR})
+_LINK = {"connected": _BOOL, "state": {"enum": ["connecting", "connected", "reconnecting"]}, "reconnects": _INT}
+_LINK |= {"last_error": _NSTR, "supervisor": _PART}
+_TAP = {"patterns": _list(_STR), "received": _INT, "recorded": _INT, "stored_as_malformed": _INT, "unstored": _INT}
+_TAP |= {"pending": _INT, "store_error": _NSTR}
+_BROKER = {"interval_s": _NUM, "samples": _INT, "last_sample_ns": _NINT}
+_HEALTH = _obj(
+    {
+        "status": {"enum": ["ok", "degraded"]},
+        "problems": _list(_STR),
+        "store": _obj({"spans": _INT, "bus_messages": _INT, "malformed": _INT}),
+        "tap": {"oneOf": [_obj(_LINK | _TAP), {"type": "null"}]},
+        "broker": {"oneOf": [_obj(_LINK | _BROKER), {"type": "null"}]},
+        "ingest": _obj({"in_flight": _INT, "in_flight_bytes": _INT, "refused": _INT, "write_queue": _INT}),
+        "grpc": _obj({"listen": _NSTR, "listening": _BOOL, "error": _NSTR}),
+        "retention": _obj({"max_age_s": _MS, "max_spans": _NINT, "last_deleted": {"type": "object"}}),
+    }
+)
 
 SCHEMAS = {
     "report": _obj(
@@ -285,7 +303,8 @@ SCHEMAS = {
             "bus_without_producer": _obj({"count": _INT, "examples": _list(_STR)}),
         }
     ),
-    "health": {"type": "object"},
+    "health": _HEALTH,
+    "document": {"type": "object"},
     "messages": _obj({"messages": _list({"type": "object"})}),
     "malformed": _obj({"count": _INT, "messages": _list({"type": "object"})}),
     "error": _obj({"error": _STR}),
@@ -293,7 +312,11 @@ SCHEMAS = {
 
 # path -> (summary, response schema name, parameters)
 PATHS = {
-    "/api/v1/health": ("Liveness and store counts", "health", []),
+    "/api/v1/health": (
+        "ok, or degraded with the problems (a part down, reconnecting or failing to store); each part's state",
+        "health",
+        [],
+    ),
     "/api/v1/report": ("Per-stream counts at every vantage point", "report", FILTERS + [GRACE]),
     "/api/v1/overview": ("Headline numbers", "overview", FILTERS + [GRACE]),
     "/api/v1/flow": ("Flow graph: services and channels, publish/deliver/link edges", "flow", FILTERS),
@@ -362,7 +385,7 @@ PATHS = {
     ),
     "/api/v1/messages": ("Recent bus messages, newest first", "messages", [LIMIT]),
     "/api/v1/malformed": ("Malformed bus messages, newest first", "malformed", [LIMIT]),
-    "/api/v1/openapi.json": ("This document", "health", []),
+    "/api/v1/openapi.json": ("This document", "document", []),
 }
 
 
@@ -378,6 +401,7 @@ def _operation(summary: str, schema: str, parameters: list[dict]) -> dict:
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
                 },
                 "400": {"description": "invalid parameter", **error},
+                "401": {"description": "no or wrong bearer token (only when EVENTSCOPE_TOKEN is set)", **error},
                 "404": {"description": "not found", **error},
             },
         }
@@ -394,5 +418,6 @@ def document() -> dict:
             "description": "Read-only answers about an event flow; definitions in docs/analyses.md.",
         },
         "paths": {path: _operation(*spec) for path, spec in PATHS.items()},
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}, {}],  # the token is optional: required only when the collectors have one
     }

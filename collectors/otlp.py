@@ -104,12 +104,26 @@ def attributes(key_values) -> dict:
     }
 
 
-_JSON = json.JSONEncoder(default=str)  # json.dumps(value, default=str) without rebuilding an encoder per call
+_JSON = json.JSONEncoder(default=str, allow_nan=False)  # one encoder, not one per call
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # OTLP/JSON's spelling
+
+
+def _finite_or_text(value: object) -> object:
+    if isinstance(value, float):
+        return _NON_FINITE.get(repr(value), value)
+    if isinstance(value, dict):
+        return {key: _finite_or_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_text(item) for item in value]
+    return value
 
 
 def to_json(value: object) -> str:
-    """The JSON text kept in a JSON column."""
-    return _JSON.encode(value)
+    """The JSON text kept in a JSON column: strict JSON, a NaN or infinite double as a string ("NaN", ...)."""
+    try:
+        return _JSON.encode(value)
+    except ValueError:  # a non-finite float somewhere: rare, so the common case stays one pass
+        return _JSON.encode(_finite_or_text(value))
 
 
 def _hex_to_base64(text: object, field: str) -> str:

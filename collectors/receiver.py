@@ -25,12 +25,34 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from collectors.logs import log_rows
 from collectors.metrics import metric_rows
 from collectors.otlp import Decoded, OtlpDecodeError, parse_request, trace_rows
-from collectors.store import Store, StoreBusy
+from collectors.store import Store, StoreBusy, row_checker
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER_S = "1"
 COMMIT_TIMEOUT_S = 30.0
+GZIP_MAGIC = b"\x1f\x8b"  # how a gzip member starts (RFC 1952): another member may follow the first
+
+
+_CHECKERS = {table: row_checker(table) for table in ("otel_traces", "otel_metrics", "otel_logs")}
+
+
+def keep_storable(table: str, decoded: Decoded) -> Decoded:
+    """Reject the rows whose values the store's columns cannot hold (and the links of rejected spans)."""
+    problem_of = _CHECKERS[table]
+    problems = [problem_of(row) for row in decoded.rows]
+    if not any(problems):
+        return decoded
+    kept = Decoded([], decoded.rejected, decoded.error_message)
+    for row, problem in zip(decoded.rows, problems, strict=True):
+        if problem:
+            kept.reject(problem)
+        else:
+            kept.rows.append(row)
+    if decoded.links:
+        spans = {(row[1], row[2]) for row in kept.rows}
+        kept.links = [link for link in decoded.links if (link[0], link[1]) in spans]
+    return kept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +67,10 @@ class Signal:
     partial_type: type[Message]
     rejected_field: str
     rows: Callable[[Message], Decoded]
+
+    def decode(self, request: Message) -> Decoded:
+        """Rows of a parsed request; items the store could not hold are rejected here, one by one."""
+        return keep_storable(self.table, self.rows(request))
 
     def response(self, decoded: Decoded) -> Message:
         """The export response, with partial success when something was rejected."""
@@ -96,6 +122,8 @@ class Reply:
     content_type: str
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    message: str = ""  # an error's message, or the first reason for rejected items (for the log)
+    rejected: int = 0  # items rejected through partial success
 
 
 class StoreUnavailable(RuntimeError):
@@ -110,8 +138,8 @@ def media_type(content_type: str | None) -> str:
 def error_reply(status: int, media: str, message: str, headers: tuple = ()) -> Reply:
     """An OTLP error answer: a google.rpc.Status in the request's encoding."""
     if media == PROTOBUF:
-        return Reply(status, PROTOBUF, Status(code=status, message=message).SerializeToString(), headers)
-    return Reply(status, JSON, json.dumps({"code": status, "message": message}).encode(), headers)
+        return Reply(status, PROTOBUF, Status(code=status, message=message).SerializeToString(), headers, message)
+    return Reply(status, JSON, json.dumps({"code": status, "message": message}).encode(), headers, message)
 
 
 def busy_reply(media: str, message: str) -> Reply:
@@ -120,21 +148,41 @@ def busy_reply(media: str, message: str) -> Reply:
 
 
 def _inflate(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    data = inflater.decompress(body, limit + 1)
-    if len(data) > limit:
-        raise OverflowError
-    if not inflater.eof:
-        raise gzip.BadGzipFile("truncated gzip body")
-    return data
+    """The gzip body decompressed, member after member; anything after the last member is an error."""
+    data, rest = b"", body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data += inflater.decompress(rest, limit + 1 - len(data))
+        if len(data) > limit:
+            raise OverflowError
+        if not inflater.eof:
+            raise gzip.BadGzipFile("truncated gzip body")
+        rest = inflater.unused_data
+        if not rest:
+            return data
+        if not rest.startswith(GZIP_MAGIC):
+            raise gzip.BadGzipFile(f"{len(rest)} bytes of trailing garbage after the gzip data")
+
+
+def _encoding(content_encoding: str | None) -> str:
+    return (content_encoding or "identity").strip().lower()
+
+
+def unsupported(content_type: str | None, content_encoding: str | None, headers: tuple = ()) -> Reply | None:
+    """A 415 for a content type or encoding the receiver does not take, known before the body is read."""
+    media = media_type(content_type)
+    if media not in (PROTOBUF, JSON):
+        message = f"unsupported content type {media or '(none)'!r}: use {PROTOBUF} or {JSON}"
+        return error_reply(415, JSON, message, headers)
+    encoding = _encoding(content_encoding)
+    if encoding not in ("identity", "gzip"):
+        return error_reply(415, media, f"unsupported content encoding {encoding!r}", headers)
+    return None
 
 
 def _plain_body(body: bytes, media: str, content_encoding: str | None, limit: int) -> bytes | Reply:
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding == "identity":
+    if _encoding(content_encoding) == "identity":
         return body
-    if encoding != "gzip":
-        return error_reply(415, media, f"unsupported content encoding {encoding!r}")
     try:
         return _inflate(body, limit)
     except OverflowError:
@@ -145,14 +193,15 @@ def _plain_body(body: bytes, media: str, content_encoding: str | None, limit: in
 
 def decode_body(signal: Signal, body: bytes, content_type: str | None, content_encoding: str | None, limit: int):
     """Decoded rows from a request body, or a Reply explaining why not."""
+    refusal = unsupported(content_type, content_encoding)
+    if refusal is not None:
+        return refusal
     media = media_type(content_type)
-    if media not in (PROTOBUF, JSON):
-        return error_reply(415, JSON, f"unsupported content type {media or '(none)'!r}: use {PROTOBUF} or {JSON}")
     plain = _plain_body(body, media, content_encoding, limit)
     if isinstance(plain, Reply):
         return plain
     try:
-        return signal.rows(parse_request(plain, media == JSON, signal.request_type))
+        return signal.decode(parse_request(plain, media == JSON, signal.request_type))
     except OtlpDecodeError as exc:
         return error_reply(400, media, str(exc))
 
@@ -175,8 +224,10 @@ def commit(store: Store, table: str, decoded: Decoded) -> None:
 def _success(signal: Signal, media: str, decoded: Decoded) -> Reply:
     response = signal.response(decoded)
     if media == PROTOBUF:
-        return Reply(200, PROTOBUF, response.SerializeToString())
-    return Reply(200, JSON, json.dumps(json_format.MessageToDict(response)).encode())
+        body = response.SerializeToString()
+    else:
+        body = json.dumps(json_format.MessageToDict(response)).encode()
+    return Reply(200, media, body, message=decoded.error_message, rejected=decoded.rejected)
 
 
 def ingest(store: Store, signal: Signal, body: bytes, content_type: str | None, encoding: str | None, limit: int):

@@ -252,6 +252,41 @@ def _arrow_type(column: str) -> pa.DataType:
 _ARROW_SCHEMAS = {
     table: pa.schema([(name, _arrow_type(name)) for name in columns]) for table, columns in TABLE_COLUMNS.items()
 }
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# A sum of two columns the analyses compute in BIGINT, which must fit as well: a span's end is start plus duration.
+_SUMS_THAT_MUST_FIT = {"otel_traces": ("Timestamp", "Duration")}
+
+
+def row_checker(table: str) -> Callable[[tuple], str | None]:
+    """A check of one row of ``table`` against the store's 64-bit integer columns (and their lists).
+
+    It returns why the row cannot be stored, or None. OTLP times and counts are unsigned 64-bit and
+    integer attributes may be any size, so a value past 2^63 - 1 reaches the decoder; checking each
+    row there lets the receiver reject that item alone (partial success) instead of failing the
+    group commit of every batch that shares it. The INTEGER (32-bit) columns only ever receive
+    32-bit protobuf fields, so they need no check.
+    """
+    schema = _ARROW_SCHEMAS[table]
+    scalars = [(i, f.name) for i, f in enumerate(schema) if f.type == pa.int64()]
+    lists = [(i, f.name) for i, f in enumerate(schema) if f.type == pa.list_(pa.int64())]
+    pair = [schema.get_field_index(name) for name in _SUMS_THAT_MUST_FIT.get(table, ())]
+
+    def problem(row: tuple) -> str | None:
+        for i, name in scalars:
+            value = row[i]
+            if value is not None and not INT64_MIN <= value <= INT64_MAX:
+                return f"{name} {value} is out of the 64-bit integer range"
+        for i, name in lists:
+            values = row[i]
+            if values and not (min(values) >= INT64_MIN and max(values) <= INT64_MAX):
+                return f"a value of {name} is out of the 64-bit integer range"
+        if pair and row[pair[0]] + row[pair[1]] > INT64_MAX:
+            return " + ".join(schema.field(i).name for i in pair) + " is out of the 64-bit integer range"
+        return None
+
+    return problem
+
+
 LINK_COLUMNS = ("TraceId", "SpanId", "LinkedTraceId", "LinkedSpanId")
 _ARROW_SCHEMAS["span_links"] = pa.schema([(name, pa.string()) for name in LINK_COLUMNS])
 # What makes a row the same row: (the time column the anti-join ranges over, the identity columns). A

@@ -86,15 +86,20 @@ class Collectors:
             args += ["--redis-url", redis_url]
         # OTLP/gRPC defaults to the fixed port 4317; tests that want it pass a free port in extra_env
         env = {**os.environ, "EVENTSCOPE_GRPC_LISTEN": "off", **(extra_env or {})}
+        token = env.get("EVENTSCOPE_TOKEN")
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}  # what get() sends
         self.log_path = self.store + ".log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        # "ok" while the tap and the poller are still making their first connection; "degraded" only once
+        # an attempt failed (docs/api.md), so this waits for a reachable Redis, never for a slow start
         wait_until(lambda: self.get("health")["status"] == "ok", what="collectors health")
         if redis_url:
             wait_until(lambda: self.get("health")["tap"]["connected"], what="bus tap connected")
 
     def get(self, path: str) -> dict:
-        with urllib.request.urlopen(f"{self.api}/api/v1/{path}", timeout=10) as response:
+        request = urllib.request.Request(f"{self.api}/api/v1/{path}", headers=self.auth)
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
     def log(self) -> str:

@@ -27,6 +27,15 @@ def test_collectors_ingest_defaults_and_switches():
     assert collectors_config.load_config({"EVENTSCOPE_STORE_MEMORY_LIMIT": "2GB"}).store_memory_limit == "2GB"
 
 
+def test_the_token_and_the_request_deadline():
+    config = collectors_config.load_config({})
+    assert (config.token, config.request_deadline_s) == (None, 30.0)
+    config = collectors_config.load_config({"EVENTSCOPE_TOKEN": " s3cret ", "EVENTSCOPE_REQUEST_DEADLINE_S": "2.5"})
+    assert (config.token, config.request_deadline_s) == ("s3cret", 2.5)
+    assert "s3cret" not in repr(config)  # never in a log line that prints the config
+    assert collectors_config.load_config({"EVENTSCOPE_TOKEN": ""}).token is None
+
+
 def test_collectors_flags_win_over_env():
     env = {"EVENTSCOPE_LISTEN": "0.0.0.0:9", "REDIS_URL": "redis://env", "EVENTSCOPE_TAP_PATTERNS": "a.*, b"}
     config = collectors_config.load_config(env, listen="127.0.0.1:1234")
@@ -54,6 +63,9 @@ def test_collectors_flags_win_over_env():
         ({"EVENTSCOPE_RETENTION_MAX_SPANS": "1e6"}, "EVENTSCOPE_RETENTION_MAX_SPANS"),
         ({"EVENTSCOPE_RETENTION_INTERVAL_S": "0"}, "EVENTSCOPE_RETENTION_INTERVAL_S"),
         ({"EVENTSCOPE_STORE_MEMORY_LIMIT": "512'; DROP"}, "EVENTSCOPE_STORE_MEMORY_LIMIT"),
+        ({"EVENTSCOPE_REQUEST_DEADLINE_S": "0"}, "EVENTSCOPE_REQUEST_DEADLINE_S"),
+        ({"EVENTSCOPE_TOKEN": "two words"}, "EVENTSCOPE_TOKEN"),
+        ({"EVENTSCOPE_TOKEN": "caf\u00e9"}, "EVENTSCOPE_TOKEN"),
     ],
 )
 def test_collectors_bad_values_name_the_setting(env, name):

@@ -101,16 +101,25 @@ def test_a_full_write_queue_answers_503_with_retry_after_and_acknowledges_nothin
 
 def test_admission_bounds_requests_and_bytes():
     admission = Admission(max_requests=2, max_bytes=100)
-    assert admission.try_enter(80)
-    assert not admission.try_enter(30)  # bytes spent
+    assert admission.try_enter(80) and admission.try_grow(80)
+    assert not admission.try_enter(30)  # would not fit beside the 80 bytes held
     assert admission.try_enter(20)
+    assert not admission.try_grow(21)  # bytes spent
+    assert admission.try_grow(20)
     assert not admission.try_enter(1)  # requests spent
     admission.leave(80)
     assert admission.try_enter(80)
-    assert admission.status() == {"in_flight": 2, "in_flight_bytes": 100, "refused": 2}
+    assert admission.status() == {"in_flight": 2, "in_flight_bytes": 20}
+
+
+def test_bytes_are_charged_as_they_arrive_not_as_announced():
+    admission = Admission(max_requests=4, max_bytes=100)
+    assert admission.try_enter(100) and admission.try_grow(1)  # announces the whole budget, sends one byte
+    assert admission.try_enter(90) and admission.try_grow(90)  # a real export still fits
+    assert admission.status() == {"in_flight": 2, "in_flight_bytes": 91}
 
 
 def test_one_request_larger_than_the_byte_budget_is_still_admitted_alone():
     admission = Admission(max_requests=4, max_bytes=10)
-    assert admission.try_enter(50)
+    assert admission.try_enter(50) and admission.try_grow(50)
     assert not admission.try_enter(1)
