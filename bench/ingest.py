@@ -157,7 +157,8 @@ class CollectorsProcess:
         self.port = _free_port()
         args = [sys.executable, "-m", "collectors", "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--store", self.store, "--grpc-listen", "off"]
-        env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, **(env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "EVENTSCOPE_TOKEN")}
+        env = {**inherited, **(env or {})}
         if redis_url:
             args += ["--redis-url", redis_url]
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -235,6 +235,10 @@ class _Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         self.refusals.refuse("bad_http", self._client(), msg)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # garbage pipelined behind a request: this 400 answers the connection and closes it, so the app's
+            # own answer to that request, still to come, must be dropped (uvicorn would raise on sending it)
+            self.cycle.disconnected = True
         super().send_400_response(msg)
 
 

@@ -1,6 +1,8 @@
 """Plotly chart builders: plain functions from API answers or DataFrames to figures.
 
 Every axis names its unit; services and channels keep their colour from colors.py on every chart.
+Plotly reads a few HTML tags in labels (``<b>``, ``<br>``, ``<a href>``), so names from the data pass
+through ``plain`` first and show as their own characters.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from dashboard import colors, transforms
 FONT = {"family": "Source Sans Pro, sans-serif", "size": 13}
 ARRIVAL_COLORS = {"in order": colors.OK, "late": colors.WARNING, "duplicate": colors.PROBLEM}
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def plain(value: object) -> str:
+    """A data value as Plotly label text: ``&``, ``<`` and ``>`` as entities, so no tag or link is made of it."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
@@ -43,7 +50,7 @@ def _curve(start: tuple[float, float], end: tuple[float, float], bend: float, po
 
 
 def _edge_hover(edge: dict) -> str:
-    source, target = transforms.node_name(edge["source"])[1], transforms.node_name(edge["target"])[1]
+    source, target = (plain(transforms.node_name(edge[end])[1]) for end in ("source", "target"))
     return (
         f"<b>{source} → {target}</b> ({edge['kind']})<br>{edge['count']:,} spans · "
         f"{edge.get('rate_per_s') or 0:,.1f}/s<br>p95 {transforms.format_ms(edge.get('p95_ms'))}<br>"
@@ -75,7 +82,7 @@ def _add_edge(fig: go.Figure, edge: dict, positions: dict) -> None:
         go.Scatter(
             x=[xs[middle]], y=[ys[middle]], mode="markers+text", showlegend=False,
             marker={"size": 12, "color": color, "symbol": "diamond"},
-            text=[transforms.edge_label(edge) if not is_link else ""], textposition="top center",
+            text=[plain(transforms.edge_label(edge)) if not is_link else ""], textposition="top center",
             textfont={"size": 10, "color": colors.PROBLEM if trouble else "#444"},
             hovertext=[_edge_hover(edge)], hoverinfo="text", customdata=[edge["target"]],
         )
@@ -111,8 +118,10 @@ def flow_figure(flow: dict, show_links: bool = False) -> go.Figure:
                     "color": [colors.color_for(transforms.node_name(n["id"])[1]) for n in nodes],
                     "line": {"width": 2, "color": "white"},
                 },
-                text=[n.get("label") or transforms.node_name(n["id"])[1] for n in nodes], textposition="bottom center",
-                hovertext=[f"{kind}: {transforms.node_name(n['id'])[1]}<br>click to filter every page" for n in nodes],
+                text=[plain(n.get("label") or transforms.node_name(n["id"])[1]) for n in nodes],
+                textposition="bottom center",
+                hovertext=[f"{kind}: {plain(transforms.node_name(n['id'])[1])}<br>click to filter every page"
+                           for n in nodes],
                 hoverinfo="text", customdata=[n["id"] for n in nodes],
             )
         )  # fmt: skip
@@ -240,8 +249,8 @@ def waterfall(frame: pd.DataFrame) -> go.Figure:
         ]  # fmt: skip
         fig.add_trace(
             go.Bar(
-                y=spans["label"], x=spans["duration_ms"].clip(lower=0.001), base=spans["start_ms"], orientation="h",
-                name=service, marker={
+                y=spans["label"].map(plain), x=spans["duration_ms"].clip(lower=0.001), base=spans["start_ms"],
+                orientation="h", name=plain(service), marker={
                     "color": colors.color_for(service),
                     "line": {
                         "color": [_outline(e, c) for e, c in zip(spans["error"], spans["critical"])],
@@ -252,7 +261,7 @@ def waterfall(frame: pd.DataFrame) -> go.Figure:
                 hovertemplate="%{y}<br>start +%{base:.2f} ms, %{x:.2f} ms<extra></extra>",
             )
         )  # fmt: skip
-    fig.update_yaxes(categoryorder="array", categoryarray=list(frame["label"])[::-1], title_text="")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(frame["label"].map(plain))[::-1], title_text="")
     fig.update_xaxes(title_text="time since trace start (ms)")
     fig.update_layout(barmode="overlay", bargap=0.35)
     return _layout(fig, "Waterfall (black outline = critical path, red = error)", height=120 + 28 * len(frame))

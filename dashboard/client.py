@@ -14,6 +14,9 @@ import urllib.request
 from collections.abc import Mapping
 
 ENV_API = "EVENTSCOPE_API"
+ENV_TOKEN = "EVENTSCOPE_TOKEN"
+"""When set, every request carries ``Authorization: Bearer <token>`` (collectors started with the same token
+refuse requests without it)."""
 DEFAULT_API = "http://127.0.0.1:4318"
 TIMEOUT_S = 10.0
 MISSING_ENDPOINT_TEXT = "no such endpoint"  # how the collectors word a 404 for an unknown path
@@ -35,6 +38,10 @@ class BadRequest(ApiUnavailable):
     """The collectors refused a parameter (400); the message is theirs."""
 
 
+class Unauthorized(ApiUnavailable):
+    """The collectors require a bearer token (401) and this dashboard sent none, or the wrong one."""
+
+
 class ServerError(ApiUnavailable):
     """The collectors were reached but failed to answer (5xx); their log says why."""
 
@@ -42,6 +49,11 @@ class ServerError(ApiUnavailable):
 def api_base(environ: Mapping[str, str] = os.environ) -> str:
     """The collectors' base URL from EVENTSCOPE_API, without a trailing slash."""
     return (environ.get(ENV_API) or DEFAULT_API).rstrip("/")
+
+
+def api_token(environ: Mapping[str, str] = os.environ) -> str:
+    """The bearer token from EVENTSCOPE_TOKEN, or "" when requests go without one."""
+    return (environ.get(ENV_TOKEN) or "").strip()
 
 
 def _error_text(body: bytes) -> str:
@@ -57,6 +69,8 @@ def _http_error(url: str, exc: urllib.error.HTTPError) -> ApiUnavailable:
         return EndpointMissing(url) if MISSING_ENDPOINT_TEXT in text or not text else NotFound(text)
     if exc.code == 400:
         return BadRequest(text)
+    if exc.code == 401:
+        return Unauthorized(f"{url} answered 401: set {ENV_TOKEN} to the collectors' token")
     if exc.code >= 500:
         return ServerError(f"{url} answered {exc.code}: {text}")
     return ApiUnavailable(f"{url} answered {exc.code}: {text}")
@@ -65,8 +79,9 @@ def _http_error(url: str, exc: urllib.error.HTTPError) -> ApiUnavailable:
 class ApiClient:
     """GETs JSON from one collectors process."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, token: str = ""):
         self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def url(self, path: str, params: Mapping[str, object] | None = None) -> str:
         """The full URL of ``/api/v1/{path}`` with the non-empty parameters."""
@@ -78,7 +93,8 @@ class ApiClient:
         """GET ``/api/v1/{path}`` and decode its JSON; raise an ApiUnavailable subclass on any failure."""
         url = self.url(path, params)
         try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            request = urllib.request.Request(url, headers=self._headers)
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             raise _http_error(url, exc) from None

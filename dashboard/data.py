@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from dashboard.client import ApiClient, ApiUnavailable, api_base
+from dashboard.client import ApiClient, ApiUnavailable, api_base, api_token
 
 RESULT_TTL_S = 2
 SLOW_RESULT_TTL_S = 30
@@ -27,7 +27,7 @@ NAMES_SAMPLE = 1000
 
 @st.cache_resource
 def _client(base_url: str) -> ApiClient:
-    return ApiClient(base_url)
+    return ApiClient(base_url, api_token())
 
 
 @st.cache_resource

@@ -3,15 +3,22 @@
 Everything a view depends on lives in ``st.query_params`` so that a copied link reproduces it. The
 pure half turns query parameters into a Filters value and back, and into API parameters; the
 Streamlit half draws the sidebar controls and keeps the URL in step across pages.
+
+A link can be crafted or mistyped, so every parameter a page reads is checked here: an invalid value
+falls back to its default, the page says so in a notice, and the URL is corrected.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 
 import streamlit as st
+
+from dashboard import markdown
 
 WINDOWS_S: dict[str, int | None] = {"5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "all": None}
 """Time windows offered in the sidebar, by their URL spelling; None means everything stored."""
@@ -30,6 +37,70 @@ WINDOW_KEY = "window"
 WINDOW_STEP_S = 2
 """Window edges are rounded to this, so cached answers are reused between quick reruns."""
 _SESSION_KEY = "eventscope_filters"
+MAX_TEXT = 512
+"""Longest accepted name or id, as the query API accepts (collectors/filters.py MAX_TEXT)."""
+MAX_MS = 1e12
+"""Largest accepted duration in milliseconds, as the query API accepts for min_ms."""
+SHOWN_CHARS = 80
+"""A rejected value is quoted in its notice up to this many characters."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def is_text(value: str) -> bool:
+    """A name or id: at most MAX_TEXT characters, no control characters."""
+    return len(value) <= MAX_TEXT and not _CONTROL.search(value)
+
+
+def is_milliseconds(value: str) -> bool:
+    """A finite number of milliseconds from 0 to MAX_MS."""
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return math.isfinite(number) and 0 <= number <= MAX_MS
+
+
+def is_trace_id(value: str) -> bool:
+    """A W3C trace id: 32 hexadecimal digits."""
+    return bool(_TRACE_ID.fullmatch(value))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a valid value of one URL parameter looks like, in code and in words for the notice."""
+
+    valid: Callable[[str], bool]
+    expected: str
+
+
+TEXT = Rule(is_text, f"a name of at most {MAX_TEXT} characters without control characters")
+PAGE_RULES: dict[str, Rule] = {
+    "min_ms": Rule(is_milliseconds, f"a number of milliseconds from 0 to {MAX_MS:g}"),
+    "error": Rule(lambda value: value in ("true", "false"), "true or false"),
+    "trace": Rule(is_trace_id, "a trace id of 32 hexadecimal digits"),
+    "event_id": TEXT,
+    "subject": TEXT,
+    "id": TEXT,
+}
+"""Pages' own parameters with a fixed format; parameters with choices are checked against the choices."""
+
+
+def choice_rule(choices: Iterable[str]) -> Rule:
+    """A parameter that must be one of ``choices``."""
+    options = [str(option) for option in choices]
+    shown = ", ".join(options[:12]) + (", …" if len(options) > 12 else "")
+    return Rule(set(options).__contains__, f"one of {shown}" if options else "one of the choices offered")
+
+
+def problem(key: str, raw: str, rule: Rule, fallback: str) -> str:
+    """The notice for a rejected value: what was given, what is expected, what is shown instead."""
+    given = raw if len(raw) <= SHOWN_CHARS else raw[:SHOWN_CHARS] + "…"
+    instead = f"“{markdown.text(fallback)}”" if fallback else "no value"
+    return (
+        f"This link's `{key}` parameter, “{markdown.text(given)}”, is not valid: expected "
+        f"{markdown.text(rule.expected)}. Showing {instead} instead."
+    )
 
 
 @dataclass(frozen=True)
@@ -48,13 +119,34 @@ class Filters:
         return {key: getattr(self, key) for key in FILTER_KEYS if getattr(self, key)}
 
 
+FILTER_RULES: dict[str, Rule] = {
+    WINDOW_KEY: choice_rule(WINDOWS_S),
+    PAUSED_KEY: Rule(lambda value: value in ("", "0", "1", "true", "false"), "1 or 0 (true or false)"),
+    **{key: TEXT for key in FILTER_KEYS},
+}
+
+
+def checked_query(params: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The filter parameters that are valid, and a notice for each one that is not (left out)."""
+    kept, problems = {}, []
+    for key, rule in FILTER_RULES.items():
+        if key not in params:
+            continue
+        raw = str(params[key])
+        if rule.valid(raw):
+            kept[key] = raw
+        else:
+            problems.append(problem(key, raw, rule, asdict(Filters())[key] if key != PAUSED_KEY else ""))
+    return kept, problems
+
+
 def from_query(params: Mapping[str, str]) -> Filters:
-    """Filters from URL query parameters; unknown windows fall back to the default."""
-    window = params.get(WINDOW_KEY, DEFAULT_WINDOW)
+    """Filters from URL query parameters; invalid values fall back to the defaults (see checked_query)."""
+    kept, _ = checked_query(params)
     return Filters(
-        window=window if window in WINDOWS_S else DEFAULT_WINDOW,
-        paused=params.get(PAUSED_KEY, "") in ("1", "true"),
-        **{key: str(params.get(key, "") or "").strip() for key in FILTER_KEYS},
+        window=kept.get(WINDOW_KEY, DEFAULT_WINDOW),
+        paused=kept.get(PAUSED_KEY, "") in ("1", "true"),
+        **{key: kept.get(key, "").strip() for key in FILTER_KEYS},
     )
 
 
@@ -87,14 +179,16 @@ def with_filter(filters: Filters, key: str, value: str) -> Filters:
 
 
 def describe(filters: Filters) -> str:
-    """One line saying what the page is limited to, for captions."""
-    parts = [f"{key} = {value}" for key, value in filters.active().items()]
+    """One line of Markdown saying what the page is limited to, for captions (values escaped)."""
+    parts = [f"{key} = {markdown.text(value)}" for key, value in filters.active().items()]
     return (WINDOW_LABELS[filters.window] + (": " + ", ".join(parts) if parts else "")).strip()
 
 
 def current() -> Filters:
     """The filters of this view: from the URL, or the ones last used on another page when the URL has none."""
     own = {key: value for key, value in st.query_params.items() if key in (*FILTER_KEYS, WINDOW_KEY, PAUSED_KEY)}
+    for notice in checked_query(own)[1]:
+        st.warning(notice, icon=":material/link_off:")
     filters = from_query(own) if own else Filters(**st.session_state.get(_SESSION_KEY, {}))
     store(filters)
     return filters
@@ -155,9 +249,27 @@ def controls(known: Mapping[str, Iterable[str]] | None = None) -> Filters:
     return updated
 
 
-def page_param(key: str, default: str = "") -> str:
-    """A page's own URL parameter (a trace id, an event id, a chosen stream)."""
-    return str(st.query_params.get(key, default) or default)
+def checked_param(
+    key: str, raw: str | None, default: str = "", choices: Iterable[str] | None = None
+) -> tuple[str, str]:
+    """A page parameter's value and, when the given one is invalid, the notice (else ""). Absent or empty
+    means the default; a parameter with ``choices`` must be one of them, others follow PAGE_RULES."""
+    if raw is None or raw == "":
+        return default, ""
+    rule = choice_rule(choices) if choices is not None else PAGE_RULES.get(key, TEXT)
+    if rule.valid(raw):
+        return raw, ""
+    return default, problem(key, raw, rule, default)
+
+
+def page_param(key: str, default: str = "", choices: Iterable[str] | None = None) -> str:
+    """A page's own URL parameter (a trace id, an event id, a chosen stream), checked: an invalid value is
+    dropped from the URL and the page shows a notice saying the default is shown instead."""
+    value, notice = checked_param(key, st.query_params.get(key), default, choices)
+    if notice:
+        st.warning(notice, icon=":material/link_off:")
+        del st.query_params[key]
+    return value
 
 
 def set_page_param(key: str, value: str, default: str = "") -> None:

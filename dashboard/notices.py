@@ -2,18 +2,23 @@
 version does not have yet, nothing known of an id, nothing collected yet.
 
 Pages wrap each section in ``guard()`` so one failing query never becomes a traceback and never
-hides the sections that did work.
+hides the sections that did work. An unexpected error is logged with its traceback on the dashboard's
+side; the page only says that the section failed. Names and messages are data, shown as text.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import streamlit as st
 
-from dashboard.client import ApiUnavailable, BadRequest, EndpointMissing, NotFound, ServerError
+from dashboard import markdown
+from dashboard.client import ApiUnavailable, BadRequest, EndpointMissing, NotFound, ServerError, Unauthorized
 from dashboard.filters import Filters
+
+log = logging.getLogger("eventscope.dashboard")
 
 REFRESH_S = 3
 """Live pages refresh this often; the sidebar toggle pauses them."""
@@ -37,24 +42,38 @@ def refresh_every(filters: Filters) -> int | None:
 @contextmanager
 def guard(what: str) -> Iterator[None]:
     """Run a page section; turn API failures into one calm message naming ``what`` could not be shown."""
+    shown = markdown.text(what)
+    opening = shown[:1].upper() + shown[1:]
     try:
         yield
     except EndpointMissing:
-        st.info(f"{what.capitalize()}: not available from this collectors version yet.", icon=":material/update:")
+        st.info(f"{opening}: not available from this collectors version yet.", icon=":material/update:")
     except NotFound as exc:
-        st.warning(f"{what.capitalize()}: {exc}", icon=":material/search_off:")
+        st.warning(f"{opening}: {markdown.text(exc)}", icon=":material/search_off:")
     except BadRequest as exc:
-        st.warning(f"The collectors refused this view of {what}: {exc}", icon=":material/block:")
+        st.warning(f"The collectors refused this view of {shown}: {markdown.text(exc)}", icon=":material/block:")
     except ServerError as exc:
         st.error(
-            f"The collectors failed to answer for {what}; the rest of the page still works. {exc}",
+            f"The collectors failed to answer for {shown}; the rest of the page still works. {markdown.text(exc)}",
             icon=":material/error:",
+        )
+    except Unauthorized as exc:
+        st.error(
+            f"The collectors refused this dashboard, so {shown} cannot be shown: they require a token. "
+            f"{markdown.text(exc)}",
+            icon=":material/lock:",
         )
     except ApiUnavailable as exc:
         st.error(
-            f"The collectors are unreachable, so {what} cannot be shown. Start them with `./run demo` "
-            f"(or set EVENTSCOPE_API). {exc}",
+            f"The collectors are unreachable, so {shown} cannot be shown. Start them with `./run demo` "
+            f"(or set EVENTSCOPE_API). {markdown.text(exc)}",
             icon=":material/cloud_off:",
+        )
+    except Exception:
+        log.exception("showing %s failed", what)
+        st.error(
+            f"Showing {shown} failed; the rest of the page still works. The dashboard's log says why.",
+            icon=":material/error:",
         )
 
 

@@ -15,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dashboard.client import api_base
+from dashboard import controls
+from dashboard.client import ENV_TOKEN, api_base
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+ENV_OTLP_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
 COMMAND_TIMEOUT_S = 30.0
 
 
@@ -47,6 +49,8 @@ def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The dashboard's environment for a sample-system command, with spans sent to the collectors by default."""
     env = dict(environ)
     env.setdefault(ENV_OTLP_ENDPOINT, api_base(environ))
+    if environ.get(ENV_TOKEN):  # collectors that require a token require it of the exporters too
+        env.setdefault(ENV_OTLP_HEADERS, f"Authorization=Bearer%20{environ[ENV_TOKEN]}")
     env["PYTHONUNBUFFERED"] = "1"  # progress lines must reach the log as they are printed
     return env
 
@@ -87,7 +91,9 @@ def dlq_list() -> Listing:
 
 
 def dlq_redrive(entry_id: str) -> Outcome:
-    """``dlq redrive ENTRY_ID``: publish the original event to its channel again."""
+    """``dlq redrive ENTRY_ID``: publish the original event to its channel again (only when controls are on)."""
+    if not controls.allowed():
+        return Outcome(False, "redrive is off: " + controls.ENV_CONTROLS + " is not set to 1")
     return run("dlq", "redrive", entry_id)
 
 

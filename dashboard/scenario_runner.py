@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from dashboard import sample_cli
+from dashboard import controls, sample_cli
 
 STOP_TIMEOUT_S = 10.0
 PROGRESS_LINES = 8
@@ -115,7 +115,8 @@ class ScenarioRunner:
         self.current: ScenarioRun | None = None
 
     def start(self, name: str, seconds: float | None = None, seed: int | None = None) -> ScenarioRun:
-        """Stop any run in progress and start ``name``."""
+        """Stop any run in progress and start ``name``; ControlsDisabled unless EVENTSCOPE_CONTROLS allows it."""
+        controls.require()
         with self._lock:
             if self.current is not None:
                 self.current.stop()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -85,7 +86,8 @@ class Collectors:
         if redis_url:
             args += ["--redis-url", redis_url]
         # OTLP/gRPC defaults to the fixed port 4317; tests that want it pass a free port in extra_env
-        env = {**os.environ, "EVENTSCOPE_GRPC_LISTEN": "off", **(extra_env or {})}
+        inherited = {k: v for k, v in os.environ.items() if k != "EVENTSCOPE_TOKEN"}  # a test asks for a token
+        env = {**inherited, "EVENTSCOPE_GRPC_LISTEN": "off", **(extra_env or {})}
         token = env.get("EVENTSCOPE_TOKEN")
         self.auth = {"Authorization": f"Bearer {token}"} if token else {}  # what get() sends
         self.log_path = self.store + ".log"
@@ -222,3 +224,88 @@ def running_collectors(redis_url: str | None = None, extra_env: dict | None = No
     finally:
         process.stop()
     assert "Traceback" not in process.log(), process.log()
+
+
+class ReplyDroppingProxy:
+    """A TCP proxy in front of Redis that can lose one reply: once ``arm(marker)`` is called, the next
+    command bytes holding ``marker`` reach Redis, then the client's connection is cut before the reply.
+    redis-py retries on a new connection, so Redis runs that command twice: an at-least-once publish."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._marker: bytes | None = None
+        self.fired = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, marker: bytes) -> None:
+        self._marker = marker
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            cut = threading.Event()
+            threading.Thread(target=self._to_redis, args=(client, upstream, cut), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(upstream, client, cut), daemon=True).start()
+
+    def _to_redis(self, client: socket.socket, upstream: socket.socket, cut: threading.Event) -> None:
+        try:
+            while data := client.recv(65536):
+                marker = self._marker
+                if marker is not None and marker in data:
+                    self._marker = None
+                    cut.set()
+                    upstream.sendall(data)
+                    time.sleep(0.2)  # Redis has run it; its reply is dropped
+                    self.fired.set()
+                    break
+                upstream.sendall(data)
+        except OSError:
+            pass
+        for sock in (client, upstream):
+            sock.close()
+
+    @staticmethod
+    def _to_client(upstream: socket.socket, client: socket.socket, cut: threading.Event) -> None:
+        try:
+            while (data := upstream.recv(65536)) and not cut.is_set():
+                client.sendall(data)
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self._listener.close()
+
+
+class SingleNodeCluster:
+    """``redis-server`` in cluster mode holding every slot: RedisCluster and sharded Pub/Sub against a real
+    cluster protocol on one process (a many-node cluster, with slots moving, is another test's)."""
+
+    def __init__(self):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: ./run test installs it (apt-get install redis-server)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="eventscope-cluster-")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--cluster-enabled", "yes", "--dir", self.dir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        node = redis.Redis.from_url(f"redis://127.0.0.1:{self.port}/0")  # from_url: no retry backoff while it starts
+        wait_until(node.ping, what=f"redis-server (cluster) on {self.port}")
+        node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        wait_until(lambda: b"cluster_state:ok" in node.execute_command("CLUSTER", "INFO"), 60, what="cluster ok")
+        node.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, filters, notices, sample_cli, transforms
+from dashboard import controls, data, filters, markdown, notices, sample_cli, transforms
 
 st.title("Dead letters")
 st.caption(
@@ -55,9 +55,15 @@ def retried() -> None:
 
 def redrive() -> None:
     st.subheader("Redrive (sample shop)")
+    if not controls.allowed():
+        st.info("**Redrive is off here.** " + controls.HOW_TO_ENABLE, icon=":material/lock:")
+        return
     entries = sample_cli.dlq_list()
     if entries.error:
-        st.info(f"The sample system's dead-letter queue cannot be read here: {entries.error}", icon=":material/info:")
+        st.info(
+            f"The sample system's dead-letter queue cannot be read here: {markdown.text(entries.error)}",
+            icon=":material/info:",
+        )
         return
     if not entries.items:
         st.caption("The sample shop's dead-letter queue is empty.")
@@ -66,7 +72,9 @@ def redrive() -> None:
     picked = st.selectbox("Entry", list(labels), format_func=labels.get)
     if st.button("Redrive this event", icon=":material/replay:", type="primary"):
         result = sample_cli.dlq_redrive(picked)
-        (st.success if result.ok else st.error)(result.output or ("redriven" if result.ok else "redrive failed"))
+        (st.success if result.ok else st.error)("Redriven." if result.ok else "The redrive failed.")
+        if result.output:
+            st.code(result.output, language=None)
 
 
 queue()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, filters, notices, transforms
+from dashboard import data, filters, markdown, notices, transforms
 
 st.title("Event")
 st.caption("Type an event id (the CloudEvents `id`) to follow it from its publish to every consumer group.")
@@ -20,10 +20,10 @@ def example_ids() -> list[str]:
 
 def life(event_id: str) -> None:
     event = data.event(event_id)
-    st.info(event.get("verdict") or "No verdict.", icon=":material/gavel:")
+    st.info(markdown.text(event.get("verdict") or "No verdict."), icon=":material/gavel:")
     steps = transforms.event_timeline(event)
     if steps:
-        st.markdown("\n".join(f"1. `{transforms.clock(ns)}` {text}" for ns, text in steps))
+        st.markdown("\n".join(f"1. `{transforms.clock(ns)}` {markdown.text(text)}" for ns, text in steps))
     st.subheader("Deliveries")
     deliveries = transforms.deliveries_frame(event)
     if deliveries.empty:
@@ -42,7 +42,7 @@ def life(event_id: str) -> None:
     for trace_id in trace_ids[:4]:
         st.page_link(
             "views/traces.py",
-            label=f"Open trace {trace_id}",
+            label=f"Open trace {markdown.text(trace_id)}",
             icon=":material/account_tree:",
             query_params={"trace": trace_id},
         )
@@ -54,7 +54,7 @@ if not event_id:
     examples = example_ids()
     notices.empty(
         "Paste an event id, or pick one from the Duplicates, Ordering and loss or Dead letters pages."
-        + (" Recent ids on the bus: " + ", ".join(f"`{e}`" for e in examples) if examples else "")
+        + (" Recent ids on the bus: " + ", ".join(markdown.text(e) for e in examples) if examples else "")
     )
 else:
     with notices.guard(f"event {event_id}"):

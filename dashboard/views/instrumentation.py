@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, filters, notices, transforms
+from dashboard import data, filters, markdown, notices, transforms
 
 st.title("Instrumentation health")
 st.caption(
@@ -45,7 +45,7 @@ def live() -> None:
             st.subheader("Events on the bus that no producer span describes")
             st.caption(
                 "Their producers are not traced, or export elsewhere. Examples: "
-                + ", ".join(f"`{e}`" for e in orphans["examples"])
+                + ", ".join(markdown.text(e) for e in orphans["examples"])
             )
 
 

@@ -8,6 +8,7 @@ from dashboard import charts, data, filters, notices, transforms
 
 BY = {"channel": "Channel", "group": "Consumer group", "type": "Event type"}
 MEASURES = {"delivery": "Delivery (publish → process start)", "processing": "Processing", "end_to_end": "End to end"}
+PERCENTILES = ("p50", "p95", "p99")
 BUCKETS_S = (5, 10, 30, 60, 300)
 
 st.title("Latency")
@@ -17,15 +18,14 @@ st.caption(
 )
 view = filters.controls(data.known_names())
 left, middle, right, far = st.columns([3, 3, 2, 1])
-by = left.segmented_control("Group by", list(BY), default=filters.page_param("by", "channel"), format_func=BY.get)
-wanted_measure = filters.page_param("measure", "delivery")
+wanted_by = filters.page_param("by", "channel", choices=BY)
+wanted_measure = filters.page_param("measure", "delivery", choices=MEASURES)
+wanted_percentile = filters.page_param("p", "p95", choices=PERCENTILES)
+by = left.segmented_control("Group by", list(BY), default=wanted_by, format_func=BY.get)
 measure = middle.selectbox(
-    "Measure",
-    list(MEASURES),
-    index=list(MEASURES).index(wanted_measure) if wanted_measure in MEASURES else 0,
-    format_func=MEASURES.get,
+    "Measure", list(MEASURES), index=list(MEASURES).index(wanted_measure), format_func=MEASURES.get
 )
-percentile = right.segmented_control("Percentile", ["p50", "p95", "p99"], default=filters.page_param("p", "p95"))
+percentile = right.segmented_control("Percentile", PERCENTILES, default=wanted_percentile)
 bucket_s = far.selectbox("Bucket", BUCKETS_S, index=BUCKETS_S.index(10), format_func=lambda s: f"{s} s")
 by, percentile = by or "channel", percentile or "p95"
 filters.set_page_param("by", by, "channel")

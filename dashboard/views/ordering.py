@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, transforms
+from dashboard import charts, data, filters, markdown, notices, transforms
 
 MAX_VANTAGES = 6  # timelines for one stream, two a row: the bus and up to five consumer groups
 
@@ -23,11 +23,11 @@ def choose_stream(report: dict) -> dict | None:
         return None
     labels = [transforms.stream_label(s) for s in streams]
     keys = ["|".join(v or "" for v in transforms.stream_key(s).values()) for s in streams]
-    wanted = filters.page_param("stream")
+    wanted = filters.page_param("stream", keys[0], choices=keys)
     picked = st.selectbox(
         "Stream (gaps first, then out of order, then duplicates)",
         range(len(streams)),
-        index=keys.index(wanted) if wanted in keys else 0,
+        index=keys.index(wanted),
         format_func=labels.__getitem__,
     )
     filters.set_page_param("stream", keys[picked])
@@ -47,7 +47,8 @@ def timelines(stream: dict, params: dict) -> None:
             with column, notices.guard(f"the sequences at {vantage}"):
                 timeline(stream, params, vantage)
     if len(wanted) > MAX_VANTAGES:
-        st.caption(f"Not drawn: {', '.join(wanted[MAX_VANTAGES:])} (filter on a consumer group to see it).")
+        not_drawn = ", ".join(map(markdown.text, wanted[MAX_VANTAGES:]))
+        st.caption(f"Not drawn: {not_drawn} (filter on a consumer group to see it).")
 
 
 def timeline(stream: dict, params: dict, vantage: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, filters, notices, sample_cli, transforms
+from dashboard import controls, data, filters, markdown, notices, sample_cli, transforms
 from dashboard.client import ApiUnavailable
 from dashboard.scenario_runner import ScenarioRunner
 
@@ -45,7 +45,10 @@ def explain(scenario: dict) -> None:
         st.info(f"**What to look for.** {scenario['what_to_look_for']}", icon=":material/visibility:")
 
 
-def controls(scenario: dict) -> None:
+def start_stop(scenario: dict) -> None:
+    if not controls.allowed():
+        st.info("**Starting scenarios is off here.** " + controls.HOW_TO_ENABLE, icon=":material/lock:")
+        return
     left, middle, right = st.columns([1, 1, 2])
     seconds = left.number_input("Seconds", min_value=5, max_value=3600, value=int(scenario.get("seconds") or 30))
     seed = middle.number_input("Seed", min_value=0, value=1, help="The same seed injects the same faults.")
@@ -83,13 +86,13 @@ def findings(since_ns: int) -> dict:
 
 @st.fragment(run_every=notices.REFRESH_S)
 def progress(scenario: dict) -> None:
-    controls(scenario)
+    start_stop(scenario)
     current = runner().current
     if current is None:
         st.caption("No scenario has run since the dashboard started.")
         return
     state = "running" if current.running() else f"finished (exit code {current.process.returncode})"
-    st.markdown(f"**{current.name}**: {state}, {current.elapsed_s():,.0f} s since start")
+    st.markdown(f"**{markdown.text(current.name)}**: {state}, {current.elapsed_s():,.0f} s since start")
     st.progress(current.fraction_done())
     lines = current.progress()
     if lines:
@@ -123,9 +126,9 @@ def main() -> None:
             st.rerun()
         return
     names = [s["name"] for s in scenarios.items]
-    wanted = filters.page_param("scenario", names[0])
+    wanted = filters.page_param("scenario", names[0], choices=names)
     titles = {s["name"]: s.get("title") or s["name"] for s in scenarios.items}
-    name = st.selectbox("Scenario", names, index=names.index(wanted) if wanted in names else 0, format_func=titles.get)
+    name = st.selectbox("Scenario", names, index=names.index(wanted), format_func=titles.get)
     filters.set_page_param("scenario", name)
     scenario = scenarios.items[names.index(name)]
     explain(scenario)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, selection, transforms
+from dashboard import charts, data, filters, markdown, notices, selection, transforms
 from dashboard.client import EndpointMissing
 
 SEARCH_LIMIT = 50
@@ -23,8 +23,10 @@ def search_form() -> dict:
     subject = middle.text_input(
         "Order id (subject)", value=filters.page_param("subject"), placeholder="e.g. an order id"
     )
-    min_ms = right.number_input("Slower than (ms)", min_value=0.0, value=float(filters.page_param("min_ms", "0") or 0))
-    errors = far.toggle("Errors only", value=filters.page_param("error") == "true")
+    min_ms = right.number_input(
+        "Slower than (ms)", min_value=0.0, max_value=filters.MAX_MS, value=float(filters.page_param("min_ms", "0"))
+    )
+    errors = far.toggle("Errors only", value=filters.page_param("error", "false") == "true")
     for key, value in (("event_id", event_id.strip()), ("subject", subject.strip())):
         filters.set_page_param(key, value)
     filters.set_page_param("min_ms", f"{min_ms:g}" if min_ms else "")
@@ -93,7 +95,9 @@ def open_buttons(trace: dict) -> None:
     outgoing = {link["trace_id"] for link in transforms.links_out(trace)}
     for column, trace_id in zip(st.columns(min(len(linked), 4)), linked[:12], strict=False):
         role = "its producer" if trace_id in outgoing else "a consumer"
-        if column.button(f"Open {trace_id[:12]}… ({role})", key=f"open_{trace_id}", icon=":material/link:"):
+        if column.button(
+            f"Open {markdown.text(trace_id[:12])}… ({role})", key=f"open_{trace_id}", icon=":material/link:"
+        ):
             filters.set_page_param("trace", trace_id)
             st.rerun()
 
@@ -101,8 +105,8 @@ def open_buttons(trace: dict) -> None:
 def trace_detail(trace_id: str) -> None:
     trace = data.trace(trace_id)
     frame = transforms.waterfall_frame(trace)
-    services = ", ".join(sorted(frame["service"].unique()))
-    st.subheader(f"Trace {trace_id}")
+    services = markdown.text(", ".join(sorted(frame["service"].unique())))
+    st.subheader(f"Trace {markdown.text(trace_id)}")
     st.caption(f"{len(frame):,} spans · services: {services} · links out {len(transforms.links_out(trace))} · "
                f"links in {len(trace.get('links_in', []))}")  # fmt: skip
     open_buttons(trace)
@@ -115,7 +119,7 @@ def trace_detail(trace_id: str) -> None:
     names = dict(zip(frame["span_id"], frame["service"] + ": " + frame["name"], strict=True))
     path = [names.get(span_id, f"span {span_id[:8]} (another trace)") for span_id in trace.get("critical_path", [])]
     if path:
-        st.markdown("**Critical path** (follows links as well as parents): " + " → ".join(path))
+        st.markdown("**Critical path** (follows links as well as parents): " + " → ".join(map(markdown.text, path)))
 
 
 search = search_form()

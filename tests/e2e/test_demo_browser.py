@@ -3,8 +3,10 @@
 Every page renders without an error element; scenarios started from the Scenarios page show on the
 Duplicates and Ordering pages; a trace opened from the Traces page shows its links; a click on a service
 in the flow graph filters every page; Ctrl-C stops all.
-Waits poll with deadlines: a missing piece fails with a message saying what was not seen, including a
-page that says a query API endpoint is not available.
+Waits are conditions, never fixed sleeps, each with a generous deadline (WAIT_S): the browser, the demo and
+other test suites share a loaded machine, and a poll returns as soon as its condition holds, so a long
+deadline costs nothing when things are quick. A missing piece fails with a message saying what was not
+seen, including a page that says a query API endpoint is not available.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from tests.e2e.conftest import full_screenshot
 from tests.processes import ROOT, free_port
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]  # the demo starts inside the first test
 
 URL_LINE = re.compile(r"eventscope dashboard: (http://\S+)")
 PAGES = (
@@ -40,6 +42,8 @@ PAGES = (
 )
 NOT_AVAILABLE = "not available from this collectors version yet"
 SCENARIO_SECONDS = "5"
+WAIT_S = 180
+"""Deadline of every wait for the app: generous, since only a failure ever waits this long."""
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +97,15 @@ def poll(check: Callable[[], object], seconds: float, what: str, interval: float
     pytest.fail(f"timed out after {seconds:.0f} s: {what}")
 
 
+def holds_within(check: Callable[[], object], seconds: float, interval: float = 0.5) -> bool:
+    """True as soon as ``check`` holds, False if it never did within ``seconds`` (for a step worth retrying)."""
+    try:
+        poll(check, seconds, "", interval)
+    except pytest.fail.Exception:
+        return False
+    return True
+
+
 def metric_value(page, label: str) -> int:
     metric = page.locator('[data-testid="stMetric"]', has_text=label).first
     return int(metric.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
@@ -100,7 +113,12 @@ def metric_value(page, label: str) -> int:
 
 def open_page(page, url: str, path: str, title: str) -> None:
     page.goto(f"{url}/{path}")
-    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=WAIT_S * 1000)
+
+
+def app_idle(page) -> bool:
+    """True once Streamlit's running indicator is gone: every section of this run has drawn."""
+    return page.locator('[data-testid="stStatusWidget"]').count() == 0
 
 
 def fail_if_missing(page, what: str) -> None:
@@ -119,17 +137,17 @@ def run_scenario(page, url: str, name: str, seconds: str = SCENARIO_SECONDS) -> 
     field.fill(seconds)
     field.press("Enter")
     page.get_by_role("button", name="Start scenario").click()
-    poll(lambda: page.get_by_text(re.compile(rf"{name}.*: finished")).count(), 120, f"scenario {name} to finish")
+    poll(lambda: page.get_by_text(re.compile(rf"{name}.*: finished")).count(), WAIT_S, f"scenario {name} to finish")
 
 
 def test_dashboard_shows_live_numbers(demo, page, screenshots):
     url, _, _ = demo
     page.goto(url)
-    page.get_by_role("heading", name="Overview").wait_for(timeout=60_000)
-    first = poll(lambda: metric_value(page, "Bus messages"), 60, "bus messages on the Overview")
-    poll(lambda: metric_value(page, "Bus messages") > first, 30, "the Overview numbers refreshing on their own")
+    page.get_by_role("heading", name="Overview").wait_for(timeout=WAIT_S * 1000)
+    first = poll(lambda: metric_value(page, "Bus messages"), WAIT_S, "bus messages on the Overview")
+    poll(lambda: metric_value(page, "Bus messages") > first, WAIT_S, "the Overview numbers refreshing on their own")
     # consumer spans reach the collectors in the SDK's export batches (every few seconds), after the tap's copy
-    poll(lambda: metric_value(page, "Deliveries") > 0, 60, "deliveries (consumer spans) on the Overview")
+    poll(lambda: metric_value(page, "Deliveries") > 0, WAIT_S, "deliveries (consumer spans) on the Overview")
     assert page.locator('[data-testid="stException"]').count() == 0
     full_screenshot(page, screenshots / "overview.png")
 
@@ -139,8 +157,8 @@ def test_every_page_renders_without_an_error_element(demo, page, screenshots, pa
     url, _, _ = demo
     open_page(page, url, f"{path}?window=all", title)
     page.wait_for_load_state("networkidle")
-    page.locator('[data-testid="stMain"]').get_by_text(re.compile(".")).first.wait_for(timeout=30_000)
-    time.sleep(1)  # let the live fragments draw once
+    page.locator('[data-testid="stMain"]').get_by_text(re.compile(".")).first.wait_for(timeout=WAIT_S * 1000)
+    poll(lambda: app_idle(page), WAIT_S, f"the {title} page to finish its first run")
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
         '[data-testid="stException"]'
     ).first.inner_text()
@@ -156,11 +174,11 @@ def test_a_duplicates_scenario_shows_on_the_duplicates_page(demo, page, screensh
     open_page(page, url, "duplicates?window=all", "Duplicates")
     poll(
         lambda: page.locator('[data-testid="stMetric"]').count() or page.get_by_text(NOT_AVAILABLE).count(),
-        30,
+        WAIT_S,
         "the Duplicates page",
     )
     fail_if_missing(page, "duplicates")
-    poll(lambda: metric_value(page, "Duplicated events") > 0, 30, "duplicated events on the Duplicates page")
+    poll(lambda: metric_value(page, "Duplicated events") > 0, WAIT_S, "duplicated events on the Duplicates page")
     full_screenshot(page, screenshots / "duplicates-after-scenario.png")
 
 
@@ -169,13 +187,13 @@ def test_a_lossy_scenario_shows_gaps_on_the_ordering_page(demo, page, screenshot
     # shipping is down from 3 s to 5.5 s: run long enough for it to come back and leave a gap behind
     run_scenario(page, url, "lossy_consumer", seconds="9")
     open_page(page, url, "ordering?window=all", "Ordering and loss")
-    poll(lambda: page.get_by_text(re.compile(r"arrivals ·|" + NOT_AVAILABLE)).count(), 60, "a sequence timeline")
+    poll(lambda: page.get_by_text(re.compile(r"arrivals ·|" + NOT_AVAILABLE)).count(), WAIT_S, "a sequence timeline")
     fail_if_missing(page, "sequences and loss")
     # shipping was down for part of the run: the events published meanwhile are lost to it at delivery
-    poll(lambda: metric_value(page, "Lost at delivery") > 0, 90, "events lost at delivery on the Ordering page")
+    poll(lambda: metric_value(page, "Lost at delivery") > 0, WAIT_S, "events lost at delivery on the Ordering page")
     shipping = "ordering?window=all&channel=shop.payments&group=shipping"
     open_page(page, url, shipping, "Ordering and loss")
-    poll(lambda: page.get_by_text(re.compile(r"gaps: \d")).count(), 60, "a gap in shipping's sequence timeline")
+    poll(lambda: page.get_by_text(re.compile(r"gaps: \d")).count(), WAIT_S, "a gap in shipping's sequence timeline")
     full_screenshot(page, screenshots / "ordering-after-scenario.png")
 
 
@@ -184,7 +202,7 @@ def test_a_trace_opened_from_the_traces_page_shows_its_links(demo, page, screens
     open_page(page, url, "traces?window=all", "Traces")
     poll(
         lambda: page.get_by_text(re.compile(r"traces, newest first|" + NOT_AVAILABLE)).count(),
-        30,
+        WAIT_S,
         "trace search results",
     )
     fail_if_missing(page, "trace search")
@@ -192,7 +210,9 @@ def test_a_trace_opened_from_the_traces_page_shows_its_links(demo, page, screens
     options = page.get_by_role("option").all_inner_texts()
     richest = max(range(1, len(options)), key=lambda i: options[i].count(","))  # the most services
     page.get_by_role("option").nth(richest).click()
-    caption = poll(lambda: page.get_by_text(re.compile(r"links out \d+")).first.inner_text(), 30, "the opened trace")
+    caption = poll(
+        lambda: page.get_by_text(re.compile(r"links out \d+")).first.inner_text(), WAIT_S, "the opened trace"
+    )
     links = int(re.search(r"links out (\d+)", caption).group(1))
     assert links > 0, f"the opened trace shows no links: {caption}"
     full_screenshot(page, screenshots / "trace.png")
@@ -209,41 +229,60 @@ def click_node(page, label: str) -> None:
             x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             page.mouse.move(x - 5, y - 5)
             page.mouse.move(x, y)  # plotly picks the clicked point from the hover it computed
-            page.get_by_text("click to filter every page").first.wait_for(timeout=10_000)
+            page.get_by_text("click to filter every page").first.wait_for(timeout=WAIT_S * 1000)
             page.mouse.click(x, y)
             return
     pytest.fail(f"no node labelled {label} in the flow graph")
 
 
+def settled(page) -> bool:
+    """True when the page ran to its last element and Streamlit stays idle for a few checks in a row: the
+    running indicator only shows once a run has lasted a moment, so one idle look proves little."""
+    if not page.get_by_text(LAST_OVERVIEW_ELEMENT).count():
+        return False
+    for _ in range(4):
+        if not app_idle(page):
+            return False
+        page.wait_for_timeout(500)
+    return True
+
+
+LAST_OVERVIEW_ELEMENT = "Show every stream at every vantage point"
+
+
+def clicked_into_a_filter(page, url: str, service: str) -> bool:
+    """Open the Overview paused, click the service once the page has settled, and wait for the filter in the
+    URL. False when the service is not drawn yet or the click was lost: the caller opens the page again."""
+    open_page(page, url, "?window=all&paused=1", "Overview")
+    nodes = page.locator('[data-testid="stPlotlyChart"] g.textpoint text')
+    nodes.first.wait_for(timeout=WAIT_S * 1000)
+    poll(lambda: settled(page), WAIT_S, "the Overview to finish running")
+    if service not in nodes.all_text_contents():
+        return False  # not drawn yet: the demo's traffic has not reached it
+    click_node(page, service)
+    # the click reruns the app twice (the selection, then the filter written to the URL): slow under load
+    return holds_within(lambda: f"service={service}" in page.url, WAIT_S)
+
+
 def test_clicking_a_service_in_the_flow_graph_filters_every_page(demo, page, screenshots):
     url, _, _ = demo
-
-    def drawn_with_payments() -> bool:  # paused, so the graph holds still for the click; reload until it is there
-        open_page(page, url, "?window=all&paused=1", "Overview")
-        nodes = page.locator('[data-testid="stPlotlyChart"] g.textpoint text')
-        nodes.first.wait_for(timeout=30_000)
-        return "payments" in nodes.all_text_contents()
-
-    poll(drawn_with_payments, 90, "the payments service in the flow graph", interval=2)
-    poll(lambda: page.locator('[data-testid="stStatusWidget"]').count() == 0, 60, "the Overview to finish running")
-    click_node(page, "payments")
+    poll(lambda: clicked_into_a_filter(page, url, "payments"), WAIT_S * 3, "the service filter in the URL", 2)
+    poll(lambda: page.get_by_text("service = payments").count(), WAIT_S, "the Overview saying it shows payments only")
     full_screenshot(page, screenshots / "overview-after-a-click.png")
-    poll(lambda: "service=payments" in page.url, 30, "the service filter in the URL after the click")
-    poll(lambda: page.get_by_text("service = payments").count(), 30, "the Overview saying it shows payments only")
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Latency", exact=True).click()
-    page.get_by_role("heading", name="Latency", exact=True).first.wait_for(timeout=60_000)
-    poll(lambda: "service=payments" in page.url, 30, "the service filter carried to the Latency page")
+    page.get_by_role("heading", name="Latency", exact=True).first.wait_for(timeout=WAIT_S * 1000)
+    poll(lambda: "service=payments" in page.url, WAIT_S, "the service filter carried to the Latency page")
     service = page.locator('[data-testid="stSelectbox"]', has_text="Service")
-    chosen = service.locator("input").first.input_value()  # the sidebar's choice, not only the URL
-    assert chosen == "payments", chosen
+    # the sidebar's choice, not only the URL
+    poll(lambda: service.locator("input").first.input_value() == "payments", WAIT_S, "payments in the sidebar")
     full_screenshot(page, screenshots / "latency-filtered-by-a-click.png")
 
 
 def test_ctrl_c_stops_everything(demo):
     _, listen_port, process = demo
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
-    process.wait(timeout=30)
-    deadline = time.monotonic() + 15
+    process.wait(timeout=WAIT_S)  # ./run stops its children one by one, each given up to 15 s
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and port_open(listen_port):
         time.sleep(0.2)
     assert not port_open(listen_port), "the collectors kept running after Ctrl-C"

@@ -22,12 +22,15 @@ import uuid
 import duckdb
 import grpc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from collectors.receiver import SIGNALS_BY_PATH, Reply, decode_body
 from tests.processes import ROOT, Collectors, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,6 +41,21 @@ JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 BIG = {"2^63": str(2**63), "2^64-1": str(2**64 - 1)}
+HEAD_PIECES = [
+    b"Content-Length: 5\r\n",
+    b"Content-Length: 7\r\n",
+    b"Content-Length: -1\r\n",
+    b"Content-Length: 99999999999999999999999\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: gzip, chunked\r\n",
+    b"Content-Type: application/json\r\n",
+    b"Content-Encoding: gzip\r\n",
+    b"Expect: 100-continue\r\n",
+    b"Host: x\r\n",
+    b" folded\r\n",
+    b"\x00\xff\r\n",
+    b"Authorization: Bearer \xe9\r\n",
+]
 
 
 def base_env(grpc_port: int) -> dict[str, str]:
@@ -348,6 +366,52 @@ def test_chunked_bodies_on_one_kept_alive_connection_are_stored(collectors):
         connection.close()
     assert sockets[0] is sockets[1]  # kept alive: both on one connection
     assert all(stored(collectors, item["traceId"]) for item in sent)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(st.binary(max_size=4096), st.just(traces_body(span("chunked property")))),
+    pieces=st.integers(min_value=1, max_value=40),
+    path=st.sampled_from(sorted(SIGNALS_BY_PATH)),
+    media=st.sampled_from([JSON, PROTOBUF]),
+)
+def test_any_chunked_body_gets_the_same_answer_as_its_whole(collectors, body, pieces, path, media):
+    expected = decode_body(SIGNALS_BY_PATH[path], body, media, None, LIMIT)
+    expected_status = expected.status if isinstance(expected, Reply) else 200
+    connection = http.client.HTTPConnection("127.0.0.1", collectors.port, timeout=30)
+    try:
+        size = max(1, len(body) // pieces)
+        headers = {"Content-Type": media, "Transfer-Encoding": "chunked"}
+        connection.request("POST", path, body=chunks(body, size), headers=headers, encode_chunked=True)
+        answer = connection.getresponse()
+        answer.read()
+    finally:
+        connection.close()
+    assert answer.status == expected_status
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    head=st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.sampled_from(HEAD_PIECES), max_size=8).map(lambda pieces: b"".join(pieces)),
+    )
+)
+def test_garbage_request_heads_get_a_counted_4xx_or_nothing_and_the_server_stays_up(collectors, head):
+    before = collectors.get("health")["ingest"]["refused"]
+    with socket.create_connection(("127.0.0.1", collectors.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\n" + head + b"\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    answer = answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")  # a garbage head may still ask for it
+    assert answer == b"" or 400 <= status_of(answer) < 500, answer[:200]  # nothing: the sender half-closed
+    health = collectors.get("health")
+    assert health["status"] == "ok"
+    if answer:
+        assert health["ingest"]["refused"] > before  # a sender turned away is counted
 
 
 def test_a_chunked_body_past_the_limit_is_cut_off_while_reading(collectors):

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.filters import DEFAULT_WINDOW, Filters, api_params, describe, from_query, to_query, with_filter
+from dashboard.filters import (
+    DEFAULT_WINDOW,
+    Filters,
+    api_params,
+    checked_param,
+    checked_query,
+    describe,
+    from_query,
+    to_query,
+    with_filter,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,3 +69,49 @@ def test_with_filter_sets_and_clears_one_filter():
 
 def test_describe_says_what_the_page_shows():
     assert describe(Filters(window="1h", group="inventory")) == "Last hour: group = inventory"
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "choices", "default", "expected", "rejected"),
+    [
+        ("min_ms", "250", None, "0", "250", False),
+        ("min_ms", "abc", None, "0", "0", True),
+        ("min_ms", "nan", None, "0", "0", True),
+        ("min_ms", "inf", None, "0", "0", True),
+        ("min_ms", "-1", None, "0", "0", True),
+        ("min_ms", "1e13", None, "0", "0", True),
+        ("error", "true", None, "false", "true", False),
+        ("error", "yes please", None, "false", "false", True),
+        ("trace", "0af7651916cd43dd8448eb211c80319c", None, "", "0af7651916cd43dd8448eb211c80319c", False),
+        ("trace", "0af7651916cd43dd", None, "", "", True),
+        ("id", "x" * 512, None, "", "x" * 512, False),
+        ("id", "x" * 513, None, "", "", True),
+        ("subject", "a\x00b", None, "", "", True),
+        ("by", "group", ("channel", "group", "type"), "channel", "group", False),
+        ("by", "bogus", ("channel", "group", "type"), "channel", "channel", True),
+        ("p", "p100", ("p50", "p95", "p99"), "p95", "p95", True),
+        ("p", None, ("p50", "p95", "p99"), "p95", "p95", False),
+        ("p", "", ("p50", "p95", "p99"), "p95", "p95", False),
+    ],
+)
+def test_a_page_parameter_is_checked(key, raw, choices, default, expected, rejected):
+    value, notice = checked_param(key, raw, default, choices)
+    assert value == expected
+    assert bool(notice) == rejected
+    if rejected:
+        assert f"`{key}`" in notice and "is not valid" in notice
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"window": "forever"}, {"paused": "maybe"}, {"channel": "x" * 513}, {"service": "a\nb"}, {"group": "\x1b[0m"}],
+)
+def test_a_bad_filter_falls_back_to_the_default_with_a_notice(query):
+    kept, problems = checked_query(query)
+    assert kept == {} and len(problems) == 1
+    assert from_query(query) == Filters()
+
+
+def test_a_notice_quotes_the_bad_value_as_text():
+    _, notice = checked_param("by", "![x](http://host/p.png)", "channel", ("channel",))
+    assert "![x](" not in notice and "http://" not in notice

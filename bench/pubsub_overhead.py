@@ -1,0 +1,188 @@
+"""eventscope-redis overhead: a plain redis-py publish + subscribe loop, bare and instrumented, in one run,
+and the CPU per message the library adds beside the OpenTelemetry SDK's own floor.
+
+This process PUBLISHes N JSON payloads (an order, about 100 bytes) on one channel; a subscriber process
+reads them with ``get_message`` (a publishing and a subscribing service). Throughput is messages per second
+from the first PUBLISH to the last message read; CPU per message is both processes' CPU time over N.
+Instrumented runs export through the real BatchSpanProcessor to an exporter that drops the spans, so the
+figure is the instrumentation's cost, not a collector's.
+
+A run with a no-op tracer provider shows the library's own work (wire form, wrappers) apart from the SDK's.
+The SDK floor is what any instrumentation of this loop must pay per message with the same provider and
+processor: a PRODUCER span started, its context injected into a carrier, ended; the context extracted and
+a CONSUMER span started (parent and link) and ended. The library's added CPU per message (instrumented
+minus bare) is printed as a multiple of that floor, and beside the floor with the attributes docs/events.md
+asks for (which the SDK checks one by one), so the library's own code shows apart from the SDK's.
+Rounds are interleaved and the best of each kept.
+Run: ``python -m bench.pubsub_overhead [--messages N] [--rounds R]`` with REDIS_URL set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import redis
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from eventscope_redis import RedisPubSubInstrumentor, attributes
+
+MESSAGES = 5_000
+ROUNDS = 5  # the machine is shared and noisy: more chances for each figure to be measured in a quiet moment
+CHANNEL = "bench.orders"
+GOAL_ADDED_OVER_FLOOR = 1.5
+GOAL_OF_BARE = 0.5
+PAYLOAD = json.dumps(
+    {"order_id": "o-000123", "user_id": "u-42", "lines": [{"sku": "sku-7", "qty": 2}], "total_cents": 4200}
+).encode()
+
+
+class _DropExporter(SpanExporter):
+    def export(self, spans: Sequence) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def provider() -> TracerProvider:
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+    # a queue that holds a whole run: a starved export thread must not turn spans into drops (less work)
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DropExporter(), max_queue_size=4 * MESSAGES))
+    return tracer_provider
+
+
+def _instrumented(mode: str) -> tuple[RedisPubSubInstrumentor | None, trace.TracerProvider | None]:
+    """Instrument for ``mode``: ``bare`` (not at all), ``noop`` (a no-op provider: the library's own work
+    only) or ``sdk`` (the SDK provider)."""
+    if mode == "bare":
+        return None, None
+    tracer_provider = provider() if mode == "sdk" else trace.NoOpTracerProvider()
+    instrumentor = RedisPubSubInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    return instrumentor, tracer_provider
+
+
+def _subscribe(redis_url: str, messages: int, mode: str, ready, results) -> None:
+    """The subscriber process: reads ``messages`` with get_message, then reports (end time, CPU seconds)."""
+    _, tracer_provider = _instrumented(mode)
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANNEL)
+    pubsub.get_message(timeout=1.0)
+    cpu = time.process_time()
+    ready.set()
+    received = 0
+    while received < messages:
+        if pubsub.get_message(timeout=1.0) is not None:
+            received += 1
+    pubsub.get_message(timeout=0.0)  # ends the last delivery
+    results.put((time.time(), time.process_time() - cpu))
+    pubsub.close()
+    if isinstance(tracer_provider, TracerProvider):
+        tracer_provider.shutdown()
+
+
+def pubsub_loop(redis_url: str, messages: int, mode: str = "bare") -> tuple[float, float]:
+    """(messages/s, CPU seconds per message of both sides): this process publishes, a child subscribes,
+    as a publishing service and a subscribing service would; both instrumented the same way."""
+    spawn = multiprocessing.get_context("spawn")
+    ready, results = spawn.Event(), spawn.Queue()
+    child = spawn.Process(target=_subscribe, args=(redis_url, messages, mode, ready, results))
+    child.start()
+    ready.wait(timeout=60)
+    instrumentor, tracer_provider = _instrumented(mode)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        started, cpu = time.time(), time.process_time()
+        for _ in range(messages):
+            client.publish(CHANNEL, PAYLOAD)
+        cpu = time.process_time() - cpu
+        finished, subscriber_cpu = results.get(timeout=120)
+    finally:
+        client.close()
+        if instrumentor is not None:
+            instrumentor.uninstrument()
+        if isinstance(tracer_provider, TracerProvider):
+            tracer_provider.shutdown()
+        child.join(timeout=30)
+    return messages / (finished - started), (cpu + subscriber_cpu) / messages
+
+
+def sdk_floor(messages: int, with_attributes: bool = False) -> float:
+    """CPU seconds per message of the SDK work two messaging spans need, with the same processor; with
+    ``with_attributes``, each span also carries the attributes docs/events.md asks for (the SDK checks
+    every value, and that costs more than the span itself)."""
+    tracer_provider = provider()
+    tracer = tracer_provider.get_tracer("bench.floor")
+    propagator = TraceContextTextMapPropagator()
+    event = {"specversion": "1.0", "id": "0192-bench", "source": "/bench/1", "type": CHANNEL, "sequence": "1"}
+    produced = attributes.producer(CHANNEL, "publish", event, len(PAYLOAD)) if with_attributes else None
+    consumed = attributes.consumer(CHANNEL, "bench", event, len(PAYLOAD), None) if with_attributes else None
+    cpu = time.process_time()
+    for _ in range(messages):
+        carrier: dict = {}
+        producer = tracer.start_span("send bench.orders", kind=SpanKind.PRODUCER, attributes=produced)
+        propagator.inject(carrier, trace.set_span_in_context(producer))
+        producer.end()
+        context = propagator.extract(carrier)
+        link = Link(trace.get_current_span(context).get_span_context())
+        consumer = tracer.start_span(
+            "process bench.orders", context=context, kind=SpanKind.CONSUMER, links=[link], attributes=consumed
+        )
+        consumer.end()
+    cpu = time.process_time() - cpu
+    tracer_provider.shutdown()
+    return cpu / messages
+
+
+def main(redis_url: str, messages: int = MESSAGES, rounds: int = ROUNDS) -> dict:
+    rate = {"bare": 0.0, "noop": 0.0, "sdk": 0.0}
+    cpu = dict.fromkeys(("bare", "noop", "sdk", "floor", "floor_attributes"), float("inf"))
+    for _ in range(rounds):
+        for key in ("bare", "noop", "sdk"):
+            round_rate, round_cpu = pubsub_loop(redis_url, messages, key)
+            rate[key], cpu[key] = max(rate[key], round_rate), min(cpu[key], round_cpu)
+        cpu["floor"] = min(cpu["floor"], sdk_floor(messages))
+        cpu["floor_attributes"] = min(cpu["floor_attributes"], sdk_floor(messages, with_attributes=True))
+    added = cpu["sdk"] - cpu["bare"]
+    of_bare = rate["sdk"] / rate["bare"]
+    over_floor = added / cpu["floor"]
+    us = 1e6
+    print(
+        f"pub/sub overhead: {messages:,} messages of {len(PAYLOAD)} bytes, "
+        f"one publisher process, one subscriber process, best of {rounds}"
+    )
+    print(f"  bare redis-py (baseline):     {rate['bare']:10,.0f} msg/s  {cpu['bare'] * us:7.1f} us CPU/msg")
+    print(
+        f"  instrumented, no-op provider: {rate['noop']:10,.0f} msg/s  {cpu['noop'] * us:7.1f} us CPU/msg"
+        f"  (the library's own work: {(cpu['noop'] - cpu['bare']) * us:.1f} us/msg)"
+    )
+    print(
+        f"  instrumented, SDK provider:   {rate['sdk']:10,.0f} msg/s  {cpu['sdk'] * us:7.1f} us CPU/msg"
+        f"  ({of_bare:.2f} of bare, goal >= {GOAL_OF_BARE:.2f})"
+    )
+    print(f"  SDK floor (2 spans, inject, extract, link):  {cpu['floor'] * us:7.1f} us CPU/msg")
+    print(f"  SDK floor with the contract's attributes:    {cpu['floor_attributes'] * us:7.1f} us CPU/msg")
+    print(
+        f"  added by the library:         {added * us:7.1f} us CPU/msg = {over_floor:.2f} x the SDK floor "
+        f"(goal <= {GOAL_ADDED_OVER_FLOOR:.1f}); {added / cpu['floor_attributes']:.2f} x the floor with attributes"
+    )
+    return {"rate": rate, "cpu": cpu, "of_bare": of_bare, "added_over_floor": over_floor}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.pubsub_overhead", description=__doc__)
+    parser.add_argument("--messages", type=int, default=MESSAGES)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    if not os.environ.get("REDIS_URL"):
+        sys.exit("REDIS_URL is not set: run benchmarks through ./run bench")
+    main(os.environ["REDIS_URL"], args.messages, args.rounds)
