@@ -31,7 +31,7 @@ _BUS = """
 INSERT INTO bus_messages
 SELECT 1e9::BIGINT + i * 1000 + (CASE WHEN i % 1009 = 0 THEN 50000 ELSE 0 END) + copy * 7, i * 2 + copy,
        'ch' || (i % 4), '*', 200, true, NULL, 'e' || i, '/src/' || (i // 4 % 2), 'bench.event', NULL, NULL,
-       i // $streams + 1, 'p' || (i // 8 % 4), NULL, '{}'
+       i // $streams + 1, 'p' || (i // 8 % 4), NULL, '{}', 'event'
 FROM range($events) t(i), range(2) c(copy)
 WHERE i % 997 <> 0 AND (copy = 0 OR i % 1013 = 0)
 """
@@ -41,7 +41,7 @@ SELECT b.ArrivalNs + 200000 + g * 1000, lpad(printf('%x', b.ArrivalSeq), 32, '0'
        '', '', 'process ' || b.Channel, 'Consumer', 'svc' || g, '{}', '', '', '{}', 1000000, 'Unset', '', '[]', '[]',
        'redis', 'process', b.Channel, b.EventId, 'group' || g, b.Source, b.Type, b.Sequence, b.PartitionKey,
        CASE WHEN b.ArrivalSeq % 2 = 1 AND g % 2 = 0 THEN 'duplicate_skipped' ELSE 'processed' END,
-       NULL, 1, NULL, 1
+       NULL, 1, NULL, 1, NULL, NULL, 1, NULL
 FROM bus_messages b, range($groups) t(g)
 """
 

@@ -2,7 +2,9 @@
 
 It reads ``/api/v1/overview`` from a running collectors, prints one line per figure with its
 limit and verdict, and exits 0 when every given limit holds, 1 when one fails, 2 when the API
-cannot be read.
+cannot be read. A window that holds no delivery and no bus message fails too ("nothing observed"),
+unless ``--allow-empty``: every limit holds trivially over nothing, which is how a pipeline whose
+telemetry never arrived would otherwise pass.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ LIMITS = {
     "max_dead_letters": ("dead_letters", "dead letters"),
     "max_malformed": ("malformed", "malformed messages"),
 }
-SHOWN = ("deliveries", "bus_messages", "duplicates", "out_of_order")
+SHOWN = ("deliveries", "messages", "duplicates", "redeliveries", "out_of_order")
+NOTHING_OBSERVED = "nothing observed: the window holds no deliveries and no bus messages"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-s", type=float, help="seconds before an unfilled gap counts as lost (API default 5)")
     parser.add_argument("--channel", help="only this channel")
     parser.add_argument("--group", help="only this consumer group")
+    parser.add_argument(
+        "--allow-empty", action="store_true", help="pass when the window holds no deliveries and no bus messages"
+    )
 
 
 def _fetch(api: str, args: argparse.Namespace) -> dict:
@@ -66,7 +72,12 @@ def evaluate(overview: dict, limits: dict) -> list[tuple[str, object, object, bo
     return results
 
 
-def summary(overview: dict, results: list[tuple[str, object, object, bool]]) -> str:
+def observed_nothing(overview: dict) -> bool:
+    """No delivery and no bus message of any kind in the window (older servers give only bus_messages)."""
+    return not overview.get("deliveries") and not overview.get("messages", overview.get("bus_messages"))
+
+
+def summary(overview: dict, results: list[tuple[str, object, object, bool]], empty_fails: bool = False) -> str:
     """The readable report printed by the command."""
     lines = ["eventscope check"]
     lines += [f"  {field:<22} {overview.get(field)}" for field in SHOWN]
@@ -74,7 +85,10 @@ def summary(overview: dict, results: list[tuple[str, object, object, bool]]) -> 
         shown = "n/a" if value is None else (f"{value:.1f}" if isinstance(value, float) else value)
         lines.append(f"  {field:<22} {shown} (limit {limit}) {'ok' if ok else 'FAILED'}")
     failed = [r for r in results if not r[3]]
-    lines.append(f"FAILED: {len(failed)} of {len(results)} limits exceeded" if failed else "ok: every limit holds")
+    if empty_fails:
+        lines.append(f"FAILED: {NOTHING_OBSERVED} (--allow-empty accepts that)")
+    else:
+        lines.append(f"FAILED: {len(failed)} of {len(results)} limits exceeded" if failed else "ok: every limit holds")
     return "\n".join(lines)
 
 
@@ -86,5 +100,6 @@ def run(api: str, args: argparse.Namespace) -> int:
         print(f"cannot read the overview from {api}: {exc}")
         return EXIT_UNREACHABLE
     results = evaluate(overview, {name: getattr(args, name) for name in LIMITS})
-    print(summary(overview, results))
-    return EXIT_FAILED if any(not ok for *_, ok in results) else EXIT_OK
+    empty_fails = observed_nothing(overview) and not getattr(args, "allow_empty", False)
+    print(summary(overview, results, empty_fails))
+    return EXIT_FAILED if empty_fails or any(not ok for *_, ok in results) else EXIT_OK

@@ -1,7 +1,9 @@
 """Duplicates: event ids seen more than once at one vantage point, and how each group coped.
 
 For a consumer group, a copy skipped by its idempotency guard (outcome ``duplicate_skipped``) is
-handled; every ``processed`` delivery of an id beyond the first is processed twice: the bug.
+handled; every ``processed`` delivery of an id beyond the first is processed twice: the bug. A
+copy handed over again after a failed or retried attempt (or marked redelivered) is a redelivery,
+counted apart: it is not a duplicate (docs/analyses.md).
 """
 
 from __future__ import annotations
@@ -12,25 +14,37 @@ from collectors.filters import Filters, bind
 # Ids seen more than once are found first with a bare count; the copies' figures and trace ids are
 # gathered only for those.
 _DUPLICATES = """
-WITH o AS MATERIALIZED (SELECT vantage, channel, event_id, outcome, trace_id FROM ({relation})),
-twice AS (SELECT vantage, channel, event_id FROM o GROUP BY ALL HAVING count(*) > 1)
-SELECT o.vantage, o.channel, o.event_id, count(*) AS copies,
-       count(*) FILTER (o.outcome = 'duplicate_skipped') AS handled,
-       greatest(count(*) FILTER (o.outcome = 'processed') - 1, 0) AS processed,
-       list(DISTINCT o.trace_id ORDER BY o.trace_id) FILTER (o.trace_id IS NOT NULL) AS trace_ids
-FROM o SEMI JOIN twice t ON t.vantage IS NOT DISTINCT FROM o.vantage AND t.channel IS NOT DISTINCT FROM o.channel
-    AND t.event_id IS NOT DISTINCT FROM o.event_id
+WITH o AS MATERIALIZED (SELECT vantage, channel, event_id, outcome, trace_id, t, tie, redelivered FROM ({relation})),
+twice AS (SELECT vantage, channel, event_id FROM o GROUP BY ALL HAVING count(*) > 1),
+copies AS (
+    SELECT o.*, {redelivery} AS redelivery
+    FROM o SEMI JOIN twice t ON t.vantage IS NOT DISTINCT FROM o.vantage AND t.channel IS NOT DISTINCT FROM o.channel
+        AND t.event_id IS NOT DISTINCT FROM o.event_id
+)
+SELECT vantage, channel, event_id, count(*) AS copies,
+       count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
+       greatest(count(*) FILTER (outcome = 'processed') - 1, 0) AS processed,
+       list(DISTINCT trace_id ORDER BY trace_id) FILTER (trace_id IS NOT NULL) AS trace_ids,
+       count(*) FILTER (redelivery) AS redeliveries
+FROM copies
 GROUP BY ALL
-ORDER BY o.vantage, o.channel, o.event_id
+ORDER BY vantage, channel, event_id
 """
-_QUERIES = [_DUPLICATES.format(relation=r) for r in (observations.BUS, observations.CONSUMERS)]
+# Only consumer groups see outcomes, so only they can see a redelivery.
+_REDELIVERY = {
+    observations.BUS: "false",
+    observations.CONSUMERS: observations.redelivery("vantage, channel, event_id", "t, tie"),
+}
+_QUERIES = [
+    _DUPLICATES.format(relation=r, redelivery=_REDELIVERY[r]) for r in (observations.BUS, observations.CONSUMERS)
+]
 
 
 def duplicates(cursor, filters: Filters) -> dict:
-    """Every duplicated event per vantage point, and per group the handled and processed copies."""
+    """Every event seen more than once per vantage point; per group the handled, processed and redelivered copies."""
     found = []
     for sql in _QUERIES:
-        for vantage, channel, event_id, copies, handled, processed, trace_ids in cursor.execute(
+        for vantage, channel, event_id, copies, handled, processed, trace_ids, redeliveries in cursor.execute(
             sql, bind(sql, filters.values())
         ).fetchall():
             found.append(
@@ -42,12 +56,15 @@ def duplicates(cursor, filters: Filters) -> dict:
                     "handled": handled,
                     "processed": processed,
                     "trace_ids": trace_ids or [],
+                    "redeliveries": redeliveries,
                 }
             )
     by_group: dict = {}
     for entry in found:
         if entry["vantage"] != observations.BUS_VANTAGE:
-            totals = by_group.setdefault(entry["vantage"], {"vantage": entry["vantage"], "handled": 0, "processed": 0})
-            totals["handled"] += entry["handled"]
-            totals["processed"] += entry["processed"]
+            totals = by_group.setdefault(
+                entry["vantage"], {"vantage": entry["vantage"], "handled": 0, "processed": 0, "redeliveries": 0}
+            )
+            for field in ("handled", "processed", "redeliveries"):
+                totals[field] += entry[field]
     return {"duplicates": found, "by_group": list(by_group.values())}

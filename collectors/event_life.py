@@ -13,7 +13,8 @@ import json
 from collectors import conventions as cv
 from collectors.deliveries import PUBLISHES
 from collectors.filters import Filters, bind
-from collectors.observations import SPAN_OUTCOME
+from collectors.observations import FAILED_ATTEMPT, SPAN_OUTCOME, redelivery
+from collectors.streams import FAILED_ATTEMPT as FAILED_OUTCOMES
 
 _PUBLISHED = f"""
 SELECT TraceId, SpanId, ServiceName, SpanName, Timestamp, Duration / 1e6, StatusCode, MsgDestination
@@ -25,7 +26,7 @@ FROM bus_messages WHERE Valid AND EventId = $event_id ORDER BY ArrivalNs, Arriva
 """
 _DELIVERIES = """
 SELECT COALESCE(MsgConsumerGroup, ServiceName), SpanId, TraceId, Timestamp, Duration / 1e6, Outcome, Attempts,
-       Events, DeadLetterReason, StatusCode
+       Events, DeadLetterReason, StatusCode, Redelivered
 FROM otel_traces WHERE SpanKind = 'Consumer' AND MsgMessageId = $event_id ORDER BY Timestamp, SpanId
 """
 _DEAD_LETTERS = """
@@ -40,27 +41,54 @@ WHERE SpanKind = 'Consumer' AND Outcome = 'dead_lettered'
 ORDER BY Timestamp DESC, SpanId
 """
 
-# A delivery was retried when it took more than one attempt, or recorded a retry span event (instrumentations
-# that count no attempts). Each failed attempt adds a retry event (docs/events.md); from the attempt count
-# alone, the failed attempts are all of them, less the last one when the delivery ended processed or skipped.
+# A delivery was retried (kind ``retry``) when it took more than one attempt, or recorded a retry span event
+# (instrumentations that count no attempts). Each failed attempt adds a retry event (docs/events.md); from the
+# attempt count alone, the failed attempts are all of them, less the last one when the delivery ended processed
+# or skipped. A delivery is a redelivery (kind ``redelivery``) when the instrumentation marks it so, or an earlier
+# delivery of the same message to the same group failed or was retried: its attempts are its delivery count or
+# the deliveries seen so far, whichever is more, its failed attempts the earlier deliveries that failed or were
+# retried (plus this one when it did not end well).
+_REDELIVERY = redelivery('"group", channel, event_id', "Timestamp, SpanId")
 _RETRIED = f"""
-WITH retried AS (
+WITH consumers AS (
     SELECT s.MsgMessageId AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS "group",
            s.MsgDestination AS channel, {SPAN_OUTCOME} AS outcome, s.Attempts, s.Events, s.Timestamp, s.TraceId,
-           s.SpanId
+           s.SpanId, s.Redelivered AS redelivered, s.DeliveryCount
     FROM otel_traces s
     WHERE s.SpanKind = 'Consumer'
-      AND (s.Attempts > 1 OR (s.Events <> '[]' AND list_contains(json_extract_string(s.Events, '$[*].Name'),
-                                                                 '{cv.RETRY_EVENT}')))
       AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($type IS NULL OR s.CeType = $type) AND ($service IS NULL OR s.ServiceName = $service)
+),
+-- only a message with a failed or retried delivery, or one marked redelivered, can have a redelivery
+suspects AS (
+    SELECT DISTINCT "group", channel, event_id FROM consumers
+    WHERE event_id IS NOT NULL AND (outcome IN {FAILED_ATTEMPT} OR redelivered)
+),
+marked AS (
+    SELECT c.*, {_REDELIVERY} AS redelivery,
+           count(*) FILTER (outcome IN {FAILED_ATTEMPT}) OVER earlier AS failed_before, count(*) OVER earlier AS before
+    FROM consumers c
+    SEMI JOIN suspects s
+        ON s."group" = c."group" AND s.channel IS NOT DISTINCT FROM c.channel AND s.event_id = c.event_id
+    WINDOW earlier AS (PARTITION BY c."group", c.channel, c.event_id ORDER BY c.Timestamp, c.SpanId
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+),
+retried AS (
+    SELECT *, 'redelivery' AS kind FROM marked WHERE redelivery
+    UNION ALL BY NAME
+    SELECT c.*, 'retry' AS kind FROM consumers c
+    WHERE (c.Attempts > 1
+           OR (c.Events <> '[]' AND list_contains(json_extract_string(c.Events, '$[*].Name'), '{cv.RETRY_EVENT}')))
+      AND NOT EXISTS (SELECT 1 FROM marked m WHERE m.redelivery AND m.TraceId = c.TraceId AND m.SpanId = c.SpanId)
 )
-SELECT 0 AS part, outcome, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM retried GROUP BY outcome
+SELECT 0 AS part, outcome, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM retried GROUP BY outcome
 UNION ALL
 SELECT * FROM (
-    SELECT 1, outcome, NULL, event_id, "group", channel, Attempts, Events, Timestamp, TraceId, SpanId
+    SELECT 1, outcome, NULL, event_id, "group", channel, Attempts, Events, Timestamp, TraceId, SpanId, kind,
+           greatest(COALESCE(DeliveryCount, 0), before + 1), failed_before
     FROM retried ORDER BY Timestamp DESC, SpanId LIMIT $limit
 )
 """
@@ -70,21 +98,25 @@ _ENDED_WELL = ("processed", "duplicate_skipped")
 
 
 def retried(cursor, filters: Filters, limit: int) -> dict:
-    """Deliveries that took more than one attempt, newest first, and how they ended."""
+    """Deliveries that took more than one attempt, and redeliveries, newest first, and how they ended."""
     rows = cursor.execute(_RETRIED, bind(_RETRIED, {**filters.values(), "limit": limit})).fetchall()
     outcomes = {outcome: count for part, outcome, count, *_ in rows if part == 0}
     deliveries = []
     newest_first = sorted((r for r in rows if r[0] == 1), key=lambda r: (-r[8], r[10]))
-    for _, outcome, _, event_id, group, channel, attempts, events, t_ns, trace_id, span_id in newest_first:
+    for row in newest_first:
+        _, outcome, _, event_id, group, channel, attempts, events, t_ns, trace_id, span_id, kind, number, earlier = row
         retries = _retries(events)
         last_failed = 0 if outcome in _ENDED_WELL else 1
         failed = max(len(retries), (attempts or 0) - 1 + last_failed)
+        if kind == "redelivery":
+            attempts, failed = number, earlier + last_failed
         deliveries.append(
             {
                 "event_id": event_id,
                 "group": group,
                 "channel": channel,
                 "outcome": outcome,
+                "kind": kind,
                 "attempts": attempts or failed + 1 - last_failed,
                 "failed_attempts": failed,
                 "retries": retries,
@@ -109,7 +141,7 @@ def _retries(events_json: str) -> list[dict]:
 
 
 def _delivery(row: tuple) -> dict:
-    group, span_id, trace_id, start, ms, outcome, attempts, events, reason, status = row
+    group, span_id, trace_id, start, ms, outcome, attempts, events, reason, status, redelivered = row
     return {
         "group": group,
         "span_id": span_id,
@@ -120,7 +152,18 @@ def _delivery(row: tuple) -> dict:
         "attempts": attempts,
         "retries": _retries(events),
         "dead_letter_reason": reason,
+        "redelivery": bool(redelivered),
     }
+
+
+def _mark_redeliveries(deliveries: list[dict]) -> list[dict]:
+    """A delivery after a failed or retried one of the same group is a redelivery (deliveries in time order)."""
+    failed_groups: set = set()
+    for d in deliveries:
+        d["redelivery"] = d["redelivery"] or d["group"] in failed_groups
+        if d["outcome"] in FAILED_OUTCOMES:
+            failed_groups.add(d["group"])
+    return deliveries
 
 
 def verdict(published: list[dict], bus: list[dict], deliveries: list[dict]) -> str:
@@ -141,6 +184,8 @@ def verdict(published: list[dict], bus: list[dict], deliveries: list[dict]) -> s
         text = f"{group}: {', '.join(outcomes)}"
         if retries:
             text += f" after {retries} {'retry' if retries == 1 else 'retries'}"
+        if any(d.get("redelivery") for d in seen):
+            text += " (redelivered after a failed attempt)"
         if outcomes.count("processed") > 1:
             text += " (processed more than once: a duplicate got through)"
         parts.append(text + ".")
@@ -172,7 +217,7 @@ def event(cursor, event_id: str) -> dict | None:
     names = ("ArrivalNs", "Channel", "Pattern", "Size", "Source", "Type", "Subject", "EventTime", "Sequence")
     names += ("PartitionKey", "TraceId")
     bus = [dict(zip(names, row, strict=True)) for row in cursor.execute(_BUS, values).fetchall()]
-    deliveries = [_delivery(row) for row in cursor.execute(_DELIVERIES, values).fetchall()]
+    deliveries = _mark_redeliveries([_delivery(row) for row in cursor.execute(_DELIVERIES, values).fetchall()])
     if not (published or bus or deliveries):
         return None
     return {

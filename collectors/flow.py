@@ -9,7 +9,9 @@
   edges, so they are 0 here.
 
 rate_per_s divides the count by the window: from the later of the filter's start and the first span,
-to the filter's end, or else the last span's end.
+to the filter's end, or else the last span's end. Every channel the bus tap saw a message on is a node,
+traced or not; channel nodes carry ``messages`` (every tapped message, any kind: events, unenveloped
+and malformed) and their ``rate_per_s`` over the time they were seen.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ SELECT 'link', producer_service, service, NULL, count(*), count(*) FILTER (faile
 FROM d WHERE paired_by = 'link' GROUP BY producer_service, service
 """
 _SPAN_RANGE = "SELECT min(Timestamp), max(Timestamp + Duration) FROM otel_traces"
+# Every message the tap saw on a channel, of any kind: a channel is a node even when nothing traces it.
+_TAPPED = """
+SELECT Channel, count(*), min(ArrivalNs), max(ArrivalNs) FROM bus_messages
+WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+  AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type)
+  AND CAST($group AS VARCHAR) IS NULL AND CAST($service AS VARCHAR) IS NULL
+GROUP BY Channel
+"""
 _PRODUCER_OF_SOURCE = "SELECT DISTINCT CeSource, ServiceName FROM otel_traces WHERE SpanKind = 'Producer'"
 
 
@@ -112,7 +122,13 @@ def flow(cursor, filters: Filters) -> dict:
         _merge(deliver, edge)
     edges += deliver.values()
     edges += links
-    return {"nodes": _nodes(edges), "edges": edges}
+    return {"nodes": _nodes(edges, _tapped(cursor, filters)), "edges": edges}
+
+
+def _tapped(cursor, filters: Filters) -> dict[str, tuple[int, float]]:
+    """(messages, messages per second) per tapped channel, over the time its messages were seen (at least 1 s)."""
+    rows = cursor.execute(_TAPPED, bind(_TAPPED, filters.values())).fetchall()
+    return {channel: (n, n / max((high - low) / 1e9, 1.0)) for channel, n, low, high in rows}
 
 
 def _merge(edges: dict, edge: dict) -> None:
@@ -127,6 +143,10 @@ def _merge(edges: dict, edge: dict) -> None:
     known["p95_ms"] = max((p for p in (known["p95_ms"], edge["p95_ms"]) if p is not None), default=None)
 
 
-def _nodes(edges: list[dict]) -> list[dict]:
-    ids = sorted({e["source"] for e in edges} | {e["target"] for e in edges})
-    return [{"id": i, "kind": i.split(":", 1)[0], "label": i.split(":", 1)[1]} for i in ids]
+def _nodes(edges: list[dict], tapped: dict[str, tuple[int, float]]) -> list[dict]:
+    ids = sorted({e["source"] for e in edges} | {e["target"] for e in edges} | {f"channel:{c}" for c in tapped})
+    nodes = [{"id": i, "kind": i.split(":", 1)[0], "label": i.split(":", 1)[1]} for i in ids]
+    for node in nodes:
+        if node["kind"] == "channel":
+            node["messages"], node["rate_per_s"] = tapped.get(node["label"], (0, 0.0))
+    return nodes

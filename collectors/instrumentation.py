@@ -7,7 +7,10 @@
   span, so no delivery latency or causal flow can be followed from them;
 - bus_without_producer: events seen on the bus for which no producer span arrived, among those that
   arrived at least ``settle_s`` seconds ago: SDKs export in batches (every 5 s by default), so the
-  newest events' producer spans are usually still on their way.
+  newest events' producer spans are usually still on their way;
+- blind_spots: what the analyses cannot see at all in this telemetry, why, and how to get it:
+  messages on the bus without an envelope (no id, no sequence), consumer spans without a message id,
+  producer spans without a destination, deliveries of messages that carry no sequence.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 
 from collectors import conventions as cv
 from collectors.filters import Filters, bind
+from collectors.observations import SPAN_EVENT_ID
 
 EXAMPLES = 10
 """Example event ids returned for events on the bus without a producer span."""
@@ -64,8 +68,65 @@ ORDER BY part, t DESC
 """
 
 
+ENVELOPE_HOW = (
+    "Wrap each message in a CloudEvent with an id and a sequence: the Pub/Sub instrumentation does it for any "
+    "redis-py app (pip install ./instrumentation/eventscope-redis; docs/events.md)."
+)
+BLIND_SPOTS = {
+    "unenveloped": (
+        ("duplicates", "gaps", "loss", "out of order", "the life of an event"),
+        "Messages on the bus that are not CloudEvents carry no id and no sequence. " + ENVELOPE_HOW,
+    ),
+    "consumer_without_id": (
+        ("duplicates", "redeliveries", "loss at delivery", "the life of an event"),
+        f"Consumer spans name no message ({cv.MESSAGING_MESSAGE_ID}, or a partition offset). Give messages an id "
+        "the instrumentation records (e.g. AMQP message_id), or " + ENVELOPE_HOW[0].lower() + ENVELOPE_HOW[1:],
+    ),
+    "producer_without_destination": (
+        ("publish edges of the flow graph", "loss at delivery"),
+        f"Producer spans name no destination ({cv.MESSAGING_DESTINATION} or an older name, docs/conventions.md).",
+    ),
+    "no_sequence": (
+        ("gaps", "loss", "out of order"),
+        "Delivered messages carry no sequence, so only received copies and duplicates can be counted. Number "
+        "the messages: a CloudEvents sequence per stream (eventscope-redis does it), or a broker that numbers "
+        "them (Kafka offsets).",
+    ),
+}
+"""kind -> (what cannot be seen, how to see it)."""
+_BLIND_SPOTS = f"""
+SELECT 'unenveloped' AS kind, count(*), list(DISTINCT Channel ORDER BY Channel) FROM bus_messages b
+WHERE b.Kind = 'unenveloped' AND CAST($type AS VARCHAR) IS NULL AND ($channel IS NULL OR b.Channel = $channel)
+  AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
+UNION ALL
+SELECT 'consumer_without_id', count(*), list(DISTINCT COALESCE(s.MsgDestination, s.SpanName)
+                                                ORDER BY COALESCE(s.MsgDestination, s.SpanName))
+FROM otel_traces s WHERE s.SpanKind = 'Consumer' AND {SPAN_EVENT_ID} IS NULL {_SPAN_FILTERS}
+UNION ALL
+SELECT 'producer_without_destination', count(*), list(DISTINCT s.ServiceName ORDER BY s.ServiceName)
+FROM otel_traces s WHERE s.SpanKind = 'Producer' AND s.MsgDestination IS NULL {_SPAN_FILTERS}
+UNION ALL
+SELECT 'no_sequence', count(*), list(DISTINCT s.MsgDestination ORDER BY s.MsgDestination)
+FROM otel_traces s
+WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL AND {SPAN_EVENT_ID} IS NOT NULL AND s.Sequence IS NULL
+  AND NOT EXISTS (SELECT 1 FROM bus_messages b WHERE b.Valid AND b.EventId = s.MsgMessageId AND b.Sequence IS NOT NULL)
+  {_SPAN_FILTERS}
+"""
+
+
+def blind_spots(cursor, filters: Filters) -> list[dict]:
+    """What cannot be seen in the telemetry within the filters, where, and how to see it."""
+    rows = cursor.execute(_BLIND_SPOTS, bind(_BLIND_SPOTS, filters.values())).fetchall()
+    return [
+        {"kind": kind, "count": n, "where": where or [], "cannot_see": list(BLIND_SPOTS[kind][0]),
+         "how": BLIND_SPOTS[kind][1]}
+        for kind, n, where in sorted(rows, key=lambda r: list(BLIND_SPOTS).index(r[0]))
+        if n
+    ]  # fmt: skip
+
+
 def instrumentation(cursor, filters: Filters, settle_s: float = DEFAULT_SETTLE_S, now_ns: int | None = None) -> dict:
-    """The three health findings within the filters."""
+    """The health findings within the filters."""
     values = filters.values()
     values["settled_ns"] = (time.time_ns() if now_ns is None else now_ns) - int(settle_s * 1e9)
     missing = cursor.execute(_MISSING, bind(_MISSING, values)).fetchall()
@@ -80,4 +141,5 @@ def instrumentation(cursor, filters: Filters, settle_s: float = DEFAULT_SETTLE_S
         ],
         "unlinked_consumers": [{"service": service, "span_name": name, "count": n} for service, name, n in unlinked],
         "bus_without_producer": {"count": count, "examples": examples},
+        "blind_spots": blind_spots(cursor, filters),
     }

@@ -157,8 +157,9 @@ NAMES = (
     Name("operation", "celery.action", "opentelemetry-instrumentation-celery", convert="celery action"),
     _semconv("destination", cv.MESSAGING_DESTINATION, (1, 17)),
     _semconv("destination", "messaging.destination", (1, 0), (1, 16)),
-    _semconv("destination", "messaging.rabbitmq.destination.routing_key", (1, 17)),
-    _semconv("destination", "messaging.rabbitmq.routing_key", (1, 0), (1, 16)),
+    # routing keys only stand in for a destination a span does not name, whatever version it declares
+    Name("destination", "messaging.rabbitmq.destination.routing_key", "semconv 1.17+ (routing key)"),
+    Name("destination", "messaging.rabbitmq.routing_key", "semconv 1.0–1.16 (routing key)"),
     _semconv("message_id", cv.MESSAGING_MESSAGE_ID, (1, 17)),
     _semconv("message_id", "messaging.message_id", (1, 0), (1, 16)),
     Name("message_id", cv.CE_ID, "CloudEvents (eventscope-redis, docs/events.md)"),

@@ -4,12 +4,13 @@ A sighting is one event seen once at one vantage point: a valid message at the b
 CONSUMER span of one consumer group. Both relations have the same columns, so stream counting,
 loss and duplicates are one definition applied to either (docs/analyses.md):
 
-    vantage, channel, source, pk, event_id, seq, t, tie, outcome, type, trace_id
+    vantage, channel, source, pk, event_id, seq, t, tie, outcome, type, trace_id, redelivered
 
 ``t`` then ``tie`` (the tap's arrival number, or the span id as a number) give the order the
 vantage point saw them in. A consumer span without a consumer group is seen by its service
 (brokers without groups), and one without an outcome counts as ``processed``, or ``failed`` when
-its status is ERROR. A consumer span that lacks the stream facts takes them from the bus
+its status is ERROR; ``redelivered`` is the instrumentation's own mark (NULL at the bus, and where
+it says nothing). A consumer span that lacks the stream facts takes them from the bus
 tap's copy of the same event; an id-less span of a broker that numbers its messages (Kafka) is
 identified by its position in the stream. The common filters are named bound parameters
 (collectors/filters.py).
@@ -30,11 +31,26 @@ SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
 """The event id of a span; Kafka-like spans without one are named by partition and offset."""
 SPAN_OUTCOME = "COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed' ELSE 'processed' END)"
 """A delivery's outcome; spans of instrumentations that record none count by their status."""
+FAILED_ATTEMPT = "('failed', 'retried')"
+"""Outcomes after which the next delivery of the same message to the same group is a redelivery."""
+
+
+def redelivery(partition: str, order: str) -> str:
+    """SQL: this sighting is a redelivery (marked so, or an earlier one of the same message failed or was retried).
+
+    ``partition`` names one message at one vantage point; ``order`` is the order of sightings there.
+    Needs the columns ``redelivered`` and ``outcome``.
+    """
+    return (
+        f"(COALESCE(redelivered, false) OR COALESCE(bool_or(outcome IN {FAILED_ATTEMPT}) OVER "
+        f"(PARTITION BY {partition} ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false))"
+    )
+
 
 BUS = """
 SELECT 'bus' AS vantage, Channel AS channel, Source AS source, PartitionKey AS pk, EventId AS event_id,
        Sequence AS seq, ArrivalNs AS t, ArrivalSeq AS tie, NULL::VARCHAR AS outcome, Type AS type,
-       TraceId AS trace_id
+       TraceId AS trace_id, NULL::BOOLEAN AS redelivered
 FROM bus_messages
 WHERE Valid AND CAST($group AS VARCHAR) IS NULL
   AND ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
@@ -45,7 +61,8 @@ WHERE Valid AND CAST($group AS VARCHAR) IS NULL
 
 _CONSUMER_SPANS = f"""
 SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeSource, s.PartitionKey, s.Sequence,
-       s.CeType, s.Timestamp, s.SpanId, s.TraceId, {SPAN_OUTCOME} AS outcome, {SPAN_EVENT_ID} AS event_id
+       s.CeType, s.Timestamp, s.SpanId, s.TraceId, s.Redelivered, {SPAN_OUTCOME} AS outcome,
+       {SPAN_EVENT_ID} AS event_id
 FROM otel_traces s
 WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
@@ -60,7 +77,7 @@ SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName) AS vantage, s.MsgDestination 
        COALESCE(s.CeSource, bus.Source) AS source, COALESCE(s.PartitionKey, bus.PartitionKey) AS pk,
        s.event_id, COALESCE(s.Sequence, bus.Sequence) AS seq,
        s.Timestamp AS t, TRY_CAST(('0x' || s.SpanId) AS UBIGINT) AS tie, s.outcome,
-       COALESCE(s.CeType, bus.Type) AS type, s.TraceId AS trace_id
+       COALESCE(s.CeType, bus.Type) AS type, s.TraceId AS trace_id, s.Redelivered AS redelivered
 """
 # Spans that carry every stream fact need nothing from the tap; only the others are joined with it.
 CONSUMERS = f"""

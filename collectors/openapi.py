@@ -57,7 +57,7 @@ _STREAM = _obj(
         "lost_gaps": _RANGES,
     }
 )
-_STREAM["properties"] |= {"duplicates_handled": _INT, "duplicates_processed": _INT}
+_STREAM["properties"] |= {"redeliveries": _INT, "duplicates_handled": _INT, "duplicates_processed": _INT}
 _PERCENTILES = {"key": _NSTR, "measure": {"enum": ["delivery", "processing", "end_to_end"]}, "count": _INT}
 _PERCENTILES |= {"p50_ms": _MS, "p95_ms": _MS, "p99_ms": _MS}
 _EDGE = _obj(
@@ -73,6 +73,8 @@ _EDGE = _obj(
         "duplicates": _INT,
     }
 )
+_NODE = _obj({"id": _STR, "kind": {"enum": ["service", "channel"]}, "label": _STR})
+_NODE["properties"] |= {"messages": _INT, "rate_per_s": _NUM}  # channel nodes only
 _LOST = _obj(
     {
         "channel": _STR,
@@ -95,6 +97,7 @@ _DELIVERY = _obj(
         "attempts": _NINT,
         "retries": _list(_obj({"attempt": _NINT, "delay_ms": _MS, "t_ns": _NINT})),
         "dead_letter_reason": _NSTR,
+        "redelivery": _BOOL,
     }
 )
 _TRACE_SUMMARY = _obj(
@@ -135,7 +138,9 @@ SCHEMAS = {
             "streams": _list(_STREAM),
             "malformed": _INT,
             "spans": _INT,
-            "totals": _obj({k: _INT for k in ("received", "duplicates", "out_of_order", "missing", "lost")}),
+            "totals": _obj(
+                {k: _INT for k in ("received", "duplicates", "redeliveries", "out_of_order", "missing", "lost")}
+            ),
         }
     ),
     "overview": _obj(
@@ -148,6 +153,9 @@ SCHEMAS = {
             "lost": _INT,
             "duplicates": _INT,
             "duplicates_processed": _INT,
+            "redeliveries": _INT,
+            "messages": _INT,
+            "unenveloped": _INT,
             "out_of_order": _INT,
             "dead_letters": _INT,
             "malformed": _INT,
@@ -157,7 +165,7 @@ SCHEMAS = {
     ),
     "flow": _obj(
         {
-            "nodes": _list(_obj({"id": _STR, "kind": {"enum": ["service", "channel"]}, "label": _STR})),
+            "nodes": _list(_NODE),
             "edges": _list(_EDGE),
         }
     ),
@@ -196,10 +204,11 @@ SCHEMAS = {
                         "handled": _INT,
                         "processed": _INT,
                         "trace_ids": _list(_STR),
+                        "redeliveries": _INT,
                     }
                 )
             ),
-            "by_group": _list(_obj({"vantage": _STR, "handled": _INT, "processed": _INT})),
+            "by_group": _list(_obj({"vantage": _STR, "handled": _INT, "processed": _INT, "redeliveries": _INT})),
         }
     ),
     "traces": _obj({"traces": _list(_TRACE_SUMMARY)}),
@@ -259,6 +268,7 @@ SCHEMAS = {
                         "group": _STR,
                         "channel": _NSTR,
                         "outcome": _STR,
+                        "kind": {"enum": ["retry", "redelivery"]},
                         "attempts": _INT,
                         "failed_attempts": _INT,
                         "retries": _list(_obj({"attempt": _NINT, "delay_ms": _MS, "t_ns": _NINT})),
@@ -301,6 +311,24 @@ SCHEMAS = {
             ),
             "unlinked_consumers": _list(_obj({"service": _STR, "span_name": _STR, "count": _INT})),
             "bus_without_producer": _obj({"count": _INT, "examples": _list(_STR)}),
+            "blind_spots": _list(
+                _obj(
+                    {
+                        "kind": {
+                            "enum": [
+                                "unenveloped",
+                                "consumer_without_id",
+                                "producer_without_destination",
+                                "no_sequence",
+                            ]
+                        },
+                        "count": _INT,
+                        "where": _list(_STR),
+                        "cannot_see": _list(_STR),
+                        "how": _STR,
+                    }
+                )
+            ),
         }
     ),
     "health": _HEALTH,

@@ -10,7 +10,7 @@ from collectors.filters import Filters, bind
 
 _BUS = """
 SELECT count(*) FILTER (Valid), count(DISTINCT EventId) FILTER (Valid), count(*) FILTER (Kind = 'malformed'),
-       min(ArrivalNs), max(ArrivalNs)
+       min(ArrivalNs), max(ArrivalNs), count(*), count(*) FILTER (Kind = 'unenveloped')
 FROM bus_messages
 WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type OR NOT Valid)
@@ -32,7 +32,9 @@ FROM ({DELIVERIES})
 def overview(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) -> dict:
     """Counts, rates and the p95 delivery latency; see docs/api.md for each field."""
     values = filters.values()
-    bus, bus_events, malformed, bus_low, bus_high = cursor.execute(_BUS, bind(_BUS, values)).fetchone()
+    bus, bus_events, malformed, bus_low, bus_high, messages, unenveloped = cursor.execute(
+        _BUS, bind(_BUS, values)
+    ).fetchone()
     spans, produced, span_low, span_high = cursor.execute(_SPANS, bind(_SPANS, values)).fetchone()
     deliveries, dead_letters, p95 = cursor.execute(_DELIVERY, bind(_DELIVERY, values)).fetchone()
     streams = report.streams(cursor, filters, grace_s)
@@ -43,13 +45,17 @@ def overview(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) 
     seconds = max(((until or 0) - (_greatest(since, first_seen) or 0)) / 1e9, 1.0)
     return {
         "window": {"since_ns": since, "until_ns": until},
-        "events_per_s": max(bus_events, produced) / seconds,
+        # an unenveloped message has no id to tell copies apart: each one counts as an event
+        "events_per_s": max(bus_events + unenveloped, produced) / seconds,
         "bus_messages": bus,
+        "messages": messages,
+        "unenveloped": unenveloped,
         "deliveries": deliveries,
         "missing": sum(s["missing"] for s in streams),
         "lost": sum(s["lost"] for s in streams),
         "duplicates": sum(s["duplicates"] for s in streams),
         "duplicates_processed": sum(s.get("duplicates_processed", 0) for s in streams),
+        "redeliveries": sum(s.get("redeliveries", 0) for s in streams),
         "out_of_order": sum(s["out_of_order"] for s in streams),
         "dead_letters": dead_letters,
         "malformed": malformed,

@@ -1,4 +1,4 @@
-"""The report: per stream and vantage point, received, duplicates, out of order, missing, gaps, lost.
+"""The report: per stream and vantage point, received, duplicates, redeliveries, out of order, missing, gaps, lost.
 
 Counted in DuckDB with window functions, so the report over a million deliveries takes well under
 a second. collectors/streams.py holds the same definitions in plain Python as the reference the
@@ -18,15 +18,19 @@ DEFAULT_GRACE_S = 5.0
 _COUNTS = """
 WITH obs AS MATERIALIZED (
     SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k,
-           vantage, channel, source, pk, event_id, seq, t, outcome
+           vantage, channel, source, pk, event_id, seq, t, outcome, redelivered
     FROM (__OBSERVATIONS__)
 ),
+-- every sighting after a message's first failed or retried one is a redelivery (a join, not a window: few fail)
+failed AS (SELECT sk, event_id, min(k) AS failed_k FROM obs WHERE outcome IN __FAILED_ATTEMPT__ GROUP BY ALL),
 streams AS (SELECT sk, vantage, channel, source, pk FROM obs GROUP BY ALL),
 ids AS (
     SELECT sk, event_id, count(*) AS n, arg_min_null(seq, k) AS seq, min(k) AS k, min(t) AS t,
            count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
-           count(*) FILTER (outcome = 'processed') AS processed
-    FROM obs GROUP BY ALL
+           count(*) FILTER (outcome = 'processed') AS processed,
+           count(*) FILTER (COALESCE(redelivered, false) OR k > failed_k) AS redeliveries,
+           arg_min(COALESCE(redelivered, false), k)::INTEGER AS first_redelivery
+    FROM obs LEFT JOIN failed USING (sk, event_id) GROUP BY ALL
 ),
 firsts AS (
     SELECT sk, seq, t, __RUNNING_MAX__ AS highest
@@ -39,7 +43,8 @@ gaps AS (
     WHERE next_seq - seq > 1
 ),
 c AS (
-    SELECT sk, sum(n) AS received, sum(n - 1) AS duplicates, sum(handled) AS handled,
+    SELECT sk, sum(n) AS received, sum(n - 1 - redeliveries + first_redelivery) AS duplicates,
+           sum(redeliveries) AS redeliveries, sum(handled) AS handled,
            sum(greatest(processed - 1, 0)) AS processed_twice, COALESCE(bool_or(seq < 0), false) AS negative
     FROM ids GROUP BY ALL
 ),
@@ -52,7 +57,7 @@ g AS (
 )
 SELECT s.vantage, s.channel, s.source, s.pk, c.received, c.duplicates,
        COALESCE(late.out_of_order, 0), COALESCE(g.missing, 0), COALESCE(g.gaps, []),
-       COALESCE(g.lost, 0), COALESCE(g.lost_gaps, []), c.handled, c.processed_twice,
+       COALESCE(g.lost, 0), COALESCE(g.lost_gaps, []), c.handled, c.processed_twice, c.redeliveries,
        count(*) OVER (PARTITION BY sk) > 1 OR c.negative AS inexact
 FROM streams s JOIN c USING (sk) LEFT JOIN late USING (sk) LEFT JOIN g USING (sk)
 ORDER BY s.vantage, s.channel, s.source NULLS FIRST, s.pk NULLS FIRST
@@ -74,7 +79,7 @@ _EXACT = {
 
 
 def _variant(relation: str, placeholders: dict[str, str]) -> str:
-    sql = _COUNTS.replace("__OBSERVATIONS__", relation)
+    sql = _COUNTS.replace("__OBSERVATIONS__", relation).replace("__FAILED_ATTEMPT__", observations.FAILED_ATTEMPT)
     for placeholder, text in placeholders.items():
         sql = sql.replace(placeholder, text)
     return sql
@@ -84,11 +89,11 @@ _QUERIES = {
     exact: [_variant(relation, _EXACT if exact else _HASHED) for relation in (observations.BUS, observations.CONSUMERS)]
     for exact in (False, True)
 }
-TOTALS = ("received", "duplicates", "out_of_order", "missing", "lost")
+TOTALS = ("received", "duplicates", "redeliveries", "out_of_order", "missing", "lost")
 
 
 def _entry(row: tuple) -> dict:
-    vantage, channel, source, pk, received, duplicates, late, missing, gaps, lost, lost_gaps, handled, twice, _ = row
+    vantage, channel, source, pk, received, duplicates, late, missing, gaps, lost, lost_gaps, handled, twice = row[:13]
     entry = {
         "vantage": vantage,
         "channel": channel,
@@ -103,6 +108,7 @@ def _entry(row: tuple) -> dict:
         "lost_gaps": [list(gap) for gap in lost_gaps],
     }
     if vantage != observations.BUS_VANTAGE:
+        entry["redeliveries"] = int(row[13])
         entry["duplicates_handled"] = int(handled)
         entry["duplicates_processed"] = int(twice)
     return entry
@@ -133,5 +139,5 @@ def report(cursor, filters: Filters | None = None, grace_s: float = DEFAULT_GRAC
         "streams": entries,
         "malformed": malformed,
         "spans": spans,
-        "totals": {key: sum(s[key] for s in entries) for key in TOTALS},
+        "totals": {key: sum(s.get(key, 0) for s in entries) for key in TOTALS},
     }

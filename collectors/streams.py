@@ -1,10 +1,14 @@
 """Stream bookkeeping in plain Python: the reference definitions the SQL report is tested against.
 
 A stream is (channel, source, partitionkey) seen at one vantage point (the bus tap, or one
-consumer group). Observations arrive as (event id, sequence[, time ns[, outcome]]) tuples in the
-order the vantage point saw them. Definitions (docs/analyses.md):
+consumer group). Observations arrive as (event id, sequence[, time ns[, outcome[, redelivered]]])
+tuples in the order the vantage point saw them. Definitions (docs/analyses.md):
 
-- duplicates: copies of an event id already seen in the stream at this vantage point;
+- redeliveries: observations the instrumentation marks as redelivered, or whose event id was seen
+  earlier in the stream with outcome ``failed`` or ``retried`` (the same message handed over again
+  after a failed attempt);
+- duplicates: copies of an event id already seen in the stream at this vantage point that are not
+  redeliveries;
 - out of order: first copies whose sequence is lower than one already seen;
 - missing: sequence numbers between the lowest and highest seen that were never seen;
 - gaps: the missing numbers as inclusive [first, last] ranges;
@@ -23,6 +27,9 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 
+FAILED_ATTEMPT = ("failed", "retried")
+"""Outcomes after which the next delivery of the same message is a redelivery."""
+
 
 @dataclasses.dataclass
 class StreamCounts:
@@ -37,6 +44,7 @@ class StreamCounts:
     lost_gaps: list[list[int]] = dataclasses.field(default_factory=list)
     duplicates_handled: int = 0
     duplicates_processed: int = 0
+    redeliveries: int = 0
 
 
 def open_gaps(sequences: Iterable[int]) -> list[list[int]]:
@@ -54,13 +62,18 @@ def count_stream(observations: Iterable[tuple], now_ns: int | None = None, grace
     seen_ids: set = set()
     first_seen: dict[int, int | None] = {}
     processed: Counter = Counter()
+    failed_before: set = set()
     highest: int | None = None
-    for event_id, sequence, t_ns, outcome in (tuple(o) + (None, None)[: 4 - len(o)] for o in observations):
+    for event_id, sequence, t_ns, outcome, redelivered in (tuple(o) + (None,) * (5 - len(o)) for o in observations):
         counts.received += 1
         counts.duplicates_handled += outcome == "duplicate_skipped"
         processed[event_id] += outcome == "processed"
+        redelivery = bool(redelivered) or event_id in failed_before
+        counts.redeliveries += redelivery
+        if outcome in FAILED_ATTEMPT:
+            failed_before.add(event_id)
         if event_id in seen_ids:
-            counts.duplicates += 1
+            counts.duplicates += not redelivery
             continue
         seen_ids.add(event_id)
         if sequence is None:

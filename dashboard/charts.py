@@ -220,7 +220,8 @@ def duplicates_by_group(frame: pd.DataFrame) -> go.Figure:
         return empty_figure("No duplicates in this window.")
     fig = px.bar(
         frame, x="vantage", y="count", color="kind", barmode="group",
-        color_discrete_map={"handled (guard skipped it)": colors.OK, "processed twice (bug)": colors.PROBLEM},
+        color_discrete_map={"handled (guard skipped it)": colors.OK, "processed twice (bug)": colors.PROBLEM,
+                            "redelivered (not a duplicate)": colors.NEUTRAL},
         labels={"vantage": "vantage point (bus or consumer group)", "count": "duplicate deliveries", "kind": ""},
     )  # fmt: skip
     return _layout(fig, "Duplicates per consumer group: handled vs processed twice")

@@ -347,16 +347,54 @@ def loss_frame(loss: dict) -> pd.DataFrame:
 # --- duplicates -------------------------------------------------------------------------------
 
 
+REDELIVERED = "redelivered (not a duplicate)"
+
+
+def tapped_channels_frame(flow: dict) -> pd.DataFrame:
+    """Channels the bus tap saw messages on (any kind), busiest first."""
+    rows = [
+        {"channel": n["label"], "messages": n["messages"], "messages/s": n.get("rate_per_s") or 0.0}
+        for n in flow.get("nodes", [])
+        if n.get("kind") == "channel" and n.get("messages")
+    ]
+    frame = pd.DataFrame(rows, columns=["channel", "messages", "messages/s"])
+    return frame.sort_values("messages", ascending=False, kind="stable") if rows else frame
+
+
+def blind_spots_frame(health: dict) -> pd.DataFrame:
+    """What the telemetry cannot show, where, and how to see it (Instrumentation health)."""
+    columns = ["what", "count", "cannot see", "how to see it", "where"]
+    titles = {
+        "unenveloped": "messages without an envelope (no id, no sequence)",
+        "consumer_without_id": "consumer spans without a message id",
+        "producer_without_destination": "producer spans without a destination",
+        "no_sequence": "deliveries of messages without a sequence",
+    }
+    rows = [
+        {"what": titles.get(b["kind"], b["kind"]), "count": b["count"], "cannot see": ", ".join(b["cannot_see"]),
+         "how to see it": b["how"], "where": ", ".join(b["where"])}
+        for b in health.get("blind_spots") or []
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
 def duplicates_frame(duplicates: dict) -> pd.DataFrame:
-    """Each duplicated event at a vantage point, the bug (processed twice) first."""
-    columns = ["vantage", "channel", "event_id", "copies", "handled", "processed", "verdict", "trace_ids"]
+    """Each event seen more than once at a vantage point, the bug (processed twice) first.
+
+    Copies handed over again after a failed attempt are redeliveries, not duplicates, and say so.
+    """
+    columns = ["vantage", "channel", "event_id", "copies", "handled", "processed", "redeliveries", "verdict",
+               "trace_ids"]  # fmt: skip
     rows = []
     for d in duplicates["duplicates"]:
         processed = d.get("processed") or 0
+        redeliveries = d.get("redeliveries") or 0
         if d["vantage"] == "bus":
             verdict = "published twice"
         elif processed > 1:
             verdict = "processed twice (bug)"
+        elif redeliveries and (d.get("copies") or 0) - 1 <= redeliveries:
+            verdict = "redelivered after a failed attempt (not a duplicate)"
         else:
             verdict = "handled by the idempotency guard"
         rows.append({**{c: d.get(c) for c in columns if c != "verdict"}, "verdict": verdict})
@@ -370,6 +408,8 @@ def by_group_frame(duplicates: dict) -> pd.DataFrame:
     for g in duplicates["by_group"]:
         rows.append({"vantage": g["vantage"], "kind": "handled (guard skipped it)", "count": g["handled"]})
         rows.append({"vantage": g["vantage"], "kind": "processed twice (bug)", "count": g["processed"]})
+        if g.get("redeliveries"):
+            rows.append({"vantage": g["vantage"], "kind": REDELIVERED, "count": g["redeliveries"]})
     return pd.DataFrame(rows, columns=["vantage", "kind", "count"])
 
 
@@ -516,12 +556,14 @@ def deliveries_frame(event: dict) -> pd.DataFrame:
             "started (UTC)": clock(d.get("start_ns")),
             "duration": format_ms(d.get("duration_ms")),
             "retries": len(d.get("retries") or []),
+            "redelivery": "redelivered after a failed attempt" if d.get("redelivery") else "",
             "dead letter reason": d.get("dead_letter_reason") or "",
             "trace_id": d.get("trace_id"),
         }
         for d in event["deliveries"]
     ]
-    columns = ["group", "outcome", "attempts", "started (UTC)", "duration", "retries", "dead letter reason", "trace_id"]
+    columns = ["group", "outcome", "attempts", "started (UTC)", "duration", "retries", "redelivery",
+               "dead letter reason", "trace_id"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -576,14 +618,15 @@ def dead_letters_frame(dead: dict) -> pd.DataFrame:
 
 def retried_frame(answer: dict) -> pd.DataFrame:
     """Retried deliveries, newest first, with the backoff slept before each next attempt."""
-    columns = ["at (UTC)", "group", "channel", "outcome", "attempts", "failed attempts", "backoff", "event_id",
-               "trace_id"]  # fmt: skip
+    columns = ["at (UTC)", "kind", "group", "channel", "outcome", "attempts", "failed attempts", "backoff",
+               "event_id", "trace_id"]  # fmt: skip
     rows = []
     for d in sorted(answer["retried"], key=lambda d: d.get("t_ns") or 0, reverse=True):
         delays = [r.get("delay_ms") for r in d.get("retries", []) if r.get("delay_ms")]
         rows.append(
             {
                 "at (UTC)": clock(d.get("t_ns")),
+                "kind": "redelivery" if d.get("kind") == "redelivery" else "retry in one delivery",
                 "group": d.get("group"),
                 "channel": d.get("channel"),
                 "outcome": d.get("outcome"),

@@ -35,6 +35,11 @@ def live() -> None:
         left.plotly_chart(charts.subscribers_per_channel(transforms.broker_channels_frame(broker)), width="stretch")
         right.plotly_chart(charts.output_buffers(clients), width="stretch")
         st.plotly_chart(charts.broker_series(series), width="stretch")
+        tapped = transforms.tapped_channels_frame(data.flow(filters.api_params(view)))
+        if not tapped.empty:
+            st.subheader("Messages the tap saw, per channel")
+            st.caption("Every message counts, CloudEvent or not; unenveloped ones have no id to find copies or gaps.")
+            st.dataframe(tapped, hide_index=True, width="stretch")
         st.subheader("Subscribers")
         st.dataframe(
             clients,

@@ -31,14 +31,16 @@ def retried() -> None:
     st.subheader("Retried deliveries")
     st.caption(
         "A transient failure is retried with exponential backoff and jitter, inside the one consumer span of the "
-        "delivery; after the last attempt the event goes to the dead-letter queue."
+        "delivery (kind *retry in one delivery*); after the last attempt the event goes to the dead-letter queue. "
+        "A **redelivery** is the broker or task queue handing the same message to the same group again after a "
+        "failed, retried, nacked or rejected attempt (Celery retries, RabbitMQ requeues): not a duplicate."
     )
     with notices.guard("the retried deliveries"):
         answer = data.retries(filters.api_params(view))
         outcomes = answer["outcomes"]
         ended_well = outcomes.get("processed", 0) + outcomes.get("duplicate_skipped", 0)
         numbers = (
-            ("Retried deliveries", answer["count"], "Deliveries that took more than one attempt."),
+            ("Retried deliveries", answer["count"], "Deliveries that took more than one attempt, and redeliveries."),
             ("Then processed", ended_well, "Retried deliveries whose last attempt succeeded."),
             ("Then dead-lettered", outcomes.get("dead_lettered", 0), "Retried until the last attempt, then given up."),
         )

@@ -10,7 +10,9 @@ st.title("Duplicates")
 st.caption(
     "The same event id seen more than once at one vantage point. At the bus it was published twice; at a "
     "consumer group it was delivered twice. **Handled**: the idempotency guard skipped the copy. "
-    "**Processed twice**: the group did the work again, which is the bug. Select a row to open its trace."
+    "**Processed twice**: the group did the work again, which is the bug. **Redelivered**: the message was handed "
+    "over again after a failed, retried or rejected attempt; that is not a duplicate (it is on the Dead letters "
+    "page with the retries). Select a row to open its trace."
 )
 view = filters.controls(data.known_names())
 
@@ -30,10 +32,14 @@ def live() -> None:
         handled, processed = (
             int(by_group.loc[by_group["kind"].str.startswith(k), "count"].sum()) for k in ("handled", "processed")
         )
-        left, middle, right = st.columns(3)
+        redelivered = sum(g.get("redeliveries", 0) for g in answer["by_group"])
+        left, middle, right, last = st.columns(4)
         left.metric("Duplicated events", f"{len(answer['duplicates']):,}")
         middle.metric("Handled by the guard", f"{handled:,}")
         right.metric("Processed twice (bug)", f"{processed:,}")
+        last.metric(
+            "Redelivered (not duplicates)", f"{redelivered:,}", help="Copies handed over again after a failed attempt."
+        )
         if not answer["duplicates"]:
             st.success("No duplicates in this window.", icon=":material/check_circle:")
             return

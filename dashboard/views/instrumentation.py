@@ -32,9 +32,16 @@ def live() -> None:
             help="Counted once an event is 15 s old: SDKs send spans in batches, so the newest events' "
             "producer spans are usually still on their way.",
         )
-        if missing.empty and unlinked.empty and not orphans["count"]:
+        blind = transforms.blind_spots_frame(health)
+        if missing.empty and unlinked.empty and not orphans["count"] and blind.empty:
             st.success("The telemetry has everything the analyses need.", icon=":material/check_circle:")
             return
+        if not blind.empty:
+            st.subheader("What this telemetry cannot show")
+            st.caption(
+                "Without message ids and sequence numbers some faults are invisible; each row says how to see them."
+            )
+            st.dataframe(blind, hide_index=True, width="stretch")
         if not missing.empty:
             st.subheader("Missing attributes")
             st.dataframe(missing, hide_index=True, width="stretch")

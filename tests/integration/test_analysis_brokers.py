@@ -161,6 +161,7 @@ def test_nats_duplicate_processed_twice(api_only):
         "handled": 0,
         "processed": 1,
         "trace_ids": None,
+        "redeliveries": 0,
     }
     assert api_only.get("overview")["duplicates_processed"] == 1
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.integration.test_analysis_shop import EventFlow, shop
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,23 @@ def test_channel_filter_narrows_the_check(collectors, redis_server):
         check(collectors.api, "--channel", "shop.stock", "--max-missing", "0", "--max-dead-letters", "0").returncode
         == 0
     )
+
+
+def test_an_empty_window_fails_as_nothing_observed_unless_allowed(collectors):
+    """Every limit holds over nothing: a pipeline whose telemetry never arrived must not pass."""
+    empty = check(collectors.api, "--max-missing", "0", "--max-unhandled-duplicates", "0")
+    assert empty.returncode == 1, empty.stdout + empty.stderr
+    assert empty.stdout.splitlines()[-1].startswith("FAILED: nothing observed")
+    allowed = check(collectors.api, "--max-missing", "0", "--allow-empty")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert allowed.stdout.splitlines()[-1] == "ok: every limit holds"
+
+
+def test_unenveloped_messages_alone_are_something_observed(collectors, redis_server):
+    redis_server.client().publish("app.prices", '{"price": 1}')
+    wait_until(lambda: collectors.get("overview")["messages"] == 1, what="the message stored")
+    result = check(collectors.api, "--max-missing", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_unreachable_api_exits_2():

@@ -106,9 +106,9 @@ def test_duplicates_gathered_only_for_ids_seen_twice(store):
     answer = duplicates.duplicates(store, Filters())
     assert answer["duplicates"] == [
         {"vantage": "inventory", "channel": "shop.orders", "event_id": "e3", "copies": 2, "handled": 1,
-         "processed": 0, "trace_ids": ["t4", "t6"]}
+         "processed": 0, "trace_ids": ["t4", "t6"], "redeliveries": 0}
     ]  # fmt: skip
-    assert answer["by_group"] == [{"vantage": "inventory", "handled": 1, "processed": 0}]
+    assert answer["by_group"] == [{"vantage": "inventory", "handled": 1, "processed": 0, "redeliveries": 0}]
 
 
 def test_trace_search_summarises_the_newest_matching_traces(store):

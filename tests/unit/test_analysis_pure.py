@@ -45,6 +45,14 @@ def test_verdict_says_what_happened():
     assert (
         verdict([], [], []) == "No producer span was received for it. The bus tap never saw it. No consumer handled it."
     )
+    redelivered = [
+        {"group": "worker", "outcome": "retried", "retries": [], "redelivery": False},
+        {"group": "worker", "outcome": "processed", "retries": [], "redelivery": True},
+    ]
+    assert verdict(published, [], redelivered) == (
+        "Published once by orders. The bus tap never saw it. worker: retried, processed (redelivered after a failed "
+        "attempt)."
+    )
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,8 @@ observation = st.tuples(
     st.integers(0, 7),  # event id
     st.one_of(st.none(), st.integers(-1, 12)),  # sequence; a negative one takes the exact path
     st.integers(0, 30),  # time: ties happen and are broken by arrival order / span id
-    st.sampled_from([None, "processed", "processed", "duplicate_skipped", "failed"]),
+    st.sampled_from([None, "processed", "processed", "duplicate_skipped", "failed", "retried"]),
+    st.sampled_from([None, None, True]),  # the instrumentation marks the delivery redelivered
 )
 stream_key = st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["/s1", "/s2"]), st.sampled_from([None, "p0"]))
 streams = st.dictionaries(stream_key, st.lists(observation, min_size=1, max_size=25), min_size=1, max_size=4)
@@ -68,7 +69,9 @@ streams = st.dictionaries(stream_key, st.lists(observation, min_size=1, max_size
 def expected(per_stream: dict, vantage: str, now_ns: int, grace_ns: int, consumer: bool) -> dict:
     result = {}
     for (channel, source, pk), rows in per_stream.items():
-        ordered = [(f"e{e}", s, t, (o or "processed") if consumer else None) for e, s, t, o in rows]
+        ordered = [
+            (f"e{e}", s, t, (o or "processed") if consumer else None, r if consumer else None) for e, s, t, o, r in rows
+        ]
         counts = count_stream(sorted(ordered, key=lambda r: r[2]), now_ns, grace_ns)
         entry = {
             "vantage": vantage,
@@ -84,6 +87,7 @@ def expected(per_stream: dict, vantage: str, now_ns: int, grace_ns: int, consume
             "lost_gaps": counts.lost_gaps,
         }
         if consumer:
+            entry["redeliveries"] = counts.redeliveries
             entry["duplicates_handled"] = counts.duplicates_handled
             entry["duplicates_processed"] = counts.duplicates_processed
         result[(vantage, channel, source, pk)] = entry
@@ -101,7 +105,7 @@ def test_bus_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace
     # Python's sort is stable: arrival order (ArrivalSeq) breaks ties in time, as in the SQL.
     rows, arrival = [], 0
     for (channel, source, pk), observations in per_stream.items():
-        for event, sequence, t, _ in observations:
+        for event, sequence, t, _, _ in observations:
             arrival += 1
             rows.append(
                 bus_row(
@@ -123,7 +127,7 @@ def test_bus_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace
 def test_consumer_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace_ns):
     rows, order = [], 0
     for (channel, source, pk), observations in per_stream.items():
-        for event, sequence, t, outcome in observations:
+        for event, sequence, t, outcome, redelivered in observations:
             order += 1  # span ids grow with arrival, so they break ties in time like arrival order
             rows.append(
                 span_row(
@@ -136,6 +140,7 @@ def test_consumer_report_in_sql_equals_the_python_reference(per_stream, now_ns, 
                     Sequence=sequence,
                     PartitionKey=pk,
                     Outcome=outcome,
+                    Redelivered=redelivered,
                 )
             )
     assert actual(store(spans=rows), now_ns, grace_ns) == expected(per_stream, "g1", now_ns, grace_ns, True)
@@ -211,3 +216,28 @@ def test_high_sequences_of_one_stream_never_leak_into_the_next():
     assert any(hashes[name] > hashes[names[0]] for name in names[1:]), "some stream sorts after the big one"
     entries = report.streams(conn, Filters())
     assert [(e["source"], e["out_of_order"], e["missing"]) for e in entries] == [(n, 0, 0) for n in names]
+
+
+def test_a_delivery_after_a_failed_or_retried_one_is_a_redelivery_not_a_duplicate():
+    # e1: failed, then processed (redelivered); e2: processed twice (a duplicate that got through);
+    # e3: retried, retried, processed (two redeliveries); e4: marked redelivered by the instrumentation, alone
+    sightings = [("e1", "failed", None), ("e2", "processed", None), ("e1", "processed", None),
+                 ("e2", "processed", None), ("e3", "retried", None), ("e3", "retried", None),
+                 ("e3", "processed", None), ("e4", "processed", True)]  # fmt: skip
+    conn = store(
+        spans=[
+            span_row(Timestamp=i, SpanId=f"{i + 1:016x}", MsgDestination="c", MsgMessageId=e, MsgConsumerGroup="g",
+                     CeSource="/s", CeType="t", PartitionKey="p", Outcome=o, Redelivered=r)
+            for i, (e, o, r) in enumerate(sightings)
+        ]
+    )  # fmt: skip
+    (entry,) = report.streams(conn, Filters())
+    reference = count_stream([(e, None, i, o, r) for i, (e, o, r) in enumerate(sightings)])
+    assert (entry["received"], entry["duplicates"], entry["redeliveries"], entry["duplicates_processed"]) == (
+        8,
+        1,
+        4,
+        1,
+    )
+    assert (reference.duplicates, reference.redeliveries, reference.duplicates_processed) == (1, 4, 1)
+    assert report.report(conn)["totals"]["redeliveries"] == 4

@@ -319,3 +319,37 @@ def test_retries_and_clock_skew_are_scored_by_event():
     assert table.loc["clock_skew", ["injected", "found", "missed", "extra"]].tolist() == [2, 1, 1, 0]
     unmeasured = transforms.truth_vs_findings(truth, {"retries": None}).set_index("fault")
     assert unmeasured.isna().loc["transient_error", "found"] and unmeasured.isna().loc["clock_skew", "found"]
+
+
+def test_a_redelivered_event_is_not_called_a_duplicate():
+    frame = transforms.duplicates_frame(
+        {"duplicates": [duplicate("worker", "retried", 0, 0) | {"redeliveries": 1},
+                        duplicate("worker", "twice", 0, 0) | {"copies": 3, "redeliveries": 1}]}
+    )  # fmt: skip
+    assert dict(zip(frame["event_id"], frame["verdict"], strict=True)) == {
+        "retried": "redelivered after a failed attempt (not a duplicate)",
+        "twice": "handled by the idempotency guard",
+    }
+    groups = transforms.by_group_frame({"by_group": [{"vantage": "worker", "handled": 0, "processed": 0,
+                                                      "redeliveries": 2}]})  # fmt: skip
+    assert list(groups["kind"])[-1] == transforms.REDELIVERED and list(groups["count"])[-1] == 2
+
+
+def test_blind_spots_say_what_cannot_be_seen_and_how():
+    health = {"blind_spots": [{"kind": "unenveloped", "count": 7, "where": ["app.prices"],
+                               "cannot_see": ["duplicates", "gaps"], "how": "Wrap them."}]}  # fmt: skip
+    row = transforms.blind_spots_frame(health).iloc[0].to_dict()
+    assert row == {"what": "messages without an envelope (no id, no sequence)", "count": 7,
+                   "cannot see": "duplicates, gaps", "how to see it": "Wrap them.", "where": "app.prices"}  # fmt: skip
+    assert transforms.blind_spots_frame({}).empty
+
+
+def test_tapped_channels_are_every_channel_node_with_messages():
+    flow = {"nodes": [
+        {"id": "service:a", "kind": "service", "label": "a"},
+        {"id": "channel:q", "kind": "channel", "label": "q", "messages": 0, "rate_per_s": 0.0},
+        {"id": "channel:p", "kind": "channel", "label": "p", "messages": 7, "rate_per_s": 3.5},
+    ]}  # fmt: skip
+    frame = transforms.tapped_channels_frame(flow)
+    assert frame.to_dict("records") == [{"channel": "p", "messages": 7, "messages/s": 3.5}]
+    assert transforms.tapped_channels_frame({}).empty

@@ -295,3 +295,10 @@ def test_a_store_written_before_the_new_columns_opens_and_takes_new_rows(tmp_pat
             ]
     finally:
         store.close()
+
+
+def test_a_routing_key_never_outranks_a_named_destination():
+    attrs = {"messaging.destination.name": "orders", "messaging.rabbitmq.routing_key": "rk"}
+    at = normalize.COLUMNS.index("MsgDestination")
+    for url in ("", "https://opentelemetry.io/schemas/1.11.0", "https://opentelemetry.io/schemas/1.26.0"):
+        assert normalize.facts(attrs, normalize.plan_for(url))[at] == "orders"
