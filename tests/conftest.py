@@ -1,10 +1,12 @@
-"""Shared fixtures: one real redis-server per test session, a fresh collectors process per test."""
+"""Shared fixtures: real servers started once per session (redis-server, RabbitMQ, moto), a fresh collectors
+process per test."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.processes import Collectors, RedisServer
+from tests import client_apps
+from tests.processes import Collectors, MotoServer, RabbitMQ, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +22,17 @@ def collectors(redis_server):
     yield process
     process.stop()
     assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq():
+    server = RabbitMQ()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = MotoServer(str(client_apps.python_env("moto")))
+    yield server
+    server.stop()

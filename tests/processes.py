@@ -12,6 +12,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -110,6 +112,118 @@ class Collectors:
             self.process.terminate()
             self.process.wait(timeout=30)
         self._log.close()
+
+
+class RabbitMQ:
+    """Debian's ``rabbitmq-server`` as a private node: its own name, ports, epmd, data and logs in a temp dir.
+
+    epmd is started here in the foreground (not as the daemon RabbitMQ would leave behind), so ``stop``
+    ends everything it started.
+    """
+
+    def __init__(self):
+        binary = shutil.which("rabbitmq-server", path="/usr/lib/rabbitmq/bin:" + os.environ.get("PATH", ""))
+        epmd = shutil.which("epmd")
+        if binary is None or epmd is None:
+            raise RuntimeError(
+                "rabbitmq-server is not installed: ./run test installs it (apt-get install rabbitmq-server)"
+            )
+        self.home = tempfile.mkdtemp(prefix="eventscope-rabbitmq-")
+        self.port, dist_port, epmd_port = free_port(), free_port(), free_port()
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+        plugins = Path(self.home, "enabled_plugins")
+        plugins.write_text("[].\n")
+        self.env = {
+            **os.environ,
+            "HOME": self.home,
+            "RABBITMQ_NODENAME": f"eventscope{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "ERL_EPMD_PORT": str(epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_MNESIA_BASE": str(Path(self.home, "mnesia")),
+            "RABBITMQ_LOG_BASE": str(Path(self.home, "log")),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
+            "RABBITMQ_CONFIG_FILE": str(Path(self.home, "rabbitmq")),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(Path(self.home, "advanced.config")),
+            "RABBITMQ_CONF_ENV_FILE": str(Path(self.home, "rabbitmq-env.conf")),
+            "RABBITMQ_PID_FILE": str(Path(self.home, "rabbitmq.pid")),
+        }
+        self.log_path = Path(self.home, "server.log")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.epmd = subprocess.Popen(
+            [epmd, "-port", str(epmd_port), "-address", "127.0.0.1"], env=self.env, stdout=self._log, stderr=self._log
+        )
+        self.process = subprocess.Popen(
+            [binary], env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_until(self._accepting, timeout=90, interval=0.3, what=f"rabbitmq-server on {self.port}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _accepting(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"rabbitmq-server exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def stop(self) -> None:
+        for process in (self.process, self.epmd):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+        self._log.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class MotoServer:
+    """moto in server mode (SQS and SNS, any AWS API) on a free port, from its own virtualenv."""
+
+    def __init__(self, python: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(tempfile.mkdtemp(prefix="eventscope-moto-"), "moto.log")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(self._ready, timeout=60, interval=0.2, what=f"moto server on {self.port}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"moto server exited: {Path(self.log_path).read_text(errors='replace')[-2000:]}")
+        with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=2) as response:
+            return response.status == 200
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+        self._log.close()
+
+
+@contextmanager
+def running_collectors(redis_url: str | None = None, extra_env: dict | None = None) -> Iterator[Collectors]:
+    """A collectors process stopped however the block ends; a clean end also asserts its log has no traceback."""
+    process = Collectors(redis_url, extra_env=extra_env)
+    try:
+        yield process
+    finally:
+        process.stop()
+    assert "Traceback" not in process.log(), process.log()
 
 
 class ReplyDroppingProxy:

@@ -1,0 +1,28 @@
+"""What every client app does the same way: an OpenTelemetry SDK exporting over OTLP, and its ground truth.
+
+Apps run in their own virtualenvs, so this imports only the SDK and the exporter, both present in
+every one of them. The endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, as for any user's app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+def provider(service: str) -> TracerProvider:
+    """A tracer provider for one service; the exporter reads OTEL_EXPORTER_OTLP_ENDPOINT."""
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return tracer_provider
+
+
+def write_truth(truth: dict) -> None:
+    """What the app planted, for the tests to score the collectors against."""
+    with open(os.environ["EVENTSCOPE_TRUTH"], "w") as out:
+        json.dump(truth, out, indent=2, sort_keys=True)

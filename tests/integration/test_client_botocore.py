@@ -1,0 +1,90 @@
+"""boto3 SQS and SNS with opentelemetry-instrumentation-botocore against moto in server mode, in its own
+virtualenv: the planted redeliveries (visibility timeout) and dead letter come out exactly on every analysis;
+a duplicate send and a failing handler leave no trace in these spans (tests/clients/botocore/app.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import client_apps, ground_truth
+from tests.processes import running_collectors
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def botocore_run(moto_server):
+    with running_collectors() as collectors:
+        env = {
+            "MOTO_URL": moto_server.url,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        yield collectors, client_apps.python_app("botocore", "botocore/app.py", env).truth
+
+
+def _calls(spans: list[dict], method: str, queue: str | None = None) -> list[dict]:
+    return [
+        s
+        for s in spans
+        if s["SpanAttributes"].get("rpc.method") == method
+        and (queue is None or s["SpanAttributes"].get("messaging.destination") == queue)
+    ]
+
+
+def test_botocore_spans_arrive_as_the_instrumentation_wrote_them(botocore_run):
+    collectors, truth = botocore_run
+    spans = ground_truth.stored_spans(collectors)
+    sends = _calls(spans, "SendMessage", truth["channel"])
+    receipts = [
+        s for s in _calls(spans, "ReceiveMessage", truth["channel"]) if "messaging.message.id" in s["SpanAttributes"]
+    ]
+    # SQS calls are CLIENT spans: no PRODUCER or CONSUMER kind, no context carried in the message
+    assert {s["SpanKind"] for s in sends + receipts} == {"Client"}
+    assert (len(sends), len(receipts)) == (truth["publishes"], truth["deliveries"])
+    assert all(s["SpanAttributes"]["messaging.system"] == "aws.sqs" for s in sends + receipts)
+    assert not any(s["Links"] for s in receipts) and not any(s["ParentSpanId"] for s in receipts)
+    assert set(sends[0]["SpanAttributes"]) >= {
+        "messaging.system",
+        "messaging.destination",
+        "messaging.url",
+        "messaging.message.id",
+        "aws.queue_url",
+        "rpc.system",
+        "rpc.service",
+        "rpc.method",
+    }
+    # no receive count, no failure: the redelivery is only the same MessageId received again
+    assert not any(s["StatusCode"] == "Error" for s in spans)
+    assert not [name for s in receipts for name in s["SpanAttributes"] if "receive_count" in name.lower()]
+    publishes = [s for s in spans if s["SpanKind"] == "Producer"]
+    assert len(publishes) == truth["sns"]["publishes"]
+    assert {s["SpanName"] for s in publishes} == {f"{truth['sns']['topic']} send"}
+    assert all(
+        s["SpanAttributes"]["messaging.destination.name"].endswith(f":{truth['sns']['topic']}") for s in publishes
+    )
+    audit = [
+        s
+        for s in _calls(spans, "ReceiveMessage", truth["sns"]["queue"])
+        if "messaging.message.id" in s["SpanAttributes"]
+    ]
+    assert len(audit) == truth["sns"]["deliveries"]
+
+
+@pytest.mark.parametrize("endpoint", ground_truth.ENDPOINTS)
+def test_botocore_sqs_planted_counts(botocore_run, endpoint):
+    ground_truth.check(endpoint, *botocore_run)
+
+
+def test_botocore_sns_publishes_and_deliveries_are_in_the_flow(botocore_run):
+    collectors, truth = botocore_run
+    edges = {(e["source"], e["target"], e["kind"]): e["count"] for e in collectors.get("flow")["edges"]}
+    topic = truth["sns"]["topic"]
+    published = {
+        count for (source, target, kind), count in edges.items() if kind == "publish" and target.endswith(topic)
+    }
+    assert published == {truth["sns"]["publishes"]}, edges
+    assert (
+        edges.get((f"channel:{truth['sns']['queue']}", "service:sqs-consumer", "deliver")) == truth["sns"]["deliveries"]
+    )
