@@ -23,6 +23,11 @@ def plain(value: object) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _plain_columns(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """A copy of ``frame`` with these name columns as Plotly label text (see ``plain``)."""
+    return frame.assign(**{column: frame[column].map(plain) for column in columns if column in frame})
+
+
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
     fig.update_layout(title={"text": title, "x": 0}, height=height, margin=_MARGIN, font=FONT, legend_title_text="")
     return fig
@@ -148,6 +153,7 @@ def latency_over_time(frame: pd.DataFrame, percentile: str, measure: str) -> go.
     if frame.empty:
         return empty_figure(f"No {measure.replace('_', ' ')} measurements in this window.")
     column = f"{percentile}_ms"
+    frame = _plain_columns(frame, "key")
     fig = px.line(
         frame, x="time", y=column, color="key", markers=True,
         color_discrete_map=colors.color_map(frame["key"].unique()),
@@ -164,7 +170,7 @@ def latency_histogram(samples: pd.DataFrame, measure: str) -> go.Figure:
     if chosen.empty:
         return empty_figure(f"No {measure.replace('_', ' ')} samples in this window.")
     cut = float(chosen["ms"].quantile(0.99))
-    shown = chosen[chosen["ms"] <= cut]
+    shown = _plain_columns(chosen[chosen["ms"] <= cut], "key")
     fig = px.histogram(
         shown, x="ms", color="key", barmode="stack", nbins=50,
         color_discrete_map=colors.color_map(shown["key"].unique()),
@@ -191,7 +197,8 @@ def sequence_timeline(
     Open gaps are shaded orange, gaps past the grace window (lost) red.
     """
     if arrivals.empty:
-        return empty_figure(f"No arrivals of this stream at {vantage} in this window.")
+        return empty_figure(f"No arrivals of this stream at {plain(vantage)} in this window.")
+    arrivals = _plain_columns(arrivals, "event_id")
     fig = px.scatter(
         arrivals, x="time", y="sequence", color="arrival", color_discrete_map=ARRIVAL_COLORS,
         category_orders={"arrival": list(ARRIVAL_COLORS)}, hover_data={"event_id": True},
@@ -207,7 +214,7 @@ def sequence_timeline(
             annotation_position="right",
         )  # fmt: skip
     fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"})
-    where = "the bus (Redis tap)" if vantage == "bus" else f"consumer group {vantage}"
+    where = "the bus (Redis tap)" if vantage == "bus" else f"consumer group {plain(vantage)}"
     return _layout(fig, f"At {where}", height=340)
 
 
@@ -219,7 +226,7 @@ def duplicates_by_group(frame: pd.DataFrame) -> go.Figure:
     if frame.empty:
         return empty_figure("No duplicates in this window.")
     fig = px.bar(
-        frame, x="vantage", y="count", color="kind", barmode="group",
+        _plain_columns(frame, "vantage"), x="vantage", y="count", color="kind", barmode="group",
         color_discrete_map={"handled (guard skipped it)": colors.OK, "processed twice (bug)": colors.PROBLEM,
                             "redelivered (not a duplicate)": colors.NEUTRAL},
         labels={"vantage": "vantage point (bus or consumer group)", "count": "duplicate deliveries", "kind": ""},
@@ -275,6 +282,7 @@ def subscribers_per_channel(frame: pd.DataFrame) -> go.Figure:
     """Subscribers of each channel, one colour per channel."""
     if frame.empty:
         return empty_figure("No channel has subscribers right now.")
+    frame = _plain_columns(frame, "channel")
     fig = px.bar(
         frame, x="channel", y="subscribers", color="channel", color_discrete_map=colors.color_map(frame["channel"]),
         labels={"channel": "channel", "subscribers": "subscribers (SUBSCRIBE)"},
@@ -289,7 +297,7 @@ def output_buffers(frame: pd.DataFrame) -> go.Figure:
     if known.empty:
         return empty_figure("No subscriber output buffer limits known.")
     fig = px.bar(
-        known, x="of limit", y="name", orientation="h", range_x=[0, 1],
+        _plain_columns(known, "name"), x="of limit", y="name", orientation="h", range_x=[0, 1],
         color="of limit", color_continuous_scale=[colors.OK, colors.WARNING, colors.PROBLEM], range_color=[0, 1],
         labels={"of limit": "output buffer / client-output-buffer-limit", "name": "subscriber"},
         hover_data={"output buffer (bytes)": ":,", "limit (bytes)": ":,"},

@@ -97,15 +97,6 @@ def poll(check: Callable[[], object], seconds: float, what: str, interval: float
     pytest.fail(f"timed out after {seconds:.0f} s: {what}")
 
 
-def holds_within(check: Callable[[], object], seconds: float, interval: float = 0.5) -> bool:
-    """True as soon as ``check`` holds, False if it never did within ``seconds`` (for a step worth retrying)."""
-    try:
-        poll(check, seconds, "", interval)
-    except pytest.fail.Exception:
-        return False
-    return True
-
-
 def metric_value(page, label: str) -> int:
     metric = page.locator('[data-testid="stMetric"]', has_text=label).first
     return int(metric.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
@@ -218,21 +209,45 @@ def test_a_trace_opened_from_the_traces_page_shows_its_links(demo, page, screens
     full_screenshot(page, screenshots / "trace.png")
 
 
-def click_node(page, label: str) -> None:
-    """Click the flow graph's node with this label (the marker drawn for the same point as the label)."""
+def click_node(page, label: str) -> bool:
+    """Hover, then click the flow graph's node with this label (the marker drawn for the same point as the
+    label); False when it is not drawn."""
     graph = page.locator('[data-testid="stPlotlyChart"]').first
     traces = graph.locator("g.trace.scatter")
     for index in range(traces.count()):
         labels = traces.nth(index).locator("g.textpoint text").all_text_contents()  # SVG: no inner text
         if label in labels:
-            box = traces.nth(index).locator("path.point").nth(labels.index(label)).bounding_box()
+            point = traces.nth(index).locator("path.point").nth(labels.index(label))
+            point.scroll_into_view_if_needed()  # a big graph runs past the window: the mouse cannot hover there
+            box = point.bounding_box()
             x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             page.mouse.move(x - 5, y - 5)
             page.mouse.move(x, y)  # plotly picks the clicked point from the hover it computed
             page.get_by_text("click to filter every page").first.wait_for(timeout=WAIT_S * 1000)
             page.mouse.click(x, y)
-            return
-    pytest.fail(f"no node labelled {label} in the flow graph")
+            return True
+    return False
+
+
+def selection_shown(page) -> bool:
+    """True while the flow graph shows a selected point (plotly dims the others)."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=stPlotlyChart] path.point')]"
+        ".some(p => parseFloat(getComputedStyle(p).opacity) < 1)"
+    )
+
+
+def filtered_by_a_click(page, service: str) -> bool:
+    """One look at the Overview: True once the click's filter is in the URL. While the click is being
+    handled (a point selected, or the app running) wait; when the page sits idle with nothing selected the
+    click was lost (it came while the chart was still being set up), so click again."""
+    if f"service={service}" in page.url:
+        return True
+    if selection_shown(page) or not settled(page):
+        return False
+    if not click_node(page, service):
+        pytest.fail(f"no node labelled {service} in the flow graph")
+    return False
 
 
 def settled(page) -> bool:
@@ -250,23 +265,18 @@ def settled(page) -> bool:
 LAST_OVERVIEW_ELEMENT = "Show every stream at every vantage point"
 
 
-def clicked_into_a_filter(page, url: str, service: str) -> bool:
-    """Open the Overview paused, click the service once the page has settled, and wait for the filter in the
-    URL. False when the service is not drawn yet or the click was lost: the caller opens the page again."""
-    open_page(page, url, "?window=all&paused=1", "Overview")
-    nodes = page.locator('[data-testid="stPlotlyChart"] g.textpoint text')
-    nodes.first.wait_for(timeout=WAIT_S * 1000)
-    poll(lambda: settled(page), WAIT_S, "the Overview to finish running")
-    if service not in nodes.all_text_contents():
-        return False  # not drawn yet: the demo's traffic has not reached it
-    click_node(page, service)
-    # the click reruns the app twice (the selection, then the filter written to the URL): slow under load
-    return holds_within(lambda: f"service={service}" in page.url, WAIT_S)
-
-
 def test_clicking_a_service_in_the_flow_graph_filters_every_page(demo, page, screenshots):
     url, _, _ = demo
-    poll(lambda: clicked_into_a_filter(page, url, "payments"), WAIT_S * 3, "the service filter in the URL", 2)
+
+    def drawn_with_payments() -> bool:  # paused, so the graph holds still for the click; reload until it is there
+        open_page(page, url, "?window=all&paused=1", "Overview")
+        nodes = page.locator('[data-testid="stPlotlyChart"] g.textpoint text')
+        nodes.first.wait_for(timeout=WAIT_S * 1000)
+        return "payments" in nodes.all_text_contents()
+
+    poll(drawn_with_payments, WAIT_S, "the payments service in the flow graph", interval=2)
+    # the click reruns the app twice (the selection, then the filter written to the URL): slow under load
+    poll(lambda: filtered_by_a_click(page, "payments"), WAIT_S * 2, "the service filter in the URL after a click", 2)
     poll(lambda: page.get_by_text("service = payments").count(), WAIT_S, "the Overview saying it shows payments only")
     full_screenshot(page, screenshots / "overview-after-a-click.png")
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Latency", exact=True).click()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -42,3 +43,20 @@ def test_bare_links_are_broken_by_an_invisible_joiner():
 
 def test_plotly_labels_keep_no_tags():
     assert plain("<a href='x'>svc</a> & <b>") == "&lt;a href='x'&gt;svc&lt;/a&gt; &amp; &lt;b&gt;"
+
+
+def test_names_on_chart_axes_and_legends_keep_no_tags():
+    import pandas as pd
+
+    from dashboard import charts
+
+    tag = "<a href='http://host'>g</a>"
+    figures = [
+        charts.duplicates_by_group(pd.DataFrame({"vantage": [tag], "count": [1], "kind": ["processed twice (bug)"]})),
+        charts.subscribers_per_channel(pd.DataFrame({"channel": [tag], "subscribers": [1]})),
+        charts.latency_over_time(
+            pd.DataFrame({"time": [pd.Timestamp(0)], "key": [tag], "p95_ms": [1.0], "count": [1]}), "p95", "delivery"
+        ),
+    ]
+    for figure in figures:
+        assert "<a href" not in json.dumps(json.loads(figure.to_json()))  # plotly writes < as \u003c
