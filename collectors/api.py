@@ -23,6 +23,7 @@ from collectors import (
     queries,
     report,
     sequences,
+    slow_consumers,
     traces,
 )
 from collectors.filters import BadRequest, choice, flag, integer, number, parse_filters, text
@@ -125,6 +126,17 @@ def _clock_skew(cursor, params, match) -> tuple[int, dict]:
     return 200, latency.clock_skew(cursor, parse_filters(params), _limit(params))
 
 
+def _slow_consumers(cursor, params, match) -> tuple[int, dict]:
+    return 200, slow_consumers.slow_consumers(
+        cursor,
+        parse_filters(params),
+        integer(params, "bucket_s", slow_consumers.DEFAULT_BUCKET_S, 1, 3600),
+        number(params, "min_ms", slow_consumers.DEFAULT_MIN_MS, 0, 86_400_000),
+        number(params, "factor", slow_consumers.DEFAULT_FACTOR, 1, 1000),
+        integer(params, "min_buckets", slow_consumers.DEFAULT_MIN_BUCKETS, 1, 1000),
+    )
+
+
 def _broker(cursor, params, match) -> tuple[int, dict]:
     from collectors import broker_stats
 
@@ -166,6 +178,7 @@ ROUTES: list[tuple[re.Pattern, Callable]] = [
     (re.compile(rf"^{API_PREFIX}/dead-letters$"), _dead_letters),
     (re.compile(rf"^{API_PREFIX}/retries$"), _retries),
     (re.compile(rf"^{API_PREFIX}/clock-skew$"), _clock_skew),
+    (re.compile(rf"^{API_PREFIX}/slow-consumers$"), _slow_consumers),
     (re.compile(rf"^{API_PREFIX}/broker$"), _broker),
     (re.compile(rf"^{API_PREFIX}/instrumentation$"), _instrumentation),
     (re.compile(rf"^{API_PREFIX}/messages$"), _messages),

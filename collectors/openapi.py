@@ -303,6 +303,30 @@ SCHEMAS = {
             ),
         }
     ),
+    "slow_consumers": _obj(
+        {
+            "bucket_s": _INT,
+            "min_ms": _NUM,
+            "factor": _NUM,
+            "min_buckets": _INT,
+            "slow": _list(
+                _obj(
+                    {
+                        "group": _STR,
+                        "start_ns": _INT,
+                        "end_ns": _INT,
+                        "buckets": _INT,
+                        "deliveries": _INT,
+                        "first_p50_ms": _NUM,
+                        "peak_p50_ms": _NUM,
+                        "peers_p50_ms": _NUM,
+                        "max_ms": _NUM,
+                        "channels": _list(_STR),
+                    }
+                )
+            ),
+        }
+    ),
     "broker": _obj({"latest": {"type": ["object", "null"]}, "series": _list({"type": "object"})}),
     "instrumentation": _obj(
         {
@@ -403,6 +427,17 @@ PATHS = {
         "Deliveries that started before their event was published, per pair of services, most negative first",
         "clock_skew",
         FILTERS + [LIMIT],
+    ),
+    "/api/v1/slow-consumers": (
+        "Consumer groups that fell behind their peers: delivery latency far above theirs, bucket after bucket",
+        "slow_consumers",
+        FILTERS
+        + [
+            _param("bucket_s", _INT, "bucket width in seconds, on publish time (1 to 3600, default 1)"),
+            _param("min_ms", _NUM, "a group's median delivery latency in a bucket must reach this (default 200)"),
+            _param("factor", _NUM, "... and this many times its peers' median (default 4)"),
+            _param("min_buckets", _INT, "consecutive buckets behind that make an episode (default 2)"),
+        ],
     ),
     "/api/v1/broker": ("Broker stats: latest snapshot and series", "broker", FILTERS[:2]),
     "/api/v1/instrumentation": (

@@ -143,6 +143,16 @@ def clock_skew(params: Mapping[str, object], limit: int = 50) -> dict:
     return _fetch("clock-skew", {**params, "limit": limit})
 
 
+def slow_consumers(params: Mapping[str, object]) -> dict:
+    """Consumer groups that fell behind their peers, episode by episode."""
+    return _fetch("slow-consumers", params)
+
+
+def answer(path: str, params: Mapping[str, object]) -> dict:
+    """Any read-only API answer by path (the Scenarios page gathers every detector's)."""
+    return _fetch(path, params)
+
+
 def broker(params: Mapping[str, object]) -> dict:
     """The latest broker sample and the series over the window."""
     return _fetch("broker", params)

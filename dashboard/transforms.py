@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 
 import pandas as pd
 
@@ -656,6 +655,25 @@ def clock_skew_frame(answer: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def slow_consumers_frame(answer: dict) -> pd.DataFrame:
+    """The slow-consumer episodes, newest first: which group, when (publish time), how far behind its peers."""
+    columns = ["group", "from", "to", "deliveries", "median at first", "worst median", "peers' median", "slowest"]
+    rows = [
+        {
+            "group": e["group"],
+            "from": clock(e["start_ns"]),
+            "to": clock(e["end_ns"]),
+            "deliveries": e["deliveries"],
+            "median at first": format_ms(e["first_p50_ms"]),
+            "worst median": format_ms(e["peak_p50_ms"]),
+            "peers' median": format_ms(e["peers_p50_ms"]),
+            "slowest": format_ms(e["max_ms"]),
+        }
+        for e in reversed(answer.get("slow", []))
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def broker_channels_frame(broker: dict) -> pd.DataFrame:
     """Subscribers per channel from the latest broker sample."""
     latest = broker.get("latest") or {}
@@ -700,118 +718,3 @@ def missing_attributes_frame(health: dict) -> pd.DataFrame:
 def unlinked_frame(health: dict) -> pd.DataFrame:
     """Consumer spans without a link to their producer."""
     return pd.DataFrame(health.get("unlinked_consumers", []), columns=["service", "span_name", "count"])
-
-
-# --- scenarios: ground truth against the detectors --------------------------------------------
-
-
-def truth_counts(records: Iterable[dict]) -> dict[str, int]:
-    """Injections per fault kind."""
-    return dict(Counter(r["fault"] for r in records))
-
-
-def _ids(records: Iterable[dict], kind: str, with_group: bool = False) -> set:
-    return {
-        (r["event_id"], r.get("group")) if with_group else r["event_id"]
-        for r in records
-        if r["fault"] == kind and r.get("event_id")
-    }
-
-
-def detected_ids(findings: dict) -> dict[str, set]:
-    """Event ids (or (id, group) pairs) each detector reported, from the API answers in findings."""
-    dups = (findings.get("duplicates") or {}).get("duplicates", [])
-    lost = (findings.get("loss") or {}).get("lost", [])
-    dead = (findings.get("dead_letters") or {}).get("dead_letters", [])
-    retried = (findings.get("retries") or {}).get("retried", [])
-    skewed = (findings.get("clock_skew") or {}).get("deliveries", [])
-    published_twice = {d["event_id"] for d in dups if d["vantage"] == "bus"}
-    return {
-        "duplicate_publish": published_twice,
-        # a copy at a group of an event the bus saw once was delivered twice, not published twice
-        "double_subscription": {
-            (d["event_id"], d["vantage"])
-            for d in dups
-            if d["vantage"] != "bus" and d["event_id"] not in published_twice
-        },
-        "drop_before_broker": {
-            (x["channel"], x["source"], x["partitionkey"], x["sequence"]) for x in lost if x["where"] == "before_broker"
-        },
-        "consumer_crash": {(x["event_id"], x["vantage"]) for x in lost if x["where"] == "at_delivery"},
-        "dead_letter": {(d["event_id"], d["group"]) for d in dead},
-        "poison_message": {d["event_id"] for d in dead},
-        # every failed attempt of a retried delivery
-        "transient_error": {
-            (d["event_id"], d["group"], n) for d in retried for n in range(1, d.get("failed_attempts", 0) + 1)
-        },
-        "clock_skew": {d["event_id"] for d in skewed},
-    }
-
-
-DETECTORS = {
-    "duplicate_publish": "Duplicates page: duplicates seen at the bus",
-    "double_subscription": "Duplicates page: copies delivered to the group",
-    "drop_before_broker": "Ordering and loss: lost before the broker",
-    "consumer_crash": "Ordering and loss: lost at delivery",
-    "dead_letter": "Dead letters page",
-    "poison_message": "Dead letters page",
-    "reorder": "Ordering and loss: late arrivals (out of order)",
-    "clock_skew": "Latency: negative delivery times (which clocks disagree)",
-    "transient_error": "Dead letters page: retried deliveries",
-    "slow_consumer": "Latency and Broker: growing delay and output buffer",
-}
-"""Where each fault kind shows on the dashboard, for the comparison table."""
-
-
-_SOURCE = {
-    "duplicate_publish": "duplicates",
-    "double_subscription": "duplicates",
-    "drop_before_broker": "loss",
-    "consumer_crash": "loss",
-    "dead_letter": "dead_letters",
-    "poison_message": "dead_letters",
-    "transient_error": "retries",
-    "clock_skew": "clock_skew",
-}
-"""The findings (API answer) each detector reads; a kind whose answer is missing is not measured."""
-
-
-def _truth_keys(records: list[dict], kind: str) -> set:
-    if kind == "drop_before_broker":
-        return {(r["channel"], r["source"], r["partitionkey"], r["sequence"]) for r in records if r["fault"] == kind}
-    if kind in ("double_subscription", "consumer_crash", "dead_letter"):
-        return _ids(records, kind, with_group=True)
-    if kind == "transient_error":
-        return {
-            (r["event_id"], r.get("group"), (r.get("detail") or {}).get("attempt"))
-            for r in records
-            if r["fault"] == kind and r.get("event_id")
-        }
-    return _ids(records, kind)
-
-
-def truth_vs_findings(records: list[dict], findings: dict) -> pd.DataFrame:
-    """Per fault kind: injected, found by the detector, missed, and reported without an injection.
-
-    Kinds matched by event id count exactly; the others compare counts (found = min of both).
-    """
-    detected = {kind: ids for kind, ids in detected_ids(findings).items() if findings.get(_SOURCE[kind]) is not None}
-    counted = {"reorder": (findings.get("overview") or {}).get("out_of_order")}
-    rows = []
-    for kind, injected in sorted(truth_counts(records).items()):
-        if kind in detected:
-            truth = _truth_keys(records, kind)
-            found = truth & detected[kind]
-            row = {
-                "found": len(found),
-                "missed": len(truth - found),
-                "extra": len(detected[kind] - truth) if kind != "poison_message" else None,
-            }
-            injected = len(truth)
-        elif counted.get(kind) is not None:
-            seen = counted[kind]
-            row = {"found": min(seen, injected), "missed": max(injected - seen, 0), "extra": max(seen - injected, 0)}
-        else:
-            row = {"found": None, "missed": None, "extra": None}
-        rows.append({"fault": kind, "injected": injected, **row, "where to look": DETECTORS.get(kind, "")})
-    return pd.DataFrame(rows, columns=["fault", "injected", "found", "missed", "extra", "where to look"])

@@ -59,7 +59,9 @@ CATALOGUE: dict[str, FaultSpec] = {
         ),
         FaultSpec(
             "drop_before_broker",
-            "The producer spends the sequence number but the event never reaches Redis: a gap at every vantage.",
+            "The producer spends the sequence number but the event never reaches Redis: a gap at every vantage. "
+            "It is discarded once the next event of its stream is sent (so the gap shows); one still waiting at "
+            "shutdown is sent after all.",
             {"rate": 0.05, "channel": "shop.orders"},
         ),
         FaultSpec(
@@ -213,6 +215,7 @@ class FaultInjector:
         self._down: set[str] = set()
         self._lost: dict[str, set[str]] = defaultdict(set)
         self._held: dict[tuple, list[list]] = defaultdict(list)
+        self._pending_drops: dict[tuple, tuple[dict, object]] = {}
         self._windows_seen: set[tuple[str, str, int]] = set()
         self._client = None
         self._saved_buffer_limit: str | None = None
@@ -256,9 +259,20 @@ class FaultInjector:
     # Producer side -------------------------------------------------------------------------------
 
     def drop(self, channel: str, event: dict) -> bool:
-        """True when the event must vanish before the broker (recorded)."""
+        """True when the event must vanish before the broker.
+
+        The event is held until the next event of its stream comes, and only then discarded and recorded:
+        a drop at the very end of a stream would leave no gap for anyone to see (``release_held`` publishes
+        a drop still pending at shutdown after all, unrecorded).
+        """
+        stream = (channel, event.get("source"), event.get("partitionkey"))
+        with self._lock:
+            overtaken = self._pending_drops.pop(stream, None)
+        if overtaken is not None:
+            self._write("drop_before_broker", channel, overtaken[0])
         if self.fires("drop_before_broker", channel):
-            self._write("drop_before_broker", channel, event)
+            with self._lock:
+                self._pending_drops[stream] = (event, otel_context.get_current())
             return True
         return False
 
@@ -311,10 +325,14 @@ class FaultInjector:
         return rate >= 1.0 or self._rngs[name].random() < rate
 
     def release_held(self) -> list[tuple[str, dict, object]]:
-        """Every event still held back, to publish at shutdown (recorded when later events overtook it)."""
+        """Every event still held back, to publish at shutdown (recorded when later events overtook it).
+
+        A drop still pending (no later event of its stream came) is published too: it was never lost.
+        """
         with self._lock:
             held, self._held = self._held, defaultdict(list)
-        released = []
+            pending, self._pending_drops = self._pending_drops, {}
+        released = [(channel, event, ctx) for (channel, _, _), (event, ctx) in pending.items()]
         for (channel, _, _), entries in held.items():
             for late, ctx, _, passed in entries:
                 if passed:
@@ -376,7 +394,14 @@ class FaultInjector:
             if limit_kb:
                 self._lower_buffer_limit(limit_kb)
             self._write(
-                "slow_consumer", channel, None, group, delay_ms=delay_ms, window=window, buffer_limit_kb=limit_kb
+                "slow_consumer",
+                channel,
+                None,
+                group,
+                delay_ms=delay_ms,
+                window=window,
+                for_s=setting.number("for_s"),
+                buffer_limit_kb=limit_kb,
             )
         return delay_ms / 1000.0
 

@@ -56,7 +56,8 @@ CATALOGUE: dict[str, Scenario] = {
             "Happy path",
             "Customers sign up, top up their wallets and place orders, with a burst now and then. Every "
             "order goes orders -> inventory -> payments -> shipping -> notifications, and the order view "
-            "and the accounts follow along. Nothing goes wrong.",
+            "and the accounts follow along. A wallet that cannot pay gets its order declined and cancelled, and the "
+            "stock goes back (the compensation path). Nothing goes wrong.",
             "One trace per order across five services, joined by links. No gaps, no duplicates, no dead "
             "letters; the bus and every consumer group agree on every stream. Bursts show as spikes in "
             "the rate and a short rise in delivery latency.",
@@ -152,7 +153,9 @@ CATALOGUE: dict[str, Scenario] = {
             "Redis Stream. At the end the balances are rebuilt by replaying the store and compared with "
             "the live ones, and a balance is asked for at a moment halfway through the run.",
             "Events on shop.accounts from accounts; the replay check printed at the end (rebuilt equals "
-            "live), and a past balance that differs from today's.",
+            "live), and a past balance that differs from today's. No balance is ever below zero: payments "
+            "checks the wallet and declines what it cannot cover (shop.payment.declined), and inventory "
+            "releases that order's stock (shop.stock.released, the compensating event).",
             seconds=12,
             replay=True,
         ),

@@ -25,6 +25,7 @@ from sample_system.faults import FaultInjector
 from sample_system.registry import SchemaRegistry
 from sample_system.retry import RetryPolicy
 from sample_system.services import accounts, inventory, notifications, order_view, orders, payments, shipping
+from sample_system.wallet import Wallets
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class Shop:
         orders_pub, legacy, inventory_pub, payments_pub, shipping_pub, accounts_pub, users_pub = self.publishers
         self.orders = orders.Orders(orders_pub, legacy, self.config.v1_share)
         self.inventory = inventory.Inventory(self.client, inventory_pub)
-        self.payments = payments.Payments(payments_pub)
+        self.payments = payments.Payments(payments_pub, Wallets(self.client))
         self.shipping = shipping.Shipping(shipping_pub)
         self.notifications = notifications.Notifications()
         self.accounts = accounts.Accounts(self.client, accounts_pub, users_pub)

@@ -14,6 +14,20 @@ st.caption(
 view = filters.controls(data.known_names())
 
 
+def slow_consumers(params: dict) -> None:
+    st.subheader("Slow consumers")
+    with notices.guard("slow consumers"):
+        answer = data.slow_consumers(params)
+        if not answer["slow"]:
+            st.caption("No consumer group fell behind its peers in this window (definition: docs/analyses.md).")
+            return
+        st.caption(
+            "Groups whose deliveries started far later after publication than the other groups' did, bucket after "
+            "bucket: while they lag, their messages wait in their output buffer above."
+        )
+        st.dataframe(transforms.slow_consumers_frame(answer), hide_index=True, width="stretch")
+
+
 @st.fragment(run_every=notices.refresh_every(view))
 def live() -> None:
     with notices.guard("the broker"):
@@ -49,6 +63,7 @@ def live() -> None:
                 "of limit": st.column_config.ProgressColumn("of limit", min_value=0, max_value=1, format="percent")
             },
         )
+    slow_consumers(filters.api_params(view))
 
 
 live()

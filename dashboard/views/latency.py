@@ -39,6 +39,20 @@ def skew_by_services(params: dict) -> None:
         st.dataframe(transforms.clock_skew_frame(data.clock_skew(params)), hide_index=True, width="stretch")
 
 
+def slow_consumers(params: dict) -> None:
+    with notices.guard("slow consumers"):
+        answer = data.slow_consumers(params)
+        if not answer["slow"]:
+            return
+        st.warning(
+            "Slow consumer: a group fell behind the other groups (its median delivery latency at least "
+            f"{answer['min_ms']:g} ms and {answer['factor']:g}× theirs for {answer['min_buckets']} buckets or more "
+            "in a row); which one, and when, below. Its messages wait in Redis's output buffer for it: see Broker.",
+            icon=":material/slow_motion_video:",
+        )
+        st.dataframe(transforms.slow_consumers_frame(answer), hide_index=True, width="stretch")
+
+
 @st.fragment(run_every=notices.refresh_every(view))
 def live() -> None:
     with notices.guard("latency"):
@@ -53,6 +67,7 @@ def live() -> None:
                 icon=":material/schedule:",
             )
             skew_by_services(filters.api_params(view))
+        slow_consumers(filters.api_params(view))
         buckets = transforms.latency_buckets_frame(latency, measure)
         st.plotly_chart(charts.latency_over_time(buckets, percentile, measure), width="stretch")
         st.plotly_chart(charts.latency_histogram(transforms.samples_frame(latency), measure), width="stretch")

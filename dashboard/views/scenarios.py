@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import controls, data, filters, markdown, notices, sample_cli, transforms
+from dashboard import controls, data, filters, markdown, notices, sample_cli, scoring
 from dashboard.client import ApiUnavailable
 from dashboard.scenario_runner import ScenarioRunner
 
 LISTING_TTL_S = 60
-WINDOW_MARGIN_NS = 2_000_000_000  # count findings from a little before the start: no first event cut off
 SEE_ALSO = (
     ("views/duplicates.py", "Duplicates", ":material/content_copy:"),
     ("views/ordering.py", "Ordering and loss", ":material/format_list_numbered:"),
@@ -66,22 +65,29 @@ def start_stop(scenario: dict) -> None:
 
 
 def findings(since_ns: int) -> dict:
-    params = {**filters.api_params(filters.Filters(window="all")), "since_ns": since_ns - WINDOW_MARGIN_NS}
-    fetch = {
-        "overview": lambda: data.overview(params),
-        "duplicates": lambda: data.duplicates(params),
-        "loss": lambda: data.loss(params),
-        "dead_letters": lambda: data.dead_letters(params),
-        "retries": lambda: data.retries(params, limit=1000),
-        "clock_skew": lambda: data.clock_skew(params, limit=1000),
-    }
-    found = {}
-    for key, get in fetch.items():
-        try:
-            found[key] = get()
-        except ApiUnavailable:
-            found[key] = None  # shown as "not measured" in the comparison
-    return found
+    # from the run's start exactly: the demo's shop pauses just before, and its last events are no finding of this run
+    return scoring.gather(data.answer, since_ns, (ApiUnavailable,))
+
+
+def comparison(truth: list[dict], since_ns: int) -> None:
+    st.subheader("Ground truth vs what the detectors found")
+    found = findings(since_ns)
+    st.dataframe(scoring.table(truth, found), hide_index=True, width="stretch")
+    st.caption(
+        "Counted in the unit each fault was injected in (an event, an event at one group, a failed attempt, a "
+        "group's slow window). found = injected faults some vantage point reported; found at = how many of them "
+        "each vantage point saw; missed = injected, reported nowhere; extra = reported, explained by no injection."
+        + ("" if truth else " Nothing was injected: every detector looked, and any finding is extra.")
+    )
+    extra = scoring.extras(truth, found)
+    if not extra.empty:
+        st.markdown("**Reported without an injection**")
+        st.dataframe(
+            extra,
+            hide_index=True,
+            width="stretch",
+            column_config={"event": st.column_config.LinkColumn("event", display_text="open the event")},
+        )
 
 
 @st.fragment(run_every=notices.REFRESH_S)
@@ -97,17 +103,7 @@ def progress(scenario: dict) -> None:
     lines = current.progress()
     if lines:
         st.code("\n".join(lines), language=None)
-    truth = current.truth()
-    st.subheader("Ground truth vs what the detectors found")
-    if not truth:
-        st.caption("No fault injected yet (or this scenario injects none).")
-    else:
-        table = transforms.truth_vs_findings(truth, findings(current.started_ns))
-        st.dataframe(table.astype(object).where(table.notna(), "–"), hide_index=True, width="stretch")
-        st.caption(
-            "found = injected faults the dashboard reports; missed = injected but not reported; extra = reported "
-            "without an injection. –: not measured by an analysis."
-        )
+    comparison(current.truth(), current.started_ns)
     cols = st.columns(len(SEE_ALSO))
     for column, (page, label, icon) in zip(cols, SEE_ALSO, strict=True):
         column.page_link(page, label=label, icon=icon)

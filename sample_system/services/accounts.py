@@ -5,17 +5,20 @@ the store, and can be asked for at any past moment (replay up to it).
 ``AccountOpened``, ``DepositMade`` and ``WithdrawalMade`` are appended and also published on
 ``shop.accounts``. A live balance hash is updated in the same transaction as each append, so a
 replay can be checked against it. Sign-ups come from the storefront (``UserSignedUp``, a thin event
-on ``shop.users``); withdrawals come from captured payments.
+on ``shop.users``); withdrawals come from captured payments, whose hold on the wallet (sample_system.wallet)
+ends in the same transaction as the withdrawal's append.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 
 import redis
 from opentelemetry import trace
 
+from sample_system import wallet
 from sample_system.bus import Publisher
 from sample_system.registry import schema_uri
 from sample_system.services.notifications import USER_SIGNED_UP, USERS_CHANNEL
@@ -26,7 +29,7 @@ SERVICE = "accounts"
 CHANNELS = [PAYMENTS_CHANNEL]
 CHANNEL = "shop.accounts"
 EVENT_STORE = "sample:accounts:events"
-LIVE_BALANCES = "sample:accounts:balances"
+LIVE_BALANCES = wallet.BALANCES
 ACCOUNT_OPENED = "shop.account.opened"
 DEPOSIT_MADE = "shop.account.deposit_made"
 WITHDRAWAL_MADE = "shop.account.withdrawal_made"
@@ -80,6 +83,7 @@ class Accounts:
         self._publisher = publisher
         self._users = users_publisher
         self.appended = 0
+        self._appending = threading.Lock()
 
     def sign_up(self, user: dict) -> None:
         """A new customer: a thin UserSignedUp, then the account is opened with a welcome credit."""
@@ -104,7 +108,15 @@ class Accounts:
         return "processed"
 
     def _append(self, event_type: str, data: dict) -> None:
-        """Append to the event store and move the live balance in one transaction, then publish."""
+        """Append to the event store and move the live balance in one transaction, then publish.
+
+        Commands (the storefront's thread) and withdrawals (the consumer's) both append: one at a time,
+        so each stream's sequence numbers reach the store and the bus in the order they were given.
+        """
+        with self._appending:
+            self._append_one(event_type, data)
+
+    def _append_one(self, event_type: str, data: dict) -> None:
         account = data["account_id"]
         amount = int(data.get("amount_cents", 0))
         event = self._publisher.entity_event(CHANNEL, event_type, data, account, schema_uri(event_type, 1))
@@ -113,8 +125,11 @@ class Accounts:
         pipe.xadd(EVENT_STORE, fields)
         if event_type == ACCOUNT_OPENED:
             pipe.hsetnx(LIVE_BALANCES, account, 0)
+        elif event_type == DEPOSIT_MADE:
+            pipe.hincrby(LIVE_BALANCES, account, amount)
         else:
-            pipe.hincrby(LIVE_BALANCES, account, amount if event_type == DEPOSIT_MADE else -amount)
+            pipe.hincrby(LIVE_BALANCES, account, -amount)
+            wallet.release_hold(pipe, account, amount)
         pipe.execute()
         self.appended += 1
         self._publisher.publish(CHANNEL, event)

@@ -1,5 +1,6 @@
 """order-view: the CQRS read side. A projection of every order into a Redis hash, built from the
-order, stock, payment and shipping events, and the lag behind the write side measured per event.
+order, stock, payment and shipping events, and the lag behind the write side measured per event. An
+order whose payment is declined (the wallet was short) is ``cancelled``.
 
 Events can arrive late or out of order, so a status only moves forward (placed < stock < payment
 < shipped); the projection converges whatever the arrival order. The lag (now minus the event's
@@ -31,6 +32,7 @@ STATUS = {
     "shop.stock.rejected": ("stock_rejected", 2),
     "shop.payment.captured": ("paid", 3),
     "shop.payment.failed": ("payment_failed", 3),
+    "shop.payment.declined": ("cancelled", 3),
     "shop.order.shipped": ("shipped", 4),
 }
 """event type -> (order status, rank): the status only ever moves to a higher rank."""

@@ -305,7 +305,11 @@ def test_flow_graph_has_channels_and_link_edges(flow, collectors):
     assert (deliver["count"], deliver["errors"], deliver["duplicates"]) == (6, 1, 1)
     link = edges[("service:inventory", "service:payments", "link")]
     assert link["count"] == 1 and link["p95_ms"] == pytest.approx(3.0)
-    assert {"id": "channel:shop.stock", "kind": "channel", "label": "shop.stock"} in graph["nodes"]
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert (nodes["channel:shop.stock"]["kind"], nodes["channel:shop.stock"]["label"]) == ("channel", "shop.stock")
+    tapped = {n["label"]: n["messages"] for n in graph["nodes"] if n["kind"] == "channel"}
+    bus = collectors.get("overview")["messages"]
+    assert sum(tapped.values()) == bus and tapped["shop.orders"] == 6  # every message the tap saw, on its channel
 
 
 def test_life_of_one_event(flow, collectors):

@@ -81,6 +81,10 @@ def test_every_answer_matches_its_schema(collectors, redis_server):
         ("sequences?source=/s", "channel is required"),
         ("traces/nothex", "trace id must be 32 hex characters"),
         ("duplicates?group=" + "g" * 600, "group must be 1 to 512 characters"),
+        ("slow-consumers?bucket_s=soon", "bucket_s must be an integer from 1 to 3600"),
+        ("slow-consumers?factor=0.5", "factor must be a number from 1 to 1000"),
+        ("slow-consumers?min_ms=-1", "min_ms must be a number from 0"),
+        ("slow-consumers?min_buckets=0", "min_buckets must be an integer from 1"),
     ],
 )
 def test_bad_parameters_are_a_400_with_a_message(api_only, path, message):
@@ -96,7 +100,8 @@ def test_unknown_things_are_a_404(api_only):
 
 def test_request_values_never_reach_sql_as_text(api_only):
     hostile = "x' OR 1=1; DROP TABLE otel_traces; --"
-    for path in ("report", "loss", "flow", "latency", "duplicates", "dead-letters", "instrumentation", "traces"):
+    paths = ("report", "loss", "flow", "latency", "duplicates", "dead-letters", "instrumentation", "traces")
+    for path in (*paths, "slow-consumers"):
         status, answer = fetch(api_only.api, f"{path}?channel={urllib.request.quote(hostile)}")
         assert status == 200, (path, answer)
     assert fetch(api_only.api, "health")[1]["status"] == "ok"

@@ -32,6 +32,7 @@ def test_four_hop_flow_is_one_trace_with_links(redis_server):
     memory = InMemorySpanExporter()
     config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_V1_SHARE": "0"})
     with Shop(config, exporter_factory_for(memory)) as shop:
+        shop.accounts.sign_up({"user_id": "user-t"})  # a wallet that covers the order
         event = shop.orders.place_order(_order("order-hops"))
         wait_until(lambda: shop.notifications.sent == 1 and shop.wait_idle(quiet_s=0.3), what="order shipped")
     spans = [s for s in memory.get_finished_spans() if s.attributes.get("cloudevents.event_subject") == "order-hops"]
@@ -77,7 +78,7 @@ def test_link_only_mode_starts_a_new_trace(redis_server):
     config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_CONSUMER_PARENT": "none"})
     with Shop(config, exporter_factory_for(memory)) as shop:
         shop.orders.place_order(_order("order-x"))
-        wait_until(lambda: shop.consumer("inventory").processed == 1)
+        wait_until(lambda: shop.consumer("inventory").processed >= 1)
     spans = memory.get_finished_spans()
     (producer,) = [s for s in spans if s.kind == SpanKind.PRODUCER and s.name == "send shop.orders"]
     consumer = next(s for s in spans if s.kind == SpanKind.CONSUMER and s.name == "process shop.orders")
@@ -91,7 +92,7 @@ def test_shop_through_the_collectors_gives_matching_vantage_points(collectors, r
     config = load_config({"REDIS_URL": redis_server.url})
     with Shop(config) as shop:
         drive(shop.orders.place_order, rate=0, seed=2, stop=threading.Event(), limit=20)
-        wait_until(lambda: shop.consumer("inventory").processed == 20)
+        wait_until(lambda: shop.consumer("inventory").processed >= 20)  # its orders, and payment outcomes
         assert shop.wait_idle()
     report = wait_until(lambda: (r := collectors.get("report")) and _has_orders(r, 20) and r, what="20 orders seen")
     bus = {
@@ -99,7 +100,11 @@ def test_shop_through_the_collectors_gives_matching_vantage_points(collectors, r
         for s in report["streams"]
         if s["vantage"] == "bus" and s["channel"] == "shop.orders"
     }
-    inventory = {(s["source"], s["partitionkey"]) for s in report["streams"] if s["vantage"] == "inventory"}
+    inventory = {
+        (s["source"], s["partitionkey"])
+        for s in report["streams"]
+        if s["vantage"] == "inventory" and s["channel"] == "shop.orders"
+    }
     assert bus == inventory
     assert all(s["missing"] == s["duplicates"] == s["out_of_order"] == 0 for s in report["streams"])
 

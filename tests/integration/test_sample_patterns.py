@@ -15,11 +15,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from sample_system import faults, scenarios, truth
+from sample_system import faults, scenarios, truth, wallet
 from sample_system.config import load_config
 from sample_system.deadletters import DeadLetterQueue
 from sample_system.redrive import redrive
-from sample_system.services import accounts, order_view
+from sample_system.services import accounts, inventory, order_view, payments
 from sample_system.shop import Shop, exporter_factory_for
 from sample_system.storefront import run_load
 from tests.processes import ROOT, RedisServer, wait_until
@@ -51,6 +51,34 @@ def test_replaying_the_event_store_gives_the_live_balances_now_and_in_the_past(r
         assert withdrawals >= shop.accounts.appended
 
 
+def test_a_short_wallet_declines_the_payment_cancels_the_order_and_gives_the_stock_back(redis_server):
+    memory = InMemorySpanExporter()
+    with _shop(redis_server, memory) as shop:
+        issued = run_load(shop.handlers(), rate=0, seed=23, stop=threading.Event(), limit=80)
+        assert shop.wait_idle()
+        balances = accounts.live_balances(shop.client)
+        assert shop.payments.declined > 0 and shop.payments.captured_cents > 0
+        assert min(balances.values()) >= 0 and accounts.replay(shop.client) == balances
+        assert all(int(v) == 0 for v in shop.client.hvals(wallet.HOLDS))  # every capture became a withdrawal
+        # every reservation of this run settled (the session's Redis may hold other tests' shops' keys)
+        assert not shop.client.keys(inventory.RESERVATION_PREFIX + "order-23-*")
+        orders = [
+            order_view.order_status(shop.client, f"order-23-{n:06d}") for n in range(1, 1 + issued["place_order"])
+        ]
+        assert sum(o["status"] == "cancelled" for o in orders) == shop.payments.declined
+    sent = [
+        s.attributes.get("cloudevents.event_type") for s in memory.get_finished_spans() if s.kind == SpanKind.PRODUCER
+    ]
+    unpaid = sent.count(payments.PAYMENT_DECLINED) + sent.count(payments.PAYMENT_FAILED)
+    assert sent.count(payments.PAYMENT_DECLINED) == shop.payments.declined
+    assert sent.count(inventory.STOCK_RELEASED) == unpaid  # the compensating event, once per unpaid order
+    compensating = [
+        s for s in memory.get_finished_spans()
+        if s.name == "process shop.payments" and s.attributes["messaging.consumer.group.name"] == "inventory"
+    ]  # fmt: skip
+    assert len(compensating) == sent.count("shop.payment.captured") + unpaid
+
+
 def test_the_order_view_converges_on_the_write_side(redis_server):
     with _shop(redis_server) as shop:
         issued = run_load(shop.handlers(), rate=0, seed=22, stop=threading.Event(), limit=40)
@@ -77,6 +105,7 @@ def test_order_view_status_only_moves_forward_whatever_the_arrival_order(redis_s
 def test_a_v1_order_is_upcast_and_the_version_is_on_the_spans(redis_server):
     memory = InMemorySpanExporter()
     with _shop(redis_server, memory, SAMPLE_V1_SHARE="1") as shop:
+        shop.accounts.sign_up({"user_id": "u1"})  # a wallet that covers the order
         shop.orders.place_order(
             {
                 "order_id": "order-v1",
@@ -104,6 +133,7 @@ def test_backoff_delays_grow_as_configured_and_the_last_failure_dead_letters(red
     memory = InMemorySpanExporter()
     injector = _injector("transient_error:group=payments,rate=1")
     with _shop(redis_server, memory, injector, SAMPLE_MAX_ATTEMPTS="4", SAMPLE_BACKOFF_MS="10") as shop:
+        shop.accounts.sign_up({"user_id": "u2"})
         event = shop.orders.place_order(
             {
                 "order_id": "order-retry",
@@ -287,11 +317,12 @@ def test_the_shop_rides_out_a_redis_restart():
         with Shop(config, exporter_factory_for(InMemorySpanExporter())) as shop:
             loader = threading.Thread(target=lambda: issued.update(run_load(shop.handlers(), 40, 51, stop)))
             loader.start()
-            wait_until(lambda: shop.consumer("inventory").processed > 10, what="traffic before the outage")
+            # shipping handles one payment outcome per order (inventory also handles the outcomes now)
+            wait_until(lambda: shop.consumer("shipping").processed > 10, what="traffic before the outage")
             server.stop()
             server = RedisServer(port=server.port)
-            before = shop.consumer("inventory").processed
-            wait_until(lambda: shop.consumer("inventory").processed > before + 10, timeout=60, what="traffic after")
+            before = shop.consumer("shipping").processed
+            wait_until(lambda: shop.consumer("shipping").processed > before + 10, timeout=60, what="traffic after")
             stop.set()
             loader.join(timeout=30)
         assert issued["place_order"] > 20

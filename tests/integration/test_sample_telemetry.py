@@ -60,6 +60,7 @@ def test_messaging_metrics_count_sent_and_consumed_and_time_processing(redis_ser
             p
             for p in points[telemetry.METRIC_PROCESS_DURATION]
             if p.attributes["messaging.consumer.group.name"] == "inventory"
+            and p.attributes["messaging.destination.name"] == "shop.orders"
         ]
         assert sum(p.count for p in durations) == 5 and all(p.sum > 0 for p in durations)
         assert points[telemetry.METRIC_PROJECTION_LAG]

@@ -52,12 +52,6 @@ def duplicate(vantage: str, event_id: str, handled: int, processed: int) -> dict
             "processed": processed, "trace_ids": []}  # fmt: skip
 
 
-def fault(kind: str, event_id: str | None, **fields) -> dict:
-    record = {"fault": kind, "event_id": event_id, "channel": "c", "source": "/s", "partitionkey": None,
-              "sequence": None, "group": None}  # fmt: skip
-    return {**record, **fields}
-
-
 @pytest.mark.parametrize(
     ("ms", "text"), [(None, "–"), (0.25, "250 µs"), (12.345, "12.3 ms"), (-3.0, "-3.0 ms"), (12_500.0, "12.5 s")]
 )
@@ -216,41 +210,6 @@ def test_event_timeline_orders_publish_bus_and_deliveries():
     ]
 
 
-def test_truth_is_scored_against_findings_by_event_id():
-    truth = [
-        fault("duplicate_publish", "a", sequence=1),
-        fault("duplicate_publish", "b", sequence=2),
-        fault("drop_before_broker", None, partitionkey="p0", sequence=7),
-        fault("reorder", "r", sequence=3),
-        fault("slow_consumer", None, group="g"),
-    ]  # fmt: skip
-    findings = {
-        "duplicates": {"duplicates": [{"vantage": "bus", "event_id": "a"}, {"vantage": "bus", "event_id": "z"}]},
-        "loss": {"lost": [{"channel": "c", "source": "/s", "partitionkey": "p0", "sequence": 7, "event_id": None,
-                           "vantage": "bus", "where": "before_broker"}]},
-        "overview": {"out_of_order": 1},
-    }  # fmt: skip
-    table = transforms.truth_vs_findings(truth, findings).set_index("fault")
-    assert table.loc["duplicate_publish", ["injected", "found", "missed", "extra"]].tolist() == [2, 1, 1, 1]
-    assert table.loc["drop_before_broker", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
-    assert table.loc["reorder", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
-    assert table.loc["slow_consumer"].isna()["found"]
-
-
-def test_a_published_twice_event_is_not_counted_as_a_double_subscription():
-    truth = [fault("duplicate_publish", "a"), fault("double_subscription", "b", group="notifications")]
-    findings = {
-        "duplicates": {"duplicates": [
-            {"vantage": "bus", "event_id": "a"},
-            {"vantage": "inventory", "event_id": "a"},
-            {"vantage": "notifications", "event_id": "b"},
-        ]}
-    }  # fmt: skip
-    table = transforms.truth_vs_findings(truth, findings).set_index("fault")
-    assert table.loc["double_subscription", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
-    assert table.loc["duplicate_publish", ["found", "missed", "extra"]].tolist() == [1, 0, 0]
-
-
 def test_truth_file_skips_half_written_lines(tmp_path):
     path = tmp_path / "truth.jsonl"
     path.write_text(json.dumps({"fault": "reorder", "event_id": "a"}) + "\n" + '{"fault": "dup')
@@ -300,27 +259,6 @@ def test_clock_skew_frame_names_both_services():
                    "most negative": "-801.5 ms", "median": "-799.0 ms"}  # fmt: skip
 
 
-def test_retries_and_clock_skew_are_scored_by_event():
-    truth = [
-        fault("transient_error", "a", group="payments", detail={"attempt": 1}),
-        fault("transient_error", "a", group="payments", detail={"attempt": 2}),
-        fault("transient_error", "b", group="payments", detail={"attempt": 1}),
-        fault("clock_skew", "s1", detail={"skew_ms": 800.0}),
-        fault("clock_skew", "s2", detail={"skew_ms": 800.0}),
-    ]
-    findings = {
-        "retries": {"retried": [{"event_id": "a", "group": "payments", "failed_attempts": 2},
-                                {"event_id": "b", "group": "payments", "failed_attempts": 2}]},
-        # one skewed event seen late by two groups counts once
-        "clock_skew": {"deliveries": [{"event_id": "s1", "group": "inventory"}, {"event_id": "s1", "group": "view"}]},
-    }  # fmt: skip
-    table = transforms.truth_vs_findings(truth, findings).set_index("fault")
-    assert table.loc["transient_error", ["injected", "found", "missed", "extra"]].tolist() == [3, 3, 0, 1]
-    assert table.loc["clock_skew", ["injected", "found", "missed", "extra"]].tolist() == [2, 1, 1, 0]
-    unmeasured = transforms.truth_vs_findings(truth, {"retries": None}).set_index("fault")
-    assert unmeasured.isna().loc["transient_error", "found"] and unmeasured.isna().loc["clock_skew", "found"]
-
-
 def test_a_redelivered_event_is_not_called_a_duplicate():
     frame = transforms.duplicates_frame(
         {"duplicates": [duplicate("worker", "retried", 0, 0) | {"redeliveries": 1},
@@ -353,3 +291,16 @@ def test_tapped_channels_are_every_channel_node_with_messages():
     frame = transforms.tapped_channels_frame(flow)
     assert frame.to_dict("records") == [{"channel": "p", "messages": 7, "messages/s": 3.5}]
     assert transforms.tapped_channels_frame({}).empty
+
+
+def test_slow_consumers_frame_is_newest_first_with_durations_for_people():
+    answer = {"slow": [
+        {"group": "view", "start_ns": 0, "end_ns": 2_000_000_000, "deliveries": 40, "first_p50_ms": 300.0,
+         "peak_p50_ms": 2200.0, "peers_p50_ms": 1.5, "max_ms": 12_500.0, "channels": ["shop.orders"]},
+        {"group": "payments", "start_ns": 5_000_000_000, "end_ns": 7_000_000_000, "deliveries": 9,
+         "first_p50_ms": 250.0, "peak_p50_ms": 260.0, "peers_p50_ms": 2.0, "max_ms": 300.0, "channels": []},
+    ]}  # fmt: skip
+    frame = transforms.slow_consumers_frame(answer)
+    assert list(frame["group"]) == ["payments", "view"]
+    assert frame.iloc[1][["from", "worst median", "slowest"]].tolist() == ["00:00:00.000", "2,200.0 ms", "12.5 s"]
+    assert transforms.slow_consumers_frame({"slow": []}).empty

@@ -83,6 +83,19 @@ def test_rate_one_always_fires_rate_zero_never_and_groups_are_respected():
     assert not any(never.drop("shop.orders", {"id": str(n), "source": "/s"}) for n in range(200))
 
 
+def test_a_drop_is_recorded_when_the_next_event_of_its_stream_overtakes_it_and_sent_if_none_does():
+    injector = faults.FaultInjector(
+        {"drop_before_broker": faults.parse_setting("drop_before_broker:rate=1", "t")}, 1, truth.GroundTruth()
+    )
+    events = [{"id": f"e{n}", "source": "/s", "partitionkey": "p0", "sequence": str(n)} for n in (1, 2, 3)]
+    other = {"id": "x1", "source": "/s", "partitionkey": "p1", "sequence": "1"}
+    assert all(injector.drop("shop.orders", event) for event in [events[0], other, events[1], events[2]])
+    assert [r["event_id"] for r in injector.truth.records] == ["e1", "e2"]
+    released = injector.release_held()
+    assert sorted(event["id"] for _, event, _ in released) == ["e3", "x1"]
+    assert len(injector.truth.records) == 2 and injector.release_held() == []
+
+
 def test_reorder_holds_one_event_and_releases_it_after_the_next_ones():
     injector = faults.FaultInjector(
         {"reorder": faults.parse_setting("reorder:rate=1,hold=2", "t")}, 1, truth.GroundTruth()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sample_system import bus, registry, storefront
 from sample_system.retry import RetryPolicy
-from sample_system.services import accounts, order_view, orders
+from sample_system.services import accounts, inventory, order_view, orders, payments
 
 REGISTRY = registry.SchemaRegistry()
 
@@ -27,6 +27,8 @@ def test_every_event_type_has_a_schema_and_order_placed_has_two_versions():
     for event_type in (
         "shop.stock.reserved",
         "shop.payment.captured",
+        "shop.payment.declined",
+        "shop.stock.released",
         "shop.order.shipped",
         "shop.user.signed_up",
         "shop.account.opened",
@@ -51,6 +53,12 @@ def test_every_event_type_has_a_schema_and_order_placed_has_two_versions():
 def test_invalid_events_are_rejected_with_a_reason(event, message):
     with pytest.raises(registry.SchemaError, match=message):
         REGISTRY.validate(event)
+
+
+def test_inventory_reacts_to_the_payment_outcomes_payments_publishes():
+    assert inventory.PAYMENTS_CHANNEL == payments.CHANNEL and payments.CHANNEL in inventory.CHANNELS
+    assert inventory.PAYMENT_CAPTURED == payments.PAYMENT_CAPTURED
+    assert set(inventory.PAYMENT_UNPAID) == {payments.PAYMENT_FAILED, payments.PAYMENT_DECLINED}
 
 
 def test_v1_order_is_upcast_to_a_valid_v2():

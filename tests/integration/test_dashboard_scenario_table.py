@@ -1,0 +1,43 @@
+"""The Scenarios page runs a scenario and shows its table (AppTest): a scenario without faults still lists
+every detector, each with injected 0, found 0, missed 0, extra 0 as integers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dashboard import scoring
+from tests.integration.test_dashboard_pages import open_page, texts
+from tests.processes import Collectors
+
+pytestmark = pytest.mark.integration
+
+FINISHED_WITHIN_S = 120
+
+
+def test_a_scenario_without_faults_shows_every_detector_at_zero(redis_server, monkeypatch):
+    process = Collectors(redis_server.url)
+    try:
+        monkeypatch.setenv("REDIS_URL", redis_server.url)
+        monkeypatch.setenv("EVENTSCOPE_CONTROLS", "1")  # the test's own private redis-server
+        app = open_page(process.api, "scenarios", monkeypatch, scenario="schema_evolution")
+        [seconds] = [n for n in app.number_input if n.label == "Seconds"]
+        seconds.set_value(5).run()
+        [start] = [b for b in app.button if b.label == "Start scenario"]
+        start.click().run()
+        deadline = time.monotonic() + FINISHED_WITHIN_S
+        while "finished (exit code 0)" not in texts(app) and time.monotonic() < deadline:
+            time.sleep(1)
+            app.run()
+        assert "finished (exit code 0)" in texts(app), texts(app)
+        time.sleep(2)  # the collectors store the last spans the run flushed on exit
+        app.run()
+        [table] = [d.value for d in app.dataframe if "found at" in d.value.columns]
+        assert list(table["fault"]) == [d.kind for d in scoring.DETECTORS]
+        counts = table[["injected", "found", "missed", "extra"]]
+        assert counts.to_numpy().tolist() == [[0, 0, 0, 0]] * len(scoring.DETECTORS)
+        assert {str(t) for t in counts.dtypes} == {"Int64"}
+        assert "Nothing was injected: every detector looked" in texts(app)
+    finally:
+        process.stop()
