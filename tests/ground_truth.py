@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from tests.processes import Collectors, wait_until
 
 ENDPOINTS = ("report", "duplicates", "retries", "loss", "latency", "flow")
@@ -160,6 +162,14 @@ CHECKS = {
     "latency": check_latency,
     "flow": check_flow,
 }
+
+
+def expect_gap(request, gaps: dict, *key: str) -> None:
+    """Mark a case the collectors do not read exactly yet as an expected failure, strictly: the test still
+    runs, and the day it passes, it fails until its entry in ``gaps`` is removed (docs/compatibility.md)."""
+    reason = gaps.get(key)
+    if reason:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def check(endpoint: str, collectors: Collectors, truth: dict) -> None:
