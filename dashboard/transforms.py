@@ -137,21 +137,52 @@ def node_name(node_id: str) -> tuple[str, str]:
 def flow_layers(flow: dict) -> dict[str, int]:
     """A column per node, left to right along publish and deliver edges (producers first).
 
-    A node's column is one more than the furthest of its upstream neighbours; cycles are cut by
-    giving up after as many passes as there are nodes.
+    A node's column is one more than the furthest of its upstream neighbours. A cycle (a compensation
+    path back to an earlier service) is cut where it closes, so it draws as one edge running back.
     """
     nodes = [n["id"] for n in flow["nodes"]]
     layer = dict.fromkeys(nodes, 0)
     edges = [(e["source"], e["target"]) for e in flow["edges"] if e["kind"] in ("publish", "deliver")]
+    forward = _without_back_edges(nodes, [(s, t) for s, t in edges if s in layer and t in layer])
     for _ in range(len(nodes)):
         changed = False
-        for source, target in edges:
-            if source in layer and target in layer and layer[target] < layer[source] + 1:
+        for source, target in forward:
+            if layer[target] < layer[source] + 1:
                 layer[target] = layer[source] + 1
                 changed = True
         if not changed:
             break
     return layer
+
+
+def _without_back_edges(nodes: list[str], edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The edges less those closing a cycle, found depth first from the nodes nothing points to."""
+    downstream: dict[str, list[str]] = defaultdict(list)
+    for source, target in edges:
+        downstream[source].append(target)
+    targets = {t for _, t in edges}
+    starts = [n for n in nodes if n not in targets] + [n for n in nodes if n in targets]
+    on_path: set[str] = set()
+    done: set[str] = set()
+    back: set[tuple[str, str]] = set()
+    for start in starts:
+        if start in done:
+            continue
+        stack = [(start, iter(downstream[start]))]
+        on_path.add(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif child in on_path:
+                back.add((node, child))
+            elif child not in done:
+                on_path.add(child)
+                stack.append((child, iter(downstream[child])))
+    return [edge for edge in edges if edge not in back]
 
 
 def flow_positions(flow: dict) -> dict[str, tuple[float, float]]:

@@ -85,6 +85,25 @@ def test_flow_layers_survive_a_cycle():
     assert set(transforms.flow_layers(cyclic)) == {"service:a", "channel:c"}
 
 
+def test_a_compensation_path_back_to_an_earlier_service_does_not_push_the_flow_apart():
+    """inventory -> stock -> payments -> payments channel -> inventory again: the edge closing the cycle runs
+    back, and every node keeps the column its forward path gives it."""
+    edges = [("service:orders", "channel:orders"), ("channel:orders", "service:inventory"),
+             ("service:inventory", "channel:stock"), ("channel:stock", "service:payments"),
+             ("service:payments", "channel:payments"), ("channel:payments", "service:inventory"),
+             ("channel:payments", "service:shipping")]  # fmt: skip
+    flow = {
+        "nodes": [{"id": n} for n in sorted({n for edge in edges for n in edge})],
+        "edges": [
+            {"source": s, "target": t, "kind": "publish" if s.startswith("service") else "deliver"} for s, t in edges
+        ],
+    }
+    assert transforms.flow_layers(flow) == {
+        "service:orders": 0, "channel:orders": 1, "service:inventory": 2, "channel:stock": 3,
+        "service:payments": 4, "channel:payments": 5, "service:shipping": 6,
+    }  # fmt: skip
+
+
 def test_edges_carry_rate_p95_and_badges():
     label = transforms.edge_label(FLOW["edges"][1])
     assert label == "9.9/s · p95 4.2 ms<br>⚠ 3 dups ⚠ 1 err"
