@@ -19,10 +19,6 @@ class Bearer:
     def __init__(self, token: str | None):
         self._expected = (SCHEME + token).encode() if token else None
 
-    @property
-    def required(self) -> bool:
-        return self._expected is not None
-
     def allows(self, authorization: str | None) -> bool:
         """True without a token, or when ``authorization`` is exactly ``Bearer <token>``."""
         if self._expected is None:

@@ -46,6 +46,8 @@ class Refusals:
 
     def refuse(self, reason: str, client: str, detail: str = "") -> None:
         """Count one refused request and log it unless this reason was logged less than LOG_EVERY_S ago."""
+        if reason not in REASONS:
+            raise ValueError(f"unknown refusal reason {reason!r}")  # every reason is documented in REASONS
         now = self._clock()
         with self._lock:
             self._counts[reason] = self._counts.get(reason, 0) + 1

@@ -438,19 +438,28 @@ def test_expect_100_continue_is_answered_and_refusals_come_before_it(collectors)
         assert sock.recv(4096).startswith(b"HTTP/1.1 413")  # not 100: the sender need not send the body
 
 
+def get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_every_refusal_is_counted_per_reason_and_logged_rate_limited_with_the_client(collectors):
-    before = collectors.get("health")["ingest"]
-    for _ in range(20):
-        assert post(collectors, "/v1/traces", b"{}", {"Content-Type": "text/plain"})[0] == 415
+    before = collectors.get("health")["ingest"]["refused_by_reason"]
+    for _ in range(20):  # no other test here uses a wrong method, so every line of this reason is from these
+        assert get_status(f"{collectors.api}/v1/traces") == 405
     assert post(collectors, "/v1/nothing", b"{}", {"Content-Type": JSON})[0] == 404
+    assert post(collectors, "/v1/traces", b"{}", {"Content-Type": "text/plain"})[0] == 415
     after = collectors.get("health")["ingest"]
-    assert (
-        after["refused_by_reason"]["unsupported_media"] == before["refused_by_reason"].get("unsupported_media", 0) + 20
-    )
-    assert after["refused_by_reason"]["not_found"] == before["refused_by_reason"].get("not_found", 0) + 1
-    assert after["refused"] == sum(after["refused_by_reason"].values())
-    lines = [line for line in collectors.log().splitlines() if "(unsupported_media)" in line]
-    assert 1 <= len(lines) < 20
+    counts = after["refused_by_reason"]
+    assert counts["method_not_allowed"] == before.get("method_not_allowed", 0) + 20
+    assert counts["not_found"] == before.get("not_found", 0) + 1
+    assert counts["unsupported_media"] == before.get("unsupported_media", 0) + 1
+    assert after["refused"] == sum(counts.values())
+    lines = [line for line in collectors.log().splitlines() if "(method_not_allowed)" in line]
+    assert 1 <= len(lines) < 20  # rate-limited: one line per 10 s with the count, not one per request
     assert "from 127.0.0.1:" in lines[0]
 
 

@@ -34,7 +34,7 @@ def test_the_token_must_match_exactly(authorization, allowed):
 
 
 def test_without_a_token_everything_is_allowed_and_nothing_is_sent():
-    assert Bearer(None).allows(None) and not Bearer(None).required
+    assert Bearer(None).allows(None) and Bearer(None).allows("Bearer anything")
     assert header(None) == {} and header("t") == {"Authorization": "Bearer t"}
 
 
@@ -62,6 +62,11 @@ def test_refusals_are_counted_per_reason_and_logged_once_per_interval(caplog):
         "refused 1 request(s) (not_found), latest from 10.0.0.2:6",
         "refused 5 request(s) (timeout), latest from 10.0.0.3:7: slow",  # the four unlogged ones and this one
     ]
+
+
+def test_an_undocumented_reason_is_a_bug():
+    with pytest.raises(ValueError, match="unknown refusal reason"):
+        Refusals(Clock()).refuse("bogus", "c")
 
 
 def test_rejected_items_are_counted_apart_from_refused_requests():
