@@ -6,6 +6,8 @@ Spans are collected with an in-memory exporter (opentelemetry-python's TestBase 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import json
 import threading
 import time
@@ -70,6 +72,14 @@ class RawSubscriber:
         self.pubsub.reset()
 
 
+def run_apart(coroutine):
+    """``asyncio.run`` on a thread of its own, with this thread's context: in a whole test session the main
+    thread may already run an event loop (the browser tests' Playwright), where asyncio.run refuses."""
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(context.run, asyncio.run, coroutine).result()
+
+
 def subscribed(client: redis.Redis, *channels: str, pattern: str | None = None):
     """A PubSub whose subscriptions are confirmed (keep ``client`` referenced: collecting it closes its pool)."""
     pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -121,7 +131,7 @@ def _publish_async(url: str, channel: str, payload) -> None:
         assert await client.publish(channel, payload) == 1
         await client.aclose()
 
-    asyncio.run(go())
+    run_apart(go())
 
 
 def _publish_async_pipeline(url: str, channel: str, payload) -> None:
@@ -132,7 +142,7 @@ def _publish_async_pipeline(url: str, channel: str, payload) -> None:
             assert await pipe.execute() == [1]
         await client.aclose()
 
-    asyncio.run(go())
+    run_apart(go())
 
 
 PUBLISHERS = {
@@ -377,7 +387,7 @@ def _receive_async(mode: str):
             await client.aclose()
             return got[0]
 
-        return asyncio.run(go()), []
+        return run_apart(go()), []
 
     return receive
 

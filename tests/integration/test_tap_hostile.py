@@ -53,7 +53,10 @@ def stored(collectors: Collectors, channel: str) -> list[tuple]:
 
 
 def wait_for_messages(collectors: Collectors, count: int) -> None:
+    """Until ``count`` rows are stored and the tap has checked the commits of all of them (it checks them
+    in order, a few batches behind the writer, so ``recorded`` may trail the stored rows for a moment)."""
     wait_until(lambda: collectors.get("health")["store"]["bus_messages"] == count, timeout=60, what=f"{count} rows")
+    wait_until(lambda: collectors.get("health")["tap"]["recorded"] >= count, timeout=60, what=f"{count} checked")
 
 
 def bus_stream(collectors: Collectors, channel: str) -> dict:
