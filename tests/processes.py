@@ -287,20 +287,33 @@ class SingleNodeCluster:
     """``redis-server`` in cluster mode holding every slot: RedisCluster and sharded Pub/Sub against a real
     cluster protocol on one process (a many-node cluster, with slots moving, is another test's)."""
 
+    ATTEMPTS = 3  # a free port can be taken by another process before redis-server binds it
+
     def __init__(self):
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: ./run test installs it (apt-get install redis-server)")
-        self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="eventscope-cluster-")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--cluster-enabled", "yes", "--dir", self.dir],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        node = redis.Redis.from_url(f"redis://127.0.0.1:{self.port}/0")  # from_url: no retry backoff while it starts
-        wait_until(node.ping, what=f"redis-server (cluster) on {self.port}")
+        for attempt in range(1, self.ATTEMPTS + 1):
+            self.port = free_port()
+            self.process = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--cluster-enabled", "yes", "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            node = redis.Redis.from_url(f"redis://127.0.0.1:{self.port}/0")  # from_url: no retry backoff
+            try:
+                wait_until(node.ping, what=f"redis-server (cluster) on {self.port}")
+                break
+            except (TimeoutError, redis.ConnectionError):
+                self.process.kill()
+                self.process.wait(timeout=10)
+                if attempt == self.ATTEMPTS:
+                    raise
+            finally:
+                node.close()
+        node = redis.Redis.from_url(f"redis://127.0.0.1:{self.port}/0")
         node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
         wait_until(lambda: b"cluster_state:ok" in node.execute_command("CLUSTER", "INFO"), 60, what="cluster ok")
         node.close()
