@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import aio_pika  # noqa: E402
 from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor  # noqa: E402
-from telemetry import provider, write_truth  # noqa: E402
+from telemetry import provider, rabbitmq_truth, write_truth  # noqa: E402
 
 QUEUE, DEAD = "orders", "orders.dead"
 MESSAGES = [f"a-{n}" for n in range(1, 13)]
@@ -90,23 +90,7 @@ async def publish() -> None:
         raise SystemExit("the consumer failed")
     with open(report_path) as seen:
         consumed = json.load(seen)
-    write_truth(
-        {
-            "system": "rabbitmq",
-            "channel": QUEUE,
-            "producer_service": "aio-pika-publisher",
-            "consumer_service": "aio-pika-consumer",
-            "publishes": len(MESSAGES) + 1,
-            "messages": len(MESSAGES),
-            "deliveries": len(consumed["handled"]) + 2,  # and the nacked first delivery, and the failed one
-            "duplicates": {DUPLICATE: 1},
-            "redeliveries": {NACKED: 1},
-            "failed": [FAILING],
-            "dead_lettered": consumed["dead"],
-            "dead_letter_channel": DEAD,
-            "lost": [],
-        }
-    )
+    write_truth(rabbitmq_truth("aio-pika", (QUEUE, DEAD), MESSAGES, (DUPLICATE, NACKED, FAILING), consumed))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pika  # noqa: E402
 from opentelemetry.instrumentation.pika import PikaInstrumentor  # noqa: E402
-from telemetry import provider, write_truth  # noqa: E402
+from telemetry import provider, rabbitmq_truth, write_truth  # noqa: E402
 
 QUEUE, DEAD = "mail", "mail.dead"
 MESSAGES = [f"m-{n}" for n in range(1, 13)]
@@ -93,23 +93,7 @@ def main() -> None:
         raise SystemExit("the consumer failed")
     with open(report_path) as seen:
         consumed = json.load(seen)
-    write_truth(
-        {
-            "system": "rabbitmq",
-            "channel": QUEUE,
-            "producer_service": "pika-publisher",
-            "consumer_service": "pika-consumer",
-            "publishes": len(MESSAGES) + 1,
-            "messages": len(MESSAGES),
-            "deliveries": len(consumed["handled"]) + 2,  # and the nacked first delivery, and the failed one
-            "duplicates": {DUPLICATE: 1},
-            "redeliveries": {NACKED: 1},
-            "failed": [FAILING],
-            "dead_lettered": consumed["dead"],
-            "dead_letter_channel": DEAD,
-            "lost": [],
-        }
-    )
+    write_truth(rabbitmq_truth("pika", (QUEUE, DEAD), MESSAGES, (DUPLICATE, NACKED, FAILING), consumed))
 
 
 if __name__ == "__main__":
