@@ -9,13 +9,14 @@ which one held. The common filters apply to the consumer side.
 
 from __future__ import annotations
 
+from collectors import roles
 from collectors.observations import SPAN_EVENT_ID, SPAN_OUTCOME
 
-PUBLISHES = """
+PUBLISHES = f"""
 SELECT * FROM otel_traces p
-WHERE p.SpanKind = 'Producer' AND NOT EXISTS (
+WHERE {roles.publish("p")} AND NOT EXISTS (
     SELECT 1 FROM otel_traces c
-    WHERE c.SpanKind = 'Producer' AND c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
+    WHERE {roles.publish("c")} AND c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
       AND c.MsgDestination IS NOT DISTINCT FROM p.MsgDestination AND c.MsgMessageId IS NOT DISTINCT FROM p.MsgMessageId)
 """
 """PRODUCER spans, one per publish: a PRODUCER span whose child is a PRODUCER span of the same message to the
@@ -44,10 +45,10 @@ by_id AS (
 ),
 consumers AS (
     SELECT s.TraceId, s.SpanId, s.ParentSpanId, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeType,
-           s.Timestamp, s.Duration, s.Outcome, s.StatusCode, s.Attempts,
+           s.Timestamp, s.Duration, s.Outcome, s.StatusCode, s.Attempts, s.SpanKind,
            {SPAN_EVENT_ID} AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
     FROM otel_traces s
-    WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
+    WHERE {roles.delivery("s")} AND s.MsgDestination IS NOT NULL
       AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)

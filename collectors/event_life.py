@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 
 from collectors import conventions as cv
+from collectors import roles
 from collectors.deliveries import PUBLISHES
 from collectors.filters import Filters, bind
-from collectors.observations import FAILED_ATTEMPT, SPAN_OUTCOME, redelivery
+from collectors.observations import FAILED_ATTEMPT, RECEIPTS_JOIN, SPAN_OUTCOME, SPAN_REDELIVERED, redelivery
 from collectors.streams import FAILED_ATTEMPT as FAILED_OUTCOMES
 
 _PUBLISHED = f"""
@@ -24,16 +25,17 @@ _BUS = """
 SELECT ArrivalNs, Channel, Pattern, Size, Source, Type, Subject, EventTime, Sequence, PartitionKey, TraceId
 FROM bus_messages WHERE Valid AND EventId = $event_id ORDER BY ArrivalNs, ArrivalSeq
 """
-_DELIVERIES = """
-SELECT COALESCE(MsgConsumerGroup, ServiceName), SpanId, TraceId, Timestamp, Duration / 1e6, Outcome, Attempts,
-       Events, DeadLetterReason, StatusCode, Redelivered
-FROM otel_traces WHERE SpanKind = 'Consumer' AND MsgMessageId = $event_id ORDER BY Timestamp, SpanId
+_DELIVERIES = f"""
+SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName), s.SpanId, s.TraceId, s.Timestamp, s.Duration / 1e6,
+       {SPAN_OUTCOME}, s.Attempts, s.Events, s.DeadLetterReason, s.StatusCode, {SPAN_REDELIVERED}
+FROM otel_traces s {RECEIPTS_JOIN}
+WHERE {roles.delivery("s")} AND s.MsgMessageId = $event_id ORDER BY s.Timestamp, s.SpanId
 """
-_DEAD_LETTERS = """
+_DEAD_LETTERS = f"""
 SELECT MsgMessageId, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, DeadLetterReason, Attempts,
        Timestamp, TraceId
 FROM otel_traces
-WHERE SpanKind = 'Consumer' AND Outcome = 'dead_lettered'
+WHERE {roles.delivery()} AND Outcome = 'dead_lettered'
   AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
   AND ($channel IS NULL OR MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(MsgConsumerGroup, ServiceName) = $group)
@@ -47,15 +49,16 @@ ORDER BY Timestamp DESC, SpanId
 # or skipped. A delivery is a redelivery (kind ``redelivery``) when the instrumentation marks it so, or an earlier
 # delivery of the same message to the same group failed or was retried: its attempts are its delivery count or
 # the deliveries seen so far, whichever is more, its failed attempts the earlier deliveries that failed or were
-# retried (plus this one when it did not end well).
+# retried, or were SQS receipts of a message SQS handed out again (not deleted in time), plus this one when it
+# did not end well (a receipt says nothing of that).
 _REDELIVERY = redelivery('"group", channel, event_id', "Timestamp, SpanId")
 _RETRIED = f"""
 WITH consumers AS (
     SELECT s.MsgMessageId AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS "group",
            s.MsgDestination AS channel, {SPAN_OUTCOME} AS outcome, s.Attempts, s.Events, s.Timestamp, s.TraceId,
-           s.SpanId, s.Redelivered AS redelivered, s.DeliveryCount
-    FROM otel_traces s
-    WHERE s.SpanKind = 'Consumer'
+           s.SpanId, {SPAN_REDELIVERED} AS redelivered, s.DeliveryCount
+    FROM otel_traces s {RECEIPTS_JOIN}
+    WHERE {roles.delivery("s")}
       AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
@@ -68,7 +71,8 @@ suspects AS (
 ),
 marked AS (
     SELECT c.*, {_REDELIVERY} AS redelivery,
-           count(*) FILTER (outcome IN {FAILED_ATTEMPT}) OVER earlier AS failed_before, count(*) OVER earlier AS before
+           count(*) FILTER (outcome IN {FAILED_ATTEMPT} OR outcome = '{roles.RECEIVED}') OVER earlier
+               AS failed_before, count(*) OVER earlier AS before
     FROM consumers c
     SEMI JOIN suspects s
         ON s."group" = c."group" AND s.channel IS NOT DISTINCT FROM c.channel AND s.event_id = c.event_id
@@ -106,7 +110,7 @@ def retried(cursor, filters: Filters, limit: int) -> dict:
     for row in newest_first:
         _, outcome, _, event_id, group, channel, attempts, events, t_ns, trace_id, span_id, kind, number, earlier = row
         retries = _retries(events)
-        last_failed = 0 if outcome in _ENDED_WELL else 1
+        last_failed = 0 if outcome in _ENDED_WELL or outcome == roles.RECEIVED else 1
         failed = max(len(retries), (attempts or 0) - 1 + last_failed)
         if kind == "redelivery":
             attempts, failed = number, earlier + last_failed

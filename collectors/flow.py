@@ -16,7 +16,7 @@ and malformed) and their ``rate_per_s`` over the time they were seen.
 
 from __future__ import annotations
 
-from collectors import report
+from collectors import report, roles
 from collectors.deliveries import DELIVERIES, PUBLISHES
 from collectors.filters import Filters, bind
 from collectors.observations import BUS_VANTAGE
@@ -53,7 +53,7 @@ WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR Ar
   AND CAST($group AS VARCHAR) IS NULL AND CAST($service AS VARCHAR) IS NULL
 GROUP BY Channel
 """
-_PRODUCER_OF_SOURCE = "SELECT DISTINCT CeSource, ServiceName FROM otel_traces WHERE SpanKind = 'Producer'"
+_PRODUCER_OF_SOURCE = f"SELECT DISTINCT CeSource, ServiceName FROM otel_traces WHERE {roles.publish()}"
 
 
 def _window_s(cursor, filters: Filters) -> float:

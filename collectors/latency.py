@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collectors import roles
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind
 
@@ -45,10 +46,11 @@ WHERE m.measure = 'processing' OR producer_t IS NOT NULL
 _END_TO_END_SAMPLES = f"""
 WITH flows AS ({FLOWS}),
 flow_spans AS (
-    SELECT COALESCE(f.flow, s.TraceId) AS flow, s.Timestamp, s.Duration, s.SpanKind, s.MsgDestination, s.CeType,
+    SELECT COALESCE(f.flow, s.TraceId) AS flow, s.Timestamp, s.Duration, s.MsgDestination, s.CeType,
+           CASE WHEN {roles.publish("s")} THEN 'Producer' ELSE 'Consumer' END AS SpanKind,
            COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
     FROM otel_traces s LEFT JOIN flows f ON f.trace_id = s.TraceId
-    WHERE s.SpanKind IN ('Producer', 'Consumer')
+    WHERE {roles.publish("s")} OR {roles.delivery("s")}
 ),
 e2e AS (
     SELECT flow, min(Timestamp) FILTER (SpanKind = 'Producer') AS start,

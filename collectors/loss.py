@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 
-from collectors import report
+from collectors import report, roles
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind
 from collectors.observations import BUS_VANTAGE
 
-_PUBLISHED = """
+_PUBLISHED = f"""
 SELECT Channel AS channel, EventId AS event_id, min(ArrivalNs) AS t, any_value(Source) AS source,
        any_value(PartitionKey) AS pk, any_value(Sequence) AS seq, any_value(Type) AS type
 FROM bus_messages WHERE Valid GROUP BY ALL
@@ -29,7 +29,7 @@ UNION ALL BY NAME
 SELECT MsgDestination AS channel, MsgMessageId AS event_id, min(Timestamp) AS t, any_value(CeSource) AS source,
        any_value(PartitionKey) AS pk, any_value(Sequence) AS seq, any_value(CeType) AS type
 FROM otel_traces p
-WHERE SpanKind = 'Producer' AND MsgDestination IS NOT NULL AND MsgMessageId IS NOT NULL
+WHERE {roles.publish()} AND MsgDestination IS NOT NULL AND MsgMessageId IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM bus_messages b WHERE b.Valid AND b.Channel = p.MsgDestination
                   AND b.EventId = p.MsgMessageId)
 GROUP BY ALL
@@ -55,10 +55,10 @@ WHERE ((h.event_id IS NULL AND p.t < $lost_before) OR h.all_failed)
   AND ($type IS NULL OR p.type = $type)
 ORDER BY p.channel, p.source NULLS FIRST, p.pk NULLS FIRST, p.seq NULLS LAST, p.event_id, s."group"
 """
-_PUBLISHED_CHANNELS = """
+_PUBLISHED_CHANNELS = f"""
 SELECT DISTINCT Channel FROM bus_messages WHERE Valid
 UNION SELECT DISTINCT MsgDestination FROM otel_traces
-WHERE SpanKind = 'Producer' AND MsgDestination IS NOT NULL AND MsgMessageId IS NOT NULL
+WHERE {roles.publish()} AND MsgDestination IS NOT NULL AND MsgMessageId IS NOT NULL
 """
 WHERE = ("before_broker", "at_delivery", "in_processing")
 

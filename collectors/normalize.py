@@ -199,6 +199,8 @@ NAMES = (
 RULES = (
     ("destination", "An empty destination (amqplib's default exchange `''`) counts as absent, so the routing key, "
      "which then names the queue, is the destination."),
+    ("destination", "An SNS topic ARN (`arn:aws:sns:<region>:<account>:<topic>`, botocore's `Publish`) is the topic "
+     "name, as the queues subscribed to it and the other instrumentations name it."),
     ("system", "A span with `celery.action` is `celery` when it names no system."),
     ("operation", "`celery.action` `apply_async` is `send`, `run` is `process`. botocore's SQS/SNS calls "
      "(`rpc.method` SendMessage, SendMessageBatch, Publish, PublishBatch, ReceiveMessage) are `send` or `receive`; "
@@ -300,6 +302,7 @@ _SYSTEM, _OPERATION, _DESTINATION, _MESSAGE_ID = _AT["system"], _AT["operation"]
 _SEQUENCE, _PARTITION = _AT["sequence"], _AT["partition"]
 _DELIVERIES, _REDELIVERED = _AT["delivery_count"], _AT["redelivered"]
 _KAFKA_ID = re.compile(r"^(?P<topic>.+)\.(?P<partition>\d+)\.(?P<offset>\d+)$")
+_SNS_TOPIC_ARN = re.compile(r"^arn:[^:]+:sns:[^:]*:[^:]*:(?P<name>[^:]+)$")
 _CANONICAL_OPERATIONS = {*OPERATIONS, None}
 _NONE = (None,)
 _SYSTEMS_WITH_RULES = {*SYSTEM_ALIASES, "kafka"}
@@ -364,8 +367,16 @@ def _broker_quirks(values: list, attrs: dict) -> None:
         if match and (values[_DESTINATION] is None or match["topic"] == values[_DESTINATION]):
             values[_SEQUENCE] = int(match["offset"])
             values[_PARTITION] = values[_PARTITION] or match["partition"]
-    elif system.startswith("aws") and "rpc.method" in attrs:
+    elif system.startswith("aws"):
+        _aws(values, attrs)
+
+
+def _aws(values: list, attrs: dict) -> None:
+    if "rpc.method" in attrs:
         values[_OPERATION] = AWS_METHODS.get(attrs["rpc.method"], values[_OPERATION])
+    topic = _SNS_TOPIC_ARN.match(values[_DESTINATION] or "")
+    if topic:
+        values[_DESTINATION] = topic["name"]
 
 
 def markdown() -> str:

@@ -18,6 +18,8 @@ identified by its position in the stream. The common filters are named bound par
 
 from __future__ import annotations
 
+from collectors import roles
+
 BUS_VANTAGE = "bus"
 
 BUS_FACTS = """
@@ -29,8 +31,14 @@ FROM bus_messages WHERE Valid GROUP BY Channel, EventId
 SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
     THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""
 """The event id of a span; Kafka-like spans without one are named by partition and offset."""
-SPAN_OUTCOME = "COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed' ELSE 'processed' END)"
-"""A delivery's outcome; spans of instrumentations that record none count by their status."""
+SPAN_OUTCOME = f"""COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed'
+    WHEN s.SpanKind = 'Client' THEN '{roles.RECEIVED}' ELSE 'processed' END)"""
+"""A delivery's outcome; spans of instrumentations that record none count by their status (a receipt, collectors/
+roles.py, says nothing of processing)."""
+RECEIPTS_JOIN = f"""LEFT JOIN ({roles.redelivered_receipts()}) rr ON rr.TraceId = s.TraceId AND rr.SpanId = s.SpanId"""
+"""Joined to consumer spans ``s``, so that ``SPAN_REDELIVERED`` can read it."""
+SPAN_REDELIVERED = "CASE WHEN rr.SpanId IS NOT NULL THEN true ELSE s.Redelivered END"
+"""The instrumentation's redelivered mark, or an SQS message received again (collectors/roles.py)."""
 FAILED_ATTEMPT = "('failed', 'retried')"
 """Outcomes after which the next delivery of the same message to the same group is a redelivery."""
 
@@ -47,7 +55,7 @@ def redelivery(partition: str, order: str) -> str:
     )
 
 
-BUS = """
+BUS = f"""
 SELECT 'bus' AS vantage, Channel AS channel, Source AS source, PartitionKey AS pk, EventId AS event_id,
        Sequence AS seq, ArrivalNs AS t, ArrivalSeq AS tie, NULL::VARCHAR AS outcome, Type AS type,
        TraceId AS trace_id, NULL::BOOLEAN AS redelivered
@@ -56,15 +64,15 @@ WHERE Valid AND CAST($group AS VARCHAR) IS NULL
   AND ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type)
   AND ($service IS NULL OR EventId IN (
-      SELECT MsgMessageId FROM otel_traces WHERE SpanKind = 'Producer' AND ServiceName = $service))
+      SELECT MsgMessageId FROM otel_traces WHERE {roles.publish()} AND ServiceName = $service))
 """
 
 _CONSUMER_SPANS = f"""
 SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeSource, s.PartitionKey, s.Sequence,
-       s.CeType, s.Timestamp, s.SpanId, s.TraceId, s.Redelivered, {SPAN_OUTCOME} AS outcome,
+       s.CeType, s.Timestamp, s.SpanId, s.TraceId, {SPAN_REDELIVERED} AS Redelivered, {SPAN_OUTCOME} AS outcome,
        {SPAN_EVENT_ID} AS event_id
-FROM otel_traces s
-WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
+FROM otel_traces s {RECEIPTS_JOIN}
+WHERE {roles.delivery("s")} AND s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
   AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
   AND ($channel IS NULL OR s.MsgDestination = $channel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from collectors import report
+from collectors import report, roles
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind
 
@@ -15,8 +15,8 @@ FROM bus_messages
 WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type OR NOT Valid)
 """
-_SPANS = """
-SELECT count(*), count(DISTINCT MsgMessageId) FILTER (SpanKind = 'Producer'), min(Timestamp), max(Timestamp)
+_SPANS = f"""
+SELECT count(*), count(DISTINCT MsgMessageId) FILTER ({roles.publish()}), min(Timestamp), max(Timestamp)
 FROM otel_traces s
 WHERE ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
   AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($type IS NULL OR s.CeType = $type)

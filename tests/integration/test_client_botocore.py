@@ -72,13 +72,8 @@ def test_botocore_spans_arrive_as_the_instrumentation_wrote_them(botocore_run):
     assert len(audit) == truth["sns"]["deliveries"]
 
 
-SQS = (
-    "botocore's SQS calls are CLIENT spans (rpc.method ReceiveMessage names only its first message, "
-    "no context, no receive count): not read as deliveries yet"
-)
-SNS = "SNS Publish names the topic ARN as its channel, and the SQS receives it feeds are CLIENT spans: not mapped"
 # What the collectors cannot read exactly yet; each an expected failure until fixed (docs/compatibility.md).
-GAPS = {(endpoint,): SQS for endpoint in ("report", "retries", "latency", "flow")} | {("sns",): SNS}
+GAPS: dict[tuple[str, ...], str] = {}
 
 
 @pytest.mark.parametrize("endpoint", ground_truth.ENDPOINTS)

@@ -163,9 +163,18 @@ CASES = {
     ),
     "botocore sns publish": (
         {"rpc.system": "aws-api", "rpc.service": "SNS", "rpc.method": "Publish", "messaging.system": "aws.sns",
-         "messaging.destination_kind": "topic", "messaging.destination": "orders",
-         "messaging.destination.name": "orders", "messaging.sns.topic_arn": "arn:aws:sns:us-east-1:0:orders"},
+         "messaging.destination_kind": "topic", "messaging.destination": "arn:aws:sns:us-east-1:0:orders",
+         "messaging.destination.name": "arn:aws:sns:us-east-1:0:orders",
+         "aws.sns.topic.arn": "arn:aws:sns:us-east-1:0:orders"},
         {"system": "aws.sns", "operation": "send", "destination": "orders"},
+    ),
+    "an SNS destination that is no topic ARN stays as it is": (
+        {"messaging.system": "aws.sns", "messaging.destination.name": "arn:aws:sns:us-east-1:0:"},
+        {"system": "aws.sns", "destination": "arn:aws:sns:us-east-1:0:"},
+    ),
+    "a topic ARN of another system is not read as SNS": (
+        {"messaging.system": "kafka", "messaging.destination.name": "arn:aws:sns:us-east-1:0:orders"},
+        {"system": "kafka", "destination": "arn:aws:sns:us-east-1:0:orders"},
     ),
     "garbage values count as absent": (
         {"messaging.system": "", "messaging.destination.name": "", "messaging.message.id": None,
