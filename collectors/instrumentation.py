@@ -10,7 +10,8 @@
   newest events' producer spans are usually still on their way;
 - blind_spots: what the analyses cannot see at all in this telemetry, why, and how to get it:
   messages on the bus without an envelope (no id, no sequence), consumer spans without a message id,
-  producer spans without a destination, deliveries of messages that carry no sequence.
+  producer spans without a destination, deliveries of messages that carry no sequence, SQS calls
+  that name only the first message of a batch.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import time
 
 from collectors import conventions as cv
+from collectors import roles
 from collectors.filters import Filters, bind
 from collectors.observations import SPAN_EVENT_ID
 
@@ -37,23 +39,23 @@ SELECT ServiceName, SpanName, SpanKind, missing, count(*) FROM (
         CASE WHEN s.MsgSystem IS NULL THEN '{cv.MESSAGING_SYSTEM}' END,
         CASE WHEN s.MsgDestination IS NULL THEN '{cv.MESSAGING_DESTINATION}' END,
         CASE WHEN s.MsgMessageId IS NULL THEN '{cv.MESSAGING_MESSAGE_ID}' END,
-        CASE WHEN s.SpanKind = 'Consumer' AND s.MsgConsumerGroup IS NULL THEN '{cv.MESSAGING_CONSUMER_GROUP}' END
+        CASE WHEN NOT {roles.publish("s")} AND s.MsgConsumerGroup IS NULL THEN '{cv.MESSAGING_CONSUMER_GROUP}' END
     ], lambda a: a IS NOT NULL) AS missing
-    FROM otel_traces s WHERE s.SpanKind IN ('Producer', 'Consumer') {_SPAN_FILTERS}
+    FROM otel_traces s WHERE ({roles.publish("s")} OR {roles.delivery("s")}) {_SPAN_FILTERS}
 ) WHERE len(missing) > 0 GROUP BY ALL ORDER BY count(*) DESC, 1, 2, 3
 """
 _UNLINKED = f"""
 SELECT s.ServiceName, s.SpanName, count(*) FROM otel_traces s
-WHERE s.SpanKind = 'Consumer'
+WHERE {roles.delivery("s")}
   AND NOT EXISTS (SELECT 1 FROM span_links l WHERE l.TraceId = s.TraceId AND l.SpanId = s.SpanId)
   AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE p.TraceId = s.TraceId AND p.SpanId = s.ParentSpanId
-                  AND p.SpanKind = 'Producer')
+                  AND {roles.publish("p")})
   {_SPAN_FILTERS}
 GROUP BY ALL ORDER BY count(*) DESC, 1, 2, 3
 """
-_BUS_WITHOUT_PRODUCER = """
+_BUS_WITHOUT_PRODUCER = f"""
 SELECT DISTINCT b.EventId, b.ArrivalNs FROM bus_messages b
-WHERE b.Valid AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE p.SpanKind = 'Producer' AND p.MsgMessageId = b.EventId)
+WHERE b.Valid AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE {roles.publish("p")} AND p.MsgMessageId = b.EventId)
   AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
   AND ($channel IS NULL OR b.Channel = $channel) AND ($type IS NULL OR b.Type = $type)
   AND b.ArrivalNs <= $settled_ns
@@ -92,6 +94,14 @@ BLIND_SPOTS = {
         "the messages: a CloudEvents sequence per stream (eventscope-redis does it), or a broker that numbers "
         "them (Kafka offsets).",
     ),
+    "first_message_only": (
+        ("messages of a batch beyond the first: their publishes, deliveries, redeliveries and loss",),
+        "opentelemetry-instrumentation-botocore names only the first message of a SendMessageBatch or a "
+        "ReceiveMessage (messaging.message.id), so each call counts as one publish or one delivery, of that "
+        "message; the spans do not say how many a call carried, so with batches every count is a lower bound. "
+        "They are exact when the app sends with SendMessage and receives one message per call "
+        "(MaxNumberOfMessages=1).",
+    ),
 }
 """kind -> (what cannot be seen, how to see it)."""
 _BLIND_SPOTS = f"""
@@ -101,15 +111,21 @@ WHERE b.Kind = 'unenveloped' AND CAST($type AS VARCHAR) IS NULL AND ($channel IS
 UNION ALL
 SELECT 'consumer_without_id', count(*), list(DISTINCT COALESCE(s.MsgDestination, s.SpanName)
                                                 ORDER BY COALESCE(s.MsgDestination, s.SpanName))
-FROM otel_traces s WHERE s.SpanKind = 'Consumer' AND {SPAN_EVENT_ID} IS NULL {_SPAN_FILTERS}
+FROM otel_traces s WHERE {roles.delivery("s")} AND {SPAN_EVENT_ID} IS NULL {_SPAN_FILTERS}
 UNION ALL
 SELECT 'producer_without_destination', count(*), list(DISTINCT s.ServiceName ORDER BY s.ServiceName)
-FROM otel_traces s WHERE s.SpanKind = 'Producer' AND s.MsgDestination IS NULL {_SPAN_FILTERS}
+FROM otel_traces s WHERE {roles.publish("s")} AND s.MsgDestination IS NULL {_SPAN_FILTERS}
 UNION ALL
 SELECT 'no_sequence', count(*), list(DISTINCT s.MsgDestination ORDER BY s.MsgDestination)
 FROM otel_traces s
-WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL AND {SPAN_EVENT_ID} IS NOT NULL AND s.Sequence IS NULL
+WHERE {roles.delivery("s")} AND s.MsgDestination IS NOT NULL AND {SPAN_EVENT_ID} IS NOT NULL AND s.Sequence IS NULL
   AND NOT EXISTS (SELECT 1 FROM bus_messages b WHERE b.Valid AND b.EventId = s.MsgMessageId AND b.Sequence IS NOT NULL)
+  {_SPAN_FILTERS}
+UNION ALL
+SELECT 'first_message_only', count(*), list(DISTINCT s.MsgDestination ORDER BY s.MsgDestination)
+FROM otel_traces s
+WHERE ({roles.receipt("s")} OR (s.MsgSystem IN {roles.RECEIPT_SYSTEMS_SQL}
+                                AND json_extract_string(s.SpanAttributes, '$."rpc.method"') = 'SendMessageBatch'))
   {_SPAN_FILTERS}
 """
 

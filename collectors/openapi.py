@@ -344,6 +344,7 @@ SCHEMAS = {
                                 "consumer_without_id",
                                 "producer_without_destination",
                                 "no_sequence",
+                                "first_message_only",
                             ]
                         },
                         "count": _INT,

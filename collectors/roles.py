@@ -15,7 +15,7 @@ RECEIPT_SYSTEMS = ("aws_sqs",)
 """Systems whose CLIENT ``receive`` spans are the deliveries (no processing span follows them)."""
 RECEIVED = "received"
 """The outcome of a delivery that is a receipt: the span does not say whether the message was processed."""
-_SYSTEMS = ", ".join(f"'{system}'" for system in RECEIPT_SYSTEMS)
+RECEIPT_SYSTEMS_SQL = "(" + ", ".join(f"'{system}'" for system in RECEIPT_SYSTEMS) + ")"
 
 
 def _at(alias: str) -> str:
@@ -32,7 +32,7 @@ def receipt(alias: str = "") -> str:
     """SQL: the span is a CLIENT receive that stands for the delivery of the message it names."""
     a = _at(alias)
     return (
-        f"({a}SpanKind = 'Client' AND {a}MsgOperation = 'receive' AND {a}MsgSystem IN ({_SYSTEMS}) "
+        f"({a}SpanKind = 'Client' AND {a}MsgOperation = 'receive' AND {a}MsgSystem IN {RECEIPT_SYSTEMS_SQL} "
         f"AND {a}MsgMessageId IS NOT NULL)"
     )
 

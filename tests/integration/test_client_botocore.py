@@ -1,6 +1,8 @@
 """boto3 SQS and SNS with opentelemetry-instrumentation-botocore against moto in server mode, in its own
-virtualenv: the planted redeliveries (visibility timeout) and dead letter come out exactly on every analysis;
-a duplicate send and a failing handler leave no trace in these spans (tests/clients/botocore/app.py)."""
+virtualenv: the planted redeliveries (visibility timeout) and dead letter come out exactly on every analysis, and
+the SNS topic feeds its SQS subscription's deliveries; a duplicate send and a failing handler leave no trace in these
+spans, and of a batch only its first message is seen, which Instrumentation health says
+(tests/clients/botocore/app.py)."""
 
 from __future__ import annotations
 
@@ -72,8 +74,13 @@ def test_botocore_spans_arrive_as_the_instrumentation_wrote_them(botocore_run):
     assert len(audit) == truth["sns"]["deliveries"]
 
 
-# What the collectors cannot read exactly yet; each an expected failure until fixed (docs/compatibility.md).
-GAPS: dict[tuple[str, ...], str] = {}
+BATCH = (
+    "botocore names only the first message of a SendMessageBatch and of a ReceiveMessage (messaging.message.id) "
+    "and not how many a call carried: each call is one publish or one delivery, the rest of a batch is unseen"
+)
+# What the collectors cannot read exactly; each an expected failure (docs/compatibility.md). The batch cannot be
+# read from these spans at all: Instrumentation health says so (test_botocore_batches_are_named_a_blind_spot).
+GAPS = {("batch",): BATCH}
 
 
 @pytest.mark.parametrize("endpoint", ground_truth.ENDPOINTS)
@@ -94,3 +101,34 @@ def test_botocore_sns_publishes_and_deliveries_are_in_the_flow(botocore_run, req
     assert (
         edges.get((f"channel:{truth['sns']['queue']}", "service:sqs-consumer", "deliver")) == truth["sns"]["deliveries"]
     )
+
+
+def _batch_edges(collectors, truth: dict) -> dict[str, int | None]:
+    edges = {(e["source"], e["target"], e["kind"]): e["count"] for e in collectors.get("flow")["edges"]}
+    channel = f"channel:{truth['batch']['queue']}"
+    return {
+        "publish": edges.get((f"service:{truth['producer_service']}", channel, "publish")),
+        "deliver": edges.get((channel, f"service:{truth['consumer_service']}", "deliver")),
+    }
+
+
+def test_botocore_batches_count_every_message(botocore_run, request):
+    ground_truth.expect_gap(request, GAPS, "batch")
+    collectors, truth = botocore_run
+    messages = truth["batch"]["messages"]
+    assert _batch_edges(collectors, truth) == {"publish": messages, "deliver": messages}
+
+
+def test_botocore_batches_are_named_a_blind_spot(botocore_run):
+    """What the spans do show of a batch is one publish per call and one delivery per call, and the page says why."""
+    collectors, truth = botocore_run
+    batch = truth["batch"]
+    assert _batch_edges(collectors, truth) == {"publish": batch["send_calls"], "deliver": batch["receive_calls"]}
+    blind = {b["kind"]: b for b in collectors.get("instrumentation")["blind_spots"]}
+    first_only = blind["first_message_only"]
+    receipts = truth["deliveries"] + len(truth["dead_lettered"]) + truth["sns"]["deliveries"] + batch["receive_calls"]
+    assert first_only["count"] == receipts + batch["send_calls"]
+    assert first_only["where"] == sorted(
+        {truth["channel"], truth["dead_letter_channel"], truth["sns"]["queue"], batch["queue"]}
+    )
+    assert "MaxNumberOfMessages=1" in first_only["how"]

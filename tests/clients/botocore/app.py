@@ -3,10 +3,12 @@
 ``BotocoreInstrumentor().instrument()`` in two processes. The service ``sqs-producer`` sends 8
 invoices to the SQS queue ``invoices`` (visibility timeout 1 s, redrive to ``invoices-dlq`` after 2
 receives), sends invoice 5 a second time (a duplicate send: SQS gives it a new MessageId), and
-publishes 4 events to the SNS topic ``invoice-events``, delivered raw to the queue ``audit``. The
-service ``sqs-consumer`` (a child process) receives one message per call: it leaves invoice 3
-undeleted once, so it is received again after the visibility timeout, and its handler fails on
-invoice 6 every time, so SQS moves it to the dead-letter queue, where the same service receives it.
+publishes 4 events to the SNS topic ``invoice-events``, delivered raw to the queue ``audit``, and
+sends 5 credit notes in one SendMessageBatch to the queue ``credit-notes``. The service
+``sqs-consumer`` (a child process) receives one message per call: it leaves invoice 3 undeleted
+once, so it is received again after the visibility timeout, and its handler fails on invoice 6
+every time, so SQS moves it to the dead-letter queue, where the same service receives it. Last it
+receives the credit notes up to 10 per call (a batch: botocore names only the first message of each).
 Ground truth goes to $EVENTSCOPE_TRUTH.
 """
 
@@ -25,10 +27,11 @@ import boto3  # noqa: E402
 from opentelemetry.instrumentation.botocore import BotocoreInstrumentor  # noqa: E402
 from telemetry import provider, write_truth  # noqa: E402
 
-QUEUE, DEAD, AUDIT, TOPIC = "invoices", "invoices-dlq", "audit", "invoice-events"
+QUEUE, DEAD, AUDIT, TOPIC, BATCH = "invoices", "invoices-dlq", "audit", "invoice-events", "credit-notes"
 INVOICES = [f"invoice-{n}" for n in range(1, 9)]
 DUPLICATE, EXPIRED, FAILING = "invoice-5", "invoice-3", "invoice-6"
 EVENTS = 4
+CREDIT_NOTES = [f"credit-{n}" for n in range(1, 6)]
 
 
 def client(service: str):
@@ -44,6 +47,7 @@ def setup(sqs, sns) -> str:
     dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "2"})
     sqs.create_queue(QueueName=QUEUE, Attributes={"VisibilityTimeout": "1", "RedrivePolicy": redrive})
+    sqs.create_queue(QueueName=BATCH)
     audit = sqs.create_queue(QueueName=AUDIT)["QueueUrl"]
     audit_arn = sqs.get_queue_attributes(QueueUrl=audit, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     topic = sns.create_topic(Name=TOPIC)["TopicArn"]
@@ -56,6 +60,22 @@ def receive(sqs, url: str) -> dict | None:
         QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=0, AttributeNames=["ApproximateReceiveCount"]
     )
     return (answer.get("Messages") or [None])[0]
+
+
+def receive_batches(sqs, url: str, deadline: float) -> list[list[str]]:
+    """Every credit note, received up to 10 per call and deleted: the MessageIds of each call."""
+    calls: list[list[str]] = []
+    while sum(map(len, calls)) < len(CREDIT_NOTES):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"credit notes received: {calls}")
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        if messages:
+            calls.append([m["MessageId"] for m in messages])
+        else:
+            time.sleep(0.2)
+    return calls
 
 
 def consume(report_path: str) -> None:
@@ -88,9 +108,10 @@ def consume(report_path: str) -> None:
                 handled.append(body)
         if not received:
             time.sleep(0.2)
+    batches = receive_batches(sqs, queue_url(sqs, BATCH), deadline)
     tracer_provider.shutdown()
     with open(report_path, "w") as out:
-        json.dump({"receipts": receipts, "ids": ids, "handled": handled}, out)
+        json.dump({"receipts": receipts, "ids": ids, "handled": handled, "batches": batches}, out)
 
 
 def produce() -> None:
@@ -105,6 +126,8 @@ def produce() -> None:
         sqs.send_message(QueueUrl=url, MessageBody=body)
     for n in range(1, EVENTS + 1):
         sns.publish(TopicArn=topic, Message=f"audit-{n}")
+    entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(CREDIT_NOTES)]
+    sent = sqs.send_message_batch(QueueUrl=queue_url(sqs, BATCH), Entries=entries)["Successful"]
     if consumer.wait(timeout=60) != 0:
         raise SystemExit("the consumer failed")
     tracer_provider.shutdown()
@@ -112,6 +135,9 @@ def produce() -> None:
         consumed = json.load(seen)
     copies = Counter(consumed["receipts"][QUEUE])
     ids = consumed["ids"]
+    batches = consumed["batches"]
+    if max(map(len, batches)) < 2 or batches[0][0] != sent[0]["MessageId"]:
+        raise SystemExit(f"no batch received, or not in the order sent: {batches}, sent {sent}")
     write_truth(
         {
             "system": "aws_sqs",
@@ -135,6 +161,12 @@ def produce() -> None:
                 "queue": AUDIT,
                 "publishes": EVENTS,
                 "deliveries": len(consumed["receipts"][AUDIT]),
+            },
+            "batch": {
+                "queue": BATCH,
+                "messages": len(CREDIT_NOTES),
+                "send_calls": 1,
+                "receive_calls": len(batches),
             },
         }
     )
