@@ -11,7 +11,7 @@
 - blind_spots: what the analyses cannot see at all in this telemetry, why, and how to get it:
   messages on the bus without an envelope (no id, no sequence), consumer spans without a message id,
   producer spans without a destination, deliveries of messages that carry no sequence, SQS calls
-  that name only the first message of a batch.
+  that name only the first message of a batch, Redis PUBLISH commands traced as database calls.
 """
 
 from __future__ import annotations
@@ -102,6 +102,16 @@ BLIND_SPOTS = {
         "They are exact when the app sends with SendMessage and receives one message per call "
         "(MaxNumberOfMessages=1).",
     ),
+    "pubsub_as_db_call": (
+        ("the channel", "the context", "the subscribers", "deliveries, latency, duplicates and loss"),
+        "Redis Pub/Sub traced as a database call (opentelemetry-instrumentation-redis; ioredis and redis in "
+        "Node.js): a PUBLISH span masks its arguments (PUBLISH ? ?), so it names no channel (only the Node.js "
+        "instrumentations keep the channel, and then it is read), it carries no trace context into the message, "
+        "and no span is made where the message is received, so no consumer can be seen. Trace Pub/Sub as messaging: "
+        "the Pub/Sub instrumentation (pip install ./instrumentation/eventscope-redis, then "
+        "RedisPubSubInstrumentor().instrument()) makes PRODUCER and CONSUMER spans that name the channel, carries "
+        "the context in a CloudEvent, and numbers the messages (docs/events.md).",
+    ),
 }
 """kind -> (what cannot be seen, how to see it)."""
 _BLIND_SPOTS = f"""
@@ -127,6 +137,16 @@ FROM otel_traces s
 WHERE ({roles.receipt("s")} OR (s.MsgSystem IN {roles.RECEIPT_SYSTEMS_SQL}
                                 AND json_extract_string(s.SpanAttributes, '$."rpc.method"') = 'SendMessageBatch'))
   {_SPAN_FILTERS}
+UNION ALL
+SELECT 'pubsub_as_db_call', COALESCE(sum(n), 0), list(DISTINCT ServiceName ORDER BY ServiceName) FROM (
+    SELECT s.ServiceName,
+           len(list_filter(string_split(upper(s.SpanName), ' '), lambda c: c IN ('PUBLISH', 'SPUBLISH'))) AS n
+    FROM otel_traces s
+    WHERE s.SpanKind = 'Client' AND upper(s.SpanName) LIKE '%PUBLISH%'
+      AND 'redis' IN (json_extract_string(s.SpanAttributes, '$."db.system"'),
+                      json_extract_string(s.SpanAttributes, '$."db.system.name"'))
+      {_SPAN_FILTERS}
+)
 """
 
 

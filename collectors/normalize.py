@@ -63,6 +63,7 @@ AWS_METHODS = {
 }
 SYSTEM_ALIASES = {"aws.sqs": "aws_sqs"}  # botocore's value before the conventions named it
 CELERY_SYSTEM = "celery"
+REDIS_SYSTEM = "redis"
 
 
 def _text(value: object) -> str | None:
@@ -202,6 +203,11 @@ RULES = (
     ("destination", "An SNS topic ARN (`arn:aws:sns:<region>:<account>:<topic>`, botocore's `Publish`) is the topic "
      "name, as the queues subscribed to it and the other instrumentations name it."),
     ("system", "A span with `celery.action` is `celery` when it names no system."),
+    ("operation", "A Redis command span (`db.system` or `db.system.name` `redis`) whose statement (`db.statement`, "
+     "`db.query.text`) is `PUBLISH <channel> [1 other arguments]` (opentelemetry-js-contrib's redis-common "
+     "serializer: ioredis, redis) is a `send` to that channel, system `redis`. opentelemetry-instrumentation-redis "
+     "(Python) masks every argument (`PUBLISH ? ?`), so its PUBLISH spans name no channel and stay unmapped "
+     "(Instrumentation health `pubsub_as_db_call`)."),
     ("operation", "`celery.action` `apply_async` is `send`, `run` is `process`. botocore's SQS/SNS calls "
      "(`rpc.method` SendMessage, SendMessageBatch, Publish, PublishBatch, ReceiveMessage) are `send` or `receive`; "
      "`publish` is `send` and `deliver` is `process` (values the conventions renamed)."),
@@ -302,6 +308,8 @@ _SYSTEM, _OPERATION, _DESTINATION, _MESSAGE_ID = _AT["system"], _AT["operation"]
 _SEQUENCE, _PARTITION = _AT["sequence"], _AT["partition"]
 _DELIVERIES, _REDELIVERED = _AT["delivery_count"], _AT["redelivered"]
 _KAFKA_ID = re.compile(r"^(?P<topic>.+)\.(?P<partition>\d+)\.(?P<offset>\d+)$")
+# opentelemetry-js-contrib's redis-common defaultDbStatementSerializer keeps PUBLISH's first argument only
+_REDIS_PUBLISH = re.compile(r"^S?PUBLISH (?P<channel>.+) \[1 other arguments\]$", re.IGNORECASE | re.DOTALL)
 _SNS_TOPIC_ARN = re.compile(r"^arn:[^:]+:sns:[^:]*:[^:]*:(?P<name>[^:]+)$")
 _CANONICAL_OPERATIONS = {*OPERATIONS, None}
 _NONE = (None,)
@@ -349,6 +357,8 @@ def _slow(attrs: dict, steps: tuple) -> tuple:
         _celery(values)
     elif values[_SYSTEM] is not None:
         _broker_quirks(values, attrs)
+    elif "db.statement" in attrs or "db.query.text" in attrs:
+        _redis_publish(values, attrs)
     if values[_DELIVERIES] is not None and values[_DELIVERIES] > 1:
         values[_REDELIVERED] = True
     return tuple(values)
@@ -377,6 +387,14 @@ def _aws(values: list, attrs: dict) -> None:
     topic = _SNS_TOPIC_ARN.match(values[_DESTINATION] or "")
     if topic:
         values[_DESTINATION] = topic["name"]
+
+
+def _redis_publish(values: list, attrs: dict) -> None:
+    if REDIS_SYSTEM not in (attrs.get("db.system"), attrs.get("db.system.name")):
+        return
+    match = _REDIS_PUBLISH.match(str(attrs.get("db.statement") or attrs.get("db.query.text")))
+    if match:
+        values[_SYSTEM], values[_OPERATION], values[_DESTINATION] = REDIS_SYSTEM, "send", match["channel"]
 
 
 def markdown() -> str:

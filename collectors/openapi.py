@@ -345,6 +345,7 @@ SCHEMAS = {
                                 "producer_without_destination",
                                 "no_sequence",
                                 "first_message_only",
+                                "pubsub_as_db_call",
                             ]
                         },
                         "count": _INT,

@@ -400,6 +400,7 @@ def blind_spots_frame(health: dict) -> pd.DataFrame:
         "producer_without_destination": "producer spans without a destination",
         "no_sequence": "deliveries of messages without a sequence",
         "first_message_only": "SQS calls that name only the first message of a batch",
+        "pubsub_as_db_call": "Redis PUBLISH traced as a database call",
     }
     rows = [
         {"what": titles.get(b["kind"], b["kind"]), "count": b["count"], "cannot see": ", ".join(b["cannot_see"]),

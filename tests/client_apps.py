@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "clients"
 CACHE = ROOT / ".eventscope" / "clients"
-PYTHON_ENVS = ("celery", "pika-0.44", "pika-0.66", "aio-pika", "botocore", "moto")
+PYTHON_ENVS = ("celery", "pika-0.44", "pika-0.66", "aio-pika", "botocore", "moto", "redis")
 NODE_FILES = ("package.json", "package-lock.json")
 
 

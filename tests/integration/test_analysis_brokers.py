@@ -49,6 +49,13 @@ class Spans:
         self.sent += 1
         return span.get_span_context()
 
+    def client(self, service: str, name: str, at_ms: float, attributes: dict) -> None:
+        span = self._tracer(service).start_span(
+            name, kind=SpanKind.CLIENT, attributes=attributes, start_time=self.base + int(at_ms * MS)
+        )
+        span.end(end_time=self.base + int((at_ms + 1) * MS))
+        self.sent += 1
+
     def consume(
         self, service: str, name: str, at_ms: float, attributes: dict, producer=None, parent=True, error: bool = False
     ) -> None:
@@ -179,3 +186,20 @@ def test_sqs_failed_processing_is_lost_in_processing(api_only):
     assert [(x["where"], x["vantage"], x["event_id"]) for x in loss["lost"]] == [("in_processing", "archiver", "m-2")]
     life = api_only.get("events/m-2")
     assert life["deliveries"][0]["outcome"] == "failed"
+
+
+def test_node_redis_publish_names_its_channel_and_is_a_publish(api_only):
+    """ioredis and redis (opentelemetry-js-contrib) keep PUBLISH's channel in db.statement (redis-common's
+    defaultDbStatementSerializer: ``publish <channel> [1 other arguments]``); Python's masks it (``PUBLISH ? ?``)."""
+    spans = Spans(api_only.api)
+    ioredis = {"db.system": "redis", "db.statement": "publish prices [1 other arguments]"}
+    for n in range(3):
+        spans.client("ticker", "publish", n, ioredis)
+    spans.client("ticker", "PUBLISH", 5, {"db.system": "redis", "db.statement": "PUBLISH ? ?"})
+    spans.client("ticker", "SET", 6, {"db.system": "redis", "db.statement": "set k [1 other arguments]"})
+    spans.flush(api_only)
+    edges = {(e["source"], e["target"], e["kind"]): e["count"] for e in api_only.get("flow")["edges"]}
+    assert edges == {("service:ticker", "channel:prices", "publish"): 3}
+    blind = {b["kind"]: b for b in api_only.get("instrumentation")["blind_spots"]}
+    assert (blind["pubsub_as_db_call"]["count"], blind["pubsub_as_db_call"]["where"]) == (4, ["ticker"])
+    assert "producer_without_destination" not in blind

@@ -176,6 +176,28 @@ CASES = {
         {"messaging.system": "kafka", "messaging.destination.name": "arn:aws:sns:us-east-1:0:orders"},
         {"system": "kafka", "destination": "arn:aws:sns:us-east-1:0:orders"},
     ),
+    # opentelemetry-js-contrib redis-common defaultDbStatementSerializer (ioredis, redis): PUBLISH keeps its channel
+    "node redis publish names its channel": (
+        {"db.system": "redis", "db.statement": "publish orders.placed [1 other arguments]", "net.peer.port": 6379},
+        {"system": "redis", "operation": "send", "destination": "orders.placed"},
+    ),
+    "node redis spublish, a channel with spaces, the newer names": (
+        {"db.system.name": "redis", "db.query.text": "SPUBLISH eu orders [1 other arguments]"},
+        {"system": "redis", "operation": "send", "destination": "eu orders"},
+    ),
+    # opentelemetry-instrumentation-redis (Python) util._format_command_args masks every argument
+    "python redis publish is masked: no channel, not a publish": (
+        {"db.system": "redis", "db.statement": "PUBLISH ? ?", "db.redis.args_length": 3},
+        {},
+    ),
+    "another database's statement is not read": (
+        {"db.system": "postgresql", "db.statement": "PUBLISH orders [1 other arguments]"},
+        {},
+    ),
+    "a redis statement that is not a publish, or not text": (
+        {"db.system": "redis", "db.statement": 5, "db.query.text": "SET k [1 other arguments]"},
+        {},
+    ),
     "garbage values count as absent": (
         {"messaging.system": "", "messaging.destination.name": "", "messaging.message.id": None,
          "eventscope.sequence": "x", "messaging.operation.type": "bogus", "celery.state": 5,
