@@ -33,6 +33,15 @@ def test_publish_is_a_masked_database_call(redis_run):
     assert {s["SpanAttributes"]["db.statement"] for s in publishes} == {"PUBLISH ? ?"}
     assert pipelines[0]["SpanAttributes"]["db.statement"] == "PUBLISH ? ?\nPUBLISH ? ?"
     assert all(s["SpanAttributes"]["db.system"] == "redis" for s in publishes + pipelines)
+    assert set(publishes[0]["SpanAttributes"]) == {
+        "db.system",
+        "db.statement",
+        "db.redis.args_length",
+        "db.redis.database_index",
+        "net.peer.name",
+        "net.peer.port",
+        "net.transport",
+    }
     # nothing names the channel, and nothing is traced where the subscriber receives
     assert not [s for s in spans if truth["channel"] in str(s["SpanAttributes"]) or s["SpanKind"] != "Client"]
 
