@@ -1,8 +1,8 @@
 """The flow graph: services and channels as nodes; publish, deliver and link edges with their figures.
 
-- publish: service -> channel, from PRODUCER spans; p95 is the producer span's duration, gaps and
+- publish: service -> channel, from publishes (collectors/roles.py); p95 is the producer span's duration, gaps and
   duplicates are the bus tap's for the streams that service produced;
-- deliver: channel -> consuming service, from CONSUMER spans; p95 is the delivery latency, gaps
+- deliver: channel -> consuming service, from deliveries; p95 is the delivery latency, gaps
   and duplicates are the consumer group's on that channel;
 - link: producer service -> consumer service, for consumer spans paired with their producer
   through a span link (even without a parent relation); gaps and duplicates stay on the deliver

@@ -1,9 +1,9 @@
 """Instrumentation health: what in the incoming telemetry keeps the analyses from being exact.
 
-- missing_attributes: PRODUCER and CONSUMER spans without a messaging attribute the analyses key
+- missing_attributes: publishes and deliveries (collectors/roles.py) without a messaging attribute the analyses key
   on (messaging.system, messaging.destination.name, messaging.message.id, and for consumers
   messaging.consumer.group.name);
-- unlinked_consumers: CONSUMER spans with no span link at all and no parent that is a PRODUCER
+- unlinked_consumers: deliveries with no span link at all and no parent that is a PRODUCER
   span, so no delivery latency or causal flow can be followed from them;
 - bus_without_producer: events seen on the bus for which no producer span arrived, among those that
   arrived at least ``settle_s`` seconds ago: SDKs export in batches (every 5 s by default), so the

@@ -33,7 +33,8 @@ def retried() -> None:
         "A transient failure is retried with exponential backoff and jitter, inside the one consumer span of the "
         "delivery (kind *retry in one delivery*); after the last attempt the event goes to the dead-letter queue. "
         "A **redelivery** is the broker or task queue handing the same message to the same group again after a "
-        "failed, retried, nacked or rejected attempt (Celery retries, RabbitMQ requeues): not a duplicate."
+        "failed, retried, nacked or rejected attempt (Celery retries, RabbitMQ requeues, SQS messages not deleted "
+        "before their visibility timeout): not a duplicate."
     )
     with notices.guard("the retried deliveries"):
         answer = data.retries(filters.api_params(view))
