@@ -103,6 +103,18 @@ def test_botocore_sns_publishes_and_deliveries_are_in_the_flow(botocore_run, req
     )
 
 
+def test_botocore_redelivered_message_reads_as_a_redelivery_on_its_event_page(botocore_run):
+    collectors, truth = botocore_run
+    for message_id, again in truth["redeliveries"].items():
+        life = collectors.get(f"events/{message_id}")
+        on_queue = [d for d in life["deliveries"] if d["group"] == truth["consumer_service"]]
+        assert [d["redelivery"] for d in on_queue][: again + 1] == [False] + [True] * again, life
+        assert {d["outcome"] for d in on_queue} == {"received"}, life
+        assert "(redelivered after a failed attempt)" in life["verdict"]
+        assert "processed more than once" not in life["verdict"]
+        assert life["published"][0]["service"] == truth["producer_service"]
+
+
 def _batch_edges(collectors, truth: dict) -> dict[str, int | None]:
     edges = {(e["source"], e["target"], e["kind"]): e["count"] for e in collectors.get("flow")["edges"]}
     channel = f"channel:{truth['batch']['queue']}"
