@@ -1,21 +1,33 @@
 """Roles: which spans are publishes and which are deliveries, written once for every analysis.
 
 The span kind says so for most instrumentations: PRODUCER publishes, CONSUMER delivers. Some record
-their messaging calls as CLIENT spans instead (the conventions make a send whose context is not
-injected a CLIENT span, and botocore records every SQS call as one), so the normalised operation
-(collectors/normalize.py) completes the kind: a CLIENT ``send`` is a publish, and a CLIENT
-``receive`` of a system whose instrumentation records nothing but the receipt (botocore's SQS
-ReceiveMessage, no processing span after it) is the delivery of the message it names. A receipt
-records no processing, so its outcome is ``received`` unless the span is in error.
+their messaging calls as CLIENT spans instead: botocore records every SQS call as one, and Redis
+clients traced as a database record PUBLISH as one. For the systems listed here the normalised
+operation (collectors/normalize.py) completes the kind: a CLIENT ``send`` is a publish, and a CLIENT
+``receive`` that names a message (a receipt: botocore's SQS ReceiveMessage, after which nothing
+traces the processing) is the delivery of that message. A receipt records no processing, so its
+outcome is ``received`` unless the span is in error. Other systems' CLIENT spans are neither: in
+the conventions a CLIENT ``send`` may be the transport of a batch whose messages have PRODUCER
+``create`` spans of their own, and a CLIENT ``receive`` may be followed by CONSUMER ``process``
+spans, so reading them too would count those messages twice.
 """
 
 from __future__ import annotations
 
+CLIENT_SEND_SYSTEMS = ("aws_sqs", "redis")
+"""Systems whose CLIENT ``send`` spans are the publishes (botocore's SQS SendMessage, a Redis PUBLISH)."""
 RECEIPT_SYSTEMS = ("aws_sqs",)
 """Systems whose CLIENT ``receive`` spans are the deliveries (no processing span follows them)."""
 RECEIVED = "received"
 """The outcome of a delivery that is a receipt: the span does not say whether the message was processed."""
-RECEIPT_SYSTEMS_SQL = "(" + ", ".join(f"'{system}'" for system in RECEIPT_SYSTEMS) + ")"
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+RECEIPT_SYSTEMS_SQL = _sql_list(RECEIPT_SYSTEMS)
+_CLIENT_SEND_SYSTEMS_SQL = _sql_list(CLIENT_SEND_SYSTEMS)
 
 
 def _at(alias: str) -> str:
@@ -25,7 +37,10 @@ def _at(alias: str) -> str:
 def publish(alias: str = "") -> str:
     """SQL: the span (of table alias ``alias``) is a publish."""
     a = _at(alias)
-    return f"({a}SpanKind = 'Producer' OR ({a}SpanKind = 'Client' AND {a}MsgOperation = 'send'))"
+    return (
+        f"({a}SpanKind = 'Producer' OR ({a}SpanKind = 'Client' AND {a}MsgOperation = 'send' "
+        f"AND {a}MsgSystem IN {_CLIENT_SEND_SYSTEMS_SQL}))"
+    )
 
 
 def receipt(alias: str = "") -> str:

@@ -3,7 +3,7 @@
 botocore records SQS calls as CLIENT spans: a SendMessage is a publish, a ReceiveMessage that names a
 message is a receipt (the delivery of that message, outcome ``received``), and an SQS message received
 again by the same group on the same queue is a redelivery, never a duplicate. CLIENT spans of other
-kinds are neither.
+systems, and other CLIENT spans, are neither.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from collectors import duplicates, event_life, report
-from collectors.deliveries import DELIVERIES
+from collectors.deliveries import DELIVERIES, PUBLISHES
 from collectors.filters import Filters, bind
 from collectors.otlp import SPAN_COLUMNS
 from collectors.store import SCHEMA
@@ -54,6 +54,7 @@ def store():
         _receipt("r7", 50, "m2", StatusCode="Error"),  # a receipt in error, and a redelivery
         _span("k1", "Client", 13, MsgSystem="kafka", MsgOperation="receive", MsgMessageId="m1"),  # not a receipt
         _span("x1", "Client", 14, MsgSystem=None, MsgDestination=None),  # a database call
+        _span("b1", "Client", 15, MsgSystem="servicebus", MsgOperation="send"),  # a batch's transport: not a publish
     ]
     conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", rows)
     yield conn
@@ -61,6 +62,7 @@ def store():
 
 
 def test_sends_are_publishes_and_receipts_naming_a_message_are_deliveries(store):
+    assert sorted(row[0] for row in store.execute(f"SELECT SpanId FROM ({PUBLISHES})").fetchall()) == ["s1", "s2"]
     store.execute(DELIVERIES, bind(DELIVERIES, Filters().values()))
     names = [d[0] for d in store.description]
     found = {row[1]: dict(zip(names, row, strict=True)) for row in store.fetchall()}
