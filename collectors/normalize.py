@@ -206,7 +206,8 @@ RULES = (
     ("operation", "A Redis command span (`db.system` or `db.system.name` `redis`) whose statement (`db.statement`, "
      "`db.query.text`) is `PUBLISH <channel> [1 other arguments]` (opentelemetry-js-contrib's redis-common "
      "serializer: ioredis, redis) is a `send` to that channel, system `redis`. opentelemetry-instrumentation-redis "
-     "(Python) masks every argument (`PUBLISH ? ?`), so its PUBLISH spans name no channel and stay unmapped "
+     "(Python) masks every argument since 0.40b0 (`PUBLISH ? ?`), and before joined them with spaces, each cut at "
+     "100 characters, so where its channel ends cannot be told: its PUBLISH spans stay unmapped "
      "(Instrumentation health `pubsub_as_db_call`)."),
     ("operation", "`celery.action` `apply_async` is `send`, `run` is `process`. botocore's SQS/SNS calls "
      "(`rpc.method` SendMessage, SendMessageBatch, Publish, PublishBatch, ReceiveMessage) are `send` or `receive`; "
