@@ -9,6 +9,7 @@ which one held. The common filters apply to the consumer side.
 
 from __future__ import annotations
 
+from collectors.filters import window
 from collectors.observations import SPAN_EVENT_ID, SPAN_OUTCOME
 
 PUBLISHES = """
@@ -48,7 +49,7 @@ consumers AS (
            {SPAN_EVENT_ID} AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
     FROM otel_traces s
     WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
-      AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+      AND {window("s.Timestamp")}
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($service IS NULL OR s.ServiceName = $service)

@@ -12,7 +12,7 @@ import json
 
 from collectors import conventions as cv
 from collectors.deliveries import PUBLISHES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import FAILED_ATTEMPT, SPAN_OUTCOME, redelivery
 from collectors.streams import FAILED_ATTEMPT as FAILED_OUTCOMES
 
@@ -29,12 +29,12 @@ SELECT COALESCE(MsgConsumerGroup, ServiceName), SpanId, TraceId, Timestamp, Dura
        Events, DeadLetterReason, StatusCode, Redelivered
 FROM otel_traces WHERE SpanKind = 'Consumer' AND MsgMessageId = $event_id ORDER BY Timestamp, SpanId
 """
-_DEAD_LETTERS = """
+_DEAD_LETTERS = f"""
 SELECT MsgMessageId, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, DeadLetterReason, Attempts,
        Timestamp, TraceId
 FROM otel_traces
 WHERE SpanKind = 'Consumer' AND Outcome = 'dead_lettered'
-  AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
+  AND {window("Timestamp")}
   AND ($channel IS NULL OR MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(MsgConsumerGroup, ServiceName) = $group)
   AND ($type IS NULL OR CeType = $type) AND ($service IS NULL OR ServiceName = $service)
@@ -56,7 +56,7 @@ WITH consumers AS (
            s.SpanId, s.Redelivered AS redelivered, s.DeliveryCount
     FROM otel_traces s
     WHERE s.SpanKind = 'Consumer'
-      AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+      AND {window("s.Timestamp")}
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($type IS NULL OR s.CeType = $type) AND ($service IS NULL OR s.ServiceName = $service)

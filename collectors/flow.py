@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collectors import report
 from collectors.deliveries import DELIVERIES, PUBLISHES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import BUS_VANTAGE
 
 _PUBLISH = f"""
@@ -26,7 +26,7 @@ SELECT ServiceName, MsgDestination, count(*), count(*) FILTER (StatusCode = 'Err
        quantile_cont(Duration / 1e6, 0.95)
 FROM ({PUBLISHES})
 WHERE MsgDestination IS NOT NULL
-  AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
+  AND {window("Timestamp")}
   AND ($channel IS NULL OR MsgDestination = $channel) AND ($type IS NULL OR CeType = $type)
   AND ($service IS NULL OR ServiceName = $service) AND CAST($group AS VARCHAR) IS NULL
 GROUP BY ALL
@@ -46,9 +46,9 @@ FROM d WHERE paired_by = 'link' GROUP BY producer_service, service
 """
 _SPAN_RANGE = "SELECT min(Timestamp), max(Timestamp + Duration) FROM otel_traces"
 # Every message the tap saw on a channel, of any kind: a channel is a node even when nothing traces it.
-_TAPPED = """
+_TAPPED = f"""
 SELECT Channel, count(*), min(ArrivalNs), max(ArrivalNs) FROM bus_messages
-WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+WHERE {window("ArrivalNs")}
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type)
   AND CAST($group AS VARCHAR) IS NULL AND CAST($service AS VARCHAR) IS NULL
 GROUP BY Channel

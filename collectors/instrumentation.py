@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from collectors import conventions as cv
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import SPAN_EVENT_ID
 
 EXAMPLES = 10
@@ -26,8 +26,8 @@ EXAMPLES = 10
 DEFAULT_SETTLE_S = 15.0
 """Events younger than this are not yet held against their producer (batch export delay)."""
 
-_SPAN_FILTERS = """
-  AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+_SPAN_FILTERS = f"""
+  AND {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($type IS NULL OR s.CeType = $type)
   AND ($group IS NULL OR s.MsgConsumerGroup = $group) AND ($service IS NULL OR s.ServiceName = $service)
 """
@@ -51,10 +51,10 @@ WHERE s.SpanKind = 'Consumer'
   {_SPAN_FILTERS}
 GROUP BY ALL ORDER BY count(*) DESC, 1, 2, 3
 """
-_BUS_WITHOUT_PRODUCER = """
+_BUS_WITHOUT_PRODUCER = f"""
 SELECT DISTINCT b.EventId, b.ArrivalNs FROM bus_messages b
 WHERE b.Valid AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE p.SpanKind = 'Producer' AND p.MsgMessageId = b.EventId)
-  AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
+  AND {window("b.ArrivalNs")}
   AND ($channel IS NULL OR b.Channel = $channel) AND ($type IS NULL OR b.Type = $type)
   AND b.ArrivalNs <= $settled_ns
 """
@@ -97,7 +97,7 @@ BLIND_SPOTS = {
 _BLIND_SPOTS = f"""
 SELECT 'unenveloped' AS kind, count(*), list(DISTINCT Channel ORDER BY Channel) FROM bus_messages b
 WHERE b.Kind = 'unenveloped' AND CAST($type AS VARCHAR) IS NULL AND ($channel IS NULL OR b.Channel = $channel)
-  AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
+  AND {window("b.ArrivalNs")}
 UNION ALL
 SELECT 'consumer_without_id', count(*), list(DISTINCT COALESCE(s.MsgDestination, s.SpanName)
                                                 ORDER BY COALESCE(s.MsgDestination, s.SpanName))

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collectors.deliveries import DELIVERIES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 
 BY = ("channel", "group", "type")
 MAX_SAMPLES = 5000
@@ -60,7 +60,7 @@ e2e AS (
 )
 SELECT 'end_to_end' AS measure, start AS t, channel, grp AS "group", type, (finish - start) / 1e6 AS ms
 FROM e2e WHERE start IS NOT NULL AND finish IS NOT NULL
-  AND ($since_ns IS NULL OR start >= $since_ns) AND ($until_ns IS NULL OR start < $until_ns)
+  AND {window("start")}
   AND ($channel IS NULL OR channel = $channel) AND ($group IS NULL OR grp = $group)
   AND ($type IS NULL OR type = $type)
 """

@@ -18,7 +18,7 @@ import time
 
 from collectors import report
 from collectors.deliveries import DELIVERIES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import BUS_VANTAGE
 
 _PUBLISHED = """
@@ -51,7 +51,7 @@ FROM published p
 JOIN subscribed s ON s.channel = p.channel AND p.t >= s.since
 LEFT JOIN handled h ON h."group" = s."group" AND h.channel = p.channel AND h.event_id = p.event_id
 WHERE ((h.event_id IS NULL AND p.t < $lost_before) OR h.all_failed)
-  AND ($since_ns IS NULL OR p.t >= $since_ns) AND ($until_ns IS NULL OR p.t < $until_ns)
+  AND {window("p.t")}
   AND ($type IS NULL OR p.type = $type)
 ORDER BY p.channel, p.source NULLS FIRST, p.pk NULLS FIRST, p.seq NULLS LAST, p.event_id, s."group"
 """

@@ -18,6 +18,8 @@ identified by its position in the stream. The common filters are named bound par
 
 from __future__ import annotations
 
+from collectors.filters import window
+
 BUS_VANTAGE = "bus"
 
 BUS_FACTS = """
@@ -47,13 +49,13 @@ def redelivery(partition: str, order: str) -> str:
     )
 
 
-BUS = """
+BUS = f"""
 SELECT 'bus' AS vantage, Channel AS channel, Source AS source, PartitionKey AS pk, EventId AS event_id,
        Sequence AS seq, ArrivalNs AS t, ArrivalSeq AS tie, NULL::VARCHAR AS outcome, Type AS type,
        TraceId AS trace_id, NULL::BOOLEAN AS redelivered
 FROM bus_messages
 WHERE Valid AND CAST($group AS VARCHAR) IS NULL
-  AND ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+  AND {window("ArrivalNs")}
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type)
   AND ($service IS NULL OR EventId IN (
       SELECT MsgMessageId FROM otel_traces WHERE SpanKind = 'Producer' AND ServiceName = $service))
@@ -66,7 +68,7 @@ SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.Ce
 FROM otel_traces s
 WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
-  AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+  AND {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
   AND ($service IS NULL OR s.ServiceName = $service)

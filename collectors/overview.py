@@ -6,19 +6,19 @@ import time
 
 from collectors import report
 from collectors.deliveries import DELIVERIES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 
-_BUS = """
+_BUS = f"""
 SELECT count(*) FILTER (Valid), count(DISTINCT EventId) FILTER (Valid), count(*) FILTER (Kind = 'malformed'),
        min(ArrivalNs), max(ArrivalNs), count(*), count(*) FILTER (Kind = 'unenveloped')
 FROM bus_messages
-WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+WHERE {window("ArrivalNs")}
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type OR NOT Valid)
 """
-_SPANS = """
+_SPANS = f"""
 SELECT count(*), count(DISTINCT MsgMessageId) FILTER (SpanKind = 'Producer'), min(Timestamp), max(Timestamp)
 FROM otel_traces s
-WHERE ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+WHERE {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($type IS NULL OR s.CeType = $type)
   AND ($group IS NULL OR s.MsgConsumerGroup = $group) AND ($service IS NULL OR s.ServiceName = $service)
 """

@@ -9,16 +9,16 @@ parents, so a consumer that only links to its producer still continues the path.
 from __future__ import annotations
 
 from collectors import queries
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 
 # The newest matching traces are picked first with the cheap aggregates; the summaries (service list,
 # root span name) are computed only for those.
-_SEARCH = """
+_SEARCH = f"""
 WITH picked AS (
     SELECT TraceId, min(Timestamp) AS start
     FROM otel_traces
     GROUP BY TraceId
-    HAVING ($since_ns IS NULL OR min(Timestamp) >= $since_ns) AND ($until_ns IS NULL OR min(Timestamp) < $until_ns)
+    HAVING {window("min(Timestamp)")}
        AND ($service IS NULL OR bool_or(ServiceName = $service))
        AND ($channel IS NULL OR bool_or(MsgDestination = $channel))
        AND ($type IS NULL OR bool_or(CeType = $type)) AND ($group IS NULL OR bool_or(MsgConsumerGroup = $group))
