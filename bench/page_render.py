@@ -24,8 +24,8 @@ from pathlib import Path
 
 from collectors.otlp import SPAN_COLUMNS
 from collectors.store import BUS_COLUMNS, Store
-from tests.e2e.conftest import CHROMIUM_ARGS
-from tests.processes import Collectors, free_port, wait_until
+from devtools.chromium import CHROMIUM_ARGS
+from devtools.processes import Collectors, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL, LARGE = 1_000, 1_000_000
