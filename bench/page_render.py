@@ -23,7 +23,8 @@ import urllib.request
 from pathlib import Path
 
 from collectors.otlp import SPAN_COLUMNS
-from collectors.store import BUS_COLUMNS, Store
+from collectors.schema import BUS_COLUMNS
+from collectors.store import Store
 from devtools.chromium import CHROMIUM_ARGS
 from devtools.processes import Collectors, free_port, wait_until
 
