@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from collectors import conventions as cv
+from collectors.conventions import Outcome
 from collectors.deliveries import PUBLISHES
 from collectors.filters import Filters, bind, window
 from collectors.observations import FAILED_ATTEMPT, SPAN_OUTCOME, redelivery
@@ -33,7 +34,7 @@ _DEAD_LETTERS = f"""
 SELECT MsgMessageId, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, DeadLetterReason, Attempts,
        Timestamp, TraceId
 FROM otel_traces
-WHERE SpanKind = 'Consumer' AND Outcome = 'dead_lettered'
+WHERE SpanKind = 'Consumer' AND Outcome = '{Outcome.DEAD_LETTERED}'
   AND {window("Timestamp")}
   AND ($channel IS NULL OR MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(MsgConsumerGroup, ServiceName) = $group)
@@ -94,7 +95,7 @@ SELECT * FROM (
 """
 
 
-_ENDED_WELL = ("processed", "duplicate_skipped")
+_ENDED_WELL = (Outcome.PROCESSED, Outcome.DUPLICATE_SKIPPED)
 
 
 def retried(cursor, filters: Filters, limit: int) -> dict:
@@ -148,7 +149,7 @@ def _delivery(row: tuple) -> dict:
         "trace_id": trace_id,
         "start_ns": start,
         "duration_ms": ms,
-        "outcome": outcome or ("failed" if status == "Error" else "processed"),
+        "outcome": outcome or (Outcome.FAILED if status == "Error" else Outcome.PROCESSED),
         "attempts": attempts,
         "retries": _retries(events),
         "dead_letter_reason": reason,
@@ -186,7 +187,7 @@ def verdict(published: list[dict], bus: list[dict], deliveries: list[dict]) -> s
             text += f" after {retries} {'retry' if retries == 1 else 'retries'}"
         if any(d.get("redelivery") for d in seen):
             text += " (redelivered after a failed attempt)"
-        if outcomes.count("processed") > 1:
+        if outcomes.count(Outcome.PROCESSED) > 1:
             text += " (processed more than once: a duplicate got through)"
         parts.append(text + ".")
     if not deliveries:

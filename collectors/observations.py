@@ -18,6 +18,7 @@ identified by its position in the stream. The common filters are named bound par
 
 from __future__ import annotations
 
+from collectors.conventions import Outcome
 from collectors.filters import window
 
 BUS_VANTAGE = "bus"
@@ -31,9 +32,11 @@ FROM bus_messages WHERE Valid GROUP BY Channel, EventId
 SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
     THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""
 """The event id of a span; Kafka-like spans without one are named by partition and offset."""
-SPAN_OUTCOME = "COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed' ELSE 'processed' END)"
+SPAN_OUTCOME = (
+    f"COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN '{Outcome.FAILED}' ELSE '{Outcome.PROCESSED}' END)"
+)
 """A delivery's outcome; spans of instrumentations that record none count by their status."""
-FAILED_ATTEMPT = "('failed', 'retried')"
+FAILED_ATTEMPT = f"('{Outcome.FAILED}', '{Outcome.RETRIED}')"
 """Outcomes after which the next delivery of the same message to the same group is a redelivery."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from collectors import report
+from collectors.conventions import Outcome
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind, window
 
@@ -23,7 +24,7 @@ WHERE {window("s.Timestamp")}
   AND ($group IS NULL OR s.MsgConsumerGroup = $group) AND ($service IS NULL OR s.ServiceName = $service)
 """
 _DELIVERY = f"""
-SELECT count(*), count(*) FILTER (outcome = 'dead_lettered'),
+SELECT count(*), count(*) FILTER (outcome = '{Outcome.DEAD_LETTERED}'),
        quantile_cont((t - producer_t) / 1e6, 0.95) FILTER (producer_t IS NOT NULL)
 FROM ({DELIVERIES})
 """

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 
 from collectors import observations
+from collectors.conventions import Outcome
 from collectors.filters import Filters, bind
 
 DEFAULT_GRACE_S = 5.0
 """A gap becomes lost once its newer neighbour arrived more than this many seconds ago."""
 
-_COUNTS = """
+_COUNTS = f"""
 WITH obs AS MATERIALIZED (
     SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k,
            vantage, channel, source, pk, event_id, seq, t, outcome, redelivered
@@ -26,8 +27,8 @@ failed AS (SELECT sk, event_id, min(k) AS failed_k FROM obs WHERE outcome IN __F
 streams AS (SELECT sk, vantage, channel, source, pk FROM obs GROUP BY ALL),
 ids AS (
     SELECT sk, event_id, count(*) AS n, arg_min_null(seq, k) AS seq, min(k) AS k, min(t) AS t,
-           count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
-           count(*) FILTER (outcome = 'processed') AS processed,
+           count(*) FILTER (outcome = '{Outcome.DUPLICATE_SKIPPED}') AS handled,
+           count(*) FILTER (outcome = '{Outcome.PROCESSED}') AS processed,
            count(*) FILTER (COALESCE(redelivered, false) OR k > failed_k) AS redeliveries,
            arg_min(COALESCE(redelivered, false), k)::INTEGER AS first_redelivery
     FROM obs LEFT JOIN failed USING (sk, event_id) GROUP BY ALL
