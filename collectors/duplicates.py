@@ -11,6 +11,7 @@ from __future__ import annotations
 from collectors import observations
 from collectors.conventions import Outcome
 from collectors.filters import Filters, bind
+from collectors.reader import Reader
 
 # Ids seen more than once are found first with a bare count; the copies' figures and trace ids are
 # gathered only for those.
@@ -44,7 +45,7 @@ _QUERIES = [
 ]
 
 
-def duplicates(cursor, filters: Filters) -> dict:
+def duplicates(cursor: Reader, filters: Filters) -> dict:
     """Every event seen more than once per vantage point; per group the handled, processed and redelivered copies."""
     found = []
     for sql in _QUERIES:

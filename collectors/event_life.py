@@ -15,6 +15,7 @@ from collectors.conventions import Outcome
 from collectors.deliveries import PUBLISHES
 from collectors.filters import Filters, bind, window
 from collectors.observations import FAILED_ATTEMPT, SPAN_OUTCOME, redelivery
+from collectors.reader import Reader
 from collectors.streams import FAILED_ATTEMPT as FAILED_OUTCOMES
 
 _PUBLISHED = f"""
@@ -98,7 +99,7 @@ SELECT * FROM (
 _ENDED_WELL = (Outcome.PROCESSED, Outcome.DUPLICATE_SKIPPED)
 
 
-def retried(cursor, filters: Filters, limit: int) -> dict:
+def retried(cursor: Reader, filters: Filters, limit: int) -> dict:
     """Deliveries that took more than one attempt, and redeliveries, newest first, and how they ended."""
     rows = cursor.execute(_RETRIED, bind(_RETRIED, {**filters.values(), "limit": limit})).fetchall()
     outcomes = {outcome: count for part, outcome, count, *_ in rows if part == 0}
@@ -199,7 +200,7 @@ def _times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
 
-def event(cursor, event_id: str) -> dict | None:
+def event(cursor: Reader, event_id: str) -> dict | None:
     """Everything known of one event id, or None when nothing is."""
     values = {"event_id": event_id}
     published = [
@@ -230,7 +231,7 @@ def event(cursor, event_id: str) -> dict | None:
     }
 
 
-def dead_letters(cursor, filters: Filters) -> list[dict]:
+def dead_letters(cursor: Reader, filters: Filters) -> list[dict]:
     """Deliveries that ended in the dead-letter queue, newest first."""
     rows = cursor.execute(_DEAD_LETTERS, bind(_DEAD_LETTERS, filters.values())).fetchall()
     keys = ("event_id", "group", "channel", "reason", "attempts", "t_ns", "trace_id")

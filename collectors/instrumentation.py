@@ -20,6 +20,7 @@ import time
 from collectors import conventions as cv
 from collectors.filters import Filters, bind, window
 from collectors.observations import SPAN_EVENT_ID
+from collectors.reader import Reader
 
 EXAMPLES = 10
 """Example event ids returned for events on the bus without a producer span."""
@@ -114,7 +115,7 @@ WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL AND {SPAN_EVENT_I
 """
 
 
-def blind_spots(cursor, filters: Filters) -> list[dict]:
+def blind_spots(cursor: Reader, filters: Filters) -> list[dict]:
     """What cannot be seen in the telemetry within the filters, where, and how to see it."""
     rows = cursor.execute(_BLIND_SPOTS, bind(_BLIND_SPOTS, filters.values())).fetchall()
     return [
@@ -125,7 +126,9 @@ def blind_spots(cursor, filters: Filters) -> list[dict]:
     ]  # fmt: skip
 
 
-def instrumentation(cursor, filters: Filters, settle_s: float = DEFAULT_SETTLE_S, now_ns: int | None = None) -> dict:
+def instrumentation(
+    cursor: Reader, filters: Filters, settle_s: float = DEFAULT_SETTLE_S, now_ns: int | None = None
+) -> dict:
     """The health findings within the filters."""
     values = filters.values()
     values["settled_ns"] = (time.time_ns() if now_ns is None else now_ns) - int(settle_s * 1e9)

@@ -20,6 +20,7 @@ from collectors import report
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind, window
 from collectors.observations import BUS_VANTAGE
+from collectors.reader import Reader
 
 _PUBLISHED = """
 SELECT Channel AS channel, EventId AS event_id, min(ArrivalNs) AS t, any_value(Source) AS source,
@@ -85,7 +86,7 @@ def _gap_entries(streams: list[dict], vantage_filter, where: str) -> list[dict]:
     ]
 
 
-def loss(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S, now_ns: int | None = None) -> dict:
+def loss(cursor: Reader, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S, now_ns: int | None = None) -> dict:
     """Every lost event with the place it was lost, and the count per place."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     streams = report.streams(cursor, filters, grace_s, now_ns)

@@ -8,6 +8,7 @@ from collectors import report
 from collectors.conventions import Outcome
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind, window
+from collectors.reader import Reader
 
 _BUS = f"""
 SELECT count(*) FILTER (Valid), count(DISTINCT EventId) FILTER (Valid), count(*) FILTER (Kind = 'malformed'),
@@ -30,7 +31,7 @@ FROM ({DELIVERIES})
 """
 
 
-def overview(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) -> dict:
+def overview(cursor: Reader, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) -> dict:
     """Counts, rates and the p95 delivery latency; see docs/api.md for each field."""
     values = filters.values()
     bus, bus_events, malformed, bus_low, bus_high, messages, unenveloped = cursor.execute(

@@ -12,6 +12,7 @@ import time
 from collectors import observations
 from collectors.conventions import Outcome
 from collectors.filters import Filters, bind
+from collectors.reader import Reader
 
 DEFAULT_GRACE_S = 5.0
 """A gap becomes lost once its newer neighbour arrived more than this many seconds ago."""
@@ -115,7 +116,9 @@ def _entry(row: tuple) -> dict:
     return entry
 
 
-def streams(cursor, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None) -> list[dict]:
+def streams(
+    cursor: Reader, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None
+) -> list[dict]:
     """One entry per stream and vantage point (bus first, then consumer groups)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     values = {**filters.values(), "lost_before": now_ns - int(grace_s * 1e9)}
@@ -128,7 +131,9 @@ def streams(cursor, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: 
     return entries
 
 
-def report(cursor, filters: Filters | None = None, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None) -> dict:
+def report(
+    cursor: Reader, filters: Filters | None = None, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None
+) -> dict:
     """Per-stream counts at every vantage point, plus totals, the malformed count and the span count."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     entries = streams(cursor, filters or Filters(), grace_s, now_ns)

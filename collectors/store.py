@@ -257,6 +257,10 @@ class Store:
         """A cursor for one reader thread; close it when done."""
         return self._conn.cursor()
 
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """What the analyses read through (collectors/reader.py ``Reader``): a cursor of its own; close it when done."""
+        return self._conn.cursor()
+
     def close(self) -> None:
         """Commit what is queued, stop the writer, close the file."""
         self._queue.put(None)
