@@ -1,8 +1,8 @@
 """The read-only query API (``/api/v1/...``): routes, parameters, JSON answers.
 
-Handlers take a store reader (collectors/reader.py) and the parsed query string and return (status, payload). Request
-values are checked in collectors/filters.py and reach SQL only as bound parameters. The OpenAPI
-document of these routes is collectors/openapi.py.
+Handlers take a store reader (collectors/reader.py) and the parsed query string and return
+(status, payload). Request values are checked in collectors/filters.py and reach SQL only as bound
+parameters. The OpenAPI document of these routes is collectors/openapi.py.
 """
 
 from __future__ import annotations

@@ -258,7 +258,7 @@ class Store:
         return self._conn.cursor()
 
     def reader(self) -> duckdb.DuckDBPyConnection:
-        """What the analyses read through (collectors/reader.py ``Reader``): a cursor of its own; close it when done."""
+        """What the analyses read through (a ``Reader``, collectors/reader.py); close it when done."""
         return self._conn.cursor()
 
     def close(self) -> None:
