@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 
 from bench.page_render import stores
-from tests.processes import Collectors
+from devtools.processes import Collectors
 
 SMALL, LARGE = 1_000, 1_000_000
 GOAL_S = 1.0

@@ -23,9 +23,10 @@ import urllib.request
 from pathlib import Path
 
 from collectors.otlp import SPAN_COLUMNS
-from collectors.store import BUS_COLUMNS, Store
-from tests.e2e.conftest import CHROMIUM_ARGS
-from tests.processes import Collectors, free_port, wait_until
+from collectors.schema import BUS_COLUMNS
+from collectors.store import Store
+from devtools.chromium import CHROMIUM_ARGS
+from devtools.processes import Collectors, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL, LARGE = 1_000, 1_000_000

@@ -1,8 +1,8 @@
 """The read-only query API (``/api/v1/...``): routes, parameters, JSON answers.
 
-Handlers take a store cursor and the parsed query string and return (status, payload). Request
-values are checked in collectors/filters.py and reach SQL only as bound parameters. The OpenAPI
-document of these routes is collectors/openapi.py.
+Handlers take a store reader (collectors/reader.py) and the parsed query string and return
+(status, payload). Request values are checked in collectors/filters.py and reach SQL only as bound
+parameters. The OpenAPI document of these routes is collectors/openapi.py.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from collectors import (
     traces,
 )
 from collectors.filters import BadRequest, choice, flag, integer, number, parse_filters, text
+from collectors.reader import Reader
 
 API_PREFIX = "/api/v1"
 DEFAULT_LIMIT = 50
@@ -187,7 +188,7 @@ ROUTES: list[tuple[re.Pattern, Callable]] = [
 ]
 
 
-def handle(cursor, path: str, params: Mapping[str, list[str]]) -> tuple[int, dict]:
+def handle(cursor: Reader, path: str, params: Mapping[str, list[str]]) -> tuple[int, dict]:
     """Route one GET request; unknown paths answer 404, bad parameters 400."""
     for pattern, handler in ROUTES:
         match = pattern.match(path)

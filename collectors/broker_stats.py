@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-import duckdb
 import redis
 
 from collectors.backoff import RedisLink, keep_connected
+from collectors.reader import Reader
 
 CLIENT_NAME = "eventscope-broker-stats"
 INFO_SECTIONS = ("stats", "clients", "memory")
@@ -203,7 +203,7 @@ def _client(row: tuple) -> dict:
     }
 
 
-def _latest(cursor: duckdb.DuckDBPyConnection, since: int, until: int) -> dict | None:
+def _latest(cursor: Reader, since: int, until: int) -> dict | None:
     row = cursor.execute(_LATEST, [since, until]).fetchone()
     if row is None:
         return None
@@ -217,7 +217,7 @@ def _latest(cursor: duckdb.DuckDBPyConnection, since: int, until: int) -> dict |
     }
 
 
-def snapshot(cursor: duckdb.DuckDBPyConnection, since_ns: int | None, until_ns: int | None) -> dict:
+def snapshot(cursor: Reader, since_ns: int | None, until_ns: int | None) -> dict:
     """The /api/v1/broker answer: the latest sample in the window and the series across it."""
     since = 0 if since_ns is None else since_ns
     until = _MAX_NS if until_ns is None else until_ns

@@ -128,11 +128,11 @@ class Collector:
 
     def health(self) -> dict:
         """The /api/v1/health answer: ok or degraded (with the problems), store counts and each part's state."""
-        cursor = self.store.cursor()
+        reader = self.store.reader()
         try:
-            store = queries.counts(cursor)
+            store = queries.counts(reader)
         finally:
-            cursor.close()
+            reader.close()
         config = self.config
         grpc_address = f"{config.grpc_listen[0]}:{config.grpc_listen[1]}" if config.grpc_listen else None
         problems = self.problems()

@@ -10,6 +10,8 @@ which one held. The common filters apply to the consumer side.
 from __future__ import annotations
 
 from collectors import roles
+from collectors.conventions import Outcome
+from collectors.filters import window
 from collectors.observations import SPAN_EVENT_ID, SPAN_OUTCOME
 
 PUBLISHES = f"""
@@ -49,7 +51,7 @@ consumers AS (
            {SPAN_EVENT_ID} AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
     FROM otel_traces s
     WHERE {roles.delivery("s")} AND s.MsgDestination IS NOT NULL
-      AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+      AND {window("s.Timestamp")}
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($service IS NULL OR s.ServiceName = $service)
@@ -75,7 +77,7 @@ SELECT d.TraceId AS trace_id, d.SpanId AS span_id, d.grp AS "group", d.ServiceNa
        d.MsgDestination AS channel, d.event_id, COALESCE(d.CeType, d.producer_type) AS type, d.Timestamp AS t,
        d.Duration AS duration, {SPAN_OUTCOME.replace("s.", "d.")} AS outcome, d.StatusCode AS status,
        d.Attempts AS attempts, d.paired_by, d.producer_trace, d.producer_span, d.producer_service, d.producer_t,
-       COALESCE(d.Outcome IN ('failed', 'dead_lettered'), d.StatusCode = 'Error') AS failed
+       COALESCE(d.Outcome IN ('{Outcome.FAILED}', '{Outcome.DEAD_LETTERED}'), d.StatusCode = 'Error') AS failed
 FROM paired d
 WHERE $type IS NULL OR COALESCE(d.CeType, d.producer_type) = $type
 """

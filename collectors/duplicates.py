@@ -9,7 +9,9 @@ counted apart: it is not a duplicate (docs/analyses.md).
 from __future__ import annotations
 
 from collectors import observations
+from collectors.conventions import Outcome
 from collectors.filters import Filters, bind
+from collectors.reader import Reader
 
 # Ids seen more than once are found first with a bare count; the copies' figures and trace ids are
 # gathered only for those.
@@ -22,8 +24,8 @@ copies AS (
         AND t.event_id IS NOT DISTINCT FROM o.event_id
 )
 SELECT vantage, channel, event_id, count(*) AS copies,
-       count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
-       greatest(count(*) FILTER (outcome = 'processed') - 1, 0) AS processed,
+       count(*) FILTER (outcome = '{skipped}') AS handled,
+       greatest(count(*) FILTER (outcome = '{processed}') - 1, 0) AS processed,
        list(DISTINCT trace_id ORDER BY trace_id) FILTER (trace_id IS NOT NULL) AS trace_ids,
        count(*) FILTER (redelivery) AS redeliveries
 FROM copies
@@ -36,11 +38,14 @@ _REDELIVERY = {
     observations.CONSUMERS: observations.redelivery("vantage, channel, event_id", "t, tie"),
 }
 _QUERIES = [
-    _DUPLICATES.format(relation=r, redelivery=_REDELIVERY[r]) for r in (observations.BUS, observations.CONSUMERS)
+    _DUPLICATES.format(
+        relation=r, redelivery=_REDELIVERY[r], skipped=Outcome.DUPLICATE_SKIPPED, processed=Outcome.PROCESSED
+    )
+    for r in (observations.BUS, observations.CONSUMERS)
 ]
 
 
-def duplicates(cursor, filters: Filters) -> dict:
+def duplicates(cursor: Reader, filters: Filters) -> dict:
     """Every event seen more than once per vantage point; per group the handled, processed and redelivered copies."""
     found = []
     for sql in _QUERIES:

@@ -12,9 +12,11 @@ import json
 
 from collectors import conventions as cv
 from collectors import roles
+from collectors.conventions import Outcome
 from collectors.deliveries import PUBLISHES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import FAILED_ATTEMPT, RECEIPTS_JOIN, SPAN_OUTCOME, SPAN_REDELIVERED, redelivery
+from collectors.reader import Reader
 from collectors.streams import FAILED_ATTEMPT as FAILED_OUTCOMES
 
 _PUBLISHED = f"""
@@ -35,8 +37,8 @@ _DEAD_LETTERS = f"""
 SELECT MsgMessageId, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, DeadLetterReason, Attempts,
        Timestamp, TraceId
 FROM otel_traces
-WHERE {roles.delivery()} AND Outcome = 'dead_lettered'
-  AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
+WHERE {roles.delivery()} AND Outcome = '{Outcome.DEAD_LETTERED}'
+  AND {window("Timestamp")}
   AND ($channel IS NULL OR MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(MsgConsumerGroup, ServiceName) = $group)
   AND ($type IS NULL OR CeType = $type) AND ($service IS NULL OR ServiceName = $service)
@@ -59,7 +61,7 @@ WITH consumers AS (
            s.SpanId, {SPAN_REDELIVERED} AS redelivered, s.DeliveryCount
     FROM otel_traces s {RECEIPTS_JOIN}
     WHERE {roles.delivery("s")}
-      AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+      AND {window("s.Timestamp")}
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($type IS NULL OR s.CeType = $type) AND ($service IS NULL OR s.ServiceName = $service)
@@ -98,10 +100,10 @@ SELECT * FROM (
 """
 
 
-_ENDED_WELL = ("processed", "duplicate_skipped")
+_ENDED_WELL = (Outcome.PROCESSED, Outcome.DUPLICATE_SKIPPED)
 
 
-def retried(cursor, filters: Filters, limit: int) -> dict:
+def retried(cursor: Reader, filters: Filters, limit: int) -> dict:
     """Deliveries that took more than one attempt, and redeliveries, newest first, and how they ended."""
     rows = cursor.execute(_RETRIED, bind(_RETRIED, {**filters.values(), "limit": limit})).fetchall()
     outcomes = {outcome: count for part, outcome, count, *_ in rows if part == 0}
@@ -152,7 +154,7 @@ def _delivery(row: tuple) -> dict:
         "trace_id": trace_id,
         "start_ns": start,
         "duration_ms": ms,
-        "outcome": outcome or ("failed" if status == "Error" else "processed"),
+        "outcome": outcome or (Outcome.FAILED if status == "Error" else Outcome.PROCESSED),
         "attempts": attempts,
         "retries": _retries(events),
         "dead_letter_reason": reason,
@@ -190,7 +192,7 @@ def verdict(published: list[dict], bus: list[dict], deliveries: list[dict]) -> s
             text += f" after {retries} {'retry' if retries == 1 else 'retries'}"
         if any(d.get("redelivery") for d in seen):
             text += " (redelivered after a failed attempt)"
-        if outcomes.count("processed") > 1:
+        if outcomes.count(Outcome.PROCESSED) > 1:
             text += " (processed more than once: a duplicate got through)"
         parts.append(text + ".")
     if not deliveries:
@@ -202,7 +204,7 @@ def _times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
 
-def event(cursor, event_id: str) -> dict | None:
+def event(cursor: Reader, event_id: str) -> dict | None:
     """Everything known of one event id, or None when nothing is."""
     values = {"event_id": event_id}
     published = [
@@ -233,7 +235,7 @@ def event(cursor, event_id: str) -> dict | None:
     }
 
 
-def dead_letters(cursor, filters: Filters) -> list[dict]:
+def dead_letters(cursor: Reader, filters: Filters) -> list[dict]:
     """Deliveries that ended in the dead-letter queue, newest first."""
     rows = cursor.execute(_DEAD_LETTERS, bind(_DEAD_LETTERS, filters.values())).fetchall()
     keys = ("event_id", "group", "channel", "reason", "attempts", "t_ns", "trace_id")

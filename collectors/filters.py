@@ -113,6 +113,11 @@ def parse_filters(params: Mapping[str, list[str]]) -> Filters:
     )
 
 
+def window(column: str) -> str:
+    """SQL keeping rows whose ``column`` (a time in ns, written in code) lies in [$since_ns, $until_ns)."""
+    return f"($since_ns IS NULL OR {column} >= $since_ns) AND ($until_ns IS NULL OR {column} < $until_ns)"
+
+
 def bind(sql: str, values: Mapping[str, object]) -> dict:
     """The named parameters ``sql`` uses, taken from ``values`` (DuckDB rejects unused ones)."""
     return {name: values[name] for name in set(_NAMED_PARAMETER.findall(sql))}

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from collectors import report, roles
 from collectors.deliveries import DELIVERIES, PUBLISHES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import BUS_VANTAGE
+from collectors.reader import Reader
 
 _PUBLISH = f"""
 SELECT ServiceName, MsgDestination, count(*), count(*) FILTER (StatusCode = 'Error'),
        quantile_cont(Duration / 1e6, 0.95)
 FROM ({PUBLISHES})
 WHERE MsgDestination IS NOT NULL
-  AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
+  AND {window("Timestamp")}
   AND ($channel IS NULL OR MsgDestination = $channel) AND ($type IS NULL OR CeType = $type)
   AND ($service IS NULL OR ServiceName = $service) AND CAST($group AS VARCHAR) IS NULL
 GROUP BY ALL
@@ -46,9 +47,9 @@ FROM d WHERE paired_by = 'link' GROUP BY producer_service, service
 """
 _SPAN_RANGE = "SELECT min(Timestamp), max(Timestamp + Duration) FROM otel_traces"
 # Every message the tap saw on a channel, of any kind: a channel is a node even when nothing traces it.
-_TAPPED = """
+_TAPPED = f"""
 SELECT Channel, count(*), min(ArrivalNs), max(ArrivalNs) FROM bus_messages
-WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+WHERE {window("ArrivalNs")}
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type)
   AND CAST($group AS VARCHAR) IS NULL AND CAST($service AS VARCHAR) IS NULL
 GROUP BY Channel
@@ -56,7 +57,7 @@ GROUP BY Channel
 _PRODUCER_OF_SOURCE = f"SELECT DISTINCT CeSource, ServiceName FROM otel_traces WHERE {roles.publish()}"
 
 
-def _window_s(cursor, filters: Filters) -> float:
+def _window_s(cursor: Reader, filters: Filters) -> float:
     low, high = cursor.execute(_SPAN_RANGE).fetchone()
     # a window that opened before the first span would understate every rate (as on a fresh demo)
     if filters.since_ns is not None:
@@ -79,7 +80,7 @@ def _edge(source: str, target: str, kind: str, count: int, errors: int, p95, win
     }
 
 
-def _stream_figures(cursor, filters: Filters) -> tuple[dict, dict]:
+def _stream_figures(cursor: Reader, filters: Filters) -> tuple[dict, dict]:
     """Missing and duplicates per (producing service, channel) at the bus and per (group, channel)."""
     producers: dict = {}
     for source, service in cursor.execute(_PRODUCER_OF_SOURCE).fetchall():
@@ -99,7 +100,7 @@ def _stream_figures(cursor, filters: Filters) -> tuple[dict, dict]:
     return bus, groups
 
 
-def flow(cursor, filters: Filters) -> dict:
+def flow(cursor: Reader, filters: Filters) -> dict:
     """Nodes and edges of the event flow within the filters."""
     values = filters.values()
     window_s = _window_s(cursor, filters)
@@ -125,7 +126,7 @@ def flow(cursor, filters: Filters) -> dict:
     return {"nodes": _nodes(edges, _tapped(cursor, filters)), "edges": edges}
 
 
-def _tapped(cursor, filters: Filters) -> dict[str, tuple[int, float]]:
+def _tapped(cursor: Reader, filters: Filters) -> dict[str, tuple[int, float]]:
     """(messages, messages per second) per tapped channel, over the time its messages were seen (at least 1 s)."""
     rows = cursor.execute(_TAPPED, bind(_TAPPED, filters.values())).fetchall()
     return {channel: (n, n / max((high - low) / 1e9, 1.0)) for channel, n, low, high in rows}

@@ -20,16 +20,17 @@ import time
 
 from collectors import conventions as cv
 from collectors import roles
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import SPAN_EVENT_ID
+from collectors.reader import Reader
 
 EXAMPLES = 10
 """Example event ids returned for events on the bus without a producer span."""
 DEFAULT_SETTLE_S = 15.0
 """Events younger than this are not yet held against their producer (batch export delay)."""
 
-_SPAN_FILTERS = """
-  AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+_SPAN_FILTERS = f"""
+  AND {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($type IS NULL OR s.CeType = $type)
   AND ($group IS NULL OR s.MsgConsumerGroup = $group) AND ($service IS NULL OR s.ServiceName = $service)
 """
@@ -56,7 +57,7 @@ GROUP BY ALL ORDER BY count(*) DESC, 1, 2, 3
 _BUS_WITHOUT_PRODUCER = f"""
 SELECT DISTINCT b.EventId, b.ArrivalNs FROM bus_messages b
 WHERE b.Valid AND NOT EXISTS (SELECT 1 FROM otel_traces p WHERE {roles.publish("p")} AND p.MsgMessageId = b.EventId)
-  AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
+  AND {window("b.ArrivalNs")}
   AND ($channel IS NULL OR b.Channel = $channel) AND ($type IS NULL OR b.Type = $type)
   AND b.ArrivalNs <= $settled_ns
 """
@@ -117,7 +118,7 @@ BLIND_SPOTS = {
 _BLIND_SPOTS = f"""
 SELECT 'unenveloped' AS kind, count(*), list(DISTINCT Channel ORDER BY Channel) FROM bus_messages b
 WHERE b.Kind = 'unenveloped' AND CAST($type AS VARCHAR) IS NULL AND ($channel IS NULL OR b.Channel = $channel)
-  AND ($since_ns IS NULL OR b.ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR b.ArrivalNs < $until_ns)
+  AND {window("b.ArrivalNs")}
 UNION ALL
 SELECT 'consumer_without_id', count(*), list(DISTINCT COALESCE(s.MsgDestination, s.SpanName)
                                                 ORDER BY COALESCE(s.MsgDestination, s.SpanName))
@@ -150,7 +151,7 @@ SELECT 'pubsub_as_db_call', COALESCE(sum(n), 0), list(DISTINCT ServiceName ORDER
 """
 
 
-def blind_spots(cursor, filters: Filters) -> list[dict]:
+def blind_spots(cursor: Reader, filters: Filters) -> list[dict]:
     """What cannot be seen in the telemetry within the filters, where, and how to see it."""
     rows = cursor.execute(_BLIND_SPOTS, bind(_BLIND_SPOTS, filters.values())).fetchall()
     return [
@@ -161,7 +162,9 @@ def blind_spots(cursor, filters: Filters) -> list[dict]:
     ]  # fmt: skip
 
 
-def instrumentation(cursor, filters: Filters, settle_s: float = DEFAULT_SETTLE_S, now_ns: int | None = None) -> dict:
+def instrumentation(
+    cursor: Reader, filters: Filters, settle_s: float = DEFAULT_SETTLE_S, now_ns: int | None = None
+) -> dict:
     """The health findings within the filters."""
     values = filters.values()
     values["settled_ns"] = (time.time_ns() if now_ns is None else now_ns) - int(settle_s * 1e9)

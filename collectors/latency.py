@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collectors import roles
 from collectors.deliveries import DELIVERIES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
+from collectors.reader import Reader
 
 BY = ("channel", "group", "type")
 MAX_SAMPLES = 5000
@@ -62,7 +63,7 @@ e2e AS (
 )
 SELECT 'end_to_end' AS measure, start AS t, channel, grp AS "group", type, (finish - start) / 1e6 AS ms
 FROM e2e WHERE start IS NOT NULL AND finish IS NOT NULL
-  AND ($since_ns IS NULL OR start >= $since_ns) AND ($until_ns IS NULL OR start < $until_ns)
+  AND {window("start")}
   AND ($channel IS NULL OR channel = $channel) AND ($group IS NULL OR grp = $group)
   AND ($type IS NULL OR type = $type)
 """
@@ -101,7 +102,7 @@ def _order(bucket, key, measure) -> tuple:
     return (bucket is None, bucket or 0, key is None, key or "", measure)
 
 
-def _fetch(cursor, sql: str, values: dict) -> list[tuple]:
+def _fetch(cursor: Reader, sql: str, values: dict) -> list[tuple]:
     return cursor.execute(sql, bind(sql, values)).fetchall()
 
 
@@ -111,7 +112,7 @@ def _row(row: tuple, with_bucket: bool) -> dict:
     return {**head, "key": key, "measure": measure, "count": count, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
 
 
-def latency(cursor, filters: Filters, bucket_s: int = 10, by: str = "channel") -> dict:
+def latency(cursor: Reader, filters: Filters, bucket_s: int = 10, by: str = "channel") -> dict:
     """Percentiles per key and measure, the same per time bucket, the negative delivery count, samples."""
     values = {**filters.values(), "by": by, "bucket_ns": bucket_s * 1_000_000_000}
     parts: dict[int, list[tuple]] = {1: [], 2: [], 3: [], 4: []}
@@ -146,7 +147,7 @@ SELECT * FROM (
 """
 
 
-def clock_skew(cursor, filters: Filters, limit: int) -> dict:
+def clock_skew(cursor: Reader, filters: Filters, limit: int) -> dict:
     """Negative delivery times per (producer service, consumer service), and the deliveries, most negative first.
 
     The figures are raw: how far the consumer's clock is behind the producer's is at least -min_ms.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from collectors import schema
 from collectors.otlp import (
     SPAN_ID_BYTES,
     TRACE_ID_BYTES,
@@ -19,25 +20,7 @@ from collectors.otlp import (
     to_json,
 )
 
-LOG_COLUMNS = (
-    "Timestamp",
-    "ObservedTimestamp",
-    "TraceId",
-    "SpanId",
-    "TraceFlags",
-    "SeverityText",
-    "SeverityNumber",
-    "ServiceName",
-    "Body",
-    "ResourceSchemaUrl",
-    "ResourceAttributes",
-    "ScopeSchemaUrl",
-    "ScopeName",
-    "ScopeVersion",
-    "ScopeAttributes",
-    "LogAttributes",
-    "EventName",
-)
+LOG_COLUMNS = schema.LOG_COLUMNS  # the row contract (collectors/schema.py)
 
 
 def _body(record) -> str:

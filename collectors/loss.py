@@ -18,8 +18,9 @@ import time
 
 from collectors import report, roles
 from collectors.deliveries import DELIVERIES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
 from collectors.observations import BUS_VANTAGE
+from collectors.reader import Reader
 
 _PUBLISHED = f"""
 SELECT Channel AS channel, EventId AS event_id, min(ArrivalNs) AS t, any_value(Source) AS source,
@@ -51,7 +52,7 @@ FROM published p
 JOIN subscribed s ON s.channel = p.channel AND p.t >= s.since
 LEFT JOIN handled h ON h."group" = s."group" AND h.channel = p.channel AND h.event_id = p.event_id
 WHERE ((h.event_id IS NULL AND p.t < $lost_before) OR h.all_failed)
-  AND ($since_ns IS NULL OR p.t >= $since_ns) AND ($until_ns IS NULL OR p.t < $until_ns)
+  AND {window("p.t")}
   AND ($type IS NULL OR p.type = $type)
 ORDER BY p.channel, p.source NULLS FIRST, p.pk NULLS FIRST, p.seq NULLS LAST, p.event_id, s."group"
 """
@@ -85,7 +86,7 @@ def _gap_entries(streams: list[dict], vantage_filter, where: str) -> list[dict]:
     ]
 
 
-def loss(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S, now_ns: int | None = None) -> dict:
+def loss(cursor: Reader, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S, now_ns: int | None = None) -> dict:
     """Every lost event with the place it was lost, and the count per place."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     streams = report.streams(cursor, filters, grace_s, now_ns)

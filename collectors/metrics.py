@@ -11,42 +11,10 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from collectors import schema
 from collectors.otlp import Decoded, attributes, parse_request, resource_prefix, to_json
 
-METRIC_COLUMNS = (
-    "ResourceAttributes",
-    "ResourceSchemaUrl",
-    "ScopeName",
-    "ScopeVersion",
-    "ScopeAttributes",
-    "ScopeSchemaUrl",
-    "ServiceName",
-    "MetricName",
-    "MetricDescription",
-    "MetricUnit",
-    "MetricType",
-    "Attributes",
-    "StartTimeUnix",
-    "TimeUnix",
-    "Value",
-    "Flags",
-    "Exemplars",
-    "AggregationTemporality",
-    "IsMonotonic",
-    "Count",
-    "Sum",
-    "Min",
-    "Max",
-    "BucketCounts",
-    "ExplicitBounds",
-    "Scale",
-    "ZeroCount",
-    "PositiveOffset",
-    "PositiveBucketCounts",
-    "NegativeOffset",
-    "NegativeBucketCounts",
-    "ValueAtQuantiles",
-)
+METRIC_COLUMNS = schema.METRIC_COLUMNS  # the row contract (collectors/schema.py)
 METRIC_TYPES = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 TEMPORALITIES = ("Unspecified", "Delta", "Cumulative")
 _NONE_DISTRIBUTION = (None,) * 13  # Count .. ValueAtQuantiles for a gauge or sum point

@@ -23,7 +23,10 @@ import re
 from collections.abc import Callable
 from operator import itemgetter
 
+from opentelemetry.semconv._incubating.attributes import messaging_attributes as semconv
+
 from collectors import conventions as cv
+from collectors.conventions import Outcome
 
 FACTS = (
     ("system", "MsgSystem"),
@@ -51,8 +54,12 @@ _AT = {fact: at for at, (fact, _) in enumerate(FACTS)}
 
 OPERATIONS = ("create", "send", "receive", "process", "settle")
 _OPERATION_ALIASES = {"publish": "send", "deliver": "process"}  # values the conventions renamed (1.24, 1.28)
-CELERY_STATES = {"SUCCESS": "processed", "RETRY": "retried", "FAILURE": "failed"}
-SERVICEBUS_DISPOSITIONS = {"complete": "processed", "abandon": "retried", "dead_letter": "dead_lettered"}
+CELERY_STATES = {"SUCCESS": Outcome.PROCESSED, "RETRY": Outcome.RETRIED, "FAILURE": Outcome.FAILED}
+SERVICEBUS_DISPOSITIONS = {
+    "complete": Outcome.PROCESSED,
+    "abandon": Outcome.RETRIED,
+    "dead_letter": Outcome.DEAD_LETTERED,
+}
 CELERY_ACTIONS = {"apply_async": "send", "run": "process"}
 AWS_METHODS = {
     "SendMessage": "send",
@@ -159,39 +166,39 @@ NAMES = (
     _semconv("destination", cv.MESSAGING_DESTINATION, (1, 17)),
     _semconv("destination", "messaging.destination", (1, 0), (1, 16)),
     # routing keys only stand in for a destination a span does not name, whatever version it declares
-    Name("destination", "messaging.rabbitmq.destination.routing_key", "semconv 1.17+ (routing key)"),
+    Name("destination", semconv.MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY, "semconv 1.17+ (routing key)"),
     Name("destination", "messaging.rabbitmq.routing_key", "semconv 1.0–1.16 (routing key)"),
     _semconv("message_id", cv.MESSAGING_MESSAGE_ID, (1, 17)),
     _semconv("message_id", "messaging.message_id", (1, 0), (1, 16)),
     Name("message_id", cv.CE_ID, "CloudEvents (eventscope-redis, docs/events.md)"),
     _semconv("consumer_group", cv.MESSAGING_CONSUMER_GROUP, (1, 27)),
-    _semconv("consumer_group", "messaging.kafka.consumer.group", (1, 17), (1, 26)),
+    _semconv("consumer_group", semconv.MESSAGING_KAFKA_CONSUMER_GROUP, (1, 17), (1, 26)),
     _semconv("consumer_group", "messaging.kafka.consumer_group", (1, 0), (1, 16)),
-    _semconv("consumer_group", "messaging.rocketmq.client_group", (1, 17), (1, 26)),
-    _semconv("consumer_group", "messaging.eventhubs.consumer.group", (1, 22), (1, 26)),
+    _semconv("consumer_group", semconv.MESSAGING_ROCKETMQ_CLIENT_GROUP, (1, 17), (1, 26)),
+    _semconv("consumer_group", semconv.MESSAGING_EVENTHUBS_CONSUMER_GROUP, (1, 22), (1, 26)),
     Name("event_source", cv.CE_SOURCE, "CloudEvents (docs/events.md)"),
     Name("event_type", cv.CE_TYPE, "CloudEvents (docs/events.md)"),
     Name("event_type", "celery.task_name", "opentelemetry-instrumentation-celery"),
     _semconv("sequence", cv.KAFKA_OFFSET, (1, 27), convert="integer"),
-    _semconv("sequence", "messaging.kafka.message.offset", (1, 16), (1, 26), convert="integer"),
+    _semconv("sequence", semconv.MESSAGING_KAFKA_MESSAGE_OFFSET, (1, 16), (1, 26), convert="integer"),
     Name("sequence", cv.SEQUENCE, "eventscope (CloudEvents sequence)", convert="integer"),
     _semconv("partition", cv.MESSAGING_PARTITION_ID, (1, 25)),
-    _semconv("partition", "messaging.kafka.destination.partition", (1, 17), (1, 24)),
+    _semconv("partition", semconv.MESSAGING_KAFKA_DESTINATION_PARTITION, (1, 17), (1, 24)),
     _semconv("partition", "messaging.kafka.partition", (1, 0), (1, 16)),
     Name("partition", cv.PARTITION_KEY, "eventscope (CloudEvents partitionkey)"),
     Name("outcome", cv.OUTCOME, "eventscope"),
     Name("outcome", "celery.state", "opentelemetry-instrumentation-celery", convert="celery state"),
-    _semconv("outcome", "messaging.servicebus.disposition_status", (1, 24), convert="disposition"),
+    _semconv("outcome", semconv.MESSAGING_SERVICEBUS_DISPOSITION_STATUS, (1, 24), convert="disposition"),
     Name("event_subject", cv.CE_SUBJECT, "CloudEvents (docs/events.md)"),
     Name("attempts", cv.ATTEMPTS, "eventscope", convert="integer"),
     Name("dead_letter_reason", cv.DEAD_LETTER_REASON, "eventscope"),
     Name("schema_version", cv.SCHEMA_VERSION, "eventscope", convert="integer"),
-    _semconv("conversation_id", "messaging.message.conversation_id", (1, 17)),
+    _semconv("conversation_id", semconv.MESSAGING_MESSAGE_CONVERSATION_ID, (1, 17)),
     _semconv("conversation_id", "messaging.conversation_id", (1, 0), (1, 16)),
-    _semconv("routing_key", "messaging.rabbitmq.destination.routing_key", (1, 17)),
+    _semconv("routing_key", semconv.MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY, (1, 17)),
     _semconv("routing_key", "messaging.rabbitmq.routing_key", (1, 0), (1, 16)),
-    _semconv("delivery_count", "messaging.servicebus.message.delivery_count", (1, 21), convert="integer"),
-    _semconv("delivery_count", "messaging.gcp_pubsub.message.delivery_attempt", (1, 24), convert="integer"),
+    _semconv("delivery_count", semconv.MESSAGING_SERVICEBUS_MESSAGE_DELIVERY_COUNT, (1, 21), convert="integer"),
+    _semconv("delivery_count", semconv.MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT, (1, 24), convert="integer"),
     Name("delivery_count", "celery.retries", "opentelemetry-instrumentation-celery", convert="retries + 1"),
     Name("redelivered", "celery.delivery_info", "opentelemetry-instrumentation-celery", convert="redelivered flag"),
 )

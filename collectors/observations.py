@@ -19,6 +19,8 @@ identified by its position in the stream. The common filters are named bound par
 from __future__ import annotations
 
 from collectors import roles
+from collectors.conventions import Outcome
+from collectors.filters import window
 
 BUS_VANTAGE = "bus"
 
@@ -31,15 +33,15 @@ FROM bus_messages WHERE Valid GROUP BY Channel, EventId
 SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
     THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""
 """The event id of a span; Kafka-like spans without one are named by partition and offset."""
-SPAN_OUTCOME = f"""COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed'
-    WHEN s.SpanKind = 'Client' THEN '{roles.RECEIVED}' ELSE 'processed' END)"""
+SPAN_OUTCOME = f"""COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN '{Outcome.FAILED}'
+    WHEN s.SpanKind = 'Client' THEN '{roles.RECEIVED}' ELSE '{Outcome.PROCESSED}' END)"""
 """A delivery's outcome; spans of instrumentations that record none count by their status (a receipt, collectors/
 roles.py, says nothing of processing)."""
 RECEIPTS_JOIN = f"""LEFT JOIN ({roles.redelivered_receipts()}) rr ON rr.TraceId = s.TraceId AND rr.SpanId = s.SpanId"""
 """Joined to consumer spans ``s``, so that ``SPAN_REDELIVERED`` can read it."""
 SPAN_REDELIVERED = "CASE WHEN rr.SpanId IS NOT NULL THEN true ELSE s.Redelivered END"
 """The instrumentation's redelivered mark, or an SQS message received again (collectors/roles.py)."""
-FAILED_ATTEMPT = "('failed', 'retried')"
+FAILED_ATTEMPT = f"('{Outcome.FAILED}', '{Outcome.RETRIED}')"
 """Outcomes after which the next delivery of the same message to the same group is a redelivery."""
 
 
@@ -61,7 +63,7 @@ SELECT 'bus' AS vantage, Channel AS channel, Source AS source, PartitionKey AS p
        TraceId AS trace_id, NULL::BOOLEAN AS redelivered
 FROM bus_messages
 WHERE Valid AND CAST($group AS VARCHAR) IS NULL
-  AND ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+  AND {window("ArrivalNs")}
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type)
   AND ($service IS NULL OR EventId IN (
       SELECT MsgMessageId FROM otel_traces WHERE {roles.publish()} AND ServiceName = $service))
@@ -74,7 +76,7 @@ SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.Ce
 FROM otel_traces s {RECEIPTS_JOIN}
 WHERE {roles.delivery("s")} AND s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
-  AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+  AND {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
   AND ($service IS NULL OR s.ServiceName = $service)

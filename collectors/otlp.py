@@ -20,28 +20,9 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collectors import normalize
+from collectors import normalize, schema
 
-SPAN_COLUMNS = (
-    "Timestamp",
-    "TraceId",
-    "SpanId",
-    "ParentSpanId",
-    "TraceState",
-    "SpanName",
-    "SpanKind",
-    "ServiceName",
-    "ResourceAttributes",
-    "ScopeName",
-    "ScopeVersion",
-    "SpanAttributes",
-    "Duration",
-    "StatusCode",
-    "StatusMessage",
-    "Events",
-    "Links",
-    *normalize.COLUMNS,  # the canonical messaging facts (collectors/normalize.py); new ones are appended last
-)
+SPAN_COLUMNS = schema.SPAN_COLUMNS  # the row contract; its last columns are the canonical facts (normalize.COLUMNS)
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
 UNKNOWN_SERVICE = "unknown_service"

@@ -5,31 +5,33 @@ from __future__ import annotations
 import time
 
 from collectors import report, roles
+from collectors.conventions import Outcome
 from collectors.deliveries import DELIVERIES
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
+from collectors.reader import Reader
 
-_BUS = """
+_BUS = f"""
 SELECT count(*) FILTER (Valid), count(DISTINCT EventId) FILTER (Valid), count(*) FILTER (Kind = 'malformed'),
        min(ArrivalNs), max(ArrivalNs), count(*), count(*) FILTER (Kind = 'unenveloped')
 FROM bus_messages
-WHERE ($since_ns IS NULL OR ArrivalNs >= $since_ns) AND ($until_ns IS NULL OR ArrivalNs < $until_ns)
+WHERE {window("ArrivalNs")}
   AND ($channel IS NULL OR Channel = $channel) AND ($type IS NULL OR Type = $type OR NOT Valid)
 """
 _SPANS = f"""
 SELECT count(*), count(DISTINCT MsgMessageId) FILTER ({roles.publish()}), min(Timestamp), max(Timestamp)
 FROM otel_traces s
-WHERE ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+WHERE {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel) AND ($type IS NULL OR s.CeType = $type)
   AND ($group IS NULL OR s.MsgConsumerGroup = $group) AND ($service IS NULL OR s.ServiceName = $service)
 """
 _DELIVERY = f"""
-SELECT count(*), count(*) FILTER (outcome = 'dead_lettered'),
+SELECT count(*), count(*) FILTER (outcome = '{Outcome.DEAD_LETTERED}'),
        quantile_cont((t - producer_t) / 1e6, 0.95) FILTER (producer_t IS NOT NULL)
 FROM ({DELIVERIES})
 """
 
 
-def overview(cursor, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) -> dict:
+def overview(cursor: Reader, filters: Filters, grace_s: float = report.DEFAULT_GRACE_S) -> dict:
     """Counts, rates and the p95 delivery latency; see docs/api.md for each field."""
     values = filters.values()
     bus, bus_events, malformed, bus_low, bus_high, messages, unenveloped = cursor.execute(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 
 from collectors import observations
+from collectors.conventions import Outcome
 from collectors.filters import Filters, bind
+from collectors.reader import Reader
 
 DEFAULT_GRACE_S = 5.0
 """A gap becomes lost once its newer neighbour arrived more than this many seconds ago."""
 
-_COUNTS = """
+_COUNTS = f"""
 WITH obs AS MATERIALIZED (
     SELECT __STREAM_KEY__ AS sk, t::HUGEINT * 18446744073709551616 + COALESCE(tie, 0) AS k,
            vantage, channel, source, pk, event_id, seq, t, outcome, redelivered
@@ -26,8 +28,8 @@ failed AS (SELECT sk, event_id, min(k) AS failed_k FROM obs WHERE outcome IN __F
 streams AS (SELECT sk, vantage, channel, source, pk FROM obs GROUP BY ALL),
 ids AS (
     SELECT sk, event_id, count(*) AS n, arg_min_null(seq, k) AS seq, min(k) AS k, min(t) AS t,
-           count(*) FILTER (outcome = 'duplicate_skipped') AS handled,
-           count(*) FILTER (outcome = 'processed') AS processed,
+           count(*) FILTER (outcome = '{Outcome.DUPLICATE_SKIPPED}') AS handled,
+           count(*) FILTER (outcome = '{Outcome.PROCESSED}') AS processed,
            count(*) FILTER (COALESCE(redelivered, false) OR k > failed_k) AS redeliveries,
            arg_min(COALESCE(redelivered, false), k)::INTEGER AS first_redelivery
     FROM obs LEFT JOIN failed USING (sk, event_id) GROUP BY ALL
@@ -114,7 +116,9 @@ def _entry(row: tuple) -> dict:
     return entry
 
 
-def streams(cursor, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None) -> list[dict]:
+def streams(
+    cursor: Reader, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None
+) -> list[dict]:
     """One entry per stream and vantage point (bus first, then consumer groups)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     values = {**filters.values(), "lost_before": now_ns - int(grace_s * 1e9)}
@@ -127,7 +131,9 @@ def streams(cursor, filters: Filters, grace_s: float = DEFAULT_GRACE_S, now_ns: 
     return entries
 
 
-def report(cursor, filters: Filters | None = None, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None) -> dict:
+def report(
+    cursor: Reader, filters: Filters | None = None, grace_s: float = DEFAULT_GRACE_S, now_ns: int | None = None
+) -> dict:
     """Per-stream counts at every vantage point, plus totals, the malformed count and the span count."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     entries = streams(cursor, filters or Filters(), grace_s, now_ns)

@@ -11,6 +11,7 @@ import time
 
 from collectors import observations, report
 from collectors.filters import Filters, bind
+from collectors.reader import Reader
 from collectors.streams import count_stream
 
 _ONE_STREAM = """
@@ -39,7 +40,7 @@ def _arrivals(rows: list[tuple]) -> list[dict]:
 
 
 def sequences(
-    cursor,
+    cursor: Reader,
     filters: Filters,
     source: str | None,
     partitionkey: str | None,

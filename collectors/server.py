@@ -121,14 +121,14 @@ class HttpApp:
     def _answer_query(self, path: str, params: dict) -> Reply:
         if path == api.API_PREFIX + "/health":
             return answers.reply(200, self.collector.health())
-        cursor = self.collector.store.cursor()
+        reader = self.collector.store.reader()
         try:
-            status, payload = api.handle(cursor, path, params)
+            status, payload = api.handle(reader, path, params)
         except Exception:
             log.exception("query failed: %s", path)
             status, payload = 500, {"error": "query failed; see the collectors log"}
         finally:
-            cursor.close()
+            reader.close()
         return answers.reply(status, payload)
 
     async def _export(self, scope, receive, send, signal_: Signal, client: str) -> None:

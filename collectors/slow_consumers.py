@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from collectors.deliveries import DELIVERIES
 from collectors.filters import Filters, bind
+from collectors.reader import Reader
 
 DEFAULT_BUCKET_S = 1
 DEFAULT_MIN_MS = 200.0
@@ -126,5 +127,5 @@ def slow_consumers(
     }
 
 
-def _fetch(cursor, values: dict) -> list[tuple]:
+def _fetch(cursor: Reader, values: dict) -> list[tuple]:
     return cursor.execute(_BUCKETS, bind(_BUCKETS, values)).fetchall()

@@ -1,6 +1,7 @@
 """The store: one embedded DuckDB file, written only by the collectors process.
 
-One schema string and a column tuple per table are the row contract. A single writer thread owns
+The schema, declared once in collectors/schema.py, gives the DDL, the column tuples that are the row
+contract, the insert column lists and the Arrow types of each batch. A single writer thread owns
 the write path and commits many submitted batches in one transaction (group commit); a submitter
 learns that its rows are durable only after that commit, which is what lets the OTLP receiver
 answer 200 safely. Span writes are idempotent on (TraceId, SpanId), so a retried export never
@@ -24,234 +25,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors.logs import LOG_COLUMNS
-from collectors.metrics import METRIC_COLUMNS
-from collectors.otlp import SPAN_COLUMNS
+from collectors import schema
+from collectors.schema import LOG_COLUMNS, MIGRATIONS, SCHEMA, SPAN_COLUMNS
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS otel_traces (
-    Timestamp BIGINT NOT NULL,          -- span start, ns since the epoch
-    TraceId VARCHAR NOT NULL,
-    SpanId VARCHAR NOT NULL,
-    ParentSpanId VARCHAR NOT NULL,
-    TraceState VARCHAR NOT NULL,
-    SpanName VARCHAR NOT NULL,
-    SpanKind VARCHAR NOT NULL,
-    ServiceName VARCHAR NOT NULL,
-    ResourceAttributes JSON NOT NULL,
-    ScopeName VARCHAR NOT NULL,
-    ScopeVersion VARCHAR NOT NULL,
-    SpanAttributes JSON NOT NULL,
-    Duration BIGINT NOT NULL,           -- ns
-    StatusCode VARCHAR NOT NULL,
-    StatusMessage VARCHAR NOT NULL,
-    Events JSON NOT NULL,
-    Links JSON NOT NULL,
-    MsgSystem VARCHAR,
-    MsgOperation VARCHAR,
-    MsgDestination VARCHAR,
-    MsgMessageId VARCHAR,
-    MsgConsumerGroup VARCHAR,
-    CeSource VARCHAR,
-    CeType VARCHAR,
-    Sequence BIGINT,
-    PartitionKey VARCHAR,
-    Outcome VARCHAR,
-    CeSubject VARCHAR,
-    Attempts BIGINT,
-    DeadLetterReason VARCHAR,
-    SchemaVersion BIGINT,
-    MsgConversationId VARCHAR,          -- canonical facts from collectors/normalize.py; new columns go last
-    MsgRoutingKey VARCHAR,
-    DeliveryCount BIGINT,               -- 1 = first delivery; NULL when the instrumentation does not say
-    Redelivered BOOLEAN                 -- the instrumentation marks the delivery as a redelivery
-    -- identity (TraceId, SpanId), kept by the write path (_INSERT_NEW_SPANS), not by an index
-);
--- One row per span link, so links can be followed in both directions without parsing JSON.
-CREATE TABLE IF NOT EXISTS span_links (
-    TraceId VARCHAR NOT NULL,
-    SpanId VARCHAR NOT NULL,
-    LinkedTraceId VARCHAR NOT NULL,
-    LinkedSpanId VARCHAR NOT NULL
-    -- written only together with the newly stored span it belongs to, so never twice
-);
-CREATE TABLE IF NOT EXISTS bus_messages (
-    ArrivalNs BIGINT NOT NULL,          -- when the tap received it, ns since the epoch
-    ArrivalSeq BIGINT NOT NULL,         -- tap receive order within one collectors run
-    Channel VARCHAR NOT NULL,
-    Pattern VARCHAR NOT NULL,
-    Size INTEGER NOT NULL,
-    Valid BOOLEAN NOT NULL,
-    Error VARCHAR,
-    EventId VARCHAR,
-    Source VARCHAR,
-    Type VARCHAR,
-    Subject VARCHAR,
-    EventTime VARCHAR,
-    Sequence BIGINT,
-    PartitionKey VARCHAR,
-    TraceId VARCHAR,
-    Payload VARCHAR NOT NULL,
-    Kind VARCHAR                        -- event | unenveloped | malformed (collectors/cloudevents.py KINDS)
-);
-CREATE TABLE IF NOT EXISTS otel_logs (
-    Timestamp BIGINT NOT NULL,          -- ns; the observed time when the record has none
-    ObservedTimestamp BIGINT NOT NULL,
-    TraceId VARCHAR NOT NULL,
-    SpanId VARCHAR NOT NULL,
-    TraceFlags INTEGER NOT NULL,
-    SeverityText VARCHAR NOT NULL,
-    SeverityNumber INTEGER NOT NULL,
-    ServiceName VARCHAR NOT NULL,
-    Body VARCHAR NOT NULL,              -- a string body as is, any other value as JSON
-    ResourceSchemaUrl VARCHAR NOT NULL,
-    ResourceAttributes JSON NOT NULL,
-    ScopeSchemaUrl VARCHAR NOT NULL,
-    ScopeName VARCHAR NOT NULL,
-    ScopeVersion VARCHAR NOT NULL,
-    ScopeAttributes JSON NOT NULL,
-    LogAttributes JSON NOT NULL,
-    EventName VARCHAR NOT NULL
-);
--- One table for every metric type; the ClickHouse exporter's per-type tables are views below.
-CREATE TABLE IF NOT EXISTS otel_metrics (
-    ResourceAttributes JSON NOT NULL,
-    ResourceSchemaUrl VARCHAR NOT NULL,
-    ScopeName VARCHAR NOT NULL,
-    ScopeVersion VARCHAR NOT NULL,
-    ScopeAttributes JSON NOT NULL,
-    ScopeSchemaUrl VARCHAR NOT NULL,
-    ServiceName VARCHAR NOT NULL,
-    MetricName VARCHAR NOT NULL,
-    MetricDescription VARCHAR NOT NULL,
-    MetricUnit VARCHAR NOT NULL,
-    MetricType VARCHAR NOT NULL,        -- gauge | sum | histogram | exponential_histogram | summary
-    Attributes JSON NOT NULL,
-    StartTimeUnix BIGINT NOT NULL,      -- ns
-    TimeUnix BIGINT NOT NULL,           -- ns
-    Value DOUBLE,                       -- gauge and sum
-    Flags BIGINT NOT NULL,
-    Exemplars JSON NOT NULL,
-    AggregationTemporality VARCHAR,     -- sum, histogram, exponential_histogram
-    IsMonotonic BOOLEAN,                -- sum
-    Count BIGINT,                       -- histogram, exponential_histogram, summary
-    Sum DOUBLE,
-    Min DOUBLE,
-    Max DOUBLE,
-    BucketCounts BIGINT[],              -- histogram
-    ExplicitBounds DOUBLE[],
-    Scale INTEGER,                      -- exponential_histogram
-    ZeroCount BIGINT,
-    PositiveOffset INTEGER,
-    PositiveBucketCounts BIGINT[],
-    NegativeOffset INTEGER,
-    NegativeBucketCounts BIGINT[],
-    ValueAtQuantiles JSON               -- summary: [{"Quantile", "Value"}]
-);
-CREATE OR REPLACE VIEW otel_metrics_gauge AS SELECT * EXCLUDE (MetricType, AggregationTemporality, IsMonotonic,
-    Count, Sum, Min, Max, BucketCounts, ExplicitBounds, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts,
-    NegativeOffset, NegativeBucketCounts, ValueAtQuantiles) FROM otel_metrics WHERE MetricType = 'gauge';
-CREATE OR REPLACE VIEW otel_metrics_sum AS SELECT * EXCLUDE (MetricType, Count, Sum, Min, Max, BucketCounts,
-    ExplicitBounds, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts, NegativeOffset, NegativeBucketCounts,
-    ValueAtQuantiles) FROM otel_metrics WHERE MetricType = 'sum';
-CREATE OR REPLACE VIEW otel_metrics_histogram AS SELECT * EXCLUDE (MetricType, Value, IsMonotonic, Scale, ZeroCount,
-    PositiveOffset, PositiveBucketCounts, NegativeOffset, NegativeBucketCounts, ValueAtQuantiles)
-    FROM otel_metrics WHERE MetricType = 'histogram';
-CREATE OR REPLACE VIEW otel_metrics_exponential_histogram AS SELECT * EXCLUDE (MetricType, Value, IsMonotonic,
-    BucketCounts, ExplicitBounds, ValueAtQuantiles) FROM otel_metrics WHERE MetricType = 'exponential_histogram';
-CREATE OR REPLACE VIEW otel_metrics_summary AS SELECT * EXCLUDE (MetricType, Value, Exemplars, AggregationTemporality,
-    IsMonotonic, Min, Max, BucketCounts, ExplicitBounds, Scale, ZeroCount, PositiveOffset, PositiveBucketCounts,
-    NegativeOffset, NegativeBucketCounts) FROM otel_metrics WHERE MetricType = 'summary';
--- Broker stats: one sample per poll, with the channels and pub/sub clients seen at that moment.
-CREATE TABLE IF NOT EXISTS broker_samples (
-    TimeNs BIGINT NOT NULL,
-    NumPat BIGINT NOT NULL,
-    Clients BIGINT NOT NULL,            -- INFO clients.connected_clients
-    PublishCalls BIGINT,                -- INFO commandstats cmdstat_publish calls (cumulative)
-    OmemMax BIGINT NOT NULL,            -- the largest output buffer of a pub/sub client
-    Info JSON NOT NULL                  -- INFO stats, clients and memory fields
-);
-CREATE TABLE IF NOT EXISTS broker_channels (
-    TimeNs BIGINT NOT NULL,
-    Channel VARCHAR NOT NULL,
-    Subscribers BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS broker_clients (
-    TimeNs BIGINT NOT NULL,
-    Id BIGINT NOT NULL,
-    Name VARCHAR NOT NULL,
-    Addr VARCHAR NOT NULL,
-    Sub BIGINT NOT NULL,
-    Psub BIGINT NOT NULL,
-    Omem BIGINT NOT NULL,
-    LimitBytes BIGINT                   -- client-output-buffer-limit pubsub hard limit; NULL when 0 (none)
-);
-"""
-
-BUS_COLUMNS = (
-    "ArrivalNs",
-    "ArrivalSeq",
-    "Channel",
-    "Pattern",
-    "Size",
-    "Valid",
-    "Error",
-    "EventId",
-    "Source",
-    "Type",
-    "Subject",
-    "EventTime",
-    "Sequence",
-    "PartitionKey",
-    "TraceId",
-    "Payload",
-    "Kind",
-)
-BROKER_SAMPLE_COLUMNS = ("TimeNs", "NumPat", "Clients", "PublishCalls", "OmemMax", "Info")
-BROKER_CHANNEL_COLUMNS = ("TimeNs", "Channel", "Subscribers")
-BROKER_CLIENT_COLUMNS = ("TimeNs", "Id", "Name", "Addr", "Sub", "Psub", "Omem", "LimitBytes")
-
-TABLE_COLUMNS = {
-    "otel_traces": SPAN_COLUMNS,
-    "bus_messages": BUS_COLUMNS,
-    "otel_logs": LOG_COLUMNS,
-    "otel_metrics": METRIC_COLUMNS,
-    "broker_samples": BROKER_SAMPLE_COLUMNS,
-    "broker_channels": BROKER_CHANNEL_COLUMNS,
-    "broker_clients": BROKER_CLIENT_COLUMNS,
-}
-_INT_COLUMNS = {
-    "Timestamp", "Duration", "Sequence", "Attempts", "SchemaVersion", "DeliveryCount", "ArrivalNs", "ArrivalSeq",
-    "Size", "ObservedTimestamp", "TraceFlags", "SeverityNumber", "StartTimeUnix", "TimeUnix", "Flags", "Count", "Scale",
-    "ZeroCount", "PositiveOffset", "NegativeOffset", "TimeNs", "NumPat", "Clients", "PublishCalls", "OmemMax",
-    "Subscribers", "Id", "Sub", "Psub", "Omem", "LimitBytes",
-}  # fmt: skip
-_SPECIAL_TYPES = {
-    "Valid": pa.bool_(),
-    "Redelivered": pa.bool_(),
-    "IsMonotonic": pa.bool_(),
-    "Value": pa.float64(),
-    "Sum": pa.float64(),
-    "Min": pa.float64(),
-    "Max": pa.float64(),
-    "BucketCounts": pa.list_(pa.int64()),
-    "PositiveBucketCounts": pa.list_(pa.int64()),
-    "NegativeBucketCounts": pa.list_(pa.int64()),
-    "ExplicitBounds": pa.list_(pa.float64()),
-}
-
-
-def _arrow_type(column: str) -> pa.DataType:
-    if column in _INT_COLUMNS:
-        return pa.int64()
-    return _SPECIAL_TYPES.get(column, pa.string())
-
-
-_ARROW_SCHEMAS = {
-    table: pa.schema([(name, _arrow_type(name)) for name in columns]) for table, columns in TABLE_COLUMNS.items()
-}
+_ARROW_SCHEMAS = {table: schema.arrow_schema(table) for table in schema.TABLES}
+TABLE_COLUMNS = {table: schema.names(table) for table in schema.TABLES if table != "span_links"}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # A sum of two columns the analyses compute in BIGINT, which must fit as well: a span's end is start plus duration.
 _SUMS_THAT_MUST_FIT = {"otel_traces": ("Timestamp", "Duration")}
@@ -266,10 +46,10 @@ def row_checker(table: str) -> Callable[[tuple], str | None]:
     group commit of every batch that shares it. The INTEGER (32-bit) columns only ever receive
     32-bit protobuf fields, so they need no check.
     """
-    schema = _ARROW_SCHEMAS[table]
-    scalars = [(i, f.name) for i, f in enumerate(schema) if f.type == pa.int64()]
-    lists = [(i, f.name) for i, f in enumerate(schema) if f.type == pa.list_(pa.int64())]
-    pair = [schema.get_field_index(name) for name in _SUMS_THAT_MUST_FIT.get(table, ())]
+    arrow = _ARROW_SCHEMAS[table]
+    scalars = [(i, f.name) for i, f in enumerate(arrow) if f.type == pa.int64()]
+    lists = [(i, f.name) for i, f in enumerate(arrow) if f.type == pa.list_(pa.int64())]
+    pair = [arrow.get_field_index(name) for name in _SUMS_THAT_MUST_FIT.get(table, ())]
 
     def problem(row: tuple) -> str | None:
         for i, name in scalars:
@@ -281,14 +61,12 @@ def row_checker(table: str) -> Callable[[tuple], str | None]:
             if values and not (min(values) >= INT64_MIN and max(values) <= INT64_MAX):
                 return f"a value of {name} is out of the 64-bit integer range"
         if pair and row[pair[0]] + row[pair[1]] > INT64_MAX:
-            return " + ".join(schema.field(i).name for i in pair) + " is out of the 64-bit integer range"
+            return " + ".join(arrow.field(i).name for i in pair) + " is out of the 64-bit integer range"
         return None
 
     return problem
 
 
-LINK_COLUMNS = ("TraceId", "SpanId", "LinkedTraceId", "LinkedSpanId")
-_ARROW_SCHEMAS["span_links"] = pa.schema([(name, pa.string()) for name in LINK_COLUMNS])
 # What makes a row the same row: (the time column the anti-join ranges over, the identity columns). A
 # span is its (TraceId, SpanId), with its start time, which a retry carries unchanged. Metric points
 # and log records carry no id of their own: a metric point is identified as in the OpenTelemetry data
@@ -315,33 +93,30 @@ _KEYED = {
     "otel_logs": _identity_key("otel_logs"),
     "span_links": lambda row: row,
 }
-# Table names here are constants of this module, never request values.
-_INSERTS = {table: f"INSERT INTO {table} SELECT * FROM _batch" for table in _ARROW_SCHEMAS}
+# Table and column names here are constants of collectors/schema.py, never request values. Every insert
+# names its columns, so it never depends on the order of the columns in the table.
+_INSERTS = {
+    table: f"INSERT INTO {table} ({schema.column_list(table)}) SELECT {schema.column_list(table)} FROM _batch"
+    for table in _ARROW_SCHEMAS
+}
 # Only the rows absent among the stored rows in the batch's own time range are inserted. The range
 # bounds are the batch's min/max time: zone maps then skip all but the newest row groups, so the check
 # costs the same at a million rows as at a thousand.
 _INSERT_NEW = {
     table: f"""
-INSERT INTO {table}
-SELECT b.* FROM _batch b
+INSERT INTO {table} ({schema.column_list(table)})
+SELECT {schema.column_list(table, "b.")} FROM _batch b
 ANTI JOIN (SELECT {", ".join(columns)} FROM {table} WHERE {time} BETWEEN ? AND ?) s
     ON {" AND ".join(f"s.{c} = b.{c}" for c in columns)}
 """
     for table, (time, columns) in _IDENTITY.items()
 }
 _INSERT_NEW_SPANS = _INSERT_NEW["otel_traces"] + "RETURNING TraceId, SpanId\n"
-_INSERT_LINKS_OF_NEW = """
-INSERT INTO span_links
-SELECT l.* FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
+_INSERT_LINKS_OF_NEW = f"""
+INSERT INTO span_links ({schema.column_list("span_links")})
+SELECT {schema.column_list("span_links", "l.")}
+FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
 """
-# Columns added after a store format was in use: a store written before them gains them when opened.
-MIGRATIONS = (
-    "ALTER TABLE bus_messages ADD COLUMN IF NOT EXISTS Kind VARCHAR",
-    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS MsgConversationId VARCHAR",
-    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS MsgRoutingKey VARCHAR",
-    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS DeliveryCount BIGINT",
-    "ALTER TABLE otel_traces ADD COLUMN IF NOT EXISTS Redelivered BOOLEAN",
-)
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
@@ -411,10 +186,10 @@ class _Job:
 
 
 def _arrow_batch(table: str, rows: list[tuple]) -> pa.Table:
-    schema = _ARROW_SCHEMAS[table]
-    columns = list(zip(*rows, strict=False)) if rows else [()] * len(schema)
+    arrow = _ARROW_SCHEMAS[table]
+    columns = list(zip(*rows, strict=False)) if rows else [()] * len(arrow)
     return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=False)], schema=schema
+        [pa.array(col, type=f.type) for col, f in zip(columns, arrow, strict=False)], schema=arrow
     )
 
 
@@ -480,6 +255,10 @@ class Store:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one reader thread; close it when done."""
+        return self._conn.cursor()
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """What the analyses read through (a ``Reader``, collectors/reader.py); close it when done."""
         return self._conn.cursor()
 
     def close(self) -> None:

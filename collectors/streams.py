@@ -27,7 +27,9 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 
-FAILED_ATTEMPT = ("failed", "retried")
+from collectors.conventions import Outcome
+
+FAILED_ATTEMPT = (Outcome.FAILED, Outcome.RETRIED)
 """Outcomes after which the next delivery of the same message is a redelivery."""
 
 
@@ -66,8 +68,8 @@ def count_stream(observations: Iterable[tuple], now_ns: int | None = None, grace
     highest: int | None = None
     for event_id, sequence, t_ns, outcome, redelivered in (tuple(o) + (None,) * (5 - len(o)) for o in observations):
         counts.received += 1
-        counts.duplicates_handled += outcome == "duplicate_skipped"
-        processed[event_id] += outcome == "processed"
+        counts.duplicates_handled += outcome == Outcome.DUPLICATE_SKIPPED
+        processed[event_id] += outcome == Outcome.PROCESSED
         redelivery = bool(redelivered) or event_id in failed_before
         counts.redeliveries += redelivery
         if outcome in FAILED_ATTEMPT:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from collectors.cloudevents import MALFORMED
-from collectors.store import BUS_COLUMNS
+from collectors.schema import BUS_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -9,16 +9,17 @@ parents, so a consumer that only links to its producer still continues the path.
 from __future__ import annotations
 
 from collectors import queries
-from collectors.filters import Filters, bind
+from collectors.filters import Filters, bind, window
+from collectors.reader import Reader
 
 # The newest matching traces are picked first with the cheap aggregates; the summaries (service list,
 # root span name) are computed only for those.
-_SEARCH = """
+_SEARCH = f"""
 WITH picked AS (
     SELECT TraceId, min(Timestamp) AS start
     FROM otel_traces
     GROUP BY TraceId
-    HAVING ($since_ns IS NULL OR min(Timestamp) >= $since_ns) AND ($until_ns IS NULL OR min(Timestamp) < $until_ns)
+    HAVING {window("min(Timestamp)")}
        AND ($service IS NULL OR bool_or(ServiceName = $service))
        AND ($channel IS NULL OR bool_or(MsgDestination = $channel))
        AND ($type IS NULL OR bool_or(CeType = $type)) AND ($group IS NULL OR bool_or(MsgConsumerGroup = $group))
@@ -44,7 +45,9 @@ WHERE l.LinkedTraceId = $trace AND l.TraceId <> $trace ORDER BY ALL
 """
 
 
-def search(cursor, filters: Filters, error: bool | None, min_ms: float | None, event_id, subject, limit: int) -> list:
+def search(
+    cursor: Reader, filters: Filters, error: bool | None, min_ms: float | None, event_id, subject, limit: int
+) -> list:
     """Trace summaries, newest first, of traces with a span matching every given criterion."""
     values = {**filters.values(), "error": error, "min_ms": min_ms, "event_id": event_id, "subject": subject}
     values["limit"] = limit
@@ -79,7 +82,7 @@ def critical_path(spans: list[dict], links: list[tuple[str, str]]) -> list[str]:
     return path[::-1]
 
 
-def trace(cursor, trace_id: str) -> dict | None:
+def trace(cursor: Reader, trace_id: str) -> dict | None:
     """One trace with its spans, its links out and in, and its critical path; None if unknown."""
     spans = queries.trace(cursor, trace_id)
     if not spans:

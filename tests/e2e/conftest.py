@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from devtools.chromium import CHROMIUM_ARGS
+
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / ".eventscope" / "screenshots"
 
 

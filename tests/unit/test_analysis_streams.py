@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from collectors import report
 from collectors.filters import Filters
 from collectors.otlp import SPAN_COLUMNS
-from collectors.store import BUS_COLUMNS, SCHEMA
+from collectors.schema import BUS_COLUMNS, SCHEMA
 from collectors.streams import count_stream
 
 SPAN_DEFAULTS = {

@@ -6,7 +6,8 @@ import pytest
 
 from collectors import retention
 from collectors.otlp import SPAN_COLUMNS
-from collectors.store import BUS_COLUMNS, Store
+from collectors.schema import BUS_COLUMNS
+from collectors.store import Store
 
 S = 1_000_000_000
 

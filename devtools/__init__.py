@@ -1,0 +1,1 @@
+"""Development tools that tests and benchmarks share: real processes to start, browser settings."""
