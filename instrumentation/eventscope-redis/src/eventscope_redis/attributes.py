@@ -6,6 +6,7 @@ names are the ones docs/events.md of eventscope lists for facts the conventions 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from opentelemetry.semconv._incubating.attributes import cloudevents_attributes as cloudevents
@@ -20,6 +21,7 @@ ATTEMPTS = "eventscope.attempts"
 SCHEMA_VERSION = "eventscope.schema.version"
 PROCESSED = "processed"
 FAILED = "failed"
+_CACHE_MAX = 4096  # channels whose shared attributes are kept ready
 _SCHEMA_VERSION = re.compile(r"[:/]v?(\d+)$")
 _CLOUDEVENT = (
     ("id", cloudevents.CLOUDEVENTS_EVENT_ID),
@@ -40,43 +42,67 @@ def schema_version(dataschema: object) -> int | None:
 
 def event(channel: str, attributes: dict | None, body_size: int) -> dict:
     """What producer and consumer spans share: destination, message and CloudEvent facts."""
-    result: dict = {
-        messaging.MESSAGING_SYSTEM: SYSTEM,
-        messaging.MESSAGING_DESTINATION_NAME: channel,
-        messaging.MESSAGING_MESSAGE_BODY_SIZE: body_size,
-    }
+    result: dict = {messaging.MESSAGING_SYSTEM: SYSTEM, messaging.MESSAGING_DESTINATION_NAME: channel}
+    _add_event(result, attributes, body_size)
+    return result
+
+
+def _add_event(result: dict, attributes: dict | None, body_size: int) -> None:
+    result[messaging.MESSAGING_MESSAGE_BODY_SIZE] = body_size
     if not attributes:
-        return result
-    if isinstance(attributes.get("id"), str):
+        return
+    get = attributes.get
+    if isinstance(get("id"), str):
         result[messaging.MESSAGING_MESSAGE_ID] = attributes["id"]
     for key, name in _CLOUDEVENT:
-        if isinstance(attributes.get(key), str):
-            result[name] = attributes[key]
-    sequence = attributes.get("sequence")
+        value = get(key)
+        if isinstance(value, str):
+            result[name] = value
+    sequence = get("sequence")
     if isinstance(sequence, str) and sequence.isdigit():
         result[SEQUENCE] = int(sequence)
-    if isinstance(attributes.get("partitionkey"), str):
+    if isinstance(get("partitionkey"), str):
         result[PARTITION_KEY] = attributes["partitionkey"]
-    version = schema_version(attributes.get("dataschema"))
+    version = schema_version(get("dataschema"))
     if version is not None:
         result[SCHEMA_VERSION] = version
+
+
+@functools.lru_cache(maxsize=_CACHE_MAX)
+def _producer_base(channel: str, operation: str) -> dict:
+    """The attributes every message sent on ``channel`` shares, built once per channel (never mutated)."""
+    return {
+        messaging.MESSAGING_SYSTEM: SYSTEM,
+        messaging.MESSAGING_DESTINATION_NAME: channel,
+        messaging.MESSAGING_OPERATION_TYPE: messaging.MessagingOperationTypeValues.SEND.value,
+        messaging.MESSAGING_OPERATION_NAME: operation,
+    }
+
+
+@functools.lru_cache(maxsize=_CACHE_MAX)
+def _consumer_base(channel: str, group: str, pattern: str | None) -> dict:
+    """The attributes every delivery on ``channel`` to ``group`` starts with, built once (never mutated)."""
+    result = {
+        messaging.MESSAGING_SYSTEM: SYSTEM,
+        messaging.MESSAGING_DESTINATION_NAME: channel,
+        messaging.MESSAGING_OPERATION_TYPE: messaging.MessagingOperationTypeValues.PROCESS.value,
+        messaging.MESSAGING_OPERATION_NAME: "process",
+        messaging.MESSAGING_CONSUMER_GROUP_NAME: group,
+        ATTEMPTS: 1,  # Pub/Sub does not redeliver: one attempt per delivery
+        OUTCOME: PROCESSED,  # until a handler raises: one attribute fewer to set per delivery
+    }
+    if pattern is not None:
+        result[messaging.MESSAGING_DESTINATION_TEMPLATE] = pattern
     return result
 
 
 def producer(channel: str, operation: str, attributes: dict, body_size: int) -> dict:
-    result = event(channel, attributes, body_size)
-    result[messaging.MESSAGING_OPERATION_TYPE] = messaging.MessagingOperationTypeValues.SEND.value
-    result[messaging.MESSAGING_OPERATION_NAME] = operation
+    result = _producer_base(channel, operation).copy()
+    _add_event(result, attributes, body_size)
     return result
 
 
 def consumer(channel: str, group: str, attributes: dict | None, body_size: int, pattern: str | None) -> dict:
-    result = event(channel, attributes, body_size)
-    result[messaging.MESSAGING_OPERATION_TYPE] = messaging.MessagingOperationTypeValues.PROCESS.value
-    result[messaging.MESSAGING_OPERATION_NAME] = "process"
-    result[messaging.MESSAGING_CONSUMER_GROUP_NAME] = group
-    result[ATTEMPTS] = 1  # Pub/Sub does not redeliver: one attempt per delivery
-    result[OUTCOME] = PROCESSED  # until a handler raises: one attribute fewer to set per delivery
-    if pattern is not None:
-        result[messaging.MESSAGING_DESTINATION_TEMPLATE] = pattern
+    result = _consumer_base(channel, group, pattern).copy()
+    _add_event(result, attributes, body_size)
     return result

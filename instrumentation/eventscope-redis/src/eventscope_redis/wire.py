@@ -25,6 +25,7 @@ import json
 import os
 import random
 import time
+from typing import NamedTuple
 
 SPECVERSION = "1.0"
 MARKER_KEY = "wrappedby"
@@ -42,26 +43,30 @@ _JSON_START = frozenset('{["-0123456789tfn')
 _WHITESPACE = " \t\n\r"
 
 
-@dataclasses.dataclass(frozen=True)
-class Received:
-    """A message as it arrived: what the application sees, and the CloudEvent attributes when there are any."""
+class Received(NamedTuple):
+    """A message as it arrived: what the application sees, and the CloudEvent attributes when there are any.
+
+    A named tuple: one is built per delivery, and a frozen dataclass costs several times more to build.
+    """
 
     payload: bytes | str
     attributes: dict | None
     wrapped: bool
 
 
-def uuid7() -> str:
+def uuid7(time_ns: int | None = None) -> str:
     """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, variant, 74 random bits.
 
     The random bits come from ``random.getrandbits`` (seeded from the OS at start): ids must be unique,
-    not secret, and a system call per message would cost more than the rest of the envelope.
+    not secret, and a system call per message would cost more than the rest of the envelope. A caller
+    that has just read the clock passes its ``time_ns``.
     """
-    millis = time.time_ns() // 1_000_000
-    rand = _RANDOM.getrandbits(74)
-    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    millis = (time.time_ns() if time_ns is None else time_ns) // 1_000_000
+    rand = _RANDOM.getrandbits(74)  # 12 bits after the version, 62 after the variant
+    return (
+        f"{millis >> 16 & 0xFFFFFFFF:08x}-{millis & 0xFFFF:04x}-{0x7000 | rand >> 62:04x}-"
+        f"{0x8000 | rand >> 48 & 0x3FFF:04x}-{rand & 0xFFFFFFFFFFFF:012x}"
+    )
 
 
 _RANDOM = random.Random(os.urandom(16))
@@ -88,19 +93,31 @@ def _json_value(text: str) -> object:
     if not stripped or stripped[0] not in _JSON_START:
         return _NOT_JSON
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _STRICT.decode(text)
     except (ValueError, RecursionError):
         return _NOT_JSON
 
 
 _NOT_JSON = object()
-
-
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads(..., **kw) builds one per call
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=64)
+def _name(key: str) -> str:
+    return f"{_quoted(key)}:"
+
+
+def _quoted(value: object) -> str:
+    return _QUOTE(value) if type(value) is str else _ENCODER.encode(value)
+
+
+_QUOTE = json.encoder.encode_basestring  # what _ENCODER does to a str (ensure_ascii=False), one call per value
+
+
 def _members(attributes: dict[str, str]) -> str:
-    return _ENCODER.encode(attributes)[1:-1]
+    """``attributes`` as JSON object members, without the braces (as ``_ENCODER`` would write them)."""
+    return ",".join([_name(key) + _quoted(value) for key, value in attributes.items()])
 
 
 def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) -> bytes:
@@ -187,7 +204,7 @@ def _from_envelope(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict]
     """Attributes come first and hold strings only, so the first marker is ours and the data follows it."""
     at = wire.find(marks.data)
     if at >= 0:
-        attributes = json.loads(wire[:at] + marks.marker_end)
+        attributes = _head(wire[:at] + marks.marker_end)
         raw = wire[at + len(marks.data) : -1]
         if not _ours(attributes) or not raw:
             return None
@@ -200,12 +217,20 @@ def _from_envelope(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict]
     at = wire.find(marks.binary)
     if at < 0:
         return None
-    attributes = json.loads(wire[:at] + marks.marker_end)
+    attributes = _head(wire[:at] + marks.marker_end)
     data = json.loads(wire[at + len(marks.binary) : -1])
     if not _ours(attributes) or not isinstance(data, str):
         return None
     payload = base64.b64decode(data, validate=True)
     return (payload if isinstance(wire, bytes) else payload.decode("utf-8", errors="replace")), attributes
+
+
+def _head(members: bytes | str) -> object:
+    """The envelope's attributes: json.loads, less its encoding detection (an envelope starts with ``{"``)."""
+    return _PLAIN.decode(members.decode("utf-8", "surrogatepass") if type(members) is bytes else members)
+
+
+_PLAIN = json.JSONDecoder()
 
 
 def _from_mixed(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict] | None:
