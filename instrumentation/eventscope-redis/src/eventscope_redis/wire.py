@@ -62,11 +62,10 @@ def uuid7(time_ns: int | None = None) -> str:
     that has just read the clock passes its ``time_ns``.
     """
     millis = (time.time_ns() if time_ns is None else time_ns) // 1_000_000
-    rand = _RANDOM.getrandbits(74)  # 12 bits after the version, 62 after the variant
-    return (
-        f"{millis >> 16 & 0xFFFFFFFF:08x}-{millis & 0xFFFF:04x}-{0x7000 | rand >> 62:04x}-"
-        f"{0x8000 | rand >> 48 & 0x3FFF:04x}-{rand & 0xFFFFFFFFFFFF:012x}"
-    )
+    rand = _RANDOM.getrandbits(74)
+    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 _RANDOM = random.Random(os.urandom(16))
@@ -128,17 +127,24 @@ def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) 
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        head = _members({**attributes, "datacontenttype": BINARY_TYPE})
-        return f'{{{head},{_STR.binary}"'.encode() + base64.b64encode(payload) + b'"}'
+        return f'{_opening(attributes, BINARY_TYPE)},{_STR.binary}"'.encode() + base64.b64encode(payload) + b'"}'
     value = _json_value(text)
     if value is _NOT_JSON:
-        head = _members({**attributes, "datacontenttype": TEXT_TYPE})
-        return f"{{{head},{_STR.data}{_ENCODER.encode(text)}}}".encode()
+        return f"{_opening(attributes, TEXT_TYPE)},{_STR.data}{_ENCODER.encode(text)}}}".encode()
     if mixed_fleet and isinstance(value, dict) and text.endswith("}") and RESERVED.isdisjoint(value):
         members = _members({MARKER_KEY: MARKER, **attributes})
         return f"{text[:-1]}{',' if value else ''}{members}}}".encode()
-    head = _members({**attributes, "datacontenttype": JSON_TYPE})
-    return f"{{{head},{_STR.data}".encode() + payload + b"}"
+    return f"{_opening(attributes, JSON_TYPE)},{_STR.data}".encode() + payload + b"}"
+
+
+def _opening(attributes: dict[str, str], content_type: str) -> str:
+    """``{`` and the attributes, ``datacontenttype`` last: an envelope up to its marker and data."""
+    if "datacontenttype" in attributes:  # not from our producer; given its place, as a dict update would
+        return "{" + _members({**attributes, "datacontenttype": content_type})
+    return "{" + _members(attributes) + _CONTENT_TYPES[content_type]
+
+
+_CONTENT_TYPES = {kind: f',"datacontenttype":"{kind}"' for kind in (JSON_TYPE, TEXT_TYPE, BINARY_TYPE)}
 
 
 @dataclasses.dataclass(frozen=True)
