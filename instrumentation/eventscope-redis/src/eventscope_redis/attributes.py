@@ -22,13 +22,17 @@ SCHEMA_VERSION = "eventscope.schema.version"
 PROCESSED = "processed"
 FAILED = "failed"
 _CACHE_MAX = 4096  # channels whose shared attributes are kept ready
-_SCHEMA_VERSION = re.compile(r"[:/]v?(\d+)$")
-_CLOUDEVENT = (
+_SCHEMA_VERSION = re.compile(r"[:/]v?([0-9]{1,18})$")  # ASCII digits that fit an int64 attribute
+_SEQUENCE_DIGITS = 19  # at most; an int64 attribute holds up to 2**63 - 1
+_INT64_MAX = 2**63 - 1
+_TEXTS = (  # CloudEvent attribute -> span attribute, for those copied as they are when they are strings
+    ("id", messaging.MESSAGING_MESSAGE_ID),
     ("id", cloudevents.CLOUDEVENTS_EVENT_ID),
     ("source", cloudevents.CLOUDEVENTS_EVENT_SOURCE),
     ("type", cloudevents.CLOUDEVENTS_EVENT_TYPE),
     ("subject", cloudevents.CLOUDEVENTS_EVENT_SUBJECT),
     ("specversion", cloudevents.CLOUDEVENTS_EVENT_SPEC_VERSION),
+    ("partitionkey", PARTITION_KEY),
 )
 
 
@@ -38,6 +42,14 @@ def schema_version(dataschema: object) -> int | None:
         return None
     match = _SCHEMA_VERSION.search(dataschema)
     return int(match.group(1)) if match else None
+
+
+def _sequence(value: object) -> int | None:
+    """A ``sequence`` that is a decimal integer string fitting an int64 attribute, else None."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > _SEQUENCE_DIGITS:
+        return None
+    number = int(value)
+    return number if number <= _INT64_MAX else None
 
 
 def event(channel: str, attributes: dict | None, body_size: int) -> dict:
@@ -52,20 +64,18 @@ def _add_event(result: dict, attributes: dict | None, body_size: int) -> None:
     if not attributes:
         return
     get = attributes.get
-    if isinstance(get("id"), str):
-        result[messaging.MESSAGING_MESSAGE_ID] = attributes["id"]
-    for key, name in _CLOUDEVENT:
+    for key, name in _TEXTS:
         value = get(key)
         if isinstance(value, str):
             result[name] = value
-    sequence = get("sequence")
-    if isinstance(sequence, str) and sequence.isdigit():
-        result[SEQUENCE] = int(sequence)
-    if isinstance(get("partitionkey"), str):
-        result[PARTITION_KEY] = attributes["partitionkey"]
-    version = schema_version(get("dataschema"))
-    if version is not None:
-        result[SCHEMA_VERSION] = version
+    sequence = _sequence(get("sequence"))
+    if sequence is not None:
+        result[SEQUENCE] = sequence
+    dataschema = get("dataschema")
+    if dataschema is not None:
+        version = schema_version(dataschema)
+        if version is not None:
+            result[SCHEMA_VERSION] = version
 
 
 @functools.lru_cache(maxsize=_CACHE_MAX)
