@@ -106,9 +106,9 @@ def _subscribe(redis_url: str, messages: int, mode: str, ready, results) -> None
         tracer_provider.shutdown()
 
 
-def pubsub_loop(redis_url: str, messages: int, mode: str = "bare") -> tuple[float, float]:
-    """(messages/s, CPU seconds per message of both sides): this process publishes, a child subscribes,
-    as a publishing service and a subscribing service would; both instrumented the same way."""
+def pubsub_loop(redis_url: str, messages: int, mode: str = "bare") -> tuple[float, float, float]:
+    """(messages/s, publisher's and subscriber's CPU seconds per message): this process publishes, a child
+    subscribes, as a publishing service and a subscribing service would; both instrumented the same way."""
     spawn = multiprocessing.get_context("spawn")
     ready, results = spawn.Event(), spawn.Queue()
     child = spawn.Process(target=_subscribe, args=(redis_url, messages, mode, ready, results))
@@ -136,7 +136,7 @@ def pubsub_loop(redis_url: str, messages: int, mode: str = "bare") -> tuple[floa
         if isinstance(tracer_provider, TracerProvider):
             tracer_provider.shutdown()
         child.join(timeout=30)
-    return messages / (finished - started), (cpu + subscriber_cpu) / messages
+    return messages / (finished - started), cpu / messages, subscriber_cpu / messages
 
 
 class FloorSpans:
@@ -182,12 +182,15 @@ def sdk_floor(messages: int, with_attributes: bool = False) -> float:
 
 
 def main(redis_url: str, messages: int = MESSAGES, rounds: int = ROUNDS) -> dict:
-    rate = {"bare": 0.0, "noop": 0.0, "sdk": 0.0, "hand": 0.0}
-    cpu = dict.fromkeys(("bare", "noop", "sdk", "hand", "floor", "floor_attributes"), float("inf"))
+    modes = ("bare", "noop", "sdk", "hand")
+    rate = dict.fromkeys(modes, 0.0)
+    cpu = dict.fromkeys((*modes, "floor", "floor_attributes"), float("inf"))
+    sides = {mode: [float("inf"), float("inf")] for mode in modes}  # publisher, subscriber
     for _ in range(rounds):
-        for key in ("bare", "noop", "sdk", "hand"):
-            round_rate, round_cpu = pubsub_loop(redis_url, messages, key)
-            rate[key], cpu[key] = max(rate[key], round_rate), min(cpu[key], round_cpu)
+        for key in modes:
+            round_rate, publisher, subscriber = pubsub_loop(redis_url, messages, key)
+            rate[key], cpu[key] = max(rate[key], round_rate), min(cpu[key], publisher + subscriber)
+            sides[key] = [min(sides[key][0], publisher), min(sides[key][1], subscriber)]
         cpu["floor"] = min(cpu["floor"], sdk_floor(messages))
         cpu["floor_attributes"] = min(cpu["floor_attributes"], sdk_floor(messages, with_attributes=True))
     added = cpu["sdk"] - cpu["bare"]
@@ -199,6 +202,10 @@ def main(redis_url: str, messages: int = MESSAGES, rounds: int = ROUNDS) -> dict
         f"one publisher process, one subscriber process, best of {rounds}"
     )
     print(f"  bare redis-py (baseline):     {rate['bare']:10,.0f} msg/s  {cpu['bare'] * us:7.1f} us CPU/msg")
+    print(
+        "  per side (publisher + subscriber, us CPU/msg): "
+        + ", ".join(f"{mode} {sides[mode][0] * us:.1f} + {sides[mode][1] * us:.1f}" for mode in modes)
+    )
     print(
         f"  instrumented, no-op provider: {rate['noop']:10,.0f} msg/s  {cpu['noop'] * us:7.1f} us CPU/msg"
         f"  (the library's own work: {(cpu['noop'] - cpu['bare']) * us:.1f} us/msg)"
