@@ -67,10 +67,42 @@ def test_source_and_group_default_to_the_service_and_an_instance_id():
 
 @pytest.mark.parametrize(
     "dataschema, version",
-    [("urn:shop:order.placed:2", 2), ("https://schemas/x/v3", 3), ("https://schemas/x", None), (None, None), (7, None)],
+    [
+        ("urn:shop:order.placed:2", 2),
+        ("https://schemas/x/v3", 3),
+        ("https://schemas/x", None),
+        (None, None),
+        (7, None),
+        ("urn:x:\u0663", None),  # a digit, but not a decimal ASCII one
+        ("urn:x:" + "9" * 19, None),  # too big for an integer attribute
+        ("urn:x:" + "1" * 5000, None),  # longer than Python converts to int
+    ],
 )
 def test_schema_version_is_read_from_the_end_of_dataschema(dataschema, version):
     assert attributes.schema_version(dataschema) == version
+
+
+@pytest.mark.parametrize(
+    "sequence, expected",
+    [
+        ("7", 7),
+        (str(2**63 - 1), 2**63 - 1),
+        (str(2**63), None),
+        ("1" * 5000, None),
+        ("\u00b2", None),
+        ("\u0663", None),
+        ("-1", None),
+        ("", None),
+        (7, None),
+        (None, None),
+    ],
+)
+def test_a_sequence_becomes_an_integer_attribute_only_when_it_is_a_decimal_string_that_fits(sequence, expected):
+    for made in (
+        attributes.producer("c", "publish", {"sequence": sequence}, 1),
+        attributes.consumer("c", "g", {"sequence": sequence}, 1, None),
+    ):
+        assert made.get(attributes.SEQUENCE) == expected
 
 
 def test_the_library_imports_nothing_of_this_repository():

@@ -6,6 +6,7 @@ names are the ones docs/events.md of eventscope lists for facts the conventions 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from opentelemetry.semconv._incubating.attributes import cloudevents_attributes as cloudevents
@@ -20,13 +21,18 @@ ATTEMPTS = "eventscope.attempts"
 SCHEMA_VERSION = "eventscope.schema.version"
 PROCESSED = "processed"
 FAILED = "failed"
-_SCHEMA_VERSION = re.compile(r"[:/]v?(\d+)$")
-_CLOUDEVENT = (
+_CACHE_MAX = 4096  # channels whose shared attributes are kept ready
+_SCHEMA_VERSION = re.compile(r"[:/]v?([0-9]{1,18})$")  # ASCII digits that fit an int64 attribute
+_SEQUENCE_DIGITS = 19  # at most; an int64 attribute holds up to 2**63 - 1
+_INT64_MAX = 2**63 - 1
+_TEXTS = (  # CloudEvent attribute -> span attribute, for those copied as they are when they are strings
+    ("id", messaging.MESSAGING_MESSAGE_ID),
     ("id", cloudevents.CLOUDEVENTS_EVENT_ID),
     ("source", cloudevents.CLOUDEVENTS_EVENT_SOURCE),
     ("type", cloudevents.CLOUDEVENTS_EVENT_TYPE),
     ("subject", cloudevents.CLOUDEVENTS_EVENT_SUBJECT),
     ("specversion", cloudevents.CLOUDEVENTS_EVENT_SPEC_VERSION),
+    ("partitionkey", PARTITION_KEY),
 )
 
 
@@ -38,45 +44,75 @@ def schema_version(dataschema: object) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _sequence(value: object) -> int | None:
+    """A ``sequence`` that is a decimal integer string fitting an int64 attribute, else None."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > _SEQUENCE_DIGITS:
+        return None
+    number = int(value)
+    return number if number <= _INT64_MAX else None
+
+
 def event(channel: str, attributes: dict | None, body_size: int) -> dict:
     """What producer and consumer spans share: destination, message and CloudEvent facts."""
-    result: dict = {
+    result: dict = {messaging.MESSAGING_SYSTEM: SYSTEM, messaging.MESSAGING_DESTINATION_NAME: channel}
+    _add_event(result, attributes, body_size)
+    return result
+
+
+def _add_event(result: dict, attributes: dict | None, body_size: int) -> None:
+    result[messaging.MESSAGING_MESSAGE_BODY_SIZE] = body_size
+    if not attributes:
+        return
+    get = attributes.get
+    for key, name in _TEXTS:
+        value = get(key)
+        if isinstance(value, str):
+            result[name] = value
+    sequence = _sequence(get("sequence"))
+    if sequence is not None:
+        result[SEQUENCE] = sequence
+    dataschema = get("dataschema")
+    if dataschema is not None:
+        version = schema_version(dataschema)
+        if version is not None:
+            result[SCHEMA_VERSION] = version
+
+
+@functools.lru_cache(maxsize=_CACHE_MAX)
+def _producer_base(channel: str, operation: str) -> dict:
+    """The attributes every message sent on ``channel`` shares, built once per channel (never mutated)."""
+    return {
         messaging.MESSAGING_SYSTEM: SYSTEM,
         messaging.MESSAGING_DESTINATION_NAME: channel,
-        messaging.MESSAGING_MESSAGE_BODY_SIZE: body_size,
+        messaging.MESSAGING_OPERATION_TYPE: messaging.MessagingOperationTypeValues.SEND.value,
+        messaging.MESSAGING_OPERATION_NAME: operation,
     }
-    if not attributes:
-        return result
-    if isinstance(attributes.get("id"), str):
-        result[messaging.MESSAGING_MESSAGE_ID] = attributes["id"]
-    for key, name in _CLOUDEVENT:
-        if isinstance(attributes.get(key), str):
-            result[name] = attributes[key]
-    sequence = attributes.get("sequence")
-    if isinstance(sequence, str) and sequence.isdigit():
-        result[SEQUENCE] = int(sequence)
-    if isinstance(attributes.get("partitionkey"), str):
-        result[PARTITION_KEY] = attributes["partitionkey"]
-    version = schema_version(attributes.get("dataschema"))
-    if version is not None:
-        result[SCHEMA_VERSION] = version
+
+
+@functools.lru_cache(maxsize=_CACHE_MAX)
+def _consumer_base(channel: str, group: str, pattern: str | None) -> dict:
+    """The attributes every delivery on ``channel`` to ``group`` starts with, built once (never mutated)."""
+    result = {
+        messaging.MESSAGING_SYSTEM: SYSTEM,
+        messaging.MESSAGING_DESTINATION_NAME: channel,
+        messaging.MESSAGING_OPERATION_TYPE: messaging.MessagingOperationTypeValues.PROCESS.value,
+        messaging.MESSAGING_OPERATION_NAME: "process",
+        messaging.MESSAGING_CONSUMER_GROUP_NAME: group,
+        ATTEMPTS: 1,  # Pub/Sub does not redeliver: one attempt per delivery
+        OUTCOME: PROCESSED,  # until a handler raises: one attribute fewer to set per delivery
+    }
+    if pattern is not None:
+        result[messaging.MESSAGING_DESTINATION_TEMPLATE] = pattern
     return result
 
 
 def producer(channel: str, operation: str, attributes: dict, body_size: int) -> dict:
-    result = event(channel, attributes, body_size)
-    result[messaging.MESSAGING_OPERATION_TYPE] = messaging.MessagingOperationTypeValues.SEND.value
-    result[messaging.MESSAGING_OPERATION_NAME] = operation
+    result = _producer_base(channel, operation).copy()
+    _add_event(result, attributes, body_size)
     return result
 
 
 def consumer(channel: str, group: str, attributes: dict | None, body_size: int, pattern: str | None) -> dict:
-    result = event(channel, attributes, body_size)
-    result[messaging.MESSAGING_OPERATION_TYPE] = messaging.MessagingOperationTypeValues.PROCESS.value
-    result[messaging.MESSAGING_OPERATION_NAME] = "process"
-    result[messaging.MESSAGING_CONSUMER_GROUP_NAME] = group
-    result[ATTEMPTS] = 1  # Pub/Sub does not redeliver: one attempt per delivery
-    result[OUTCOME] = PROCESSED  # until a handler raises: one attribute fewer to set per delivery
-    if pattern is not None:
-        result[messaging.MESSAGING_DESTINATION_TEMPLATE] = pattern
+    result = _consumer_base(channel, group, pattern).copy()
+    _add_event(result, attributes, body_size)
     return result

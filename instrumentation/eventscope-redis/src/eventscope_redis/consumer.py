@@ -7,6 +7,8 @@ current) until the application asks for the next message or closes the subscript
 
 from __future__ import annotations
 
+import functools
+
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -17,7 +19,9 @@ from eventscope_redis.settings import Settings
 
 DATA_MESSAGES = {"message": (1, 2, None), "pmessage": (2, 3, 1), "smessage": (1, 2, None)}
 """Message type -> (channel index, data index, pattern index) in the raw Pub/Sub reply."""
+_KINDS = {**{kind: kind for kind in DATA_MESSAGES}, **{kind.encode(): kind for kind in DATA_MESSAGES}}
 OPEN = "_eventscope_delivery"  # the attribute of a PubSub that holds its open delivery
+_CACHE_MAX = 4096  # channel names kept decoded
 
 
 def _text(value: object) -> str:
@@ -26,12 +30,21 @@ def _text(value: object) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=_CACHE_MAX)
+def _name(value: bytes | str) -> str:
+    return _text(value)
+
+
+def _channel(value: object) -> str:
+    """A channel's name as text; the few a subscriber hears are decoded once."""
+    return _name(value) if type(value) is bytes or type(value) is str else _text(value)
+
+
 def _message_type(response: object) -> str | None:
     if not isinstance(response, list | tuple) or len(response) < 3:
         return None
     kind = response[0]
-    kind = kind.decode("ascii", errors="replace") if isinstance(kind, bytes) else kind
-    return kind if kind in DATA_MESSAGES else None
+    return _KINDS.get(kind) if isinstance(kind, bytes | str) else None
 
 
 class Delivery:
@@ -71,10 +84,10 @@ class Consumer:
         if received.wrapped:
             response = list(response)
             response[data_at] = received.payload
-        channel = _text(response[channel_at])
+        channel = _channel(response[channel_at])
         if not self._settings.traced(channel):
             return response, None
-        pattern = _text(response[pattern_at]) if pattern_at is not None else None
+        pattern = _channel(response[pattern_at]) if pattern_at is not None else None
         return response, Delivery(self._start(channel, pattern, received))
 
     def _start(self, channel: str, pattern: str | None, received: wire.Received) -> trace.Span:

@@ -18,6 +18,7 @@ from eventscope_redis import attributes, message, propagation, wire
 from eventscope_redis.settings import Settings
 
 RESENT_MEMORY = 10_000  # event ids remembered per producer for re-sends
+_DEFAULTS = message.MessageAttributes()  # outside any ``message(...)`` block
 
 
 class Producer:
@@ -47,27 +48,25 @@ class Producer:
     def begin(self, channel: str, payload: bytes, operation: str) -> tuple[trace.Span, bytes]:
         """Start the PRODUCER span and build the wire message carrying its context."""
         settings = self._settings
-        chosen = message.current() or message.MessageAttributes()
+        chosen = message.current() or _DEFAULTS
         now_ns = time.time_ns()
         event = {
             "specversion": wire.SPECVERSION,
-            "id": chosen.id or wire.uuid7(),
+            "id": chosen.id or wire.uuid7(now_ns),
             "source": settings.source,
             "type": chosen.type or settings.type_of(channel),
             "time": wire.rfc3339(now_ns),
             "sequence": str(self.sequence(channel, chosen.partitionkey, chosen.id)),
         }
-        for name in ("partitionkey", "subject", "dataschema"):
-            value = getattr(chosen, name)
-            if value is not None:
-                event[name] = value
+        if chosen is not _DEFAULTS:
+            _add_chosen(event, chosen)
         span = settings.tracer.start_span(
             f"send {channel}",
             kind=SpanKind.PRODUCER,
             attributes=attributes.producer(channel, operation, event, len(payload)),  # samplers see them
             start_time=now_ns,
         )
-        propagation.inject(event, trace.set_span_in_context(span))
+        propagation.inject_span(event, span)
         return span, wire.wrap(payload, event, settings.mixed_fleet)
 
     @staticmethod
@@ -75,6 +74,17 @@ class Producer:
         if error is not None:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        elif isinstance(receivers, int) and not isinstance(receivers, bool) and span.is_recording():
+        elif (type(receivers) is int or _counts(receivers)) and span.is_recording():
             span.set_attribute(attributes.RECEIVERS, receivers)
         span.end()
+
+
+def _counts(receivers: object) -> bool:
+    return isinstance(receivers, int) and not isinstance(receivers, bool)
+
+
+def _add_chosen(event: dict, chosen: message.MessageAttributes) -> None:
+    for name in ("partitionkey", "subject", "dataschema"):
+        value = getattr(chosen, name)
+        if value is not None:
+            event[name] = value

@@ -25,6 +25,7 @@ import json
 import os
 import random
 import time
+from typing import NamedTuple
 
 SPECVERSION = "1.0"
 MARKER_KEY = "wrappedby"
@@ -42,22 +43,25 @@ _JSON_START = frozenset('{["-0123456789tfn')
 _WHITESPACE = " \t\n\r"
 
 
-@dataclasses.dataclass(frozen=True)
-class Received:
-    """A message as it arrived: what the application sees, and the CloudEvent attributes when there are any."""
+class Received(NamedTuple):
+    """A message as it arrived: what the application sees, and the CloudEvent attributes when there are any.
+
+    A named tuple: one is built per delivery, and a frozen dataclass costs several times more to build.
+    """
 
     payload: bytes | str
     attributes: dict | None
     wrapped: bool
 
 
-def uuid7() -> str:
+def uuid7(time_ns: int | None = None) -> str:
     """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, variant, 74 random bits.
 
     The random bits come from ``random.getrandbits`` (seeded from the OS at start): ids must be unique,
-    not secret, and a system call per message would cost more than the rest of the envelope.
+    not secret, and a system call per message would cost more than the rest of the envelope. A caller
+    that has just read the clock passes its ``time_ns``.
     """
-    millis = time.time_ns() // 1_000_000
+    millis = (time.time_ns() if time_ns is None else time_ns) // 1_000_000
     rand = _RANDOM.getrandbits(74)
     value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
     text = f"{value:032x}"
@@ -88,19 +92,31 @@ def _json_value(text: str) -> object:
     if not stripped or stripped[0] not in _JSON_START:
         return _NOT_JSON
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _STRICT.decode(text)
     except (ValueError, RecursionError):
         return _NOT_JSON
 
 
 _NOT_JSON = object()
-
-
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads(..., **kw) builds one per call
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=64)
+def _name(key: str) -> str:
+    return f"{_quoted(key)}:"
+
+
+def _quoted(value: object) -> str:
+    return _QUOTE(value) if type(value) is str else _ENCODER.encode(value)
+
+
+_QUOTE = json.encoder.encode_basestring  # what _ENCODER does to a str (ensure_ascii=False), one call per value
+
+
 def _members(attributes: dict[str, str]) -> str:
-    return _ENCODER.encode(attributes)[1:-1]
+    """``attributes`` as JSON object members, without the braces (as ``_ENCODER`` would write them)."""
+    return ",".join([_name(key) + _quoted(value) for key, value in attributes.items()])
 
 
 def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) -> bytes:
@@ -111,17 +127,24 @@ def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) 
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        head = _members({**attributes, "datacontenttype": BINARY_TYPE})
-        return f'{{{head},{_STR.binary}"'.encode() + base64.b64encode(payload) + b'"}'
+        return f'{_opening(attributes, BINARY_TYPE)},{_STR.binary}"'.encode() + base64.b64encode(payload) + b'"}'
     value = _json_value(text)
     if value is _NOT_JSON:
-        head = _members({**attributes, "datacontenttype": TEXT_TYPE})
-        return f"{{{head},{_STR.data}{_ENCODER.encode(text)}}}".encode()
+        return f"{_opening(attributes, TEXT_TYPE)},{_STR.data}{_ENCODER.encode(text)}}}".encode()
     if mixed_fleet and isinstance(value, dict) and text.endswith("}") and RESERVED.isdisjoint(value):
         members = _members({MARKER_KEY: MARKER, **attributes})
         return f"{text[:-1]}{',' if value else ''}{members}}}".encode()
-    head = _members({**attributes, "datacontenttype": JSON_TYPE})
-    return f"{{{head},{_STR.data}".encode() + payload + b"}"
+    return f"{_opening(attributes, JSON_TYPE)},{_STR.data}".encode() + payload + b"}"
+
+
+def _opening(attributes: dict[str, str], content_type: str) -> str:
+    """``{`` and the attributes, ``datacontenttype`` last: an envelope up to its marker and data."""
+    if "datacontenttype" in attributes:  # not from our producer; given its place, as a dict update would
+        return "{" + _members({**attributes, "datacontenttype": content_type})
+    return "{" + _members(attributes) + _CONTENT_TYPES[content_type]
+
+
+_CONTENT_TYPES = {kind: f',"datacontenttype":"{kind}"' for kind in (JSON_TYPE, TEXT_TYPE, BINARY_TYPE)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +210,7 @@ def _from_envelope(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict]
     """Attributes come first and hold strings only, so the first marker is ours and the data follows it."""
     at = wire.find(marks.data)
     if at >= 0:
-        attributes = json.loads(wire[:at] + marks.marker_end)
+        attributes = _head(wire[:at] + marks.marker_end)
         raw = wire[at + len(marks.data) : -1]
         if not _ours(attributes) or not raw:
             return None
@@ -200,12 +223,20 @@ def _from_envelope(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict]
     at = wire.find(marks.binary)
     if at < 0:
         return None
-    attributes = json.loads(wire[:at] + marks.marker_end)
+    attributes = _head(wire[:at] + marks.marker_end)
     data = json.loads(wire[at + len(marks.binary) : -1])
     if not _ours(attributes) or not isinstance(data, str):
         return None
     payload = base64.b64decode(data, validate=True)
     return (payload if isinstance(wire, bytes) else payload.decode("utf-8", errors="replace")), attributes
+
+
+def _head(members: bytes | str) -> object:
+    """The envelope's attributes: json.loads, less its encoding detection (an envelope starts with ``{"``)."""
+    return _PLAIN.decode(members.decode("utf-8", "surrogatepass") if type(members) is bytes else members)
+
+
+_PLAIN = json.JSONDecoder()
 
 
 def _from_mixed(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict] | None:
