@@ -153,7 +153,7 @@ def test_backoff_delays_grow_as_configured_and_the_last_failure_dead_letters(red
             and json.loads(e["event"])["subject"] == "order-retry"
         ]
         assert entry["attempts"] == 4 and entry["reason"].startswith("failed after 4 attempts")
-        assert redrive(dlq, entry["entry_id"], lambda line: None, InMemorySpanExporter()) == 0
+        assert redrive(dlq, entry["entry_id"], lambda line: None) == 0
         wait_until(lambda: shop.consumer("payments").outcomes["processed"] == 1, what="redriven payment")
         assert dlq.get(entry["entry_id"]) is None
     (failed,) = [
