@@ -7,8 +7,9 @@ parameters say how often (``rate``: the chance per opportunity) and when (a sche
 Producer faults pick events by ``channel`` (``*`` = every channel); consumer faults pick a consumer
 ``group``. Random choices come from a generator seeded by the run's seed and the fault's name.
 
-The ``FaultInjector`` is the one object the bus asks "inject now?"; it writes the ground truth
-(sample_system.truth) as it injects, never from what a detector sees.
+Each fault acts as a step around eventscope-redis's publish and delivery (``STEPS``: its step and its
+stage, under the names of ``truth.Fault``). The ``FaultInjector`` hands the bus the steps of each
+stage and writes the ground truth (sample_system.truth) as it injects, never from what a detector sees.
 """
 
 from __future__ import annotations
