@@ -14,6 +14,7 @@ which fault is on.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -21,7 +22,6 @@ import random
 import threading
 import time
 import zlib
-from collections import Counter
 from collections.abc import Callable
 
 import redis
@@ -29,7 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import eventscope_redis
-from eventscope_redis import Incoming, Outgoing, RedisPubSubInstrumentor
+from eventscope_redis import Incoming, Outgoing, RedisPubSubInstrumentor, wire
 from eventscope_redis.attributes import ATTEMPTS, OUTCOME
 from sample_system import handling, telemetry
 from sample_system.deadletters import DeadLetterQueue
@@ -50,6 +50,8 @@ ATTR_RETRY_DELAY_MS = "eventscope.retry.delay_ms"
 RECONNECT_MAX_S = 2.0
 POLL_S = 0.2  # how long a subscriber waits for a message before looking at its faults again
 DRAIN_TIMEOUT_S = 5.0
+BATCH_MAX = 64  # messages already waiting are read together: one round trip takes their idempotency claims
+MESSAGE_REPLIES = (b"message", b"pmessage")
 CLIENT_NAME_PREFIX = "sample-"  # every Redis connection of the sample system is named (CLIENT SETNAME)
 REQUIRED = ("id", "source", "type")
 INSTRUMENTOR = RedisPubSubInstrumentor()
@@ -214,9 +216,10 @@ class Consumer:
         self._rng = random.Random(f"{practices.seed}:{group}")
         self.ready = threading.Event()
         self.processed = 0
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: collections.Counter[str] = collections.Counter()
         self.reconnects = 0
         self._stop = threading.Event()
+        self._claimed: dict[tuple[str, str], collections.deque] = {}
         injector = practices.faults
         self._arrival_steps = fault_steps(injector, Stage.ARRIVAL)
         self._delivery_steps = [
@@ -281,11 +284,37 @@ class Consumer:
                 if self._subscription.crash_due():
                     self._crash(pubsub)
                 patterns = self._sync_patterns(pubsub, patterns)
-                pubsub.get_message(timeout=POLL_S)  # a message goes to _on_message, through the steps
+                batch = self._waiting(pubsub)
+                self._claim_ahead(batch)
+                for response in batch:  # each goes through the steps to _on_message
+                    pubsub.handle_message(response, ignore_subscribe_messages=True)
         finally:
             self.ready.clear()
             pubsub.close()
             client.close()
+
+    @staticmethod
+    def _waiting(pubsub) -> list:
+        """The replies waiting now (after up to POLL_S for the first), read but not yet handled."""
+        first = pubsub.parse_response(block=False, timeout=POLL_S)
+        batch = [first] if first else []
+        while batch and len(batch) < BATCH_MAX and (reply := pubsub.parse_response(block=False, timeout=0.0)):
+            batch.append(reply)
+        return batch
+
+    def _claim_ahead(self, batch: list) -> None:
+        """Take the idempotency claims of a batch in one round trip, in arrival order, before it is handled.
+
+        A message alone takes its claim when it is handled: one round trip either way.
+        """
+        self._claimed = {}
+        if len(batch) < 2:
+            return
+        events = [event for event in map(_identity, batch) if event is not None]
+        claims = self._guard.claim_many(events) if events else []
+        self._claimed = collections.defaultdict(collections.deque)
+        for event, claim in zip(events, claims, strict=True):
+            self._claimed[(event["source"], event["id"])].append(claim)
 
     def _handlers(self) -> dict[str, Callable]:
         return dict.fromkeys(self._channels, self._on_message)
@@ -346,7 +375,8 @@ class Consumer:
 
     def _deduplicate(self, incoming: Incoming, proceed: Callable) -> object:
         ending = handling.of(incoming)
-        duplicate_key = self._guard.claim(ending.event)
+        taken = self._claimed.get((ending.event["source"], ending.event["id"]))
+        duplicate_key = taken.popleft() if taken else self._guard.claim(ending.event)
         if duplicate_key is None:
             return proceed(incoming)
         incoming.span.set_attribute(ATTR_DEDUPE_KEY, duplicate_key)
@@ -445,6 +475,16 @@ class Consumer:
             attempts=0,
             event_id=None,
         )
+
+
+def _identity(reply: object) -> dict | None:
+    """The CloudEvent attributes of a raw Pub/Sub message reply, when it carries an event with an id."""
+    if not isinstance(reply, list) or len(reply) < 3 or reply[0] not in MESSAGE_REPLIES:
+        return None
+    attributes = wire.unwrap(reply[-1]).attributes
+    if not attributes or not isinstance(attributes.get("id"), str) or not isinstance(attributes.get("source"), str):
+        return None
+    return attributes
 
 
 def _text(payload: bytes | str) -> str:
