@@ -354,8 +354,10 @@ class Consumer:
         result = proceed(incoming)
         ending = handling.of(incoming)
         span = incoming.span
-        span.set_attribute(OUTCOME, ending.outcome)
-        span.set_attribute(ATTEMPTS, ending.attempts)
+        if ending.outcome != handling.PROCESSED:  # the library starts every span processed, one attempt
+            span.set_attribute(OUTCOME, ending.outcome)
+        if ending.attempts != 1:
+            span.set_attribute(ATTEMPTS, ending.attempts)
         if self._practices.metrics is not None:
             self._practices.metrics.consumed(
                 incoming.channel, self.group, time.perf_counter() - started, ending.outcome
