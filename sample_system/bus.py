@@ -125,7 +125,7 @@ class Publisher:
         """Validate and PUBLISH; ``event`` gains the attributes it went out with. Returns the receivers."""
         if self._registry is not None:
             self._registry.validate(event)
-        payload = json.dumps(event.get("data"), separators=(",", ":"))
+        payload = json.dumps(event.get("data"), separators=(",", ":")).encode()
         chosen = {name: event.get(name) for name in ("type", "subject", "partitionkey", "dataschema")}
         with eventscope_redis.message(**chosen):
             receivers = self._client.publish(channel, payload)
@@ -223,12 +223,9 @@ class Consumer:
         injector = practices.faults
         self._arrival_steps = fault_steps(injector, Stage.ARRIVAL)
         self._delivery_steps = [
-            self._account,
-            self._decode,
-            self._deduplicate,
+            self._receive,
             *fault_steps(injector, Stage.SETTLED),
-            self._validate,
-            self._upcast,
+            self._check,
             *fault_steps(injector, Stage.HANDLING),
             self._retry,
             *fault_steps(injector, Stage.ATTEMPT),
@@ -349,52 +346,51 @@ class Consumer:
 
     # Delivery steps, outermost first -------------------------------------------------------------
 
-    def _account(self, incoming: Incoming, proceed: Callable) -> object:
+    def _receive(self, incoming: Incoming, proceed: Callable) -> object:
+        """Read the event, skip a copy (the idempotency guard), then account for how the delivery ended."""
         started = time.perf_counter()
-        result = proceed(incoming)
         ending = handling.of(incoming)
+        result = None
+        try:
+            ending.event = event_of(incoming)
+        except InvalidEvent as exc:
+            self._dead_letter_invalid(incoming, exc)
+        else:
+            if not self._copy(incoming, ending):
+                result = proceed(incoming)
+        self._settle(incoming, ending, time.perf_counter() - started)
+        return result
+
+    def _copy(self, incoming: Incoming, ending: handling.Handling) -> bool:
+        """True when the guard already holds this event's claim for the group (a duplicate, skipped)."""
+        event = ending.event
+        taken = self._claimed.get((event["source"], event["id"]))
+        duplicate_key = taken.popleft() if taken else self._guard.claim(event)
+        if duplicate_key is None:
+            return False
+        incoming.span.set_attribute(ATTR_DEDUPE_KEY, duplicate_key)
+        ending.outcome, ending.attempts = handling.DUPLICATE_SKIPPED, 0
+        return True
+
+    def _settle(self, incoming: Incoming, ending: handling.Handling, seconds: float) -> None:
         span = incoming.span
         if ending.outcome != handling.PROCESSED:  # the library starts every span processed, one attempt
             span.set_attribute(OUTCOME, ending.outcome)
         if ending.attempts != 1:
             span.set_attribute(ATTEMPTS, ending.attempts)
         if self._practices.metrics is not None:
-            self._practices.metrics.consumed(
-                incoming.channel, self.group, time.perf_counter() - started, ending.outcome
-            )
+            self._practices.metrics.consumed(incoming.channel, self.group, seconds, ending.outcome)
         self.outcomes[ending.outcome] += 1
         self.processed += 1
-        return result
 
-    def _decode(self, incoming: Incoming, proceed: Callable) -> object:
+    def _check(self, incoming: Incoming, proceed: Callable) -> object:
+        """Schema validation (an invalid event is dead-lettered at once), then upcasting to the newest version."""
         ending = handling.of(incoming)
         try:
-            ending.event = event_of(incoming)
-        except InvalidEvent as exc:
-            self._dead_letter_invalid(incoming, exc)
-            return None
-        return proceed(incoming)
-
-    def _deduplicate(self, incoming: Incoming, proceed: Callable) -> object:
-        ending = handling.of(incoming)
-        taken = self._claimed.get((ending.event["source"], ending.event["id"]))
-        duplicate_key = taken.popleft() if taken else self._guard.claim(ending.event)
-        if duplicate_key is None:
-            return proceed(incoming)
-        incoming.span.set_attribute(ATTR_DEDUPE_KEY, duplicate_key)
-        ending.outcome, ending.attempts = handling.DUPLICATE_SKIPPED, 0
-        return None
-
-    def _validate(self, incoming: Incoming, proceed: Callable) -> object:
-        try:
-            self._practices.registry.validate(handling.of(incoming).event)
+            self._practices.registry.validate(ending.event)
         except SchemaError as exc:
             self._dead_letter(incoming, f"schema validation failed: {exc}", 1)
             return None
-        return proceed(incoming)
-
-    def _upcast(self, incoming: Incoming, proceed: Callable) -> object:
-        ending = handling.of(incoming)
         ending.event = self._practices.registry.upcast(ending.event)
         return proceed(incoming)
 

@@ -10,6 +10,7 @@ They call redis-py's original methods, so a client instrumented on its own is tr
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -21,16 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from eventscope_redis import attributes, propagation, steps, wire
 from eventscope_redis.consumer import DATA_MESSAGES, Consumer, Delivery, _message_type, _text
-from eventscope_redis.instrumentor import (
-    _bind_publish,
-    _channel_text,
-    _close,
-    _encoded,
-    _get,
-    _listen,
-    _response_args,
-    _with_message,
-)
+from eventscope_redis.instrumentor import _bind_publish, _channel_text, _close, _encoded, _get, _listen, _with_message
 from eventscope_redis.message import MessageAttributes, current
 from eventscope_redis.producer import Producer
 from eventscope_redis.settings import ChannelFilter, Settings
@@ -97,15 +89,19 @@ def client_settings(client: object) -> Settings | None:
     return getattr(client, "__dict__", {}).get(SCOPED)
 
 
-def _bind(instance: object, method: str, wrapper: Callable) -> None:
-    """Replace ``instance.method`` by ``wrapper`` around redis-py's own method (not a class-level wrapper)."""
+def _original(instance: object, method: str) -> Callable:
+    """redis-py's own ``instance.method``, bound (not a class-level wrapper of ``instrument()``)."""
     cls = type(instance)
     found = getattr(cls, method)
-    original = getattr(found, "__wrapped__", found)
-    bound = original.__get__(instance, cls)
+    return getattr(found, "__wrapped__", found).__get__(instance, cls)
+
+
+def _bind(instance: object, method: str, wrapper: Callable) -> None:
+    """Replace ``instance.method`` by ``wrapper(original, instance, args, kwargs)``."""
+    original = _original(instance, method)
 
     def call(*args, **kwargs):
-        return wrapper(bound, instance, args, kwargs)
+        return wrapper(original, instance, args, kwargs)
 
     instance.__dict__[method] = call
 
@@ -177,28 +173,30 @@ class SteppedConsumer(Consumer):
         self._arrive = steps.chain(arrival_steps, self._deliver)
         self._handle = steps.chain(delivery_steps, _hand_over)
 
-    def handle_message(self, wrapped: Callable, pubsub: object, args: tuple, kwargs: dict) -> Any:
-        """The wrapper of one PubSub's ``handle_message``."""
+    def handle_message(
+        self, wrapped: Callable, pubsub: object, response: Any, ignore_subscribe_messages: bool = False
+    ) -> Any:
+        """One PubSub's ``handle_message`` (bound to it with its original as ``wrapped``)."""
         self.finish_open(pubsub)
-        response, rebuild = _response_args(args, kwargs)
         kind = _message_type(response)
-        if kind is None or len(response) <= DATA_MESSAGES[kind][1]:
-            return wrapped(*args, **kwargs)
+        if kind is None:
+            return wrapped(response, ignore_subscribe_messages)
         channel_at, data_at, pattern_at = DATA_MESSAGES[kind]
+        if len(response) <= data_at:
+            return wrapped(response, ignore_subscribe_messages)
         raw = response[data_at]
         received = wire.unwrap(raw)
         if received.wrapped:
             response = list(response)
             response[data_at] = received.payload
-        args, kwargs = rebuild(response)
         channel = _text(response[channel_at])
         if not self._settings.traced(channel):
-            return wrapped(*args, **kwargs)
+            return wrapped(response, ignore_subscribe_messages)
         pattern = _text(response[pattern_at]) if pattern_at is not None else None
         incoming = steps.Incoming(
             channel, pattern, self._settings.consumer_group, received.attributes, received.payload, raw
         )
-        incoming.hand_over = lambda: wrapped(*args, **kwargs)
+        incoming.hand_over = lambda: wrapped(response, ignore_subscribe_messages)
         delivered = self._arrive(incoming)
         if delivered is None:  # an arrival step discarded it
             return None
@@ -264,7 +262,9 @@ def _publish(producer: SteppedProducer, operation: str) -> Callable:
 def _pubsub(consumer: SteppedConsumer) -> Callable:
     def wrapper(wrapped, instance, args, kwargs):
         pubsub = wrapped(*args, **kwargs)
-        _bind(pubsub, "handle_message", consumer.handle_message)
+        pubsub.__dict__["handle_message"] = functools.partial(
+            consumer.handle_message, _original(pubsub, "handle_message"), pubsub
+        )
         _bind(pubsub, "get_message", _get(consumer))
         _bind(pubsub, "listen", _listen(consumer))
         for method in PUBSUB_CLOSERS:
