@@ -181,7 +181,7 @@ def event_of(incoming: Incoming) -> dict:
         raise InvalidEvent("sequence must be a decimal integer string")
     try:
         data = json.loads(incoming.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep to decode: not JSON to us
         raise InvalidEvent(f"data is not JSON: {exc}") from None
     return {**attributes, "data": data}
 
