@@ -1,50 +1,46 @@
-"""The traced bus: publish CloudEvents on Redis Pub/Sub and consume them, with messaging spans.
+"""The shop's bus: its practices around eventscope-redis's traced publish and delivery.
 
-Spans follow the OpenTelemetry messaging conventions (docs/events.md): a PRODUCER span ``send
-{channel}`` around PUBLISH, a CONSUMER span ``process {channel}`` per delivery, linked to the
-producer's context always and parented to it by default. Facts the conventions have no name for
-live under ``eventscope.*``.
+eventscope-redis numbers each event, sends it as a CloudEvent and traces it (a PRODUCER span ``send
+{channel}``, a CONSUMER span ``process {channel}`` per delivery, docs/events.md); every service has
+its own instrumented client (its own tracer provider, source and consumer group).
 
-Every consumer group applies the shop's practices to each delivery, in this order: the idempotency
-guard (skip a copy), schema validation (dead-letter an invalid event), upcasting to the newest
-schema version, then the handler with retries (exponential backoff and jitter, one ``retry`` span
-event per failed attempt) and, after the last attempt, the dead-letter queue. Faults are injected
-here too, through one FaultInjector, which records the ground truth.
+Every consumer group applies the shop's practices to each delivery, as delivery steps in this order:
+the idempotency guard (skip a copy), schema validation (dead-letter an invalid event), upcasting to the
+newest schema version, then the handler with retries (exponential backoff and jitter, one ``retry``
+span event per failed attempt) and, after the last attempt, the dead-letter queue. Faults are steps
+too, which the FaultInjector gives per stage (sample_system.faults); the bus places them and never asks
+which fault is on.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import json
 import logging
 import random
 import threading
 import time
 import zlib
-from collections import Counter, defaultdict
 from collections.abc import Callable
 
 import redis
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
-from sample_system import envelope, telemetry
+import eventscope_redis
+from eventscope_redis import Incoming, Outgoing, RedisPubSubInstrumentor, wire
+from eventscope_redis.attributes import ATTEMPTS, OUTCOME
+from sample_system import handling, telemetry
 from sample_system.deadletters import DeadLetterQueue
 from sample_system.dedupe import IdempotencyGuard
-from sample_system.faults import FaultInjector
-from sample_system.registry import SchemaError, SchemaRegistry, version_of
+from sample_system.faults import FaultInjector, Stage, Subscription
+from sample_system.faults import steps as fault_steps
+from sample_system.registry import SchemaError, SchemaRegistry
 from sample_system.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-MESSAGING_SYSTEM = "redis"  # a custom value: the conventions list none for Redis
-ATTR_SEQUENCE = "eventscope.sequence"
-ATTR_PARTITION_KEY = "eventscope.partitionkey"
-ATTR_RECEIVERS = "eventscope.receivers"
-ATTR_OUTCOME = "eventscope.outcome"
-ATTR_ATTEMPTS = "eventscope.attempts"
-ATTR_SCHEMA_VERSION = "eventscope.schema.version"
 ATTR_DEAD_LETTER_REASON = "eventscope.dead_letter.reason"
 ATTR_DEAD_LETTER_QUEUE = "eventscope.dead_letter.queue"
 ATTR_DEDUPE_KEY = "eventscope.dedupe.key"
@@ -54,9 +50,11 @@ ATTR_RETRY_DELAY_MS = "eventscope.retry.delay_ms"
 RECONNECT_MAX_S = 2.0
 POLL_S = 0.2  # how long a subscriber waits for a message before looking at its faults again
 DRAIN_TIMEOUT_S = 5.0
-BATCH_MAX = 64  # messages already waiting are taken together: one round trip claims them all
-_UNCLAIMED = object()
+BATCH_MAX = 64  # messages already waiting are read together: one round trip takes their idempotency claims
+MESSAGE_REPLIES = (b"message", b"pmessage")
 CLIENT_NAME_PREFIX = "sample-"  # every Redis connection of the sample system is named (CLIENT SETNAME)
+REQUIRED = ("id", "source", "type")
+INSTRUMENTOR = RedisPubSubInstrumentor()
 
 
 def subscriber_name(group: str) -> str:
@@ -74,34 +72,6 @@ def client_name(role: str) -> str:
     return CLIENT_NAME_PREFIX + "".join(c if "!" <= c <= "~" else "-" for c in role)
 
 
-def _event_attributes(channel: str, event: dict) -> dict:
-    attributes = {
-        "messaging.system": MESSAGING_SYSTEM,
-        "messaging.destination.name": channel,
-        "messaging.message.id": event["id"],
-        "cloudevents.event_id": event["id"],
-        "cloudevents.event_source": event["source"],
-        "cloudevents.event_type": event["type"],
-        "cloudevents.event_spec_version": event["specversion"],
-    }
-    if "subject" in event:
-        attributes["cloudevents.event_subject"] = event["subject"]
-    if "sequence" in event:
-        attributes[ATTR_SEQUENCE] = int(event["sequence"])
-    if "partitionkey" in event:
-        attributes[ATTR_PARTITION_KEY] = event["partitionkey"]
-    version = version_of(event)
-    if version is not None:
-        attributes[ATTR_SCHEMA_VERSION] = version
-    return attributes
-
-
-def poisoned(data: object) -> dict:
-    """Data its schema rejects whatever the type: every field present but null."""
-    fields = data if isinstance(data, dict) else {"value": data}
-    return {key: None for key in fields}
-
-
 PARTITIONS = 4
 """Shards per channel: few and long streams, so that a lost event leaves a gap to see."""
 
@@ -112,16 +82,17 @@ def partition_of(key: str, partitions: int = PARTITIONS) -> str:
 
 
 class Publisher:
-    """Publishes one producer instance's events; numbers each stream (channel, partition key) from 1.
+    """One producer instance of a service: its own instrumented client, so its own source and streams.
 
-    With a registry every event is validated before PUBLISH (a SchemaError is the caller's bug);
-    with a FaultInjector, producer faults (drop, skew, poison, reorder, duplicate) happen here.
+    eventscope-redis numbers each stream (channel, partition key) from 1. With a registry every event is
+    validated before PUBLISH (a SchemaError is the caller's bug); with a FaultInjector, the producer
+    faults are steps between numbering and PUBLISH.
     """
 
     def __init__(
         self,
         client: redis.Redis,
-        tracer: trace.Tracer,
+        provider: trace.TracerProvider,
         source: str,
         *,
         registry: SchemaRegistry | None = None,
@@ -129,19 +100,13 @@ class Publisher:
         metrics: telemetry.MessagingMetrics | None = None,
     ):
         self._client = client
-        self._tracer = tracer
         self.source = source
         self._registry = registry
-        self._faults = faults
         self._metrics = metrics
-        self._sequences: dict[tuple[str, str | None], int] = defaultdict(int)
-        self._lock = threading.Lock()
+        self._sending = threading.local()
         self.published = 0
-
-    def next_sequence(self, channel: str, partitionkey: str | None) -> int:
-        with self._lock:
-            self._sequences[(channel, partitionkey)] += 1
-            return self._sequences[(channel, partitionkey)]
+        steps = [self._assigned, *fault_steps(faults, Stage.PUBLISH), self._sent]
+        INSTRUMENTOR.instrument_client(client, tracer_provider=provider, source=source, producer_steps=steps)
 
     def entity_event(self, channel: str, type: str, data, entity_id: str, dataschema: str) -> dict:  # noqa: A002
         """An event about one entity: its id is the subject, and its shard of the channel the partition key."""
@@ -150,76 +115,32 @@ class Publisher:
         )
 
     def event(self, channel: str, type: str, data, partitionkey: str | None = None, **fields) -> dict:  # noqa: A002
-        """A new event for ``channel`` carrying the next sequence number of its stream."""
-        sequence = self.next_sequence(channel, partitionkey)
-        return envelope.build_event(
-            source=self.source, type=type, data=data, sequence=sequence, partitionkey=partitionkey, **fields
-        )
+        """A new event for ``channel``; id, source, time and sequence are given when it is published."""
+        event = {"type": type, "data": data, **{name: value for name, value in fields.items() if value is not None}}
+        if partitionkey is not None:
+            event["partitionkey"] = partitionkey
+        return event
 
     def publish(self, channel: str, event: dict) -> int:
-        """Validate, apply producer faults, PUBLISH in a producer span; returns the receivers Redis counted."""
-        faults = self._faults
-        if faults is not None and faults.drop(channel, event):
-            return 0
-        skew_ns = int((faults.skew_ms(channel, event) if faults else 0.0) * 1_000_000)
-        if skew_ns:
-            event["time"] = envelope.rfc3339_now(skew_ns / 1e9)
-        if faults is not None and faults.poison(channel, event):
-            event["data"] = poisoned(event.get("data"))
-        elif self._registry is not None:
+        """Validate and PUBLISH; ``event`` gains the attributes it went out with. Returns the receivers."""
+        if self._registry is not None:
             self._registry.validate(event)
-        if faults is None:
-            return self._send(channel, event, skew_ns)
-        receivers = 0
-        for item, ctx in faults.reorder(channel, event):
-            receivers += self._send_in(ctx, channel, item, skew_ns if item is event else 0)
-            if item is event and faults.duplicate(channel, event):
-                self._send(channel, event, skew_ns)
+        payload = json.dumps(event.get("data"), separators=(",", ":")).encode()
+        chosen = {name: event.get(name) for name in ("type", "subject", "partitionkey", "dataschema")}
+        with eventscope_redis.message(**chosen):
+            receivers = self._client.publish(channel, payload)
+        event.update(getattr(self._sending, "attributes", None) or {})
         return receivers
 
-    def publish_held(self) -> int:
-        """Publish every event a reorder fault still holds (at shutdown, so none is silently lost)."""
-        if self._faults is None:
-            return 0
-        released = self._faults.release_held()
-        for channel, event, ctx in released:
-            self._send_in(ctx, channel, event, 0)
-        return len(released)
+    def _assigned(self, outgoing: Outgoing, proceed: Callable) -> object:
+        self._sending.attributes = outgoing.attributes
+        return proceed(outgoing)
 
-    def _send_in(self, ctx, channel: str, event: dict, skew_ns: int) -> int:
-        token = otel_context.attach(ctx) if ctx is not None else None
-        try:
-            return self._send(channel, event, skew_ns)
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-
-    def _send(self, channel: str, event: dict, skew_ns: int = 0) -> int:
-        attributes = _event_attributes(channel, event)
-        attributes["messaging.operation.type"] = "send"
-        attributes["messaging.operation.name"] = "publish"
-        span = self._tracer.start_span(
-            f"send {channel}",
-            kind=SpanKind.PRODUCER,
-            attributes=attributes,
-            start_time=time.time_ns() + skew_ns if skew_ns else None,
-        )
-        try:
-            with trace.use_span(span, end_on_exit=False):
-                telemetry.inject(event)
-                payload = envelope.encode(event)
-                if span.is_recording():
-                    span.set_attribute("messaging.message.body.size", len(payload))
-                if self._faults is not None:
-                    receivers = self._faults.publishing(channel, event, lambda: self._client.publish(channel, payload))
-                else:
-                    receivers = self._client.publish(channel, payload)
-                span.set_attribute(ATTR_RECEIVERS, receivers)
-        finally:
-            span.end(end_time=time.time_ns() + skew_ns if skew_ns else None)
+    def _sent(self, outgoing: Outgoing, proceed: Callable) -> object:
+        receivers = proceed(outgoing)
         self.published += 1
         if self._metrics is not None:
-            self._metrics.sent(channel)
+            self._metrics.sent(outgoing.channel)
         return receivers
 
 
@@ -240,45 +161,75 @@ class Practices:
     seed: int = 1
 
 
+class InvalidEvent(ValueError):
+    """A delivery is not an event the shop can handle; the message says why."""
+
+
 class _Crashed(Exception):
     """The consumer_crash fault took this subscriber down."""
 
 
-class Consumer:
-    """One consumer group's subscriber: runs ``handler`` per delivery inside a consumer span.
+def event_of(incoming: Incoming) -> dict:
+    """The CloudEvent a delivery carried, with its data decoded; InvalidEvent when it is not one."""
+    attributes = incoming.attributes
+    if attributes is None:
+        raise InvalidEvent("not a CloudEvent")
+    missing = [name for name in REQUIRED if not isinstance(attributes.get(name), str) or not attributes.get(name)]
+    if missing:
+        raise InvalidEvent("missing or empty required attribute(s): " + ", ".join(missing))
+    if attributes.get("sequence") is not None and incoming.sequence is None:
+        raise InvalidEvent("sequence must be a decimal integer string")
+    try:
+        data = json.loads(incoming.payload)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep to decode: not JSON to us
+        raise InvalidEvent(f"data is not JSON: {exc}") from None
+    return {**attributes, "data": data}
 
-    The handler returns the outcome (``processed`` when it returns None). Without practices an
-    exception marks the span failed; with them, see the module docstring. Reconnects by itself
-    when Redis goes away.
+
+class Consumer:
+    """One consumer group's subscriber: runs ``handler`` per delivery inside its consumer span.
+
+    The handler returns the outcome (``processed`` when it returns None); the practices around it are
+    in the module docstring. Reconnects by itself when Redis goes away.
     """
 
     def __init__(
         self,
         redis_url: str,
-        tracer: trace.Tracer,
+        provider: trace.TracerProvider,
         group: str,
         channels: list[str],
         handler: Handler,
         parent_from_producer: bool = True,
-        practices: Practices | None = None,
+        *,
+        practices: Practices,
     ):
         self._redis_url = redis_url
-        self._tracer = tracer
+        self._provider = provider
         self.group = group
         self._channels = list(channels)
         self._handler = handler
         self._parent_from_producer = parent_from_producer
         self._practices = practices
-        self._faults = practices.faults if practices else None
-        self._guard = IdempotencyGuard(practices.client, group, practices.dedupe_window_s) if practices else None
-        self._rng = random.Random(f"{practices.seed if practices else 1}:{group}")
+        self._subscription = Subscription(practices.faults, group, self._channels)
+        self._guard = IdempotencyGuard(practices.client, group, practices.dedupe_window_s)
+        self._rng = random.Random(f"{practices.seed}:{group}")
         self.ready = threading.Event()
         self.processed = 0
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes: collections.Counter[str] = collections.Counter()
         self.reconnects = 0
         self._stop = threading.Event()
-        if self._faults is not None:
-            self._faults.register(group, self._channels)
+        self._claimed: dict[tuple[str, str], collections.deque] = {}
+        injector = practices.faults
+        self._arrival_steps = fault_steps(injector, Stage.ARRIVAL)
+        self._delivery_steps = [
+            self._receive,
+            *fault_steps(injector, Stage.SETTLED),
+            self._check,
+            *fault_steps(injector, Stage.HANDLING),
+            self._retry,
+            *fault_steps(injector, Stage.ATTEMPT),
+        ]
 
     @property
     def channels(self) -> list[str]:
@@ -303,61 +254,67 @@ class Consumer:
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
 
-    def _listen(self, stop: threading.Event) -> None:
+    def _client(self) -> redis.Redis:
         client = redis.Redis.from_url(
             self._redis_url, socket_connect_timeout=2, client_name=subscriber_name(self.group)
         )
+        INSTRUMENTOR.instrument_client(
+            client,
+            tracer_provider=self._provider,
+            consumer_group=self.group,
+            parent=self._parent_from_producer,
+            arrival_steps=self._arrival_steps,
+            delivery_steps=self._delivery_steps,
+        )
+        return client
+
+    def _listen(self, stop: threading.Event) -> None:
+        client = self._client()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         patterns = False
         try:
-            pubsub.subscribe(*self._channels)
+            pubsub.subscribe(**self._handlers())
             self._drain(pubsub)  # past the PONG every subscription is confirmed: now messages reach us
-            if self._faults is not None:
-                self._faults.mark_up(self.group)
+            self._subscription.up()
             self.ready.set()
             while not stop.is_set():
-                if self._faults is not None:
-                    if self._faults.crash_due(self.group):
-                        self._crash(pubsub)
-                    patterns = self._sync_patterns(pubsub, patterns)
-                message = pubsub.get_message(timeout=POLL_S)
-                if message:
-                    self._on_batch(self._waiting(pubsub, [message]))
+                if self._subscription.crash_due():
+                    self._crash(pubsub)
+                patterns = self._sync_patterns(pubsub, patterns)
+                batch = self._waiting(pubsub)
+                self._claim_ahead(batch)
+                for response in batch:  # each goes through the steps to _on_message
+                    pubsub.handle_message(response, ignore_subscribe_messages=True)
         finally:
             self.ready.clear()
             pubsub.close()
             client.close()
 
     @staticmethod
-    def _waiting(pubsub, batch: list[dict]) -> list[dict]:
-        while len(batch) < BATCH_MAX and (message := pubsub.get_message(timeout=0.0)):
-            batch.append(message)
+    def _waiting(pubsub) -> list:
+        """The replies waiting now (after up to POLL_S for the first), read but not yet handled."""
+        first = pubsub.parse_response(block=False, timeout=POLL_S)
+        batch = [first] if first else []
+        while batch and len(batch) < BATCH_MAX and (reply := pubsub.parse_response(block=False, timeout=0.0)):
+            batch.append(reply)
         return batch
 
-    def _on_batch(self, messages: list[dict]) -> None:
-        """Deliver messages in arrival order, their idempotency claims taken in one round trip."""
-        items = []
-        for message in messages:
-            channel = message["channel"].decode() if message.get("channel") else None
-            if message["type"] == "message" or (message["type"] == "pmessage" and channel in self._channels):
-                items.append((channel, message["data"], message["type"] == "pmessage", self._decoded(message["data"])))
-        flags = [self._claimable(event) for _, _, _, event in items]
-        claimable = [item[3] for item, flag in zip(items, flags, strict=True) if flag]
-        claims = iter(self._guard.claim_many(claimable) if claimable else [])
-        for (channel, payload, pattern_copy, event), flag in zip(items, flags, strict=True):
-            self.deliver(channel, payload, pattern_copy, event=event, claim=next(claims) if flag else _UNCLAIMED)
+    def _claim_ahead(self, batch: list) -> None:
+        """Take the idempotency claims of a batch in one round trip, in arrival order, before it is handled.
 
-    @staticmethod
-    def _decoded(payload: bytes) -> dict | None:
-        try:
-            return envelope.decode(payload)
-        except envelope.InvalidEnvelope:
-            return None
+        A message alone takes its claim when it is handled: one round trip either way.
+        """
+        self._claimed = {}
+        if len(batch) < 2:
+            return
+        events = [event for event in map(_identity, batch) if event is not None]
+        claims = self._guard.claim_many(events) if events else []
+        self._claimed = collections.defaultdict(collections.deque)
+        for event, claim in zip(events, claims, strict=True):
+            self._claimed[(event["source"], event["id"])].append(claim)
 
-    def _claimable(self, event: dict | None) -> bool:
-        if event is None or self._guard is None:
-            return False
-        return self._faults is None or not self._faults.lost_to(self.group, event["id"])
+    def _handlers(self) -> dict[str, Callable]:
+        return dict.fromkeys(self._channels, self._on_message)
 
     def _drain(self, pubsub) -> None:
         """Handle everything Redis queued for us before now (a PING's reply comes after all of it)."""
@@ -367,104 +324,82 @@ class Consumer:
             message = pubsub.get_message(timeout=POLL_S)
             if message and message["type"] == "pong":
                 return
-            if message:
-                self._on_batch([message])
 
     def _crash(self, pubsub) -> None:
-        self._faults.mark_down(self.group)
+        self._subscription.down()
         self._drain(pubsub)
         log.warning("%s: crashed (fault consumer_crash); events published now are lost to it", self.group)
         raise _Crashed
 
     def _stay_down(self, stop: threading.Event) -> None:
-        while not stop.is_set() and self._faults.crash_due(self.group):
+        while not stop.is_set() and self._subscription.crash_due():
             stop.wait(POLL_S / 2)
         log.warning("%s: restarted after a crash", self.group)
 
     def _sync_patterns(self, pubsub, subscribed: bool) -> bool:
-        wanted = self._faults.double_subscribed(self.group)
+        wanted = self._subscription.double_subscribed()
         if wanted and not subscribed:
-            pubsub.psubscribe(*self._channels)
+            pubsub.psubscribe(**self._handlers())
         elif subscribed and not wanted:
             pubsub.punsubscribe(*self._channels)
         return wanted
 
-    def deliver(
-        self, channel: str, payload: bytes, pattern_copy: bool = False, event: dict | None = None, claim=_UNCLAIMED
-    ) -> None:
-        """Process one delivery inside its consumer span (``event`` and ``claim`` when already known)."""
-        if event is None:
-            try:
-                event = envelope.decode(payload)
-            except envelope.InvalidEnvelope as exc:
-                self._dead_letter_invalid(channel, payload, exc)
-                return
-        if self._faults is not None:
-            if self._faults.lost_to(self.group, event["id"]):
-                return
-            if pattern_copy:
-                self._faults.double_delivery(self.group, channel, event)
-        producer = telemetry.extract(event)
-        producer_span = trace.get_current_span(producer).get_span_context()
-        links = [Link(producer_span)] if producer_span.is_valid else []
+    # Delivery steps, outermost first -------------------------------------------------------------
+
+    def _receive(self, incoming: Incoming, proceed: Callable) -> object:
+        """Read the event, skip a copy (the idempotency guard), then account for how the delivery ended."""
         started = time.perf_counter()
-        attributes = _event_attributes(channel, event)
-        attributes["messaging.operation.type"] = "process"
-        attributes["messaging.operation.name"] = "process"
-        attributes["messaging.consumer.group.name"] = self.group
-        with self._tracer.start_as_current_span(
-            f"process {channel}",
-            context=producer if self._parent_from_producer else Context(),
-            kind=SpanKind.CONSUMER,
-            links=links,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            if self._practices is None:
-                outcome = self._bare(channel, event, span)
-            else:
-                outcome = self._handle(channel, event, payload, span, claim)
-            span.set_attribute(ATTR_OUTCOME, outcome)
-        if self._practices is not None and self._practices.metrics is not None:
-            self._practices.metrics.consumed(channel, self.group, time.perf_counter() - started, outcome)
-        self.outcomes[outcome] += 1
+        ending = handling.of(incoming)
+        result = None
+        try:
+            ending.event = event_of(incoming)
+        except InvalidEvent as exc:
+            self._dead_letter_invalid(incoming, exc)
+        else:
+            if not self._copy(incoming, ending):
+                result = proceed(incoming)
+        self._settle(incoming, ending, time.perf_counter() - started)
+        return result
+
+    def _copy(self, incoming: Incoming, ending: handling.Handling) -> bool:
+        """True when the guard already holds this event's claim for the group (a duplicate, skipped)."""
+        event = ending.event
+        taken = self._claimed.get((event["source"], event["id"]))
+        duplicate_key = taken.popleft() if taken else self._guard.claim(event)
+        if duplicate_key is None:
+            return False
+        incoming.span.set_attribute(ATTR_DEDUPE_KEY, duplicate_key)
+        ending.outcome, ending.attempts = handling.DUPLICATE_SKIPPED, 0
+        return True
+
+    def _settle(self, incoming: Incoming, ending: handling.Handling, seconds: float) -> None:
+        span = incoming.span
+        if ending.outcome != handling.PROCESSED:  # the library starts every span processed, one attempt
+            span.set_attribute(OUTCOME, ending.outcome)
+        if ending.attempts != 1:
+            span.set_attribute(ATTEMPTS, ending.attempts)
+        if self._practices.metrics is not None:
+            self._practices.metrics.consumed(incoming.channel, self.group, seconds, ending.outcome)
+        self.outcomes[ending.outcome] += 1
         self.processed += 1
 
-    def _bare(self, channel: str, event: dict, span: trace.Span) -> str:
+    def _check(self, incoming: Incoming, proceed: Callable) -> object:
+        """Schema validation (an invalid event is dead-lettered at once), then upcasting to the newest version."""
+        ending = handling.of(incoming)
         try:
-            outcome = self._handler(channel, event, span) or "processed"
-        except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            return "failed"
-        span.set_attribute(ATTR_ATTEMPTS, 1)
-        return outcome
-
-    def _handle(self, channel: str, event: dict, payload: bytes, span: trace.Span, claim=_UNCLAIMED) -> str:
-        duplicate_key = self._guard.claim(event) if claim is _UNCLAIMED else claim
-        if duplicate_key is not None:
-            span.set_attribute(ATTR_DEDUPE_KEY, duplicate_key)
-            span.set_attribute(ATTR_ATTEMPTS, 0)
-            return "duplicate_skipped"
-        try:
-            self._practices.registry.validate(event)
+            self._practices.registry.validate(ending.event)
         except SchemaError as exc:
-            return self._dead_letter(channel, event, payload, span, f"schema validation failed: {exc}", 1)
-        event = self._practices.registry.upcast(event)
-        if self._faults is not None:
-            delay_s = self._faults.slow_delay_s(self.group, channel)
-            if delay_s:
-                time.sleep(delay_s)
-        return self._attempts(channel, event, payload, span)
+            self._dead_letter(incoming, f"schema validation failed: {exc}", 1)
+            return None
+        ending.event = self._practices.registry.upcast(ending.event)
+        return proceed(incoming)
 
-    def _attempts(self, channel: str, event: dict, payload: bytes, span: trace.Span) -> str:
-        policy = self._practices.retry
+    def _retry(self, incoming: Incoming, proceed: Callable) -> object:
+        policy, ending, span = self._practices.retry, handling.of(incoming), incoming.span
         for attempt in range(1, policy.max_attempts + 1):
+            ending.attempt = attempt
             try:
-                if self._faults is not None:
-                    self._faults.transient(self.group, channel, event, attempt)
-                outcome = self._handler(channel, event, span) or "processed"
+                return proceed(incoming)
             except Exception as exc:
                 stopping = self._stop.is_set()  # shutting down: no more attempts; Pub/Sub will not redeliver
                 last = attempt == policy.max_attempts
@@ -474,31 +409,44 @@ class Consumer:
                     {ATTR_RETRY_ATTEMPT: attempt, ATTR_RETRY_DELAY_MS: delay_ms, "exception.message": str(exc)},
                 )
                 if last:
-                    reason = f"failed after {attempt} attempts: {exc}"
-                    return self._dead_letter(channel, event, payload, span, reason, attempt)
+                    self._dead_letter(incoming, f"failed after {attempt} attempts: {exc}", attempt)
+                    return None
                 if stopping:
-                    span.set_status(Status(StatusCode.ERROR, f"stopped after attempt {attempt}: {exc}"))
-                    span.set_attribute(ATTR_ATTEMPTS, attempt)
-                    try:
-                        self._guard.release(event)
-                    except redis.RedisError:
-                        pass  # the claim expires with the dedupe window
-                    return "failed"
+                    self._stopped(incoming, attempt, exc)
+                    return None
                 self._stop.wait(delay_ms / 1000.0)
-            else:
-                span.set_attribute(ATTR_ATTEMPTS, attempt)
-                return outcome
+            finally:
+                ending.attempts = attempt
         raise AssertionError("unreachable: the loop returns on success or on the last attempt")
 
-    def _dead_letter(self, channel: str, event: dict, payload: bytes, span: trace.Span, reason: str, attempts: int):
-        dead_letters = self._practices.dead_letters
-        span.set_attribute(ATTR_ATTEMPTS, attempts)
+    def _on_message(self, message: dict) -> None:
+        """The innermost step: the service's handler, inside the delivery's span."""
+        incoming = eventscope_redis.delivery()
+        ending = handling.of(incoming)
+        ending.outcome = self._handler(incoming.channel, ending.event, incoming.span) or handling.PROCESSED
+
+    # Endings -------------------------------------------------------------------------------------
+
+    def _stopped(self, incoming: Incoming, attempt: int, exc: Exception) -> None:
+        ending = handling.of(incoming)
+        incoming.span.set_status(Status(StatusCode.ERROR, f"stopped after attempt {attempt}: {exc}"))
+        ending.outcome = handling.FAILED
+        try:
+            self._guard.release(ending.event)
+        except redis.RedisError:
+            pass  # the claim expires with the dedupe window
+
+    def _dead_letter(self, incoming: Incoming, reason: str, attempts: int) -> None:
+        dead_letters, ending, span = self._practices.dead_letters, handling.of(incoming), incoming.span
+        event = ending.event
+        ending.attempts = attempts
         span.set_status(Status(StatusCode.ERROR, reason))
+        ending.outcome = handling.FAILED
         try:
             dead_letters.add(
-                channel=channel,
+                channel=incoming.channel,
                 group=self.group,
-                payload=payload.decode(errors="replace") if isinstance(payload, bytes) else payload,
+                payload=_text(incoming.wire),
                 reason=reason,
                 attempts=attempts,
                 event_id=event.get("id"),
@@ -506,22 +454,36 @@ class Consumer:
             self._guard.release(event)
         except redis.RedisError as exc:
             log.error("%s: could not dead-letter %s: %s", self.group, event.get("id"), exc)
-            return "failed"
+            return
         span.set_attribute(ATTR_DEAD_LETTER_REASON, reason)
         span.set_attribute(ATTR_DEAD_LETTER_QUEUE, dead_letters.stream)
         log.warning("%s: dead-lettered %s: %s", self.group, event.get("id"), reason)
-        if self._faults is not None:
-            self._faults.dead_letter(self.group, channel, event, reason, attempts)
-        return "dead_lettered"
+        ending.outcome, ending.dead_letter_reason = handling.DEAD_LETTERED, reason
 
-    def _dead_letter_invalid(self, channel: str, payload: bytes, exc: Exception) -> None:
-        log.warning("%s: invalid event on %s: %s", self.group, channel, exc)
-        if self._practices is not None:
-            self._practices.dead_letters.add(
-                channel=channel,
-                group=self.group,
-                payload=payload.decode(errors="replace") if isinstance(payload, bytes) else str(payload),
-                reason=f"not a CloudEvent: {exc}",
-                attempts=0,
-                event_id=None,
-            )
+    def _dead_letter_invalid(self, incoming: Incoming, exc: Exception) -> None:
+        ending = handling.of(incoming)
+        log.warning("%s: invalid event on %s: %s", self.group, incoming.channel, exc)
+        ending.outcome, ending.attempts = handling.DEAD_LETTERED, 0
+        incoming.span.set_status(Status(StatusCode.ERROR, f"not a CloudEvent: {exc}"))
+        self._practices.dead_letters.add(
+            channel=incoming.channel,
+            group=self.group,
+            payload=_text(incoming.wire),
+            reason=f"not a CloudEvent: {exc}",
+            attempts=0,
+            event_id=None,
+        )
+
+
+def _identity(reply: object) -> dict | None:
+    """The CloudEvent attributes of a raw Pub/Sub message reply, when it carries an event with an id."""
+    if not isinstance(reply, list) or len(reply) < 3 or reply[0] not in MESSAGE_REPLIES:
+        return None
+    attributes = wire.unwrap(reply[-1]).attributes
+    if not attributes or not isinstance(attributes.get("id"), str) or not isinstance(attributes.get("source"), str):
+        return None
+    return attributes
+
+
+def _text(payload: bytes | str) -> str:
+    return payload.decode(errors="replace") if isinstance(payload, bytes) else str(payload)

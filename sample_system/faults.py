@@ -7,24 +7,30 @@ parameters say how often (``rate``: the chance per opportunity) and when (a sche
 Producer faults pick events by ``channel`` (``*`` = every channel); consumer faults pick a consumer
 ``group``. Random choices come from a generator seeded by the run's seed and the fault's name.
 
-The ``FaultInjector`` is the one object the bus asks "inject now?"; it writes the ground truth
-(sample_system.truth) as it injects, never from what a detector sees.
+Each fault acts as a step around eventscope-redis's publish and delivery (``STEPS``: its step and its
+stage, under the names of ``truth.Fault``). The ``FaultInjector`` hands the bus the steps of each
+stage and writes the ground truth (sample_system.truth) as it injects, never from what a detector sees.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
+import json
 import logging
 import random
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis
-from opentelemetry import context as otel_context
 
-from sample_system import truth
+from eventscope_redis import Incoming, Outgoing
+from sample_system import handling, truth
+from sample_system.truth import Fault
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +38,14 @@ ENV_PREFIX = "SAMPLE_FAULT_"
 SCHEDULE_PARAMS = ("rate", "start_s", "stop_s", "every_s", "for_s")
 TEXT_PARAMS = ("channel", "group")
 ALL_CHANNELS = "*"
+Proceed = Callable[[Any], object]  # the rest of a chain of steps
 
 
 @dataclasses.dataclass(frozen=True)
 class FaultSpec:
     """One named fault: what it does and its default parameters."""
 
-    name: str
+    name: Fault
     description: str
     defaults: Mapping[str, float | str]
 
@@ -47,31 +54,31 @@ CATALOGUE: dict[str, FaultSpec] = {
     spec.name: spec
     for spec in (
         FaultSpec(
-            "duplicate_publish",
+            Fault.DUPLICATE_PUBLISH,
             "The producer publishes the same event (same id, same sequence) a second time, as a producer "
             "that retries after a lost acknowledgement does. Idempotent consumers skip the copy.",
             {"rate": 0.1, "channel": "shop.orders"},
         ),
         FaultSpec(
-            "reorder",
+            Fault.REORDER,
             "The producer holds an event back and publishes it after the next `hold` events of its stream.",
             {"rate": 0.1, "channel": "shop.orders", "hold": 2},
         ),
         FaultSpec(
-            "drop_before_broker",
+            Fault.DROP_BEFORE_BROKER,
             "The producer spends the sequence number but the event never reaches Redis: a gap at every vantage. "
             "It is discarded once the next event of its stream is sent (so the gap shows); one still waiting at "
             "shutdown is sent after all.",
             {"rate": 0.05, "channel": "shop.orders"},
         ),
         FaultSpec(
-            "consumer_crash",
+            Fault.CONSUMER_CRASH,
             "A consumer group's subscriber goes down and comes back (for `for_s` seconds every `every_s`). "
             "Pub/Sub is at-most-once: what is published while it is down is lost to it, and only to it.",
             {"group": "shipping", "start_s": 3, "every_s": 8, "for_s": 2},
         ),
         FaultSpec(
-            "slow_consumer",
+            Fault.SLOW_CONSUMER,
             "A consumer group's handler takes `delay_ms` longer per event during the window: its backlog "
             "grows (in the socket buffers first, then in Redis's output buffer for it, `omem`) and its "
             "delivery latency climbs. With `buffer_limit_kb` the server's `client-output-buffer-limit pubsub` "
@@ -80,25 +87,25 @@ CATALOGUE: dict[str, FaultSpec] = {
             {"group": "order-view", "start_s": 2, "for_s": 5, "delay_ms": 120, "buffer_limit_kb": 0},
         ),
         FaultSpec(
-            "poison_message",
+            Fault.POISON_MESSAGE,
             "The producer publishes an event whose data breaks its schema (a producer bug that skipped "
             "validation). Every consumer dead-letters it with the validation error.",
             {"rate": 0.05, "channel": "shop.orders"},
         ),
         FaultSpec(
-            "transient_error",
+            Fault.TRANSIENT_ERROR,
             "A consumer group's handler fails now and then (a flaky dependency). The delivery is retried "
             "with exponential backoff and jitter; after the last attempt it goes to the dead-letter queue.",
             {"rate": 0.4, "group": "payments"},
         ),
         FaultSpec(
-            "clock_skew",
+            Fault.CLOCK_SKEW,
             "The producer's clock runs `skew_ms` ahead: the event's `time` and its producer span start "
             "late, so delivery times come out negative. Detectors must report them, not correct them.",
             {"rate": 1.0, "channel": "shop.orders", "skew_ms": 800, "start_s": 3},
         ),
         FaultSpec(
-            "double_subscription",
+            Fault.DOUBLE_SUBSCRIPTION,
             "A consumer group subscribes to its channels with SUBSCRIBE and also PSUBSCRIBE: Redis delivers "
             "every message to it twice. The idempotency guard skips the second copy.",
             {"group": "notifications"},
@@ -199,11 +206,28 @@ class TransientError(RuntimeError):
     """A handler failure worth retrying (the injected flaky dependency raises it)."""
 
 
-Published = tuple[dict, object]  # (event, the OpenTelemetry context to publish it in)
+class Stage(enum.Enum):
+    """Where a fault's step runs, around eventscope-redis's publish and delivery and the shop's practices."""
+
+    PUBLISH = "publish"  # a producer step: after the sequence number is taken, before the span and PUBLISH
+    ARRIVAL = "arrival"  # an arrival step: before the consumer span (not proceeding means never delivered)
+    SETTLED = "settled"  # around validation and handling: sees how the delivery ended
+    HANDLING = "handling"  # before the handler's attempts
+    ATTEMPT = "attempt"  # inside each handler attempt
+
+
+def poisoned(data: object) -> dict:
+    """Data its schema rejects whatever the type: every field present but null."""
+    fields = data if isinstance(data, dict) else {"value": data}
+    return {key: None for key in fields}
 
 
 class FaultInjector:
-    """Decides, at each opportunity, whether a fault fires, and writes the ground truth when it does."""
+    """Decides, at each opportunity, whether a fault fires, and writes the ground truth when it does.
+
+    ``steps(stage)`` gives the steps of the switched-on faults for one stage, in the order they run; the
+    bus places them and never asks which fault is on.
+    """
 
     def __init__(self, settings: Mapping[str, FaultSetting], seed: int, ground_truth: truth.GroundTruth):
         self.settings = dict(settings)
@@ -215,7 +239,7 @@ class FaultInjector:
         self._down: set[str] = set()
         self._lost: dict[str, set[str]] = defaultdict(set)
         self._held: dict[tuple, list[list]] = defaultdict(list)
-        self._pending_drops: dict[tuple, tuple[dict, object]] = {}
+        self._pending_drops: dict[tuple, tuple[Outgoing, Proceed]] = {}
         self._windows_seen: set[tuple[str, str, int]] = set()
         self._client = None
         self._saved_buffer_limit: str | None = None
@@ -232,6 +256,14 @@ class FaultInjector:
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self._started
+
+    def steps(self, stage: Stage) -> list[Callable]:
+        """The steps of ``stage`` for the faults switched on (dead letters are always recorded), in order."""
+        return [
+            functools.partial(step, self)
+            for fault, at, step in STEPS
+            if at is stage and (fault in self.settings or fault is Fault.DEAD_LETTER)
+        ]
 
     def _firing(self, name: str, channel: str | None = None, group: str | None = None) -> FaultSetting | None:
         """The setting when fault ``name`` applies here and now (before its rate is rolled)."""
@@ -253,117 +285,120 @@ class FaultInjector:
         setting = self._firing(name, channel, group)
         return setting if setting is not None and self._roll(name, setting) else None
 
-    def _write(self, fault: str, channel: str, event: dict | None, group: str | None = None, **detail) -> None:
+    def _write(self, fault: Fault, channel: str, event: dict | None, group: str | None = None, **detail) -> None:
         self.truth.write(truth.record(fault, channel, event, group, detail))
-
-    # Producer side -------------------------------------------------------------------------------
-
-    def drop(self, channel: str, event: dict) -> bool:
-        """True when the event must vanish before the broker.
-
-        The event is held until the next event of its stream comes, and only then discarded and recorded:
-        a drop at the very end of a stream would leave no gap for anyone to see (``release_held`` publishes
-        a drop still pending at shutdown after all, unrecorded).
-        """
-        stream = (channel, event.get("source"), event.get("partitionkey"))
-        with self._lock:
-            overtaken = self._pending_drops.pop(stream, None)
-        if overtaken is not None:
-            self._write("drop_before_broker", channel, overtaken[0])
-        if self.fires("drop_before_broker", channel):
-            with self._lock:
-                self._pending_drops[stream] = (event, otel_context.get_current())
-            return True
-        return False
-
-    def skew_ms(self, channel: str, event: dict) -> float:
-        """How far ahead this producer's clock runs for this event (0 = no skew; recorded when not 0)."""
-        setting = self.fires("clock_skew", channel)
-        if setting is None:
-            return 0.0
-        skew = setting.number("skew_ms", 0.0) or 0.0
-        self._write("clock_skew", channel, event, skew_ms=skew)
-        return skew
-
-    def poison(self, channel: str, event: dict) -> bool:
-        """True when this event is to be published broken, skipping validation (recorded)."""
-        if self.fires("poison_message", channel):
-            self._write("poison_message", channel, event, reason="data replaced by a value its schema rejects")
-            return True
-        return False
-
-    def duplicate(self, channel: str, event: dict) -> bool:
-        """True when the event is to be published a second time (recorded)."""
-        if self.fires("duplicate_publish", channel):
-            self._write("duplicate_publish", channel, event)
-            return True
-        return False
-
-    def reorder(self, channel: str, event: dict) -> list[Published]:
-        """What to publish now for ``event``: nothing (held back), or it followed by released events."""
-        stream = (channel, event.get("source"), event.get("partitionkey"))
-        setting = self._firing("reorder", channel)
-        with self._lock:
-            held = self._held[stream]
-            hold_now = setting is not None and not held and self._rng_below("reorder", setting)
-            if hold_now:
-                held.append([event, otel_context.get_current(), int(setting.number("hold", 2) or 1), 0])
-                return []
-            now = [(event, otel_context.get_current())]
-            for entry in held:
-                entry[2] -= 1
-                entry[3] += 1
-            released = [entry for entry in held if entry[2] <= 0]
-            self._held[stream] = [entry for entry in held if entry[2] > 0]
-        for late, ctx, _, passed in released:
-            self._write("reorder", channel, late, held_behind=passed)
-            now.append((late, ctx))
-        return now
 
     def _rng_below(self, name: str, setting: FaultSetting) -> bool:
         rate = setting.number("rate", 1.0)
         return rate >= 1.0 or self._rngs[name].random() < rate
 
-    def release_held(self) -> list[tuple[str, dict, object]]:
-        """Every event still held back, to publish at shutdown (recorded when later events overtook it).
+    # Producer steps ------------------------------------------------------------------------------
 
-        A drop still pending (no later event of its stream came) is published too: it was never lost.
+    def drop(self, outgoing: Outgoing, proceed: Proceed) -> object:
+        """The event vanishes before the broker, its sequence number spent.
+
+        It is held until the next event of its stream comes, and only then discarded and recorded: a drop
+        at the very end of a stream would leave no gap for anyone to see (``release_held`` sends a drop
+        still pending at shutdown after all, unrecorded).
+        """
+        stream = outgoing.stream
+        with self._lock:
+            overtaken = self._pending_drops.pop(stream, None)
+        if overtaken is not None:
+            self._write(Fault.DROP_BEFORE_BROKER, outgoing.channel, overtaken[0].attributes)
+        if self.fires(Fault.DROP_BEFORE_BROKER, outgoing.channel):
+            with self._lock:
+                self._pending_drops[stream] = (outgoing, proceed)
+            return 0
+        return proceed(outgoing)
+
+    def skew(self, outgoing: Outgoing, proceed: Proceed) -> object:
+        """This producer's clock runs ``skew_ms`` ahead for the event: its time and its span (recorded)."""
+        setting = self.fires(Fault.CLOCK_SKEW, outgoing.channel)
+        if setting is not None:
+            skew_ms = setting.number("skew_ms", 0.0) or 0.0
+            self._write(Fault.CLOCK_SKEW, outgoing.channel, outgoing.attributes, skew_ms=skew_ms)
+            outgoing.clock_skew_ns = int(skew_ms * 1_000_000)
+        return proceed(outgoing)
+
+    def poison(self, outgoing: Outgoing, proceed: Proceed) -> object:
+        """The event goes out with data its schema rejects, as if the producer skipped validation (recorded)."""
+        if self.fires(Fault.POISON_MESSAGE, outgoing.channel):
+            reason = "data replaced by a value its schema rejects"
+            self._write(Fault.POISON_MESSAGE, outgoing.channel, outgoing.attributes, reason=reason)
+            outgoing.payload = json.dumps(poisoned(json.loads(outgoing.payload))).encode()
+        return proceed(outgoing)
+
+    def reorder(self, outgoing: Outgoing, proceed: Proceed) -> object:
+        """Hold the event back, or send it followed by the held events it released (each recorded)."""
+        stream = outgoing.stream
+        setting = self._firing(Fault.REORDER, outgoing.channel)
+        with self._lock:
+            held = self._held[stream]
+            if setting is not None and not held and self._rng_below(Fault.REORDER, setting):
+                held.append([outgoing, proceed, int(setting.number("hold", 2) or 1), 0])
+                return 0
+            for entry in held:
+                entry[2] -= 1
+                entry[3] += 1
+            released = [entry for entry in held if entry[2] <= 0]
+            self._held[stream] = [entry for entry in held if entry[2] > 0]
+        receivers = proceed(outgoing) or 0
+        for late, send_late, _, passed in released:
+            self._write(Fault.REORDER, outgoing.channel, late.attributes, held_behind=passed)
+            receivers += send_late(late) or 0
+        return receivers
+
+    def duplicate(self, outgoing: Outgoing, proceed: Proceed) -> object:
+        """Send the event a second time, same id and sequence, as a producer retrying does (recorded)."""
+        receivers = proceed(outgoing)
+        if self.fires(Fault.DUPLICATE_PUBLISH, outgoing.channel):
+            self._write(Fault.DUPLICATE_PUBLISH, outgoing.channel, outgoing.attributes)
+            proceed(outgoing)
+        return receivers
+
+    def publishing(self, outgoing: Outgoing, proceed: Proceed) -> object:
+        """PUBLISH, and record the event as lost to every group that is down right now.
+
+        The lock makes "is the group down" and "PUBLISH" one step, so the ground truth is exact.
+        """
+        channel = outgoing.channel
+        with self._lock:
+            receivers = proceed(outgoing)
+            lost_to = [g for g in self._down if channel in self._subscriptions.get(g, ())]
+            for group in lost_to:
+                self._lost[group].add(outgoing.attributes["id"])
+        for group in lost_to:
+            self._write(Fault.CONSUMER_CRASH, channel, outgoing.attributes, group)
+        return receivers
+
+    def release_held(self) -> int:
+        """Send every event still held back (at shutdown, so none is silently lost); returns how many.
+
+        Held events that later ones overtook are recorded as reordered; a drop still pending (no later
+        event of its stream came) is sent too: it was never lost.
         """
         with self._lock:
             held, self._held = self._held, defaultdict(list)
             pending, self._pending_drops = self._pending_drops, {}
-        released = [(channel, event, ctx) for (channel, _, _), (event, ctx) in pending.items()]
-        for (channel, _, _), entries in held.items():
-            for late, ctx, _, passed in entries:
+        released = list(pending.values())
+        for entries in held.values():
+            for late, send_late, _, passed in entries:
                 if passed:
-                    self._write("reorder", channel, late, held_behind=passed)
-                released.append((channel, late, ctx))
-        return released
+                    self._write(Fault.REORDER, late.channel, late.attributes, held_behind=passed)
+                released.append((late, send_late))
+        for late, send_late in released:
+            send_late(late)
+        return len(released)
 
-    def publishing(self, channel: str, event: dict, send: Callable[[], int]) -> int:
-        """Run ``send`` (the PUBLISH); record the event as lost to every group that is down right now.
-
-        The lock makes "is the group down" and "PUBLISH" one step, so the ground truth is exact.
-        """
-        if "consumer_crash" not in self.settings:
-            return send()
-        with self._lock:
-            receivers = send()
-            lost_to = [g for g in self._down if channel in self._subscriptions.get(g, ())]
-            for group in lost_to:
-                self._lost[group].add(event["id"])
-        for group in lost_to:
-            self._write("consumer_crash", channel, event, group)
-        return receivers
-
-    # Consumer side -------------------------------------------------------------------------------
+    # Subscriber ----------------------------------------------------------------------------------
 
     def register(self, group: str, channels: list[str]) -> None:
         self._subscriptions[group] = tuple(channels)
 
     def crash_due(self, group: str) -> bool:
         """True when ``group`` should be down now (its crash window is open)."""
-        return self._firing("consumer_crash", group=group) is not None
+        return self._firing(Fault.CONSUMER_CRASH, group=group) is not None
 
     def mark_down(self, group: str) -> None:
         with self._lock:
@@ -373,18 +408,62 @@ class FaultInjector:
         with self._lock:
             self._down.discard(group)
 
-    def lost_to(self, group: str, event_id: str) -> bool:
-        """True for an event published while ``group`` was down: it must never reach that group."""
-        lost = self._lost.get(group)
-        return bool(lost) and event_id in lost
+    def lost_to(self, group: str, event_id: str | None) -> bool:
+        """True for an event published while ``group`` was down: it must never reach that group.
+
+        Under the lock ``publishing`` holds from PUBLISH until the loss is noted, so a copy that arrives
+        at once is not let through before the publisher has written it down.
+        """
+        with self._lock:
+            lost = self._lost.get(group)
+            return bool(lost) and event_id in lost
+
+    def double_subscribed(self, group: str) -> bool:
+        return self._firing(Fault.DOUBLE_SUBSCRIPTION, group=group) is not None
+
+    # Arrival and delivery steps ------------------------------------------------------------------
+
+    def lost(self, incoming: Incoming, proceed: Proceed) -> object:
+        """A message published while its group was down never reaches it (Pub/Sub keeps nothing)."""
+        if self.lost_to(incoming.group, incoming.id):
+            return None
+        return proceed(incoming)
+
+    def second_copy(self, incoming: Incoming, proceed: Proceed) -> object:
+        """Record the copy Redis delivered because of PSUBSCRIBE beside SUBSCRIBE."""
+        if incoming.pattern is not None:
+            self._write(Fault.DOUBLE_SUBSCRIPTION, incoming.channel, incoming.attributes, incoming.group)
+        return proceed(incoming)
+
+    def dead_lettered(self, incoming: Incoming, proceed: Proceed) -> object:
+        """Record a delivery that ended in the dead-letter queue (after validation or its last attempt)."""
+        result = proceed(incoming)
+        ending = handling.of(incoming)
+        if ending.dead_letter_reason is not None:
+            detail = {"reason": ending.dead_letter_reason, "attempts": ending.attempts}
+            self._write(Fault.DEAD_LETTER, incoming.channel, incoming.attributes, incoming.group, **detail)
+        return result
+
+    def slow(self, incoming: Incoming, proceed: Proceed) -> object:
+        """The handler takes longer during the window; the first delivery in each window records it."""
+        time.sleep(self.slow_delay_s(incoming.group, incoming.channel))
+        return proceed(incoming)
+
+    def transient(self, incoming: Incoming, proceed: Proceed) -> object:
+        """This attempt fails with TransientError (recorded), as a flaky dependency does."""
+        attempt = handling.of(incoming).attempt
+        if self.fires(Fault.TRANSIENT_ERROR, group=incoming.group):
+            self._write(Fault.TRANSIENT_ERROR, incoming.channel, incoming.attributes, incoming.group, attempt=attempt)
+            raise TransientError(f"injected transient error (attempt {attempt})")
+        return proceed(incoming)
 
     def slow_delay_s(self, group: str, channel: str) -> float:
         """Extra handling time for ``group`` now; the first call in each window records an activation."""
-        setting = self._firing("slow_consumer", group=group)
+        setting = self._firing(Fault.SLOW_CONSUMER, group=group)
         if setting is None:
             return 0.0
         window = setting.window(self.elapsed_s())
-        key = ("slow_consumer", group, window)
+        key = (Fault.SLOW_CONSUMER.value, group, window)
         with self._lock:
             first = key not in self._windows_seen
             self._windows_seen.add(key)
@@ -394,7 +473,7 @@ class FaultInjector:
             if limit_kb:
                 self._lower_buffer_limit(limit_kb)
             self._write(
-                "slow_consumer",
+                Fault.SLOW_CONSUMER,
                 channel,
                 None,
                 group,
@@ -416,22 +495,50 @@ class FaultInjector:
         except redis.ResponseError as exc:  # a managed Redis may refuse CONFIG: the slowness still happens
             log.warning("slow_consumer: cannot lower the pubsub output buffer limit: %s", exc)
 
-    def double_subscribed(self, group: str) -> bool:
-        return self._firing("double_subscription", group=group) is not None
 
-    def double_delivery(self, group: str, channel: str, event: dict) -> None:
-        """Record a second copy that Redis delivered because of SUBSCRIBE plus PSUBSCRIBE."""
-        self._write("double_subscription", channel, event, group)
+STEPS: tuple[tuple[Fault, Stage, Callable], ...] = (
+    (Fault.DROP_BEFORE_BROKER, Stage.PUBLISH, FaultInjector.drop),
+    (Fault.CLOCK_SKEW, Stage.PUBLISH, FaultInjector.skew),
+    (Fault.POISON_MESSAGE, Stage.PUBLISH, FaultInjector.poison),
+    (Fault.REORDER, Stage.PUBLISH, FaultInjector.reorder),
+    (Fault.DUPLICATE_PUBLISH, Stage.PUBLISH, FaultInjector.duplicate),
+    (Fault.CONSUMER_CRASH, Stage.PUBLISH, FaultInjector.publishing),
+    (Fault.CONSUMER_CRASH, Stage.ARRIVAL, FaultInjector.lost),
+    (Fault.DOUBLE_SUBSCRIPTION, Stage.ARRIVAL, FaultInjector.second_copy),
+    (Fault.DEAD_LETTER, Stage.SETTLED, FaultInjector.dead_lettered),
+    (Fault.SLOW_CONSUMER, Stage.HANDLING, FaultInjector.slow),
+    (Fault.TRANSIENT_ERROR, Stage.ATTEMPT, FaultInjector.transient),
+)
+"""Each fault's step, its stage, in the order the steps of one stage run (the first outermost)."""
 
-    def transient(self, group: str, channel: str, event: dict, attempt: int) -> None:
-        """Raise TransientError when this handler attempt is to fail (recorded)."""
-        if self.fires("transient_error", group=group):
-            self._write("transient_error", channel, event, group, attempt=attempt)
-            raise TransientError(f"injected transient error (attempt {attempt})")
 
-    def dead_letter(self, group: str, channel: str, event: dict, reason: str, attempts: int) -> None:
-        """Record that ``group`` dead-lettered ``event`` after its last attempt."""
-        self._write("dead_letter", channel, event, group, reason=reason, attempts=attempts)
+def steps(injector: FaultInjector | None, stage: Stage) -> list[Callable]:
+    """The fault steps of ``stage`` (none without an injector)."""
+    return injector.steps(stage) if injector is not None else []
+
+
+class Subscription:
+    """What faults do to one consumer group's subscription itself: take it down, subscribe it twice."""
+
+    def __init__(self, injector: FaultInjector | None, group: str, channels: list[str]):
+        self._injector = injector
+        self.group = group
+        if injector is not None:
+            injector.register(group, channels)
+
+    def crash_due(self) -> bool:
+        return self._injector is not None and self._injector.crash_due(self.group)
+
+    def down(self) -> None:
+        if self._injector is not None:
+            self._injector.mark_down(self.group)
+
+    def up(self) -> None:
+        if self._injector is not None:
+            self._injector.mark_up(self.group)
+
+    def double_subscribed(self) -> bool:
+        return self._injector is not None and self._injector.double_subscribed(self.group)
 
 
 def describe() -> list[dict]:

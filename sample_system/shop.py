@@ -73,7 +73,7 @@ class Shop:
         self._meters = {name: telemetry.meter_provider(name, metrics_on, make_reader()) for name in SERVICES}
         self.metrics = {name: telemetry.MessagingMetrics(provider) for name, provider in self._meters.items()}
         self.client = redis.Redis.from_url(config.redis_url, client_name=STATE_CLIENT_NAME)
-        self._publishing: dict[str, redis.Redis] = {}
+        self._publishing: list[redis.Redis] = []
         if faults is not None:
             faults.use_redis(self.client)
         self.registry = SchemaRegistry()
@@ -93,17 +93,14 @@ class Shop:
         ]
         self._threads: list[threading.Thread] = []
 
-    def _tracer(self, service: str):
-        return self._providers[service].get_tracer(telemetry.INSTRUMENTATION_SCOPE)
-
     def publisher(self, service: str, instance: str | None = None) -> Publisher:
-        """A producer instance of ``service`` with the shop's registry, faults and metrics."""
+        """A producer instance of ``service`` (its own client, so its own source) with the registry, faults, metrics."""
         source = f"/sample/{instance or service}/{instance_id()}"
-        if service not in self._publishing:
-            self._publishing[service] = redis.Redis.from_url(self.config.redis_url, client_name=publisher_name(service))
+        client = redis.Redis.from_url(self.config.redis_url, client_name=publisher_name(instance or service))
+        self._publishing.append(client)
         return Publisher(
-            self._publishing[service],
-            self._tracer(service),
+            client,
+            self._providers[service],
             source,
             registry=self.registry,
             faults=self.faults,
@@ -141,7 +138,8 @@ class Shop:
             seed=self.config.seed,
         )
         parent = self.config.consumer_parent == "producer"
-        return Consumer(self.config.redis_url, self._tracer(service), group, channels, handle, parent, practices)
+        provider = self._providers[service]
+        return Consumer(self.config.redis_url, provider, group, channels, handle, parent, practices=practices)
 
     def consumer(self, group: str) -> Consumer:
         return next(c for c in self.consumers if c.group == group)
@@ -176,9 +174,11 @@ class Shop:
         return False
 
     def release_held(self) -> int:
-        """Publish every event a reorder fault still holds back (those that cannot be sent are lost, and logged)."""
+        """Publish every event a fault still holds back (those that cannot be sent are lost, and logged)."""
+        if self.faults is None:
+            return 0
         try:
-            return sum(publisher.publish_held() for publisher in self.publishers)
+            return self.faults.release_held()
         except redis.RedisError as exc:
             log.warning("could not publish the events a reorder fault held back: %s", exc)
             return 0
@@ -201,7 +201,7 @@ class Shop:
         telemetry.shutdown(list(self._providers.values()), list(self._meters.values()))
         if self.faults is not None:
             self.faults.restore()
-        for client in (self.client, *self._publishing.values()):
+        for client in (self.client, *self._publishing):
             client.close()
 
     @property

@@ -1,9 +1,9 @@
-"""OpenTelemetry set-up for the sample services, and trace context carried in the CloudEvent.
+"""OpenTelemetry set-up for the sample services.
 
 Each service gets its own TracerProvider and MeterProvider (its own ``service.name``) exporting
 with the stock OTLP/HTTP exporters, which read the standard ``OTEL_EXPORTER_OTLP_*`` variables
-themselves. Context travels in the envelope through one getter/setter pair (the Distributed
-Tracing extension). Log lines are JSON carrying the current trace and span ids, so a log line
+themselves; eventscope-redis traces each service's Pub/Sub with its provider and carries the
+context in the CloudEvent. Log lines are JSON carrying the current trace and span ids, so a log line
 leads to its trace.
 """
 
@@ -15,14 +15,11 @@ import threading
 import time
 
 from opentelemetry import metrics, trace
-from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 INSTRUMENTATION_SCOPE = "sample_system"
 EXPORTER_LOGGERS = (
@@ -36,35 +33,6 @@ METRIC_SENT = "messaging.client.sent.messages"
 METRIC_CONSUMED = "messaging.client.consumed.messages"
 METRIC_PROCESS_DURATION = "messaging.process.duration"
 METRIC_PROJECTION_LAG = "eventscope.projection.lag"
-_PROPAGATOR = TraceContextTextMapPropagator()
-
-
-class _EnvelopeGetter(Getter[dict]):
-    def get(self, carrier: dict, key: str) -> list[str] | None:
-        value = carrier.get(key)
-        return [value] if isinstance(value, str) else None
-
-    def keys(self, carrier: dict) -> list[str]:
-        return list(carrier)
-
-
-class _EnvelopeSetter(Setter[dict]):
-    def set(self, carrier: dict, key: str, value: str) -> None:
-        carrier[key] = value
-
-
-ENVELOPE_GETTER = _EnvelopeGetter()
-ENVELOPE_SETTER = _EnvelopeSetter()
-
-
-def inject(event: dict) -> None:
-    """Write the current span's context into the event as traceparent/tracestate."""
-    _PROPAGATOR.inject(event, setter=ENVELOPE_SETTER)
-
-
-def extract(event: dict) -> Context:
-    """The producer's context carried by the event (empty if none)."""
-    return _PROPAGATOR.extract(event, getter=ENVELOPE_GETTER)
 
 
 def tracer_provider(service: str, enabled: bool, exporter: SpanExporter | None = None) -> trace.TracerProvider:

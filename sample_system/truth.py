@@ -7,24 +7,34 @@ this file, so every line is flushed as it is written and counts are kept in memo
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-KINDS = (
-    "duplicate_publish",
-    "reorder",
-    "drop_before_broker",
-    "consumer_crash",
-    "slow_consumer",
-    "poison_message",
-    "transient_error",
-    "dead_letter",
-    "clock_skew",
-    "double_subscription",
-)
+
+class Fault(enum.StrEnum):
+    """Every kind of ground-truth record, named once: the faults, and the dead letters a delivery ends in.
+
+    The fault catalogue (sample_system.faults) describes and switches the faults by these names, their
+    steps around publish and delivery write records of these kinds, and the scoring reads them back.
+    """
+
+    DUPLICATE_PUBLISH = "duplicate_publish"
+    REORDER = "reorder"
+    DROP_BEFORE_BROKER = "drop_before_broker"
+    CONSUMER_CRASH = "consumer_crash"
+    SLOW_CONSUMER = "slow_consumer"
+    POISON_MESSAGE = "poison_message"
+    TRANSIENT_ERROR = "transient_error"
+    DEAD_LETTER = "dead_letter"
+    CLOCK_SKEW = "clock_skew"
+    DOUBLE_SUBSCRIPTION = "double_subscription"
+
+
+KINDS = tuple(kind.value for kind in Fault)
 
 
 def record(
@@ -36,7 +46,7 @@ def record(
     event = event or {}
     sequence = event.get("sequence")
     return {
-        "fault": fault,
+        "fault": str(fault),
         "event_id": event.get("id"),
         "channel": channel,
         "source": event.get("source"),

@@ -153,7 +153,7 @@ def test_backoff_delays_grow_as_configured_and_the_last_failure_dead_letters(red
             and json.loads(e["event"])["subject"] == "order-retry"
         ]
         assert entry["attempts"] == 4 and entry["reason"].startswith("failed after 4 attempts")
-        assert redrive(dlq, entry["entry_id"], lambda line: None, InMemorySpanExporter()) == 0
+        assert redrive(dlq, entry["entry_id"], lambda line: None) == 0
         wait_until(lambda: shop.consumer("payments").outcomes["processed"] == 1, what="redriven payment")
         assert dlq.get(entry["entry_id"]) is None
     (failed,) = [
@@ -328,3 +328,36 @@ def test_the_shop_rides_out_a_redis_restart():
         assert issued["place_order"] > 20
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\xff\xfe not an event",
+        b'{"specversion": "1.0", "source": "/x", "type": "t"}',
+        b'{"specversion": "1.0", "id": "g", "source": "/x", "type": "t", "sequence": "x"}',
+        b"[" * 50_000,
+    ],
+)
+def test_garbage_on_a_shop_channel_is_dead_lettered_and_the_groups_keep_going(redis_server, payload):
+    memory = InMemorySpanExporter()
+    with _shop(redis_server, memory) as shop:
+        redis_server.client().publish("shop.orders", payload)
+        wait_until(lambda: shop.consumer("inventory").outcomes["dead_lettered"] == 1, what="garbage dead-lettered")
+        event = shop.orders.place_order(
+            {
+                "order_id": "order-after-garbage",
+                "user_id": "u5",
+                "total_cents": 90,
+                "lines": [{"sku": "sku-plum", "qty": 1, "unit_price_cents": 90}],
+            }
+        )
+        wait_until(lambda: shop.consumer("order-view").outcomes["processed"] >= 1, what="the next order")
+    garbage = [
+        e for e in DeadLetterQueue(redis_server.client()).entries() if e["reason"].startswith("not a CloudEvent")
+    ]
+    assert {e["group"] for e in garbage} >= {"inventory", "order-view"}
+    assert all(e["event"].encode(errors="surrogateescape") == payload or e["event_id"] is None for e in garbage)
+    spans = [s for s in memory.get_finished_spans() if s.name == "process shop.orders"]
+    assert any(s.attributes.get("messaging.message.id") == event["id"] for s in spans)
+    assert any(s.attributes["eventscope.outcome"] == "dead_lettered" for s in spans)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sample_system import faults, truth
+from eventscope_redis import Incoming, Outgoing
+from eventscope_redis.steps import chain
+from sample_system import faults, handling, truth
 
 
 def test_env_var_then_flag_with_defaults_filled_in():
@@ -66,50 +68,131 @@ def test_channel_filter_and_wildcard():
     assert not faults.FaultSetting("reorder", {"channel": "shop.orders"}).matches_channel("shop.stock")
 
 
+def _injector(flag: str) -> faults.FaultInjector:
+    setting = faults.parse_setting(flag, "t")
+    return faults.FaultInjector({setting.name: setting}, 1, truth.GroundTruth())
+
+
+def _outgoing(event_id: str, partitionkey: str = "p0", sequence: int = 1) -> Outgoing:
+    attributes = {"id": event_id, "source": "/s", "partitionkey": partitionkey, "sequence": str(sequence)}
+    return Outgoing("shop.orders", attributes, b'{"order_id":"o"}')
+
+
+def _incoming(group: str, event_id: str = "e1") -> Incoming:
+    attributes = {"id": event_id, "source": "/s", "sequence": "4", "partitionkey": "p1"}
+    return Incoming("shop.stock", None, group, attributes, b"{}", b"{}")
+
+
+class Sent:
+    """The end of a chain of producer steps: remembers what went out, in order."""
+
+    def __init__(self):
+        self.ids: list[str] = []
+
+    def __call__(self, outgoing: Outgoing) -> int:
+        self.ids.append(outgoing.attributes["id"])
+        return 1
+
+
+def _run(injector: faults.FaultInjector, stage: faults.Stage, item, last):
+    return chain(injector.steps(stage), last)(item)
+
+
 def test_rate_one_always_fires_rate_zero_never_and_groups_are_respected():
-    injector = faults.FaultInjector(
-        {"transient_error": faults.parse_setting("transient_error:rate=1,group=payments", "t")}, 1, truth.GroundTruth()
-    )
-    event = {"id": "e1", "source": "/s", "sequence": "4", "partitionkey": "p1"}
-    injector.transient("shipping", "shop.payments", event, 1)  # another group: no failure
+    injector = _injector("transient_error:rate=1,group=payments")
+    assert _run(injector, faults.Stage.ATTEMPT, _incoming("shipping"), lambda _: "handled") == "handled"
+    payments = _incoming("payments")
+    handling.of(payments).attempt = 2
     with pytest.raises(faults.TransientError):
-        injector.transient("payments", "shop.stock", event, 2)
+        _run(injector, faults.Stage.ATTEMPT, payments, lambda _: "handled")
     (record,) = injector.truth.records
     assert record["fault"] == "transient_error" and record["group"] == "payments" and record["sequence"] == 4
     assert record["detail"] == {"attempt": 2}
-    never = faults.FaultInjector(
-        {"drop_before_broker": faults.parse_setting("drop_before_broker:rate=0", "t")}, 1, truth.GroundTruth()
-    )
-    assert not any(never.drop("shop.orders", {"id": str(n), "source": "/s"}) for n in range(200))
+    never, sent = _injector("drop_before_broker:rate=0"), Sent()
+    for n in range(200):
+        _run(never, faults.Stage.PUBLISH, _outgoing(str(n), sequence=n), sent)
+    assert len(sent.ids) == 200
 
 
-def test_a_drop_is_recorded_when_the_next_event_of_its_stream_overtakes_it_and_sent_if_none_does():
-    injector = faults.FaultInjector(
-        {"drop_before_broker": faults.parse_setting("drop_before_broker:rate=1", "t")}, 1, truth.GroundTruth()
-    )
-    events = [{"id": f"e{n}", "source": "/s", "partitionkey": "p0", "sequence": str(n)} for n in (1, 2, 3)]
-    other = {"id": "x1", "source": "/s", "partitionkey": "p1", "sequence": "1"}
-    assert all(injector.drop("shop.orders", event) for event in [events[0], other, events[1], events[2]])
-    assert [r["event_id"] for r in injector.truth.records] == ["e1", "e2"]
-    released = injector.release_held()
-    assert sorted(event["id"] for _, event, _ in released) == ["e3", "x1"]
-    assert len(injector.truth.records) == 2 and injector.release_held() == []
+@pytest.mark.parametrize(
+    "flag,stage,expected",
+    [
+        ("reorder", faults.Stage.PUBLISH, ["reorder", "duplicate"]),
+        ("consumer_crash", faults.Stage.PUBLISH, ["publishing"]),
+        ("consumer_crash", faults.Stage.ARRIVAL, ["lost"]),
+        ("double_subscription", faults.Stage.ARRIVAL, ["second_copy"]),
+        ("slow_consumer", faults.Stage.HANDLING, ["slow"]),
+        ("transient_error", faults.Stage.ATTEMPT, ["transient"]),
+        ("transient_error", faults.Stage.SETTLED, ["dead_lettered"]),
+        ("transient_error", faults.Stage.PUBLISH, []),
+    ],
+)
+def test_each_stage_gets_the_steps_of_the_faults_switched_on_in_order(flag, stage, expected):
+    settings = faults.load_settings({}, [flag, "duplicate_publish"] if flag == "reorder" else [flag])
+    injector = faults.FaultInjector(settings, 1, truth.GroundTruth())
+    assert [step.func.__name__ for step in injector.steps(stage)] == expected
+    assert faults.steps(None, stage) == []
+
+
+def test_a_drop_spends_its_sequence_number_is_recorded_when_overtaken_and_sent_if_nothing_overtakes_it():
+    injector, sent = _injector("drop_before_broker:rate=1"), Sent()
+    for outgoing in [_outgoing("e1", sequence=1), _outgoing("x1", "p1"), _outgoing("e2", sequence=2)]:
+        assert _run(injector, faults.Stage.PUBLISH, outgoing, sent) == 0
+    _run(injector, faults.Stage.PUBLISH, _outgoing("e3", sequence=3), sent)
+    assert sent.ids == [] and [r["event_id"] for r in injector.truth.records] == ["e1", "e2"]
+    assert injector.release_held() == 2
+    assert sorted(sent.ids) == ["e3", "x1"]
+    assert len(injector.truth.records) == 2 and injector.release_held() == 0
 
 
 def test_reorder_holds_one_event_and_releases_it_after_the_next_ones():
-    injector = faults.FaultInjector(
-        {"reorder": faults.parse_setting("reorder:rate=1,hold=2", "t")}, 1, truth.GroundTruth()
-    )
-
-    def event(n):
-        return {"id": f"e{n}", "source": "/s", "partitionkey": "p0", "sequence": str(n)}
-
-    sent = [[e["id"] for e, _ in injector.reorder("shop.orders", event(n))] for n in range(1, 5)]
-    assert sent == [[], ["e2"], ["e3", "e1"], []]
+    injector, sent = _injector("reorder:rate=1,hold=2"), Sent()
+    after = []
+    for n in range(1, 5):
+        _run(injector, faults.Stage.PUBLISH, _outgoing(f"e{n}", sequence=n), sent)
+        after.append(list(sent.ids))
+    assert after == [[], ["e2"], ["e2", "e3", "e1"], ["e2", "e3", "e1"]]
     (record,) = injector.truth.records
     assert record["event_id"] == "e1" and record["detail"] == {"held_behind": 2}
-    assert [e["id"] for _, e, _ in injector.release_held()] == ["e4"]
+    assert injector.release_held() == 1 and sent.ids[-1] == "e4"
     assert len(injector.truth.records) == 1  # e4 was overtaken by nothing: not a reorder
+
+
+@pytest.mark.parametrize(
+    "flag,field,changed",
+    [
+        ("clock_skew:rate=1,skew_ms=800,start_s=0", "clock_skew_ns", 800_000_000),
+        ("poison_message:rate=1", "payload", b'{"order_id": null}'),
+    ],
+)
+def test_producer_faults_change_the_outgoing_event_and_record_it(flag, field, changed):
+    injector, seen = _injector(flag), []
+    _run(injector, faults.Stage.PUBLISH, _outgoing("e1"), lambda outgoing: seen.append(getattr(outgoing, field)))
+    assert seen == [changed]
+    (record,) = injector.truth.records
+    assert record["event_id"] == "e1" and record["fault"] == flag.partition(":")[0]
+
+
+def test_a_duplicate_goes_out_twice_with_the_same_id_and_sequence():
+    injector, seen = _injector("duplicate_publish:rate=1"), []
+    _run(injector, faults.Stage.PUBLISH, _outgoing("e1", sequence=7), lambda o: seen.append(dict(o.attributes)))
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert [r["fault"] for r in injector.truth.records] == ["duplicate_publish"]
+
+
+def test_a_group_that_was_down_when_an_event_was_published_never_gets_it():
+    injector = _injector("consumer_crash:group=shipping")
+    injector.register("shipping", ["shop.orders"])
+    injector.mark_down("shipping")
+    _run(injector, faults.Stage.PUBLISH, _outgoing("e1"), Sent())
+    injector.mark_up("shipping")
+    (record,) = injector.truth.records
+    assert record["group"] == "shipping" and record["event_id"] == "e1"
+    handed = []
+    for event_id in ("e1", "e2"):
+        incoming = Incoming("shop.orders", None, "shipping", {"id": event_id, "source": "/s"}, b"{}", b"{}")
+        _run(injector, faults.Stage.ARRIVAL, incoming, lambda i: handed.append(i.id))
+    assert handed == ["e2"]
 
 
 def test_ground_truth_file_has_the_contract_shape(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from eventscope_redis.instrumentor import RedisPubSubInstrumentor
 from eventscope_redis.message import message
+from eventscope_redis.steps import Incoming, Outgoing, delivery
 from eventscope_redis.version import __version__
 
-__all__ = ["RedisPubSubInstrumentor", "__version__", "message"]
+__all__ = ["Incoming", "Outgoing", "RedisPubSubInstrumentor", "__version__", "delivery", "message"]

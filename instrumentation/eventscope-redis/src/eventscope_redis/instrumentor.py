@@ -105,6 +105,23 @@ class RedisPubSubInstrumentor(BaseInstrumentor):
         _wrap_pubsub(SYNC_PUBSUB, consumer, is_async=False)
         _wrap_pubsub(ASYNC_PUBSUB, consumer, is_async=True)
 
+    def instrument_client(self, client, **options) -> Settings:
+        """Trace one sync ``redis.Redis`` client (and the PubSubs it makes) with settings of its own.
+
+        Takes the options of ``instrument()`` and ``producer_steps``, ``arrival_steps``, ``delivery_steps``
+        (see eventscope_redis.steps); returns the client's settings. For a process that runs several
+        services, each with its own tracer provider, source and consumer group.
+        """
+        from eventscope_redis.client import instrument_client  # it builds on this module's wrappers
+
+        return instrument_client(client, **options)
+
+    def uninstrument_client(self, client) -> None:
+        """Give ``client`` its plain methods back."""
+        from eventscope_redis.client import uninstrument_client
+
+        uninstrument_client(client)
+
     def _uninstrument(self, **kwargs) -> None:
         core = importlib.import_module("redis.commands.core")
         for method, _ in PUBLISHES:
