@@ -234,6 +234,61 @@ def test_the_decoder_reads_the_scope_schema_url():
     assert names == {"orders send": "orders", "renamed send": "renamed"}
 
 
+PIKA_SCOPE = "opentelemetry.instrumentation.pika.pika_instrumentor"  # pika names its tracer after the module
+AIO_PIKA_SCOPE = "opentelemetry.instrumentation.aio_pika"
+PEER = {"messaging.system": "rabbitmq", "net.peer.name": "localhost", "net.peer.port": 5672}
+
+
+@pytest.mark.parametrize(
+    "scope,name,attributes,destination,routing_key",
+    [
+        # pika 0.44 (pika/utils.py _get_span): the name holds exchange-or-routing-key, the attribute the "task name"
+        (PIKA_SCOPE, "mail receive", {"messaging.destination": "ctag1.5b2e", "messaging.operation": "receive"},
+         "mail", None),
+        (PIKA_SCOPE, "mail send", {"messaging.destination": "(temporary)", "messaging.temp_destination": True},
+         "mail", None),
+        (PIKA_SCOPE, "audit send", {"messaging.destination": "shop.order.placed", "messaging.temp_destination": True},
+         "audit", None),  # a message with a `type` names it instead, and a named exchange is the destination
+        # pika 0.66: the attribute and the name agree
+        (PIKA_SCOPE, "mail receive", {"messaging.destination": "mail", "messaging.operation": "receive"}, "mail", None),
+        # aio-pika (publish_decorator.py, callback_decorator.py)
+        (AIO_PIKA_SCOPE, ",orders send", {"messaging.destination": ",orders", "messaging.temp_destination": True},
+         "orders", "orders"),
+        (AIO_PIKA_SCOPE, "shop,orders.eu send", {"messaging.destination": "shop,orders.eu",
+                                                 "messaging.temp_destination": True}, "shop", "orders.eu"),
+        (AIO_PIKA_SCOPE, "orders receive", {"messaging.destination": "orders", "messaging.operation": "receive"},
+         "orders", None),
+        # the same attributes from another instrumentation are read as they are
+        ("other", ",orders send", {"messaging.destination": ",orders", "messaging.temp_destination": True},
+         ",orders", None),
+        ("other", "mail receive", {"messaging.destination": "ctag1.5b2e"}, "ctag1.5b2e", None),
+        # names that do not follow the pattern leave the attribute in place
+        (PIKA_SCOPE, "receive", {"messaging.destination": "mail"}, "mail", None),
+        (AIO_PIKA_SCOPE, ", send", {"messaging.destination": ",", "messaging.temp_destination": True}, None, None),
+    ],
+)  # fmt: skip
+def test_pika_and_aio_pika_destinations_are_the_channel_their_deliveries_name(
+    scope, name, attributes, destination, routing_key
+):
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer(scope, "0.44b0", schema_url="https://opentelemetry.io/schemas/1.11.0")
+    with tracer.start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=PEER | attributes):
+        pass
+    (row,) = decode_protobuf(encode_spans(memory.get_finished_spans()).SerializeToString())
+    found = (row[SPAN_COLUMNS.index("MsgDestination")], row[SPAN_COLUMNS.index("MsgRoutingKey")])
+    assert found == (destination, routing_key)
+
+
+def test_an_instrumentation_is_known_by_its_scope_or_the_package_above_it():
+    assert normalize.quirk_for(PIKA_SCOPE) is normalize.quirk_for("opentelemetry.instrumentation.pika")
+    assert normalize.quirk_for(AIO_PIKA_SCOPE) is not None
+    assert [normalize.quirk_for(s) for s in ("", "opentelemetry", "opentelemetry.instrumentation.pikax", "x.y")] == [
+        None
+    ] * 4
+
+
 def test_the_doc_holds_the_code_table():
     assert normalize.markdown() in (ROOT / "docs" / "conventions.md").read_text()
 
