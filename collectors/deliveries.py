@@ -9,7 +9,7 @@ which one held. The common filters apply to the consumer side.
 
 from __future__ import annotations
 
-from collectors.observations import SPAN_EVENT_ID, SPAN_OUTCOME
+from collectors.observations import DELIVERED, SPAN_EVENT_ID, SPAN_OUTCOME
 
 PUBLISHES = """
 SELECT * FROM otel_traces p
@@ -44,10 +44,10 @@ by_id AS (
 ),
 consumers AS (
     SELECT s.TraceId, s.SpanId, s.ParentSpanId, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeType,
-           s.Timestamp, s.Duration, s.Outcome, s.StatusCode, s.Attempts,
+           s.Timestamp, s.Duration, s.Outcome, s.StatusCode, s.Attempts, s.HandedBack,
            {SPAN_EVENT_ID} AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
-    FROM otel_traces s
-    WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
+    FROM ({DELIVERED}) s
+    WHERE s.MsgDestination IS NOT NULL
       AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)

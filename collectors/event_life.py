@@ -13,7 +13,7 @@ import json
 from collectors import conventions as cv
 from collectors.deliveries import PUBLISHES
 from collectors.filters import Filters, bind
-from collectors.observations import FAILED_ATTEMPT, SPAN_OUTCOME, redelivery
+from collectors.observations import DELIVERED, FAILED_ATTEMPT, SPAN_OUTCOME, SPAN_REDELIVERED, redelivery
 from collectors.streams import FAILED_ATTEMPT as FAILED_OUTCOMES
 
 _PUBLISHED = f"""
@@ -24,16 +24,16 @@ _BUS = """
 SELECT ArrivalNs, Channel, Pattern, Size, Source, Type, Subject, EventTime, Sequence, PartitionKey, TraceId
 FROM bus_messages WHERE Valid AND EventId = $event_id ORDER BY ArrivalNs, ArrivalSeq
 """
-_DELIVERIES = """
-SELECT COALESCE(MsgConsumerGroup, ServiceName), SpanId, TraceId, Timestamp, Duration / 1e6, Outcome, Attempts,
-       Events, DeadLetterReason, StatusCode, Redelivered
-FROM otel_traces WHERE SpanKind = 'Consumer' AND MsgMessageId = $event_id ORDER BY Timestamp, SpanId
+_DELIVERIES = f"""
+SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName), s.SpanId, s.TraceId, s.Timestamp, s.Duration / 1e6,
+       {SPAN_OUTCOME}, s.Attempts, s.Events, s.DeadLetterReason, s.StatusCode, {SPAN_REDELIVERED}
+FROM ({DELIVERED}) s WHERE s.MsgMessageId = $event_id ORDER BY s.Timestamp, s.SpanId
 """
-_DEAD_LETTERS = """
+_DEAD_LETTERS = f"""
 SELECT MsgMessageId, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, DeadLetterReason, Attempts,
        Timestamp, TraceId
-FROM otel_traces
-WHERE SpanKind = 'Consumer' AND Outcome = 'dead_lettered'
+FROM ({DELIVERED})
+WHERE Outcome = 'dead_lettered'
   AND ($since_ns IS NULL OR Timestamp >= $since_ns) AND ($until_ns IS NULL OR Timestamp < $until_ns)
   AND ($channel IS NULL OR MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(MsgConsumerGroup, ServiceName) = $group)
@@ -53,10 +53,9 @@ _RETRIED = f"""
 WITH consumers AS (
     SELECT s.MsgMessageId AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS "group",
            s.MsgDestination AS channel, {SPAN_OUTCOME} AS outcome, s.Attempts, s.Events, s.Timestamp, s.TraceId,
-           s.SpanId, s.Redelivered AS redelivered, s.DeliveryCount
-    FROM otel_traces s
-    WHERE s.SpanKind = 'Consumer'
-      AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
+           s.SpanId, {SPAN_REDELIVERED} AS redelivered, s.DeliveryCount
+    FROM ({DELIVERED}) s
+    WHERE ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($type IS NULL OR s.CeType = $type) AND ($service IS NULL OR s.ServiceName = $service)

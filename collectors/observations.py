@@ -26,11 +26,58 @@ SELECT Channel, EventId, any_value(Source) AS Source, any_value(PartitionKey) AS
 FROM bus_messages WHERE Valid GROUP BY Channel, EventId
 """
 
+REDELIVERING_SYSTEMS = ("rabbitmq",)
+"""Brokers that hand a message to a consumer of a queue again only as a redelivery (a nack or reject with requeue,
+a channel closed before the ack), which the broker itself flags: AMQP 0-9-1's ``redelivered``. Their
+instrumentations (pika, aio-pika, amqplib) do not record the flag, so it is read from the message's producer
+context: one published message handed twice to one group (docs/analyses.md)."""
+
+_ONCE = """
+SELECT * FROM otel_traces s
+WHERE s.SpanKind = 'Consumer' AND NOT EXISTS (
+    SELECT 1 FROM otel_traces o
+    WHERE o.SpanKind = 'Consumer' AND o.TraceId = s.TraceId AND o.ParentSpanId = s.ParentSpanId AND o.ParentSpanId <> ''
+      AND o.ServiceName = s.ServiceName AND o.SpanId <> s.SpanId
+      AND o.MsgConsumerGroup IS NOT DISTINCT FROM s.MsgConsumerGroup
+      AND o.MsgDestination IS NOT DISTINCT FROM s.MsgDestination AND o.MsgMessageId IS NOT DISTINCT FROM s.MsgMessageId
+      AND o.Timestamp <= s.Timestamp AND o.Timestamp + o.Duration >= s.Timestamp + s.Duration
+      AND (o.Timestamp < s.Timestamp OR o.Duration > s.Duration OR o.SpanId < s.SpanId))
+"""
+_SYSTEMS = ", ".join(f"'{system}'" for system in REDELIVERING_SYSTEMS)
+_AGAIN = "PARTITION BY Origin, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, MsgMessageId"
+_AGAIN += " ORDER BY Timestamp, SpanId"
+DELIVERED = f"""
+WITH once AS (
+    SELECT *, CASE WHEN MsgSystem IN ({_SYSTEMS}) AND ParentSpanId <> '' THEN concat(TraceId, '-', ParentSpanId) END
+              AS Origin
+    FROM ({_ONCE})
+)
+SELECT *, false AS Resent, false AS HandedBack FROM once WHERE Origin IS NULL
+UNION ALL
+SELECT *, count(*) OVER earlier > 0 AS Resent, count(*) OVER later > 0 AS HandedBack
+FROM once WHERE Origin IS NOT NULL
+WINDOW earlier AS ({_AGAIN} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+       later AS ({_AGAIN} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+"""
+"""CONSUMER spans, one per delivery, with what the broker's redelivered flag would say where it goes unrecorded.
+
+One delivery recorded twice (pika 0.44 wraps a consumer's callback again at each ``basic_consume``) is two
+CONSUMER spans of the same message, service and parent, the one within the other in time: only the outer one
+counts. ``Origin`` is the producer context a delivery's message carried (its parent) on ``REDELIVERING_SYSTEMS``;
+``Resent``: the same published message was delivered to the same group before (a redelivery); ``HandedBack``: it
+is delivered to that group again later, so this delivery was not acknowledged (docs/analyses.md)."""
+
 SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
     THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""
 """The event id of a span; Kafka-like spans without one are named by partition and offset."""
-SPAN_OUTCOME = "COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed' ELSE 'processed' END)"
-"""A delivery's outcome; spans of instrumentations that record none count by their status."""
+SPAN_OUTCOME = (
+    "COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN 'failed' WHEN s.HandedBack THEN 'retried' "
+    "ELSE 'processed' END)"
+)
+"""A delivery's outcome (of a ``DELIVERED`` row); spans of instrumentations that record none count by their status,
+and a delivery the broker handed to the group again was handed back unacknowledged: ``retried``."""
+SPAN_REDELIVERED = "(COALESCE(s.Redelivered, false) OR s.Resent)"
+"""The delivery is marked redelivered: by its instrumentation, or by what the broker's flag would say."""
 FAILED_ATTEMPT = "('failed', 'retried')"
 """Outcomes after which the next delivery of the same message to the same group is a redelivery."""
 
@@ -61,10 +108,10 @@ WHERE Valid AND CAST($group AS VARCHAR) IS NULL
 
 _CONSUMER_SPANS = f"""
 SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeSource, s.PartitionKey, s.Sequence,
-       s.CeType, s.Timestamp, s.SpanId, s.TraceId, s.Redelivered, {SPAN_OUTCOME} AS outcome,
+       s.CeType, s.Timestamp, s.SpanId, s.TraceId, {SPAN_REDELIVERED} AS Redelivered, {SPAN_OUTCOME} AS outcome,
        {SPAN_EVENT_ID} AS event_id
-FROM otel_traces s
-WHERE s.SpanKind = 'Consumer' AND s.MsgDestination IS NOT NULL
+FROM ({DELIVERED}) s
+WHERE s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
   AND ($since_ns IS NULL OR s.Timestamp >= $since_ns) AND ($until_ns IS NULL OR s.Timestamp < $until_ns)
   AND ($channel IS NULL OR s.MsgDestination = $channel)
