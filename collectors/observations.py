@@ -7,13 +7,14 @@ loss and duplicates are one definition applied to either (docs/analyses.md):
     vantage, channel, source, pk, event_id, seq, t, tie, outcome, type, trace_id, redelivered
 
 ``t`` then ``tie`` (the tap's arrival number, or the span id as a number) give the order the
-vantage point saw them in. A consumer span without a consumer group is seen by its service
-(brokers without groups), and one without an outcome counts as ``processed``, or ``failed`` when
-its status is ERROR; ``redelivered`` is the instrumentation's own mark (NULL at the bus, and where
-it says nothing). A consumer span that lacks the stream facts takes them from the bus
-tap's copy of the same event; an id-less span of a broker that numbers its messages (Kafka) is
-identified by its position in the stream. The common filters are named bound parameters
-(collectors/filters.py).
+vantage point saw them in. Consumer spans are read one per delivery (``DELIVERED``). A consumer span
+without a consumer group is seen by its service (brokers without groups), and one without an outcome
+counts as ``processed``, or ``failed`` when its status is ERROR, or ``retried`` when the broker handed
+its message to the group again; ``redelivered`` is the instrumentation's own mark, or the broker's
+that it does not record (NULL at the bus, and where neither says anything). A consumer span that
+lacks the stream facts takes them from the bus tap's copy of the same event; an id-less span of a
+broker that numbers its messages (Kafka) is identified by its position in the stream. The common
+filters are named bound parameters (collectors/filters.py).
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ WHERE s.SpanKind = 'Consumer' AND NOT EXISTS (
       AND o.ServiceName = s.ServiceName AND o.SpanId <> s.SpanId
       AND o.MsgConsumerGroup IS NOT DISTINCT FROM s.MsgConsumerGroup
       AND o.MsgDestination IS NOT DISTINCT FROM s.MsgDestination AND o.MsgMessageId IS NOT DISTINCT FROM s.MsgMessageId
-      AND o.Timestamp <= s.Timestamp AND o.Timestamp + o.Duration >= s.Timestamp + s.Duration
-      AND (o.Timestamp < s.Timestamp OR o.Duration > s.Duration OR o.SpanId < s.SpanId))
+      AND o.Timestamp < s.Timestamp AND o.Timestamp + o.Duration >= s.Timestamp + s.Duration)
 """
 _SYSTEMS = ", ".join(f"'{system}'" for system in REDELIVERING_SYSTEMS)
 _AGAIN = "PARTITION BY Origin, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, MsgMessageId"
@@ -62,10 +62,11 @@ WINDOW earlier AS ({_AGAIN} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
 """CONSUMER spans, one per delivery, with what the broker's redelivered flag would say where it goes unrecorded.
 
 One delivery recorded twice (pika 0.44 wraps a consumer's callback again at each ``basic_consume``) is two
-CONSUMER spans of the same message, service and parent, the one within the other in time: only the outer one
-counts. ``Origin`` is the producer context a delivery's message carried (its parent) on ``REDELIVERING_SYSTEMS``;
-``Resent``: the same published message was delivered to the same group before (a redelivery); ``HandedBack``: it
-is delivered to that group again later, so this delivery was not acknowledged (docs/analyses.md)."""
+CONSUMER spans of the same message, service and parent, the one starting after and ending within the other: only
+the outer one counts (two deliveries at the same instant are two). ``Origin`` is the producer context a
+delivery's message carried (its parent) on ``REDELIVERING_SYSTEMS``; ``Resent``: the same published message was
+delivered to the same group before (a redelivery); ``HandedBack``: it is delivered to that group again later, so
+this delivery was not acknowledged (docs/analyses.md)."""
 
 SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
     THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""

@@ -349,7 +349,7 @@ def test_two_sibling_consumer_spans_of_one_delivery_are_one_delivery():
         _span("inner", "Consumer", 106 * MS, Duration=2 * MS, **recv),
         _span("p2", "Producer", 200 * MS, MsgMessageId="m-2"),
         _span("outer2", "Consumer", 205 * MS, MsgMessageId="m-2", StatusCode="Error", **recv | {"ParentSpanId": "p2"}),
-        _span("inner2", "Consumer", 205 * MS, MsgMessageId="m-2", StatusCode="Error", Duration=1 * MS,
+        _span("inner2", "Consumer", 205 * MS + 1, MsgMessageId="m-2", StatusCode="Error", Duration=1 * MS,
               **recv | {"ParentSpanId": "p2"}),
     ]  # fmt: skip
     conn = _analyses(rows)
@@ -359,6 +359,14 @@ def test_two_sibling_consumer_spans_of_one_delivery_are_one_delivery():
     assert (stream["received"], stream["duplicates"], stream["redeliveries"]) == (2, 0, 0)
     assert [d["span_id"] for d in event_life.event(conn, "m-1")["deliveries"]] == ["outer"]
     assert duplicates.duplicates(conn, Filters())["duplicates"] == []
+
+
+def test_two_deliveries_at_the_same_instant_are_two():
+    recv = {"SpanName": "orders process", "ServiceName": "worker", "MsgSystem": "kafka", "ParentSpanId": "p1"}
+    conn = _analyses([_span("p1", "Producer", 100 * MS), _span("a", "Consumer", 105 * MS, **recv),
+                      _span("b", "Consumer", 105 * MS, **recv)])  # fmt: skip
+    (stream,) = report.streams(conn, Filters())
+    assert (stream["received"], stream["duplicates"]) == (2, 1)
 
 
 def test_a_rabbitmq_message_handed_again_is_a_redelivery_and_a_second_publish_a_duplicate():
