@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from collectors import duplicates, event_life, flow, normalize, report
+from collectors import duplicates, event_life, flow, normalize, overview, report
 from collectors.filters import Filters
 from collectors.otlp import SPAN_COLUMNS, decode_protobuf
 from collectors.store import SCHEMA, Store
@@ -264,6 +264,10 @@ PEER = {"messaging.system": "rabbitmq", "net.peer.name": "localhost", "net.peer.
         ("other", "mail receive", {"messaging.destination": "ctag1.5b2e"}, "ctag1.5b2e", None),
         # names that do not follow the pattern leave the attribute in place
         (PIKA_SCOPE, "receive", {"messaging.destination": "mail"}, "mail", None),
+        (PIKA_SCOPE, "", {"messaging.destination": "mail"}, "mail", None),
+        (PIKA_SCOPE, " send", {"messaging.destination": "mail"}, "mail", None),
+        (PIKA_SCOPE, "mail\x00 ü send", {"messaging.destination": "ctag1"}, "mail\x00 ü", None),
+        (AIO_PIKA_SCOPE, "x send", {"messaging.destination": ",,", "messaging.temp_destination": True}, ",", ","),
         (AIO_PIKA_SCOPE, ", send", {"messaging.destination": ",", "messaging.temp_destination": True}, None, None),
     ],
 )  # fmt: skip
@@ -399,6 +403,8 @@ def test_a_rabbitmq_message_handed_again_is_a_redelivery_and_a_second_publish_a_
     assert "redelivered after a failed attempt" in life["verdict"] and "more than once" not in life["verdict"]
     (deliver,) = [e for e in flow.flow(conn, Filters())["edges"] if e["kind"] == "deliver"]
     assert (deliver["count"], deliver["errors"], deliver["duplicates"]) == (4, 0, 1)
+    seen = overview.overview(conn, Filters())
+    assert (seen["deliveries"], seen["duplicates"], seen["redeliveries"], seen["duplicates_processed"]) == (4, 1, 1, 1)
 
 
 def test_the_same_published_message_twice_at_a_group_of_another_broker_stays_a_duplicate():
