@@ -46,16 +46,13 @@ WHERE s.SpanKind = 'Consumer' AND NOT EXISTS (
 _SYSTEMS = ", ".join(f"'{system}'" for system in REDELIVERING_SYSTEMS)
 _AGAIN = "PARTITION BY Origin, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, MsgMessageId"
 _AGAIN += " ORDER BY Timestamp, SpanId"
+_CARRIED = f"COALESCE(MsgSystem IN ({_SYSTEMS}) AND ParentSpanId <> '', false)"
+# Each branch reads the spans itself (no shared CTE), so that only the columns a query uses are read.
 DELIVERED = f"""
-WITH once AS (
-    SELECT *, CASE WHEN MsgSystem IN ({_SYSTEMS}) AND ParentSpanId <> '' THEN concat(TraceId, '-', ParentSpanId) END
-              AS Origin
-    FROM ({_ONCE})
-)
-SELECT *, false AS Resent, false AS HandedBack FROM once WHERE Origin IS NULL
+SELECT *, NULL::VARCHAR AS Origin, false AS Resent, false AS HandedBack FROM ({_ONCE}) WHERE NOT {_CARRIED}
 UNION ALL
 SELECT *, count(*) OVER earlier > 0 AS Resent, count(*) OVER later > 0 AS HandedBack
-FROM once WHERE Origin IS NOT NULL
+FROM (SELECT *, concat(TraceId, '-', ParentSpanId) AS Origin FROM ({_ONCE}) WHERE {_CARRIED})
 WINDOW earlier AS ({_AGAIN} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
        later AS ({_AGAIN} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
 """
