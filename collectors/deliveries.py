@@ -12,7 +12,7 @@ from __future__ import annotations
 from collectors import roles
 from collectors.conventions import Outcome
 from collectors.filters import window
-from collectors.observations import SPAN_EVENT_ID, SPAN_OUTCOME
+from collectors.observations import DELIVERED, SPAN_EVENT_ID, SPAN_OUTCOME
 
 PUBLISHES = f"""
 SELECT * FROM otel_traces p
@@ -47,10 +47,10 @@ by_id AS (
 ),
 consumers AS (
     SELECT s.TraceId, s.SpanId, s.ParentSpanId, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeType,
-           s.Timestamp, s.Duration, s.Outcome, s.StatusCode, s.Attempts, s.SpanKind,
+           s.Timestamp, s.Duration, s.Outcome, s.StatusCode, s.Attempts, s.SpanKind, s.HandedBack,
            {SPAN_EVENT_ID} AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
-    FROM otel_traces s
-    WHERE {roles.delivery("s")} AND s.MsgDestination IS NOT NULL
+    FROM ({DELIVERED}) s
+    WHERE s.MsgDestination IS NOT NULL
       AND {window("s.Timestamp")}
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)

@@ -15,7 +15,7 @@ from collectors import roles
 from collectors.conventions import Outcome
 from collectors.deliveries import PUBLISHES
 from collectors.filters import Filters, bind, window
-from collectors.observations import FAILED_ATTEMPT, RECEIPTS_JOIN, SPAN_OUTCOME, SPAN_REDELIVERED, redelivery
+from collectors.observations import DELIVERED, FAILED_ATTEMPT, SPAN_OUTCOME, SPAN_REDELIVERED, redelivery
 from collectors.reader import Reader
 from collectors.streams import FAILED_ATTEMPT as FAILED_OUTCOMES
 
@@ -30,14 +30,13 @@ FROM bus_messages WHERE Valid AND EventId = $event_id ORDER BY ArrivalNs, Arriva
 _DELIVERIES = f"""
 SELECT COALESCE(s.MsgConsumerGroup, s.ServiceName), s.SpanId, s.TraceId, s.Timestamp, s.Duration / 1e6,
        {SPAN_OUTCOME}, s.Attempts, s.Events, s.DeadLetterReason, s.StatusCode, {SPAN_REDELIVERED}
-FROM otel_traces s {RECEIPTS_JOIN}
-WHERE {roles.delivery("s")} AND s.MsgMessageId = $event_id ORDER BY s.Timestamp, s.SpanId
+FROM ({DELIVERED}) s WHERE s.MsgMessageId = $event_id ORDER BY s.Timestamp, s.SpanId
 """
 _DEAD_LETTERS = f"""
 SELECT MsgMessageId, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, DeadLetterReason, Attempts,
        Timestamp, TraceId
-FROM otel_traces
-WHERE {roles.delivery()} AND Outcome = '{Outcome.DEAD_LETTERED}'
+FROM ({DELIVERED})
+WHERE Outcome = '{Outcome.DEAD_LETTERED}'
   AND {window("Timestamp")}
   AND ($channel IS NULL OR MsgDestination = $channel)
   AND ($group IS NULL OR COALESCE(MsgConsumerGroup, ServiceName) = $group)
@@ -59,9 +58,8 @@ WITH consumers AS (
     SELECT s.MsgMessageId AS event_id, COALESCE(s.MsgConsumerGroup, s.ServiceName) AS "group",
            s.MsgDestination AS channel, {SPAN_OUTCOME} AS outcome, s.Attempts, s.Events, s.Timestamp, s.TraceId,
            s.SpanId, {SPAN_REDELIVERED} AS redelivered, s.DeliveryCount
-    FROM otel_traces s {RECEIPTS_JOIN}
-    WHERE {roles.delivery("s")}
-      AND {window("s.Timestamp")}
+    FROM ({DELIVERED}) s
+    WHERE {window("s.Timestamp")}
       AND ($channel IS NULL OR s.MsgDestination = $channel)
       AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
       AND ($type IS NULL OR s.CeType = $type) AND ($service IS NULL OR s.ServiceName = $service)

@@ -224,6 +224,15 @@ RULES = (
     ("delivery_count", "A Celery `run` span without `celery.retries` is the first delivery (1): the instrumentation "
      "leaves the attribute out when it is 0."),
     ("redelivered", "True when the instrumentation says so, or the delivery count is above 1."),
+    *(("destination", rule) for rule in (
+        "pika (scope `opentelemetry.instrumentation.pika`) names each span `<destination> send` or `<destination> "
+        "receive`, the destination being the exchange, or the routing key (the queue) on the default exchange: the "
+        "name gives the destination, since 0.44 writes the consumer tag, `(temporary)` or the message `type` in "
+        "`messaging.destination`.",
+        "aio-pika (scope `opentelemetry.instrumentation.aio_pika`) names a publish's destination `<exchange>,<routing "
+        "key>`: the destination is the exchange, or the routing key (the queue) on the default exchange `''`, as on "
+        "its deliveries; the routing key is the routing key.",
+    )),
 )  # fmt: skip
 """What the table alone cannot say: (fact, rule)."""
 
@@ -315,6 +324,7 @@ NO_FACTS = (None,) * len(FACTS)
 _SYSTEM, _OPERATION, _DESTINATION, _MESSAGE_ID = _AT["system"], _AT["operation"], _AT["destination"], _AT["message_id"]
 _SEQUENCE, _PARTITION = _AT["sequence"], _AT["partition"]
 _DELIVERIES, _REDELIVERED = _AT["delivery_count"], _AT["redelivered"]
+_ROUTING_KEY = _AT["routing_key"]
 _KAFKA_ID = re.compile(r"^(?P<topic>.+)\.(?P<partition>\d+)\.(?P<offset>\d+)$")
 # opentelemetry-js-contrib's redis-common defaultDbStatementSerializer keeps PUBLISH's first argument only
 _REDIS_PUBLISH = re.compile(r"^S?PUBLISH (?P<channel>.+) \[1 other arguments\]$", re.IGNORECASE | re.DOTALL)
@@ -324,8 +334,11 @@ _NONE = (None,)
 _SYSTEMS_WITH_RULES = {*SYSTEM_ALIASES, "kafka"}
 
 
-def facts(attrs: dict, table: Plan = DEFAULT_PLAN) -> tuple:
-    """The canonical facts of one span's attributes, as the otel_traces messaging columns (COLUMNS)."""
+def facts(attrs: dict, table: Plan = DEFAULT_PLAN, name: str = "", quirk: Quirk | None = None) -> tuple:
+    """The canonical facts of one span's attributes, as the otel_traces messaging columns (COLUMNS).
+
+    ``name`` is the span's name and ``quirk`` its instrumentation's (``quirk_for(scope name)``), if any.
+    """
     if not attrs:
         return NO_FACTS
     keys = tuple(attrs)
@@ -333,6 +346,10 @@ def facts(attrs: dict, table: Plan = DEFAULT_PLAN) -> tuple:
     if recipe is None:
         recipe = _recipe(table, keys)
     steps, fast = recipe
+    if quirk is not None:
+        values = list(_slow(attrs, steps))
+        quirk(values, attrs, name)
+        return tuple(values)
     if fast is not None:
         gather, place, types = fast
         raws = gather(attrs)
@@ -403,6 +420,45 @@ def _redis_publish(values: list, attrs: dict) -> None:
     match = _REDIS_PUBLISH.match(str(attrs.get("db.statement") or attrs.get("db.query.text")))
     if match:
         values[_SYSTEM], values[_OPERATION], values[_DESTINATION] = REDIS_SYSTEM, "send", match["channel"]
+
+
+# -- RabbitMQ instrumentations whose attributes say less than their span names (RULES, destination) --------
+
+Quirk = Callable[[list, dict, str], None]
+"""Corrects one span's facts (in place) from its attributes and name, for one instrumentation."""
+_RABBITMQ_OPERATIONS = (" send", " receive")
+
+
+def _pika(values: list, attrs: dict, name: str) -> None:
+    for suffix in _RABBITMQ_OPERATIONS:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            values[_DESTINATION] = name[: -len(suffix)]
+            return
+
+
+def _aio_pika(values: list, attrs: dict, name: str) -> None:
+    destination = values[_DESTINATION]
+    if destination is None or "," not in destination or not attrs.get("messaging.temp_destination"):
+        return
+    exchange, routing_key = destination.split(",", 1)
+    values[_DESTINATION] = exchange or routing_key or None
+    values[_ROUTING_KEY] = routing_key or values[_ROUTING_KEY]
+
+
+QUIRKS: dict[str, Quirk] = {
+    "opentelemetry.instrumentation.pika": _pika,
+    "opentelemetry.instrumentation.aio_pika": _aio_pika,
+}
+"""Instrumentation scope (or its package, for scopes named after a module within it) -> its quirk."""
+
+
+def quirk_for(scope: str) -> Quirk | None:
+    """The quirk of the instrumentation that wrote a scope's spans (pika's scope is its module's name)."""
+    while scope:
+        if scope in QUIRKS:
+            return QUIRKS[scope]
+        scope = scope.rpartition(".")[0]
+    return None
 
 
 def markdown() -> str:

@@ -7,13 +7,14 @@ loss and duplicates are one definition applied to either (docs/analyses.md):
     vantage, channel, source, pk, event_id, seq, t, tie, outcome, type, trace_id, redelivered
 
 ``t`` then ``tie`` (the tap's arrival number, or the span id as a number) give the order the
-vantage point saw them in. A consumer span without a consumer group is seen by its service
-(brokers without groups), and one without an outcome counts as ``processed``, or ``failed`` when
-its status is ERROR; ``redelivered`` is the instrumentation's own mark (NULL at the bus, and where
-it says nothing). A consumer span that lacks the stream facts takes them from the bus
-tap's copy of the same event; an id-less span of a broker that numbers its messages (Kafka) is
-identified by its position in the stream. The common filters are named bound parameters
-(collectors/filters.py).
+vantage point saw them in. Consumer spans are read one per delivery (``DELIVERED``). A consumer span
+without a consumer group is seen by its service (brokers without groups), and one without an outcome
+counts as ``processed``, or ``failed`` when its status is ERROR, or ``retried`` when the broker handed
+its message to the group again; ``redelivered`` is the instrumentation's own mark, or the broker's
+that it does not record (NULL at the bus, and where neither says anything). A consumer span that
+lacks the stream facts takes them from the bus tap's copy of the same event; an id-less span of a
+broker that numbers its messages (Kafka) is identified by its position in the stream. The common
+filters are named bound parameters (collectors/filters.py).
 """
 
 from __future__ import annotations
@@ -30,17 +31,60 @@ SELECT Channel, EventId, any_value(Source) AS Source, any_value(PartitionKey) AS
 FROM bus_messages WHERE Valid GROUP BY Channel, EventId
 """
 
+REDELIVERING_SYSTEMS = ("rabbitmq",)
+"""Brokers that hand a message to a consumer of a queue again only as a redelivery (a nack or reject with requeue,
+a channel closed before the ack), which the broker itself flags: AMQP 0-9-1's ``redelivered``. Their
+instrumentations (pika, aio-pika, amqplib) do not record the flag, so it is read from the message's producer
+context: one published message handed twice to one group (docs/analyses.md)."""
+
+_ONCE = f"""
+SELECT * FROM otel_traces s
+WHERE {roles.delivery("s")} AND NOT EXISTS (
+    SELECT 1 FROM otel_traces o
+    WHERE {roles.delivery("o")} AND o.TraceId = s.TraceId AND o.ParentSpanId = s.ParentSpanId AND o.ParentSpanId <> ''
+      AND o.ServiceName = s.ServiceName AND o.SpanId <> s.SpanId
+      AND o.MsgConsumerGroup IS NOT DISTINCT FROM s.MsgConsumerGroup
+      AND o.MsgDestination IS NOT DISTINCT FROM s.MsgDestination AND o.MsgMessageId IS NOT DISTINCT FROM s.MsgMessageId
+      AND o.Timestamp < s.Timestamp AND o.Timestamp + o.Duration >= s.Timestamp + s.Duration)
+"""
+_SYSTEMS = ", ".join(f"'{system}'" for system in REDELIVERING_SYSTEMS)
+_AGAIN = "PARTITION BY Origin, COALESCE(MsgConsumerGroup, ServiceName), MsgDestination, MsgMessageId"
+_AGAIN += " ORDER BY Timestamp, SpanId"
+_CARRIED = f"COALESCE(MsgSystem IN ({_SYSTEMS}) AND ParentSpanId <> '', false)"
+# Each branch reads the spans itself (no shared CTE), so that only the columns a query uses are read.
+DELIVERED = f"""
+SELECT d.*, NULL::VARCHAR AS Origin, rr.SpanId IS NOT NULL AS Resent, false AS HandedBack
+FROM (SELECT * FROM ({_ONCE}) WHERE NOT {_CARRIED}) d
+LEFT JOIN ({roles.redelivered_receipts()}) rr ON rr.TraceId = d.TraceId AND rr.SpanId = d.SpanId
+UNION ALL
+SELECT *, count(*) OVER earlier > 0 AS Resent, count(*) OVER later > 0 AS HandedBack
+FROM (SELECT *, concat(TraceId, '-', ParentSpanId) AS Origin FROM ({_ONCE}) WHERE {_CARRIED})
+WINDOW earlier AS ({_AGAIN} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+       later AS ({_AGAIN} ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+"""
+"""Deliveries (collectors/roles.py: CONSUMER spans and SQS receipts), one per delivery, with what the broker's
+redelivered flag would say where it goes unrecorded.
+
+One delivery recorded twice (pika 0.44 wraps a consumer's callback again at each ``basic_consume``) is two
+CONSUMER spans of the same message, service and parent, the one starting after and ending within the other: only
+the outer one counts (two deliveries at the same instant are two). ``Origin`` is the producer context a
+delivery's message carried (its parent) on ``REDELIVERING_SYSTEMS``; ``Resent``: the same published message was
+delivered to the same group before, or SQS handed out a message the group had received before
+(``roles.redelivered_receipts``): a redelivery; ``HandedBack``: it is delivered to that group again later, so
+this delivery was not acknowledged (docs/analyses.md)."""
+
 SPAN_EVENT_ID = """COALESCE(s.MsgMessageId, CASE WHEN s.Sequence IS NOT NULL
     THEN concat(s.MsgDestination, '/', COALESCE(s.PartitionKey, ''), '@', s.Sequence) END)"""
 """The event id of a span; Kafka-like spans without one are named by partition and offset."""
 SPAN_OUTCOME = f"""COALESCE(s.Outcome, CASE WHEN s.StatusCode = 'Error' THEN '{Outcome.FAILED}'
-    WHEN s.SpanKind = 'Client' THEN '{roles.RECEIVED}' ELSE '{Outcome.PROCESSED}' END)"""
-"""A delivery's outcome; spans of instrumentations that record none count by their status (a receipt, collectors/
-roles.py, says nothing of processing)."""
-RECEIPTS_JOIN = f"""LEFT JOIN ({roles.redelivered_receipts()}) rr ON rr.TraceId = s.TraceId AND rr.SpanId = s.SpanId"""
-"""Joined to consumer spans ``s``, so that ``SPAN_REDELIVERED`` can read it."""
-SPAN_REDELIVERED = "CASE WHEN rr.SpanId IS NOT NULL THEN true ELSE s.Redelivered END"
-"""The instrumentation's redelivered mark, or an SQS message received again (collectors/roles.py)."""
+    WHEN s.HandedBack THEN '{Outcome.RETRIED}' WHEN s.SpanKind = 'Client' THEN '{roles.RECEIVED}'
+    ELSE '{Outcome.PROCESSED}' END)"""
+"""A delivery's outcome (of a ``DELIVERED`` row); spans of instrumentations that record none count by their status
+(a receipt, collectors/roles.py, says nothing of processing), and a delivery the broker handed to the group again
+was handed back unacknowledged: ``retried``."""
+SPAN_REDELIVERED = "(COALESCE(s.Redelivered, false) OR s.Resent)"
+"""The delivery is marked redelivered: by its instrumentation, or by what the broker says where the instrumentation
+does not record it (``DELIVERED``: an SQS message received again, a RabbitMQ message handed to the group again)."""
 FAILED_ATTEMPT = f"('{Outcome.FAILED}', '{Outcome.RETRIED}')"
 """Outcomes after which the next delivery of the same message to the same group is a redelivery."""
 
@@ -73,8 +117,8 @@ _CONSUMER_SPANS = f"""
 SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeSource, s.PartitionKey, s.Sequence,
        s.CeType, s.Timestamp, s.SpanId, s.TraceId, {SPAN_REDELIVERED} AS Redelivered, {SPAN_OUTCOME} AS outcome,
        {SPAN_EVENT_ID} AS event_id
-FROM otel_traces s {RECEIPTS_JOIN}
-WHERE {roles.delivery("s")} AND s.MsgDestination IS NOT NULL
+FROM ({DELIVERED}) s
+WHERE s.MsgDestination IS NOT NULL
   AND {SPAN_EVENT_ID} IS NOT NULL
   AND {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel)

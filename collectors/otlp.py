@@ -205,7 +205,7 @@ def _links_json(span) -> str:
     )
 
 
-def _span_row(prefix: tuple, scope: tuple, span, plan: normalize.Plan) -> tuple:
+def _span_row(prefix: tuple, scope: tuple, span, plan: normalize.Plan, quirk: normalize.Quirk | None = None) -> tuple:
     attrs = attributes(span.attributes)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     kind, status = span.kind, span.status
@@ -228,7 +228,7 @@ def _span_row(prefix: tuple, scope: tuple, span, plan: normalize.Plan) -> tuple:
         status.message,
         _events_json(span) if span.events else EMPTY_JSON_LIST,
         _links_json(span) if span.links else EMPTY_JSON_LIST,
-    ) + (normalize.facts(attrs, plan) if attrs else normalize.NO_FACTS)
+    ) + (normalize.facts(attrs, plan, span.name, quirk) if attrs else normalize.NO_FACTS)
 
 
 def resource_prefix(resource) -> tuple[str, str]:
@@ -246,12 +246,13 @@ def trace_rows(request: ExportTraceServiceRequest) -> Decoded:
         for scope_spans in resource_spans.scope_spans:
             scope = (scope_spans.scope.name, scope_spans.scope.version)
             plan = normalize.plan_for(scope_spans.schema_url or resource_spans.schema_url)
+            quirk = normalize.quirk_for(scope[0])
             for span in scope_spans.spans:
                 problem = _span_problem(span)
                 if problem:
                     decoded.reject(problem)
                     continue
-                row = _span_row(prefix, scope, span, plan)
+                row = _span_row(prefix, scope, span, plan, quirk)
                 append(row)
                 if span.links:
                     decoded.links.extend(

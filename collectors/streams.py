@@ -1,12 +1,16 @@
 """Stream bookkeeping in plain Python: the reference definitions the SQL report is tested against.
 
 A stream is (channel, source, partitionkey) seen at one vantage point (the bus tap, or one
-consumer group). Observations arrive as (event id, sequence[, time ns[, outcome[, redelivered]]])
-tuples in the order the vantage point saw them. Definitions (docs/analyses.md):
+consumer group). Observations arrive as (event id, sequence[, time ns[, outcome[, redelivered[, origin]]]])
+tuples in the order the vantage point saw them. ``origin`` names the published message a delivery
+carries (its producer context) on brokers that flag what they hand over again, else None; an
+observation without an outcome counts as ``processed``, or as ``retried`` when the same published
+message (same id and origin) reaches the vantage point again later: it was handed back unacknowledged.
+Definitions (docs/analyses.md):
 
 - redeliveries: observations the instrumentation marks as redelivered, or whose event id was seen
   earlier in the stream with outcome ``failed`` or ``retried`` (the same message handed over again
-  after a failed attempt);
+  after a failed attempt), or whose published message (id and origin) was seen earlier;
 - duplicates: copies of an event id already seen in the stream at this vantage point that are not
   redeliveries;
 - out of order: first copies whose sequence is lower than one already seen;
@@ -65,15 +69,22 @@ def count_stream(observations: Iterable[tuple], now_ns: int | None = None, grace
     first_seen: dict[int, int | None] = {}
     processed: Counter = Counter()
     failed_before: set = set()
+    origins: set = set()
     highest: int | None = None
-    for event_id, sequence, t_ns, outcome, redelivered in (tuple(o) + (None,) * (5 - len(o)) for o in observations):
+    rows = [tuple(o) + (None,) * (6 - len(o)) for o in observations]
+    handed_back = _handed_back(rows)
+    for at, (event_id, sequence, t_ns, outcome, redelivered, origin) in enumerate(rows):
+        if outcome is None:
+            outcome = Outcome.RETRIED if at in handed_back else Outcome.PROCESSED
         counts.received += 1
         counts.duplicates_handled += outcome == Outcome.DUPLICATE_SKIPPED
         processed[event_id] += outcome == Outcome.PROCESSED
-        redelivery = bool(redelivered) or event_id in failed_before
+        redelivery = bool(redelivered) or event_id in failed_before or (event_id, origin) in origins
         counts.redeliveries += redelivery
         if outcome in FAILED_ATTEMPT:
             failed_before.add(event_id)
+        if origin is not None:
+            origins.add((event_id, origin))
         if event_id in seen_ids:
             counts.duplicates += not redelivery
             continue
@@ -92,6 +103,15 @@ def count_stream(observations: Iterable[tuple], now_ns: int | None = None, grace
         counts.lost_gaps = [g for g in counts.gaps if _older(first_seen[g[1] + 1], now_ns - grace_ns)]
         counts.lost = sum(last - first + 1 for first, last in counts.lost_gaps)
     return counts
+
+
+def _handed_back(rows: list[tuple]) -> set[int]:
+    """Positions of observations whose published message (id and origin) is seen again after them."""
+    last: dict = {}
+    for at, row in enumerate(rows):
+        if row[5] is not None:
+            last[(row[0], row[5])] = at
+    return {at for at, row in enumerate(rows) if row[5] is not None and last[(row[0], row[5])] > at}
 
 
 def _earlier(t_ns: int | None, other: int | None) -> bool:

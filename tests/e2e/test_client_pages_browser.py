@@ -68,15 +68,7 @@ def shows(page, label: str, expected: int, seconds: float = 45) -> None:
     pytest.fail(f"{page.url}: '{label}' shows {seen}, the app planted {expected}")
 
 
-RABBITMQ_GAP = (
-    "a redelivery after a nack-and-requeue is not recognised yet, so it counts as a duplicate on the pages "
-    "too (tests/integration/test_client_pika.py)"
-)
-
-
-@pytest.mark.parametrize(
-    "app", ["celery", pytest.param("rabbitmq", marks=pytest.mark.xfail(strict=True, reason=RABBITMQ_GAP))]
-)
+@pytest.mark.parametrize("app", ["celery", "rabbitmq"])
 def test_planted_faults_show_on_the_pages(client_dashboard, page, screenshots, app):
     url, truths = client_dashboard
     truth = truths[app]

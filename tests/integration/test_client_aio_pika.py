@@ -52,15 +52,6 @@ def test_aio_pika_spans_arrive_as_the_instrumentation_wrote_them(aio_pika_run):
     assert failed == set(truth["failed"])
 
 
-AIO = (
-    "aio-pika names the producer's destination 'exchange,routing key' (',orders'), so publish and "
-    "delivery channels differ: not mapped yet"
-)
-# What the collectors cannot read exactly yet; each an expected failure until fixed (docs/compatibility.md).
-GAPS = {(endpoint,): AIO for endpoint in ("report", "duplicates", "retries", "loss", "flow")}
-
-
 @pytest.mark.parametrize("endpoint", ground_truth.ENDPOINTS)
-def test_aio_pika_planted_counts(aio_pika_run, endpoint, request):
-    ground_truth.expect_gap(request, GAPS, endpoint)
+def test_aio_pika_planted_counts(aio_pika_run, endpoint):
     ground_truth.check(endpoint, *aio_pika_run)

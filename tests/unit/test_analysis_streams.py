@@ -61,16 +61,23 @@ observation = st.tuples(
     st.integers(0, 30),  # time: ties happen and are broken by arrival order / span id
     st.sampled_from([None, "processed", "processed", "duplicate_skipped", "failed", "retried"]),
     st.sampled_from([None, None, True]),  # the instrumentation marks the delivery redelivered
+    st.sampled_from([None, None, 1, 2]),  # the published message (producer context) a RabbitMQ delivery carries
 )
 stream_key = st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["/s1", "/s2"]), st.sampled_from([None, "p0"]))
 streams = st.dictionaries(stream_key, st.lists(observation, min_size=1, max_size=25), min_size=1, max_size=4)
+
+
+def _origin(stream: tuple, n: int | None) -> str | None:
+    """One published message per stream and number: a producer span is of one stream."""
+    return None if n is None else f"{'/'.join(map(str, stream))}-o{n}"
 
 
 def expected(per_stream: dict, vantage: str, now_ns: int, grace_ns: int, consumer: bool) -> dict:
     result = {}
     for (channel, source, pk), rows in per_stream.items():
         ordered = [
-            (f"e{e}", s, t, (o or "processed") if consumer else None, r if consumer else None) for e, s, t, o, r in rows
+            (f"e{e}", s, t, o, r, _origin((channel, source, pk), n)) if consumer else (f"e{e}", s, t)
+            for e, s, t, o, r, n in rows
         ]
         counts = count_stream(sorted(ordered, key=lambda r: r[2]), now_ns, grace_ns)
         entry = {
@@ -105,7 +112,7 @@ def test_bus_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace
     # Python's sort is stable: arrival order (ArrivalSeq) breaks ties in time, as in the SQL.
     rows, arrival = [], 0
     for (channel, source, pk), observations in per_stream.items():
-        for event, sequence, t, _, _ in observations:
+        for event, sequence, t, _, _, _ in observations:
             arrival += 1
             rows.append(
                 bus_row(
@@ -127,10 +134,15 @@ def test_bus_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace
 def test_consumer_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace_ns):
     rows, order = [], 0
     for (channel, source, pk), observations in per_stream.items():
-        for event, sequence, t, outcome, redelivered in observations:
+        for event, sequence, t, outcome, redelivered, origin in observations:
             order += 1  # span ids grow with arrival, so they break ties in time like arrival order
+            carried = {}
+            if origin is not None:  # the parent is the producer context; services differ, so no span is a twin
+                carried = {"MsgSystem": "rabbitmq", "ParentSpanId": _origin((channel, source, pk), origin)}
             rows.append(
                 span_row(
+                    ServiceName=f"svc{order}",
+                    **carried,
                     Timestamp=t,
                     SpanId=f"{order:016x}",
                     MsgDestination=channel,

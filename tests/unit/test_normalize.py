@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from collectors import event_life, flow, normalize
+from collectors import duplicates, event_life, flow, normalize, overview, report
 from collectors.filters import Filters
 from collectors.otlp import SPAN_COLUMNS, decode_protobuf
 from collectors.store import SCHEMA, Store
@@ -270,6 +270,65 @@ def test_the_decoder_reads_the_scope_schema_url():
     assert names == {"orders send": "orders", "renamed send": "renamed"}
 
 
+PIKA_SCOPE = "opentelemetry.instrumentation.pika.pika_instrumentor"  # pika names its tracer after the module
+AIO_PIKA_SCOPE = "opentelemetry.instrumentation.aio_pika"
+PEER = {"messaging.system": "rabbitmq", "net.peer.name": "localhost", "net.peer.port": 5672}
+
+
+@pytest.mark.parametrize(
+    "scope,name,attributes,destination,routing_key",
+    [
+        # pika 0.44 (pika/utils.py _get_span): the name holds exchange-or-routing-key, the attribute the "task name"
+        (PIKA_SCOPE, "mail receive", {"messaging.destination": "ctag1.5b2e", "messaging.operation": "receive"},
+         "mail", None),
+        (PIKA_SCOPE, "mail send", {"messaging.destination": "(temporary)", "messaging.temp_destination": True},
+         "mail", None),
+        (PIKA_SCOPE, "audit send", {"messaging.destination": "shop.order.placed", "messaging.temp_destination": True},
+         "audit", None),  # a message with a `type` names it instead, and a named exchange is the destination
+        # pika 0.66: the attribute and the name agree
+        (PIKA_SCOPE, "mail receive", {"messaging.destination": "mail", "messaging.operation": "receive"}, "mail", None),
+        # aio-pika (publish_decorator.py, callback_decorator.py)
+        (AIO_PIKA_SCOPE, ",orders send", {"messaging.destination": ",orders", "messaging.temp_destination": True},
+         "orders", "orders"),
+        (AIO_PIKA_SCOPE, "shop,orders.eu send", {"messaging.destination": "shop,orders.eu",
+                                                 "messaging.temp_destination": True}, "shop", "orders.eu"),
+        (AIO_PIKA_SCOPE, "orders receive", {"messaging.destination": "orders", "messaging.operation": "receive"},
+         "orders", None),
+        # the same attributes from another instrumentation are read as they are
+        ("other", ",orders send", {"messaging.destination": ",orders", "messaging.temp_destination": True},
+         ",orders", None),
+        ("other", "mail receive", {"messaging.destination": "ctag1.5b2e"}, "ctag1.5b2e", None),
+        # names that do not follow the pattern leave the attribute in place
+        (PIKA_SCOPE, "receive", {"messaging.destination": "mail"}, "mail", None),
+        (PIKA_SCOPE, "", {"messaging.destination": "mail"}, "mail", None),
+        (PIKA_SCOPE, " send", {"messaging.destination": "mail"}, "mail", None),
+        (PIKA_SCOPE, "mail\x00 ü send", {"messaging.destination": "ctag1"}, "mail\x00 ü", None),
+        (AIO_PIKA_SCOPE, "x send", {"messaging.destination": ",,", "messaging.temp_destination": True}, ",", ","),
+        (AIO_PIKA_SCOPE, ", send", {"messaging.destination": ",", "messaging.temp_destination": True}, None, None),
+    ],
+)  # fmt: skip
+def test_pika_and_aio_pika_destinations_are_the_channel_their_deliveries_name(
+    scope, name, attributes, destination, routing_key
+):
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer(scope, "0.44b0", schema_url="https://opentelemetry.io/schemas/1.11.0")
+    with tracer.start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=PEER | attributes):
+        pass
+    (row,) = decode_protobuf(encode_spans(memory.get_finished_spans()).SerializeToString())
+    found = (row[SPAN_COLUMNS.index("MsgDestination")], row[SPAN_COLUMNS.index("MsgRoutingKey")])
+    assert found == (destination, routing_key)
+
+
+def test_an_instrumentation_is_known_by_its_scope_or_the_package_above_it():
+    assert normalize.quirk_for(PIKA_SCOPE) is normalize.quirk_for("opentelemetry.instrumentation.pika")
+    assert normalize.quirk_for(AIO_PIKA_SCOPE) is not None
+    assert [normalize.quirk_for(s) for s in ("", "opentelemetry", "opentelemetry.instrumentation.pikax", "x.y")] == [
+        None
+    ] * 4
+
+
 def test_the_doc_holds_the_code_table():
     assert normalize.markdown() in (ROOT / "docs" / "conventions.md").read_text()
 
@@ -311,6 +370,87 @@ def test_two_nested_producer_spans_of_one_message_are_one_publish():
     life = event_life.event(conn, "m-1")
     assert [p["span_id"] for p in life["published"]] == ["inner"]
     assert life["verdict"].startswith("Published once by shop.")
+
+
+def _analyses(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect()
+    conn.execute(SCHEMA)
+    conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", rows)
+    return conn
+
+
+def test_two_sibling_consumer_spans_of_one_delivery_are_one_delivery():
+    """pika 0.44 wraps a consumer's callback again at each basic_consume: two CONSUMER spans per delivery, both
+    children of the producer span, the one within the other; a failure puts both in error."""
+    recv = {"SpanName": "orders receive", "ServiceName": "worker", "ParentSpanId": "p1"}
+    rows = [
+        _span("p1", "Producer", 100 * MS),
+        _span("outer", "Consumer", 105 * MS, Duration=4 * MS, **recv),
+        _span("inner", "Consumer", 106 * MS, Duration=2 * MS, **recv),
+        _span("p2", "Producer", 200 * MS, MsgMessageId="m-2"),
+        _span("outer2", "Consumer", 205 * MS, MsgMessageId="m-2", StatusCode="Error", **recv | {"ParentSpanId": "p2"}),
+        _span("inner2", "Consumer", 205 * MS + 1, MsgMessageId="m-2", StatusCode="Error", Duration=1 * MS,
+              **recv | {"ParentSpanId": "p2"}),
+    ]  # fmt: skip
+    conn = _analyses(rows)
+    (deliver,) = [e for e in flow.flow(conn, Filters())["edges"] if e["kind"] == "deliver"]
+    assert (deliver["count"], deliver["errors"], deliver["duplicates"]) == (2, 1, 0)
+    (stream,) = report.streams(conn, Filters())
+    assert (stream["received"], stream["duplicates"], stream["redeliveries"]) == (2, 0, 0)
+    assert [d["span_id"] for d in event_life.event(conn, "m-1")["deliveries"]] == ["outer"]
+    assert duplicates.duplicates(conn, Filters())["duplicates"] == []
+
+
+def test_two_deliveries_at_the_same_instant_are_two():
+    recv = {"SpanName": "orders process", "ServiceName": "worker", "MsgSystem": "kafka", "ParentSpanId": "p1"}
+    conn = _analyses([_span("p1", "Producer", 100 * MS), _span("a", "Consumer", 105 * MS, **recv),
+                      _span("b", "Consumer", 105 * MS, **recv)])  # fmt: skip
+    (stream,) = report.streams(conn, Filters())
+    assert (stream["received"], stream["duplicates"]) == (2, 1)
+
+
+def test_a_rabbitmq_message_handed_again_is_a_redelivery_and_a_second_publish_a_duplicate():
+    """Nack with requeue: RabbitMQ hands the same published message (one producer span, the consumers' parent)
+    to the group again, and nothing in pika's spans says so. A duplicate publish has a producer span of its own."""
+    recv = {"SpanName": "orders receive", "ServiceName": "worker"}
+    rows = [
+        _span("p1", "Producer", 100 * MS),
+        _span("nacked", "Consumer", 105 * MS, ParentSpanId="p1", **recv),
+        _span("again", "Consumer", 110 * MS, ParentSpanId="p1", **recv),
+        _span("p2", "Producer", 200 * MS, MsgMessageId="m-2"),
+        _span("p3", "Producer", 201 * MS, MsgMessageId="m-2"),
+        _span("first", "Consumer", 205 * MS, ParentSpanId="p2", MsgMessageId="m-2", **recv),
+        _span("copy", "Consumer", 206 * MS, ParentSpanId="p3", MsgMessageId="m-2", **recv),
+    ]
+    conn = _analyses(rows)
+    (stream,) = report.streams(conn, Filters())
+    assert (stream["received"], stream["duplicates"], stream["redeliveries"], stream["duplicates_processed"]) == (
+        4, 1, 1, 1,
+    )  # fmt: skip
+    found = {d["event_id"]: (d["copies"], d["redeliveries"], d["processed"]) for d in duplicates.duplicates(
+        conn, Filters())["duplicates"]}  # fmt: skip
+    assert found == {"m-1": (2, 1, 0), "m-2": (2, 0, 1)}
+    retried = event_life.retried(conn, Filters(), 10)
+    assert [(r["event_id"], r["kind"], r["attempts"], r["failed_attempts"]) for r in retried["retried"]] == [
+        ("m-1", "redelivery", 2, 1)
+    ]
+    life = event_life.event(conn, "m-1")
+    assert [(d["outcome"], d["redelivery"]) for d in life["deliveries"]] == [("retried", False), ("processed", True)]
+    assert "redelivered after a failed attempt" in life["verdict"] and "more than once" not in life["verdict"]
+    (deliver,) = [e for e in flow.flow(conn, Filters())["edges"] if e["kind"] == "deliver"]
+    assert (deliver["count"], deliver["errors"], deliver["duplicates"]) == (4, 0, 1)
+    seen = overview.overview(conn, Filters())
+    assert (seen["deliveries"], seen["duplicates"], seen["redeliveries"], seen["duplicates_processed"]) == (4, 1, 1, 1)
+
+
+def test_the_same_published_message_twice_at_a_group_of_another_broker_stays_a_duplicate():
+    """Redis Pub/Sub (a group subscribed twice) and Kafka (a rebalance) hand one publish twice without a failure."""
+    for system in ("redis", "kafka"):
+        recv = {"SpanName": "orders process", "ServiceName": "worker", "MsgSystem": system, "ParentSpanId": "p1"}
+        conn = _analyses([_span("p1", "Producer", 100 * MS), _span("a", "Consumer", 105 * MS, **recv),
+                          _span("b", "Consumer", 110 * MS, **recv)])  # fmt: skip
+        (stream,) = report.streams(conn, Filters())
+        assert (stream["duplicates"], stream["redeliveries"], stream["duplicates_processed"]) == (1, 0, 1), system
 
 
 def test_a_store_written_before_the_new_columns_opens_and_takes_new_rows(tmp_path):
