@@ -142,6 +142,14 @@ def _bind_publish(channel, message, *args, **kwargs):
 
 
 def _publish(producer: Producer, operation: str, pipelines: tuple[type, ...]) -> Callable:
+    queues: dict[type, bool] = {}  # isinstance against redis-py's pipeline classes costs µs on every publish
+
+    def queued(instance: object) -> bool:
+        kind = type(instance)
+        if kind not in queues:
+            queues[kind] = isinstance(instance, pipelines)
+        return queues[kind]
+
     def wrapper(wrapped, instance, args, kwargs):
         try:
             channel, message = _bind_publish(*args, **kwargs)
@@ -153,7 +161,7 @@ def _publish(producer: Producer, operation: str, pipelines: tuple[type, ...]) ->
             return wrapped(*args, **kwargs)
         span, wire_message = producer.begin(name, payload, operation)
         args, kwargs = _with_message(args, kwargs, wire_message)
-        if isinstance(instance, pipelines):
+        if queued(instance):
             return _queue(producer, instance, span, wrapped, args, kwargs)
         try:
             result = wrapped(*args, **kwargs)
