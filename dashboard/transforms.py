@@ -16,20 +16,25 @@ HEADLINE = (
     ("Malformed", "malformed"),
 )
 OVERVIEW_NUMBERS = (
-    ("Events/s", "events_per_s", "Bus messages per second in the window."),
-    ("Bus messages", "bus_messages", "Messages the Redis tap saw on the bus."),
+    ("Events/s", "events_per_s", "Events per second in the window (every message without an envelope counts as one)."),
+    ("Bus messages", "messages", "Every message the Redis tap saw on a tapped channel, of any kind."),
+    ("CloudEvents", "bus_messages", "Bus messages that are valid CloudEvents."),
+    ("Unenveloped", "unenveloped", "Bus messages that are not CloudEvents: counted, but without an id or a "
+     "sequence their duplicates and gaps cannot be seen (Instrumentation health says how to see them)."),
     ("Deliveries", "deliveries", "Event deliveries handled by consumer groups (one per event and group)."),
     ("p95 delivery", "p95_delivery_ms", "95th percentile of publish to process start."),
-    ("Malformed", "malformed", "Bus messages that are not valid CloudEvents."),
+    ("Malformed", "malformed", "Bus messages that claim to be CloudEvents and are not valid ones."),
     ("Missing", "missing", "Sequence numbers in open gaps: late or lost, at the bus or at a consumer group."),
     ("Lost", "lost", "Missing numbers whose gap has stayed open past the grace window."),
-    ("Duplicates", "duplicates", "Copies of an event id seen again at one vantage point."),
+    ("Duplicates", "duplicates", "Copies of an event id seen again at one vantage point (redeliveries excluded)."),
     ("Processed twice", "duplicates_processed", "Duplicates a consumer processed again: the bug."),
+    ("Redeliveries", "redeliveries", "Messages handed to a consumer group again after a failed attempt: "
+     "not duplicates (the Dead letters page lists them with the retries)."),
     ("Out of order", "out_of_order", "Events that arrived after a later one of their stream."),
     ("Dead letters", "dead_letters", "Deliveries given up after their last attempt."),
-)
-"""The Overview's headline: label, /overview field, help text. The first five are the traffic, the rest trouble."""
-TRAFFIC_NUMBERS = 5
+)  # fmt: skip
+"""The Overview's headline: label, /overview field, help text. The first six are the traffic, the rest trouble."""
+TRAFFIC_NUMBERS = 6
 WHERE_LOST = {
     "before_broker": "before the broker (the bus never saw it)",
     "at_delivery": "at delivery (the bus saw it, the group never processed it)",
@@ -749,3 +754,66 @@ def missing_attributes_frame(health: dict) -> pd.DataFrame:
 def unlinked_frame(health: dict) -> pd.DataFrame:
     """Consumer spans without a link to their producer."""
     return pd.DataFrame(health.get("unlinked_consumers", []), columns=["service", "span_name", "count"])
+
+
+REFUSALS = {
+    "unauthorized": (
+        "no or a wrong bearer token (401)",
+        "Give the sender the collectors' token: OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>.",
+    ),
+    "not_found": (
+        "no such endpoint (404)",
+        "Point the exporter at the collectors' base URL (OTEL_EXPORTER_OTLP_ENDPOINT=http://host:4318); "
+        "traces go to /v1/traces, logs to /v1/logs, metrics to /v1/metrics.",
+    ),
+    "method_not_allowed": ("another method than POST for OTLP or GET for the API (405)", "Export with POST."),
+    "bad_http": (
+        "not valid HTTP/1.1, e.g. two different Content-Length headers (400)",
+        "Fix the sender, or the proxy between it and the collectors.",
+    ),
+    "undecodable": (
+        "not a valid OTLP request: protobuf, JSON or gzip (400)",
+        "Send OTLP protobuf (application/x-protobuf) or OTLP JSON (application/json), plain or gzip.",
+    ),
+    "body_too_large": (
+        "the body, or its decompressed form, exceeds the body limit (413)",
+        "Export smaller batches (OTEL_BSP_MAX_EXPORT_BATCH_SIZE) or raise EVENTSCOPE_MAX_BODY_BYTES.",
+    ),
+    "unsupported_media": (
+        "another content type or content encoding (415)",
+        "Use Content-Type application/x-protobuf or application/json, and gzip or no Content-Encoding.",
+    ),
+    "timeout": (
+        "the body did not arrive whole within the request deadline (408)",
+        "Check the network between sender and collectors, or raise EVENTSCOPE_REQUEST_DEADLINE_S.",
+    ),
+    "incomplete_body": (
+        "the sender left before sending the whole body",
+        "The sender gave up mid-request: its export timeout (OTEL_EXPORTER_OTLP_TIMEOUT) may be too short.",
+    ),
+    "too_many_in_flight": (
+        "more exports in flight than the limits allow (429)",
+        "The sender retries after Retry-After; send fewer, larger batches or raise EVENTSCOPE_MAX_IN_FLIGHT.",
+    ),
+    "store_unavailable": (
+        "the write queue is full, or the commit failed or took too long (503)",
+        "The sender retries after Retry-After; the collectors' log says why the store is behind.",
+    ),
+}
+"""What each refusal reason of /health means (docs/ingest.md, *Refused requests are never silent*) and what to do."""
+
+
+def refusals_frame(health: dict) -> pd.DataFrame:
+    """OTLP requests the collectors refused, per reason, the most frequent first, with what to do about each."""
+    counts = (health.get("ingest") or {}).get("refused_by_reason") or {}
+    rows = [
+        {
+            "reason": reason,
+            "requests": count,
+            "meaning": REFUSALS.get(reason, ("", ""))[0],
+            "what to do": REFUSALS.get(reason, ("", "See docs/ingest.md and the collectors' log."))[1],
+        }
+        for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        if count
+    ]
+    return pd.DataFrame(rows, columns=["reason", "requests", "meaning", "what to do"])

@@ -14,8 +14,27 @@ st.caption(
 view = filters.controls(data.known_names())
 
 
+def refused() -> int:
+    """Requests the collectors turned away (a sender that was refused must never be silent); their number."""
+    with notices.guard("the refused requests"):
+        frame = transforms.refusals_frame(data.health())
+        if frame.empty:
+            return 0
+        total = int(frame["requests"].sum())
+        st.error(
+            f"The collectors refused {total:,} telemetry request(s): their spans are not stored. "
+            "Each row says why and what to do; the collectors' log names the sender's address.",
+            icon=":material/block:",
+        )
+        st.subheader("Refused requests")
+        st.dataframe(frame, hide_index=True, width="stretch")
+        return total
+    return 0
+
+
 @st.fragment(run_every=notices.refresh_every(view))
 def live() -> None:
+    refusals = refused()
     with notices.guard("instrumentation health"):
         health = data.instrumentation(filters.api_params(view))
         missing = transforms.missing_attributes_frame(health)
@@ -33,7 +52,7 @@ def live() -> None:
             "producer spans are usually still on their way.",
         )
         blind = transforms.blind_spots_frame(health)
-        if missing.empty and unlinked.empty and not orphans["count"] and blind.empty:
+        if missing.empty and unlinked.empty and not orphans["count"] and blind.empty and not refusals:
             st.success("The telemetry has everything the analyses need.", icon=":material/check_circle:")
             return
         if not blind.empty:

@@ -323,3 +323,18 @@ def test_slow_consumers_frame_is_newest_first_with_durations_for_people():
     assert list(frame["group"]) == ["payments", "view"]
     assert frame.iloc[1][["from", "worst median", "slowest"]].tolist() == ["00:00:00.000", "2,200.0 ms", "12.5 s"]
     assert transforms.slow_consumers_frame({"slow": []}).empty
+
+
+def test_refused_requests_are_listed_per_reason_with_what_to_do():
+    health = {"ingest": {"refused": 5, "refused_by_reason": {"body_too_large": 1, "unsupported_media": 3, "x": 1}}}
+    frame = transforms.refusals_frame(health)
+    assert list(frame["reason"]) == ["unsupported_media", "body_too_large", "x"]
+    assert list(frame["requests"]) == [3, 1, 1]
+    assert "EVENTSCOPE_MAX_BODY_BYTES" in frame["what to do"][1]
+    assert frame["what to do"][2]  # a reason this dashboard does not know still says where to look
+    assert transforms.refusals_frame({"ingest": {"refused": 0, "refused_by_reason": {}}}).empty
+
+
+def test_overview_shows_every_message_kind_and_redeliveries():
+    shown = {label for label, _, _ in transforms.overview_numbers({})}
+    assert {"Bus messages", "CloudEvents", "Unenveloped", "Redeliveries"} <= shown
