@@ -7,14 +7,6 @@ from collections import Counter, defaultdict
 
 import pandas as pd
 
-HEADLINE = (
-    ("Bus messages", "bus_received"),
-    ("Deliveries", "deliveries"),
-    ("Missing", "missing"),
-    ("Duplicates", "duplicates"),
-    ("Out of order", "out_of_order"),
-    ("Malformed", "malformed"),
-)
 OVERVIEW_NUMBERS = (
     ("Events/s", "events_per_s", "Events per second in the window (every message without an envelope counts as one)."),
     ("Bus messages", "messages", "Every message the Redis tap saw on a tapped channel, of any kind."),
@@ -72,20 +64,6 @@ def format_count(value: float | int | None) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.1f}"
     return f"{int(value):,}"
-
-
-def headline(report: dict) -> dict[str, int]:
-    """The headline numbers from the report (for collectors without /overview)."""
-    bus = [s for s in report["streams"] if s["vantage"] == "bus"]
-    consumers = [s for s in report["streams"] if s["vantage"] != "bus"]
-    return {
-        "bus_received": sum(s["received"] for s in bus),
-        "deliveries": sum(s["received"] for s in consumers),
-        "missing": sum(s["missing"] for s in report["streams"]),
-        "duplicates": sum(s["duplicates"] for s in report["streams"]),
-        "out_of_order": sum(s["out_of_order"] for s in report["streams"]),
-        "malformed": report["malformed"],
-    }
 
 
 def overview_numbers(overview: dict) -> list[tuple[str, str, str]]:
@@ -451,11 +429,6 @@ def by_group_frame(duplicates: dict) -> pd.DataFrame:
 # --- traces -----------------------------------------------------------------------------------
 
 
-def recent_trace_ids(messages: list[dict]) -> list[str]:
-    """Trace ids carried by recent bus messages (their traceparent), newest first, each once."""
-    return list(dict.fromkeys(m["TraceId"] for m in messages if m.get("TraceId")))
-
-
 def traces_frame(traces: dict) -> pd.DataFrame:
     """Search results: one row per trace."""
     columns = ["start (UTC)", "root", "duration", "spans", "errors", "services", "trace_id"]
@@ -530,17 +503,6 @@ def waterfall_frame(trace: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def links_out(trace: dict) -> list[dict]:
-    """The trace's outgoing links as the API lists them, or read from the spans' own links when it does not."""
-    if "links_out" in trace:
-        return trace["links_out"]
-    return [
-        {"span_id": s["SpanId"], "trace_id": link["TraceId"], "linked_span_id": link["SpanId"]}
-        for s in trace["spans"]
-        for link in s.get("Links") or []
-    ]
-
-
 def links_out_frame(trace: dict) -> pd.DataFrame:
     """Links from this trace's spans to other spans (consumer → its producer)."""
     names = {s["SpanId"]: f"{s['ServiceName']}: {s['SpanName']}" for s in trace["spans"]}
@@ -551,7 +513,7 @@ def links_out_frame(trace: dict) -> pd.DataFrame:
             "linked span": link["linked_span_id"],
             "same trace": link["trace_id"] == trace["trace_id"],
         }
-        for link in links_out(trace)
+        for link in trace["links_out"]
     ]
     return pd.DataFrame(rows, columns=["from span", "linked trace", "linked span", "same trace"])
 
@@ -573,7 +535,7 @@ def links_in_frame(trace: dict) -> pd.DataFrame:
 
 def linked_traces(trace: dict) -> list[str]:
     """Other traces this one links to or is linked from, in first-seen order."""
-    found = [link["trace_id"] for link in links_out(trace)]
+    found = [link["trace_id"] for link in trace["links_out"]]
     found += [link["linked_trace_id"] for link in trace.get("links_in", [])]
     return [t for t in dict.fromkeys(found) if t != trace["trace_id"]]
 

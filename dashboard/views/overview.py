@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data, filters, notices, selection, transforms
-from dashboard.client import EndpointMissing
 
 st.title("Overview")
 st.caption(
@@ -16,13 +15,8 @@ view = filters.controls(data.known_names())
 
 
 def headline(params: dict) -> None:
-    try:
-        numbers = transforms.overview_numbers(data.overview(params))
-        rows = [numbers[: transforms.TRAFFIC_NUMBERS], numbers[transforms.TRAFFIC_NUMBERS :]]
-    except EndpointMissing:
-        report = transforms.headline(data.report())
-        rows = [[(label, transforms.format_count(report[key]), "") for label, key in transforms.HEADLINE]]
-        st.caption("Counts over everything stored (this collectors version has no time-windowed overview yet).")
+    numbers = transforms.overview_numbers(data.overview(params))
+    rows = [numbers[: transforms.TRAFFIC_NUMBERS], numbers[transforms.TRAFFIC_NUMBERS :]]
     for row in rows:
         for column, (label, value, help_text) in zip(st.columns(len(row)), row, strict=True):
             column.metric(label, value, help=help_text or None)
