@@ -168,8 +168,8 @@ def _known_names(base_url: str) -> dict[str, list[str]]:
     names: dict[str, set[str]] = {"channel": set(), "group": set(), "service": set(), "type": set()}
     try:
         for message in _client(base_url).get("messages", {"limit": NAMES_SAMPLE})["messages"]:
-            names["channel"].add(message.get("Channel") or "")
-            names["type"].add(message.get("Type") or "")
+            names["channel"].add(message["channel"] or "")
+            names["type"].add(message["type"] or "")
     except ApiUnavailable:
         pass  # choices are a convenience: typed names work as well
     return {key: sorted(values - {""}) for key, values in names.items()}

@@ -94,14 +94,14 @@ def messages_frame(messages: list[dict]) -> pd.DataFrame:
     columns = ["arrived (UTC)", "channel", "type", "source", "partitionkey", "sequence", "event id", "status"]
     rows = [
         {
-            "arrived (UTC)": clock(m["ArrivalNs"]),
-            "channel": m["Channel"],
-            "type": m["Type"],
-            "source": m["Source"],
-            "partitionkey": m["PartitionKey"],
-            "sequence": m["Sequence"],
-            "event id": m["EventId"],
-            "status": "ok" if m["Valid"] else f"malformed: {m['Error']}" if m["Kind"] == "malformed" else "no envelope",
+            "arrived (UTC)": clock(m["arrival_ns"]),
+            "channel": m["channel"],
+            "type": m["type"],
+            "source": m["source"],
+            "partitionkey": m["partitionkey"],
+            "sequence": m["sequence"],
+            "event id": m["event_id"],
+            "status": "ok" if m["valid"] else f"malformed: {m['error']}" if m["kind"] == "malformed" else "no envelope",
         }
         for m in messages
     ]
@@ -449,22 +449,22 @@ def traces_frame(traces: dict) -> pd.DataFrame:
 
 def _span_order(spans: list[dict]) -> list[tuple[dict, int]]:
     """Spans depth first under their parents (children by start), with their depth; orphans are roots."""
-    ids = {s["SpanId"] for s in spans}
+    ids = {s["span_id"] for s in spans}
     children: dict[str, list[dict]] = defaultdict(list)
     roots = []
-    for span in sorted(spans, key=lambda s: (s["Timestamp"], s["SpanId"])):
-        parent = span.get("ParentSpanId") or ""
-        (children[parent] if parent in ids and parent != span["SpanId"] else roots).append(span)
+    for span in sorted(spans, key=lambda s: (s["start_ns"], s["span_id"])):
+        parent = span["parent_span_id"]
+        (children[parent] if parent in ids and parent != span["span_id"] else roots).append(span)
     ordered: list[tuple[dict, int]] = []
     seen: set[str] = set()
     stack = [(root, 0) for root in reversed(roots)]
     while stack:
         span, depth = stack.pop()
-        if span["SpanId"] in seen:
+        if span["span_id"] in seen:
             continue
-        seen.add(span["SpanId"])
+        seen.add(span["span_id"])
         ordered.append((span, depth))
-        stack.extend((child, depth + 1) for child in reversed(children[span["SpanId"]]))
+        stack.extend((child, depth + 1) for child in reversed(children[span["span_id"]]))
     return ordered
 
 
@@ -477,26 +477,26 @@ def waterfall_frame(trace: dict) -> pd.DataFrame:
     ]  # fmt: skip
     if not spans:
         return pd.DataFrame(columns=columns)
-    start = min(s["Timestamp"] for s in spans)
+    start = min(s["start_ns"] for s in spans)
     critical = set(trace.get("critical_path", []))
     links_in = Counter(link["linked_span_id"] for link in trace.get("links_in", []))
     rows = []
     for span, depth in _span_order(spans):
-        attrs = span.get("SpanAttributes") or {}
+        attrs = span["attributes"]
         rows.append(
             {
-                "span_id": span["SpanId"],
-                "label": f"{'· ' * depth}{span['ServiceName']}: {span['SpanName']}",
-                "service": span["ServiceName"],
-                "name": span["SpanName"],
-                "kind": span.get("SpanKind", ""),
-                "start_ms": (span["Timestamp"] - start) / 1e6,
-                "duration_ms": span["Duration"] / 1e6,
+                "span_id": span["span_id"],
+                "label": f"{'· ' * depth}{span['service']}: {span['name']}",
+                "service": span["service"],
+                "name": span["name"],
+                "kind": span["kind"],
+                "start_ms": (span["start_ns"] - start) / 1e6,
+                "duration_ms": span["duration_ns"] / 1e6,
                 "depth": depth,
-                "error": span.get("StatusCode") == "Error",
-                "critical": span["SpanId"] in critical,
-                "links_out": len(span.get("Links") or []),
-                "links_in": links_in.get(span["SpanId"], 0),
+                "error": span["status"] == "Error",
+                "critical": span["span_id"] in critical,
+                "links_out": len(span["links"]),
+                "links_in": links_in.get(span["span_id"], 0),
                 "outcome": attrs.get("eventscope.outcome", ""),
             }
         )
@@ -505,7 +505,7 @@ def waterfall_frame(trace: dict) -> pd.DataFrame:
 
 def links_out_frame(trace: dict) -> pd.DataFrame:
     """Links from this trace's spans to other spans (consumer → its producer)."""
-    names = {s["SpanId"]: f"{s['ServiceName']}: {s['SpanName']}" for s in trace["spans"]}
+    names = {s["span_id"]: f"{s['service']}: {s['name']}" for s in trace["spans"]}
     rows = [
         {
             "from span": names.get(link["span_id"], link["span_id"]),
@@ -520,7 +520,7 @@ def links_out_frame(trace: dict) -> pd.DataFrame:
 
 def links_in_frame(trace: dict) -> pd.DataFrame:
     """Spans elsewhere that link to this trace (producer → its consumers)."""
-    names = {s["SpanId"]: f"{s['ServiceName']}: {s['SpanName']}" for s in trace["spans"]}
+    names = {s["span_id"]: f"{s['service']}: {s['name']}" for s in trace["spans"]}
     rows = [
         {
             "to span": names.get(link["linked_span_id"], link["linked_span_id"]),
@@ -581,24 +581,12 @@ def retries_frame(event: dict) -> pd.DataFrame:
 
 def event_timeline(event: dict) -> list[tuple[int, str]]:
     """(time ns, what happened) for one event's publish, bus arrival and deliveries, in time order."""
-    steps = []
-    for span in event.get("published", []):
-        ns = span.get("start_ns", span.get("Timestamp"))
-        steps.append((ns, f"published by {span.get('service', span.get('ServiceName', '?'))}"))
-    for message in event.get("bus", []):
-        steps.append(
-            (
-                message.get("ArrivalNs", message.get("t_ns")),
-                f"seen on the bus ({message.get('Channel', message.get('channel', ''))})",
-            )
-        )
-    for d in event.get("deliveries", []):
-        steps.append(
-            (
-                d.get("start_ns"),
-                f"{d['group']}: {d.get('outcome') or 'delivered'} after {d.get('attempts') or 1} attempt(s)",
-            )
-        )
+    steps = [(span["start_ns"], f"published by {span['service']}") for span in event["published"]]
+    steps += [(message["arrival_ns"], f"seen on the bus ({message['channel']})") for message in event["bus"]]
+    steps += [
+        (d["start_ns"], f"{d['group']}: {d['outcome'] or 'delivered'} after {d['attempts'] or 1} attempt(s)")
+        for d in event["deliveries"]
+    ]
     return sorted(((ns, text) for ns, text in steps if ns is not None), key=lambda step: step[0])
 
 

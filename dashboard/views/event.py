@@ -13,7 +13,7 @@ view = filters.controls(data.known_names())
 
 def example_ids() -> list[str]:
     try:
-        return [m["EventId"] for m in data.recent_messages(5) if m.get("EventId")]
+        return [m["event_id"] for m in data.recent_messages(5) if m["event_id"]]
     except Exception:  # examples are a convenience; the input works without them
         return []
 

@@ -36,9 +36,9 @@ FLOW = {
 
 def span(span_id: str, parent: str, start: int, duration: int, service: str = "orders", **extra) -> dict:
     return {
-        "SpanId": span_id, "ParentSpanId": parent, "Timestamp": start, "Duration": duration, "ServiceName": service,
-        "SpanName": f"op {span_id}", "SpanKind": "Internal", "StatusCode": extra.pop("status", "Unset"),
-        "SpanAttributes": extra.pop("attrs", {}), "Links": extra.pop("links", []),
+        "span_id": span_id, "parent_span_id": parent, "start_ns": start, "duration_ns": duration, "service": service,
+        "name": f"op {span_id}", "kind": "Internal", "status": extra.pop("status", "Unset"),
+        "attributes": extra.pop("attrs", {}), "links": extra.pop("links", []),
     }  # fmt: skip
 
 
@@ -141,7 +141,7 @@ def test_waterfall_nests_children_under_parents_and_marks_links_and_the_critical
     trace = {
         "trace_id": "t1",
         "spans": [
-            span("b", "a", 2_000_000, 1_000_000, "inventory", links=[{"TraceId": "t0", "SpanId": "p"}]),
+            span("b", "a", 2_000_000, 1_000_000, "inventory", links=[{"trace_id": "t0", "span_id": "p"}]),
             span("a", "", 1_000_000, 5_000_000),
             span("c", "a", 1_500_000, 1_000_000, status="Error"),
         ],
@@ -219,7 +219,7 @@ def test_loss_says_where_in_words():
 def test_event_timeline_orders_publish_bus_and_deliveries():
     event = {
         "published": [{"start_ns": 1, "service": "orders"}],
-        "bus": [{"ArrivalNs": 2, "Channel": "shop.orders"}],
+        "bus": [{"arrival_ns": 2, "channel": "shop.orders"}],
         "deliveries": [{"group": "inventory", "start_ns": 3, "outcome": "dead_lettered", "attempts": 3, "retries": []}],
     }
     assert [text for _, text in transforms.event_timeline(event)] == [
