@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import streamlit as st
 
 from dashboard.client import ApiClient, ApiUnavailable, api_base, api_token
+from dashboard.flow_nodes import node_name
 
 RESULT_TTL_S = 2
 SLOW_RESULT_TTL_S = 30
@@ -178,13 +179,13 @@ def _known_names(base_url: str) -> dict[str, list[str]]:
 def remember_flow_names(flow: dict) -> None:
     """Keep the services and consumer groups a flow answer named, as filter choices for every page."""
     seen = st.session_state.setdefault("eventscope_flow_names", {"service": set(), "group": set()})
-    for node in flow.get("nodes", []):
-        kind, _, name = node["id"].partition(":")
+    for node in flow["nodes"]:
+        kind, name = node_name(node["id"])
         if kind == "service":
             seen["service"].add(name)
-    for edge in flow.get("edges", []):
-        if edge.get("kind") == "deliver":
-            seen["group"].add(edge["target"].partition(":")[2])
+    for edge in flow["edges"]:
+        if edge["kind"] == "deliver":
+            seen["group"].add(node_name(edge["target"])[1])
 
 
 def known_names() -> dict[str, list[str]]:
