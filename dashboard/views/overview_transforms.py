@@ -167,7 +167,8 @@ def edge_badges(edge: dict) -> str:
 
 
 def edge_label(edge: dict) -> str:
-    """The short text on an edge: rate, p95 and badges."""
+    """The short text on an edge: rate, p95 and badges (numbers and fixed words only, so its ``<br>`` stays a line
+    break on the chart)."""
     parts = [f"{edge.get('rate_per_s') or 0:,.1f}/s"]
     if edge.get("p95_ms") is not None:
         parts.append(f"p95 {format_ms(edge['p95_ms'])}")
@@ -247,7 +248,7 @@ def _add_edge(fig: go.Figure, edge: dict, positions: dict) -> None:
         go.Scatter(
             x=[xs[middle]], y=[ys[middle]], mode="markers+text", showlegend=False,
             marker={"size": 12, "color": color, "symbol": "diamond"},
-            text=[plain(edge_label(edge)) if not is_link else ""], textposition="top center",
+            text=[edge_label(edge) if not is_link else ""], textposition="top center",
             textfont={"size": 10, "color": colors.PROBLEM if trouble else "#444"},
             hovertext=[_edge_hover(edge)], hoverinfo="text", customdata=[edge["target"]],
         )

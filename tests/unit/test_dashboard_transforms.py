@@ -119,6 +119,8 @@ def test_edges_carry_rate_p95_and_badges():
     label = overview_transforms.edge_label(FLOW["edges"][1])
     assert label == "9.9/s · p95 4.2 ms<br>⚠ 3 dups ⚠ 1 err"
     assert overview_transforms.edge_badges(FLOW["edges"][0]) == "⚠ 2 gaps"
+    texts = [t for trace in overview_transforms.flow_figure(FLOW).data for t in (trace.text or ())]
+    assert label in texts  # a line break on the chart, not the text "<br>"
 
 
 def test_edge_table_puts_problems_first():
