@@ -8,6 +8,8 @@ colors.py on every chart.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -25,6 +27,11 @@ def plain(value: object) -> str:
 def plain_columns(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """A copy of ``frame`` with these name columns as Plotly label text (see ``plain``)."""
     return frame.assign(**{column: frame[column].map(plain) for column in columns if column in frame})
+
+
+def label_colors(names: Iterable[str], palette: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each name's colour keyed by its label text (``plain``), for ``color_discrete_map`` over plained columns."""
+    return {plain(name): colors.color_for(name, palette) for name in names}
 
 
 def layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:

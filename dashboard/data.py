@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import streamlit as st
 
+from dashboard import colors
 from dashboard.client import ApiClient, ApiUnavailable, api_base, api_token
 from dashboard.flow_nodes import node_name
 
@@ -174,6 +175,26 @@ def _known_names(base_url: str) -> dict[str, list[str]]:
     except ApiUnavailable:
         pass  # choices are a convenience: typed names work as well
     return {key: sorted(values - {""}) for key, values in names.items()}
+
+
+def flow_names(flow: dict) -> set[str]:
+    """Every service, channel and consumer group a flow answer names."""
+    names = {node_name(node["id"])[1] for node in flow["nodes"]}
+    return names | {node_name(edge["target"])[1] for edge in flow["edges"] if edge["kind"] == "deliver"}
+
+
+@st.cache_data(ttl=NAMES_TTL_S, show_spinner=False)
+def _palette(base_url: str) -> dict[str, str]:
+    try:
+        return colors.assign(flow_names(_client(base_url).get("flow")))
+    except ApiUnavailable:
+        return {}  # hashed colours until the collectors answer
+
+
+def palette() -> dict[str, str]:
+    """A distinct colour for every service, channel and group the collectors know (the whole flow, not one
+    page's window), so a name has one colour on every chart of every page."""
+    return _palette(api_base())
 
 
 def remember_flow_names(flow: dict) -> None:

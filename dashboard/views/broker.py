@@ -48,7 +48,9 @@ def live() -> None:
         fullest = clients["of limit"].max() if not clients.empty else None
         cols[3].metric("Fullest output buffer", "–" if fullest is None or fullest != fullest else f"{fullest:.0%}")
         left, right = st.columns(2)
-        left.plotly_chart(page.subscribers_per_channel(page.broker_channels_frame(broker)), width="stretch")
+        left.plotly_chart(
+            page.subscribers_per_channel(page.broker_channels_frame(broker), data.palette()), width="stretch"
+        )
         right.plotly_chart(page.output_buffers(clients), width="stretch")
         st.plotly_chart(page.broker_series(series), width="stretch")
         tapped = page.tapped_channels_frame(data.flow(filters.api_params(view)))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
 from dashboard import colors
-from dashboard.charts import empty_figure, layout, plain_columns
+from dashboard.charts import empty_figure, label_colors, layout, plain_columns
 from dashboard.formats import timestamp
 
 
@@ -57,13 +59,14 @@ def tapped_channels_frame(flow: dict) -> pd.DataFrame:
     return frame.sort_values("messages", ascending=False, kind="stable") if rows else frame
 
 
-def subscribers_per_channel(frame: pd.DataFrame) -> go.Figure:
+def subscribers_per_channel(frame: pd.DataFrame, palette: Mapping[str, str] | None = None) -> go.Figure:
     """Subscribers of each channel, one colour per channel."""
     if frame.empty:
         return empty_figure("No channel has subscribers right now.")
+    shades = label_colors(frame["channel"], palette)
     frame = plain_columns(frame, "channel")
     fig = px.bar(
-        frame, x="channel", y="subscribers", color="channel", color_discrete_map=colors.color_map(frame["channel"]),
+        frame, x="channel", y="subscribers", color="channel", color_discrete_map=shades,
         labels={"channel": "channel", "subscribers": "subscribers (SUBSCRIBE)"},
     )  # fmt: skip
     fig.update_layout(showlegend=False)

@@ -70,8 +70,8 @@ def live() -> None:
             skew_by_services(filters.api_params(view))
         slow_consumers(filters.api_params(view))
         buckets = page.latency_buckets_frame(latency, measure)
-        st.plotly_chart(page.latency_over_time(buckets, percentile, measure), width="stretch")
-        st.plotly_chart(page.latency_histogram(page.samples_frame(latency), measure), width="stretch")
+        st.plotly_chart(page.latency_over_time(buckets, percentile, measure, data.palette()), width="stretch")
+        st.plotly_chart(page.latency_histogram(page.samples_frame(latency), measure, data.palette()), width="stretch")
         st.subheader(f"Summary by {BY[by].lower()}")
         st.dataframe(page.latency_summary_frame(latency), hide_index=True, width="stretch")
 

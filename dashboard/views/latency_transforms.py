@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
 from dashboard import colors
-from dashboard.charts import empty_figure, layout, plain_columns
+from dashboard.charts import empty_figure, label_colors, layout, plain_columns
 from dashboard.formats import clock, format_ms, timestamp
 
 
@@ -79,32 +81,35 @@ def slow_consumers_frame(answer: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def latency_over_time(frame: pd.DataFrame, percentile: str, measure: str) -> go.Figure:
+def latency_over_time(
+    frame: pd.DataFrame, percentile: str, measure: str, palette: Mapping[str, str] | None = None
+) -> go.Figure:
     """One line per key (channel, group or type) of one percentile over time, in ms."""
     if frame.empty:
         return empty_figure(f"No {measure.replace('_', ' ')} measurements in this window.")
     column = f"{percentile}_ms"
+    shades = label_colors(frame["key"].unique(), palette)
     frame = plain_columns(frame, "key")
     fig = px.line(
-        frame, x="time", y=column, color="key", markers=True,
-        color_discrete_map=colors.color_map(frame["key"].unique()),
+        frame, x="time", y=column, color="key", markers=True, color_discrete_map=shades,
         labels={"time": "time (UTC)", column: f"{percentile} {measure.replace('_', ' ')} (ms)", "key": ""},
         hover_data={"count": ":,"},
     )  # fmt: skip
     return layout(fig, f"{percentile} {measure.replace('_', ' ')} latency over time")
 
 
-def latency_histogram(samples: pd.DataFrame, measure: str) -> go.Figure:
+def latency_histogram(samples: pd.DataFrame, measure: str, palette: Mapping[str, str] | None = None) -> go.Figure:
     """Distribution of one measure's samples, one colour per key, in ms; the x axis stops at the 99th
     percentile so one outlier cannot squash the rest (the outliers are counted in the title)."""
     chosen = samples[samples["measure"] == measure] if not samples.empty else samples
     if chosen.empty:
         return empty_figure(f"No {measure.replace('_', ' ')} samples in this window.")
     cut = float(chosen["ms"].quantile(0.99))
-    shown = plain_columns(chosen[chosen["ms"] <= cut], "key")
+    kept = chosen[chosen["ms"] <= cut]
+    shades = label_colors(kept["key"].unique(), palette)
+    shown = plain_columns(kept, "key")
     fig = px.histogram(
-        shown, x="ms", color="key", barmode="stack", nbins=50,
-        color_discrete_map=colors.color_map(shown["key"].unique()),
+        shown, x="ms", color="key", barmode="stack", nbins=50, color_discrete_map=shades,
         labels={"ms": f"{measure.replace('_', ' ')} latency (ms)", "key": ""},
     )  # fmt: skip
     fig.update_yaxes(title_text="events")

@@ -54,7 +54,7 @@ def flow_graph(params: dict) -> None:
         help="Dotted: a producer service to each consumer service whose span links to it, even across traces.",
     )
     st.plotly_chart(
-        page.flow_figure(flow, links),
+        page.flow_figure(flow, links, data.palette()),
         key="flow",
         on_select=remember_flow_click,
         selection_mode="points",

@@ -6,6 +6,7 @@ Plain data in, plain data (or a Plotly figure) out: no Streamlit, no I/O; views/
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -224,7 +225,7 @@ def _edge_hover(edge: dict) -> str:
     )
 
 
-def _add_edge(fig: go.Figure, edge: dict, positions: dict) -> None:
+def _add_edge(fig: go.Figure, edge: dict, positions: dict, palette: Mapping[str, str] | None) -> None:
     start, end = positions[edge["source"]], positions[edge["target"]]
     is_link = edge["kind"] == "link"
     span = abs(end[0] - start[0])
@@ -232,7 +233,7 @@ def _add_edge(fig: go.Figure, edge: dict, positions: dict) -> None:
     bend = 0.45 if is_link else 0.3 * (span - 1) * (1 if end[1] >= start[1] else -1) if span > 1 else 0.0
     xs, ys = _curve(start, end, bend)
     trouble = edge.get("gaps") or edge.get("duplicates") or edge.get("errors")
-    color = colors.PROBLEM if trouble else colors.color_for(node_name(edge["source"])[1])
+    color = colors.PROBLEM if trouble else colors.color_for(node_name(edge["source"])[1], palette)
     fig.add_trace(
         go.Scatter(
             x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
@@ -255,7 +256,7 @@ def _add_edge(fig: go.Figure, edge: dict, positions: dict) -> None:
     )  # fmt: skip
 
 
-def flow_figure(flow: dict, show_links: bool = False) -> go.Figure:
+def flow_figure(flow: dict, show_links: bool = False, palette: Mapping[str, str] | None = None) -> go.Figure:
     """Services (circles) and channels (squares) left to right; edges carry rate, p95 and problem badges.
 
     Link edges (producer service to consumer service, from span links) are drawn dotted when asked for.
@@ -270,7 +271,7 @@ def flow_figure(flow: dict, show_links: bool = False) -> go.Figure:
         if edge["kind"] == "link" and not show_links:
             continue
         if edge["source"] in positions and edge["target"] in positions:
-            _add_edge(fig, edge, positions)
+            _add_edge(fig, edge, positions, palette)
     for kind, symbol in (("service", "circle"), ("channel", "square")):
         nodes = [n for n in flow["nodes"] if node_name(n["id"])[0] == kind]
         if not nodes:
@@ -281,7 +282,7 @@ def flow_figure(flow: dict, show_links: bool = False) -> go.Figure:
                 mode="markers+text", name="services" if kind == "service" else "channels",
                 marker={
                     "size": 34 if kind == "service" else 28, "symbol": symbol,
-                    "color": [colors.color_for(node_name(n["id"])[1]) for n in nodes],
+                    "color": [colors.color_for(node_name(n["id"])[1], palette) for n in nodes],
                     "line": {"width": 2, "color": "white"},
                 },
                 text=[plain(n.get("label") or node_name(n["id"])[1]) for n in nodes],

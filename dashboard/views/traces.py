@@ -93,7 +93,7 @@ def trace_detail(trace_id: str) -> None:
     st.caption(f"{len(frame):,} spans · services: {services} · links out {len(trace['links_out'])} · "
                f"links in {len(trace['links_in'])}")  # fmt: skip
     open_buttons(trace)
-    st.plotly_chart(page.waterfall(frame), width="stretch")
+    st.plotly_chart(page.waterfall(frame, data.palette()), width="stretch")
     left, right = st.columns(2)
     left.markdown("**Links out** (a consumer → the producer span it came from)")
     left.dataframe(page.links_out_frame(trace), hide_index=True, width="stretch")

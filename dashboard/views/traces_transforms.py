@@ -4,6 +4,7 @@ the critical path) and the linked traces."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -128,7 +129,7 @@ def _outline(error: bool, critical: bool) -> str:
     return colors.PROBLEM if error else "black" if critical else "rgba(0,0,0,0)"
 
 
-def waterfall(frame: pd.DataFrame) -> go.Figure:
+def waterfall(frame: pd.DataFrame, palette: Mapping[str, str] | None = None) -> go.Figure:
     """Spans as bars from their start offset, coloured by service; critical path outlined in black, errors in red.
 
     Link counts appear in the bar text: ``⇠1`` a link to a producer, ``⇢2`` consumers linking here.
@@ -146,7 +147,7 @@ def waterfall(frame: pd.DataFrame) -> go.Figure:
             go.Bar(
                 y=spans["label"].map(plain), x=spans["duration_ms"].clip(lower=0.001), base=spans["start_ms"],
                 orientation="h", name=plain(service), marker={
-                    "color": colors.color_for(service),
+                    "color": colors.color_for(service, palette),
                     "line": {
                         "color": [_outline(e, c) for e, c in zip(spans["error"], spans["critical"])],
                         "width": [3 if e or c else 0 for e, c in zip(spans["error"], spans["critical"])],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from dashboard import colors, formats
@@ -144,10 +145,38 @@ def test_colours_are_stable_and_shared_by_name():
     assert colors.color_for("inventory") == colors.color_for("inventory")
     assert colors.color_for("inventory") in colors.PALETTE
     assert colors.color_for(None) == colors.NEUTRAL
+    palette = {"shop.orders": colors.PALETTE[3]}
     figure = broker_transforms.subscribers_per_channel(broker_transforms.broker_channels_frame(
         {"latest": {"channels": [{"channel": "shop.orders", "subscribers": 2}]}}
-    ))  # fmt: skip
-    assert figure.data[0].marker.color == colors.color_for("shop.orders")
+    ), palette)  # fmt: skip
+    assert figure.data[0].marker.color == colors.PALETTE[3]
+
+
+NAMES = [f"service-{n}" for n in range(12)] + ["shop.orders", "shop.stock", "a<b>"]
+
+
+def test_the_names_a_system_has_get_distinct_colours_whatever_their_order():
+    palette = colors.assign(NAMES)
+    assert len(set(palette.values())) == len(NAMES)
+    assert colors.assign(reversed(NAMES)) == palette
+    assert colors.assign([*NAMES, "", "shop.orders"]) == palette
+    kept = [name for name in NAMES if palette[name] == colors.color_for(name)]
+    assert kept, "a name keeps its hashed colour unless an earlier name took it"
+
+
+def test_more_names_than_colours_still_get_a_colour_each():
+    names = [f"n{n}" for n in range(3 * len(colors.PALETTE))]
+    palette = colors.assign(names)
+    assert set(palette) == set(names) and set(palette.values()) == set(colors.PALETTE)
+
+
+def test_charts_colour_each_name_from_the_palette():
+    palette = colors.assign(NAMES)
+    frame = pd.DataFrame({"time": [pd.Timestamp(0)] * 2, "key": ["a<b>", "shop.orders"], "p95_ms": [1.0, 2.0],
+                          "count": [1, 1]})  # fmt: skip
+    figure = latency_transforms.latency_over_time(frame, "p95", "delivery", palette)
+    shown = {trace.name: trace.line.color for trace in figure.data}
+    assert shown == {"a&lt;b&gt;": palette["a<b>"], "shop.orders": palette["shop.orders"]}
 
 
 def test_waterfall_nests_children_under_parents_and_marks_links_and_the_critical_path():
