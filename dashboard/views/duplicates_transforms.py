@@ -9,7 +9,11 @@ import plotly.graph_objects as go
 from dashboard import colors
 from dashboard.charts import empty_figure, layout, plain_columns
 
+HANDLED = "handled (guard skipped it)"
+PROCESSED_TWICE = "processed twice (bug)"
 REDELIVERED = "redelivered (not a duplicate)"
+KIND_COLORS = {HANDLED: colors.OK, PROCESSED_TWICE: colors.PROBLEM, REDELIVERED: colors.NEUTRAL}
+"""The bars of the per-group chart, one colour each: the bug stands out in red."""
 
 
 def duplicates_frame(duplicates: dict) -> pd.DataFrame:
@@ -40,8 +44,8 @@ def by_group_frame(duplicates: dict) -> pd.DataFrame:
     """Handled vs processed duplicates per vantage point, long format for a grouped bar chart."""
     rows = []
     for g in duplicates["by_group"]:
-        rows.append({"vantage": g["vantage"], "kind": "handled (guard skipped it)", "count": g["handled"]})
-        rows.append({"vantage": g["vantage"], "kind": "processed twice (bug)", "count": g["processed"]})
+        rows.append({"vantage": g["vantage"], "kind": HANDLED, "count": g["handled"]})
+        rows.append({"vantage": g["vantage"], "kind": PROCESSED_TWICE, "count": g["processed"]})
         if g.get("redeliveries"):
             rows.append({"vantage": g["vantage"], "kind": REDELIVERED, "count": g["redeliveries"]})
     return pd.DataFrame(rows, columns=["vantage", "kind", "count"])
@@ -53,8 +57,7 @@ def duplicates_by_group(frame: pd.DataFrame) -> go.Figure:
         return empty_figure("No duplicates in this window.")
     fig = px.bar(
         plain_columns(frame, "vantage"), x="vantage", y="count", color="kind", barmode="group",
-        color_discrete_map={"handled (guard skipped it)": colors.OK, "processed twice (bug)": colors.PROBLEM,
-                            "redelivered (not a duplicate)": colors.NEUTRAL},
+        color_discrete_map=KIND_COLORS,
         labels={"vantage": "vantage point (bus or consumer group)", "count": "duplicate deliveries", "kind": ""},
     )  # fmt: skip
     return layout(fig, "Duplicates per consumer group: handled vs processed twice")

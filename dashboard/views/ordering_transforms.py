@@ -11,6 +11,7 @@ from dashboard import colors
 from dashboard.charts import empty_figure, layout, plain, plain_columns
 from dashboard.formats import timestamp
 
+ARRIVAL_COLORS = {"in order": colors.OK, "late": colors.WARNING, "duplicate": colors.PROBLEM}
 WHERE_LOST = {
     "before_broker": "before the broker (the bus never saw it)",
     "at_delivery": "at delivery (the bus saw it, the group never processed it)",
@@ -88,9 +89,6 @@ def loss_frame(loss: dict) -> pd.DataFrame:
         for item in loss["lost"]
     ]
     return pd.DataFrame(rows, columns=columns)
-
-
-ARRIVAL_COLORS = {"in order": colors.OK, "late": colors.WARNING, "duplicate": colors.PROBLEM}
 
 
 def sequence_timeline(

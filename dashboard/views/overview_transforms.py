@@ -35,8 +35,6 @@ OVERVIEW_NUMBERS = (
     ("Dead letters", "dead_letters", "Deliveries given up after their last attempt."),
 )  # fmt: skip
 """The Overview's headline: label, /overview field, help text. The first six are the traffic, the rest trouble."""
-
-
 TRAFFIC_NUMBERS = 6
 
 
