@@ -24,6 +24,9 @@ SLOW_QUERY_S = 1.0
 NAMES_TTL_S = 15
 """Filter choices change slowly; asking for them on every refresh would add load for nothing."""
 NAMES_SAMPLE = 1000
+PALETTE_TTL_S = 60
+"""Colours are assigned over the whole flow (every name the collectors know); asked for once a minute, for every
+session of this dashboard, so a big store pays one flow query a minute for them, not one per page."""
 """Recent bus messages read for channel and type choices (a cheap query at any store size)."""
 
 
@@ -183,7 +186,7 @@ def flow_names(flow: dict) -> set[str]:
     return names | {node_name(edge["target"])[1] for edge in flow["edges"] if edge["kind"] == "deliver"}
 
 
-@st.cache_data(ttl=NAMES_TTL_S, show_spinner=False)
+@st.cache_data(ttl=PALETTE_TTL_S, show_spinner=False)
 def _palette(base_url: str) -> dict[str, str]:
     try:
         return colors.assign(flow_names(_client(base_url).get("flow")))
