@@ -24,9 +24,6 @@ SLOW_QUERY_S = 1.0
 NAMES_TTL_S = 15
 """Filter choices change slowly; asking for them on every refresh would add load for nothing."""
 NAMES_SAMPLE = 1000
-PALETTE_TTL_S = 60
-"""Colours are assigned over the whole flow (every name the collectors know); asked for once a minute, for every
-session of this dashboard, so a big store pays one flow query a minute for them, not one per page."""
 """Recent bus messages read for channel and type choices (a cheap query at any store size)."""
 
 
@@ -94,8 +91,10 @@ def overview(params: Mapping[str, object]) -> dict:
 
 
 def flow(params: Mapping[str, object]) -> dict:
-    """Services and channels as nodes, publish/deliver/link edges."""
-    return _fetch("flow", params)
+    """Services and channels as nodes, publish/deliver/link edges (their names join the colour palette)."""
+    answer = _fetch("flow", params)
+    _names_seen(api_base()).update(flow_names(answer))
+    return answer
 
 
 def latency(params: Mapping[str, object], by: str, bucket_s: int) -> dict:
@@ -186,18 +185,17 @@ def flow_names(flow: dict) -> set[str]:
     return names | {node_name(edge["target"])[1] for edge in flow["edges"] if edge["kind"] == "deliver"}
 
 
-@st.cache_data(ttl=PALETTE_TTL_S, show_spinner=False)
-def _palette(base_url: str) -> dict[str, str]:
-    try:
-        return colors.assign(flow_names(_client(base_url).get("flow")))
-    except ApiUnavailable:
-        return {}  # hashed colours until the collectors answer
+@st.cache_resource
+def _names_seen(base_url: str) -> set[str]:
+    return set()  # every service, channel and group a flow answer named, shared by every session
 
 
 def palette() -> dict[str, str]:
-    """A distinct colour for every service, channel and group the collectors know (the whole flow, not one
-    page's window), so a name has one colour on every chart of every page."""
-    return _palette(api_base())
+    """A distinct colour for every service, channel and group seen so far (in any flow answer, and the channels
+    of recent bus messages), so a name has one colour on every chart of every page. It costs no query: names
+    only join it, so a colour moves only when a new name takes the colour it had."""
+    base = api_base()
+    return colors.assign(_names_seen(base) | set(_known_names(base)["channel"]))
 
 
 def remember_flow_names(flow: dict) -> None:
