@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 
 from collectors import (
+    broker_stats,
     duplicates,
     event_life,
     flow,
@@ -139,10 +140,6 @@ def _slow_consumers(cursor, params, match) -> tuple[int, dict]:
 
 
 def _broker(cursor, params, match) -> tuple[int, dict]:
-    from collectors import broker_stats
-
-    if not hasattr(broker_stats, "snapshot"):
-        return 404, {"error": "broker stats not available"}
     filters = parse_filters(params)
     return 200, broker_stats.snapshot(cursor, filters.since_ns, filters.until_ns)
 

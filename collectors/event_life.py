@@ -218,8 +218,8 @@ def event(cursor: Reader, event_id: str) -> dict | None:
         }
         for t, s, service, name, start, ms, status, channel in cursor.execute(_PUBLISHED, values).fetchall()
     ]
-    names = ("ArrivalNs", "Channel", "Pattern", "Size", "Source", "Type", "Subject", "EventTime", "Sequence")
-    names += ("PartitionKey", "TraceId")
+    names = ("arrival_ns", "channel", "pattern", "size", "source", "type", "subject", "event_time", "sequence")
+    names += ("partitionkey", "trace_id")
     bus = [dict(zip(names, row, strict=True)) for row in cursor.execute(_BUS, values).fetchall()]
     deliveries = _mark_redeliveries([_delivery(row) for row in cursor.execute(_DELIVERIES, values).fetchall()])
     if not (published or bus or deliveries):

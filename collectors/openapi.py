@@ -23,6 +23,11 @@ def _obj(properties: dict, required: bool = True) -> dict:
     return schema
 
 
+def _closed(properties: dict) -> dict:
+    """An object with exactly these fields: where an answer passes on rows, no store column name slips through."""
+    return {**_obj(properties), "additionalProperties": False}
+
+
 def _list(item: dict) -> dict:
     return {"type": "array", "items": item}
 
@@ -58,6 +63,47 @@ _STREAM = _obj(
     }
 )
 _STREAM["properties"] |= {"redeliveries": _INT, "duplicates_handled": _INT, "duplicates_processed": _INT}
+_ATTRIBUTES = {"type": "object"}
+_SPAN_EVENT = _closed({"t_ns": _INT, "name": _STR, "attributes": _ATTRIBUTES})
+_SPAN_LINK = _closed({"trace_id": _STR, "span_id": _STR, "trace_state": _NSTR, "attributes": _ATTRIBUTES})
+_SPAN = _closed(
+    {
+        "start_ns": _INT,
+        "trace_id": _STR,
+        "span_id": _STR,
+        "parent_span_id": _STR,
+        "trace_state": _STR,
+        "name": _STR,
+        "kind": _STR,
+        "service": _STR,
+        "resource_attributes": _ATTRIBUTES,
+        "scope_name": _STR,
+        "scope_version": _STR,
+        "attributes": _ATTRIBUTES,
+        "duration_ns": _INT,
+        "status": _STR,
+        "status_message": _STR,
+        "events": _list(_SPAN_EVENT),
+        "links": _list(_SPAN_LINK),
+    }
+)
+_BUS_ROW = {"arrival_ns": _INT, "channel": _STR, "pattern": _STR, "size": _INT, "source": _NSTR, "type": _NSTR}
+_BUS_ROW |= {"subject": _NSTR, "event_time": _NSTR, "sequence": _NINT, "partitionkey": _NSTR, "trace_id": _NSTR}
+_MESSAGE = _closed(_BUS_ROW | {"valid": _BOOL, "kind": {"enum": ["event", "unenveloped", "malformed", None]}})
+_MESSAGE["properties"] |= {"error": _NSTR, "event_id": _NSTR, "payload": _STR}
+_MESSAGE["required"] = sorted(_MESSAGE["properties"])
+_PUBLISHED = _closed(
+    {
+        "trace_id": _STR,
+        "span_id": _STR,
+        "service": _STR,
+        "name": _STR,
+        "start_ns": _INT,
+        "duration_ms": _NUM,
+        "status": _STR,
+        "channel": _NSTR,
+    }
+)
 _PERCENTILES = {"key": _NSTR, "measure": {"enum": ["delivery", "processing", "end_to_end"]}, "count": _INT}
 _PERCENTILES |= {"p50_ms": _MS, "p95_ms": _MS, "p99_ms": _MS}
 _EDGE = _obj(
@@ -215,7 +261,7 @@ SCHEMAS = {
     "trace": _obj(
         {
             "trace_id": _STR,
-            "spans": _list({"type": "object"}),
+            "spans": _list(_SPAN),
             "links_out": _list(_obj({"span_id": _STR, "trace_id": _STR, "linked_span_id": _STR})),
             "links_in": _list(
                 _obj(
@@ -234,8 +280,8 @@ SCHEMAS = {
     "event": _obj(
         {
             "event_id": _STR,
-            "published": _list({"type": "object"}),
-            "bus": _list({"type": "object"}),
+            "published": _list(_PUBLISHED),
+            "bus": _list(_closed(_BUS_ROW)),
             "deliveries": _list(_DELIVERY),
             "verdict": _STR,
         }
@@ -359,8 +405,8 @@ SCHEMAS = {
     ),
     "health": _HEALTH,
     "document": {"type": "object"},
-    "messages": _obj({"messages": _list({"type": "object"})}),
-    "malformed": _obj({"count": _INT, "messages": _list({"type": "object"})}),
+    "messages": _obj({"messages": _list(_MESSAGE)}),
+    "malformed": _obj({"count": _INT, "messages": _list(_MESSAGE)}),
     "error": _obj({"error": _STR}),
 }
 

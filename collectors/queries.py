@@ -10,13 +10,29 @@ import json
 
 from collectors.reader import Reader
 
+# Answers speak the API's one vocabulary (snake_case); the store's column names stay in the store.
 _TRACE = """
-SELECT Timestamp, TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName,
-       ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes, Duration, StatusCode, StatusMessage,
-       Events, Links
+SELECT Timestamp AS start_ns, TraceId AS trace_id, SpanId AS span_id, ParentSpanId AS parent_span_id,
+       TraceState AS trace_state, SpanName AS name, SpanKind AS kind, ServiceName AS service,
+       ResourceAttributes AS resource_attributes, ScopeName AS scope_name, ScopeVersion AS scope_version,
+       SpanAttributes AS attributes, Duration AS duration_ns, StatusCode AS status, StatusMessage AS status_message,
+       Events AS events, Links AS links
 FROM otel_traces WHERE TraceId = ? ORDER BY Timestamp, SpanId
 """
-_JSON_COLUMNS = ("ResourceAttributes", "SpanAttributes", "Events", "Links")
+_JSON_COLUMNS = ("resource_attributes", "attributes")
+
+
+def _span_event(event: dict) -> dict:
+    return {"t_ns": event.get("Timestamp"), "name": event.get("Name"), "attributes": event.get("Attributes", {})}
+
+
+def _span_link(link: dict) -> dict:
+    return {
+        "trace_id": link.get("TraceId"),
+        "span_id": link.get("SpanId"),
+        "trace_state": link.get("TraceState"),
+        "attributes": link.get("Attributes", {}),
+    }
 
 
 def trace(cursor: Reader, trace_id: str) -> list[dict]:
@@ -28,13 +44,17 @@ def trace(cursor: Reader, trace_id: str) -> list[dict]:
         span = dict(zip(names, row, strict=False))
         for column in _JSON_COLUMNS:
             span[column] = json.loads(span[column])
+        span["events"] = [_span_event(e) for e in json.loads(span["events"])]
+        span["links"] = [_span_link(link) for link in json.loads(span["links"])]
         spans.append(span)
     return spans
 
 
 _MESSAGES = """
-SELECT ArrivalNs, Channel, Pattern, Size, Valid, Kind, Error, EventId, Source, Type, Subject, EventTime,
-       Sequence, PartitionKey, TraceId, Payload
+SELECT ArrivalNs AS arrival_ns, Channel AS channel, Pattern AS pattern, Size AS size, Valid AS valid, Kind AS kind,
+       Error AS error, EventId AS event_id, Source AS source, Type AS type, Subject AS subject,
+       EventTime AS event_time, Sequence AS sequence, PartitionKey AS partitionkey, TraceId AS trace_id,
+       Payload AS payload
 FROM bus_messages WHERE (? OR Kind = 'malformed')
 ORDER BY ArrivalNs DESC, ArrivalSeq DESC LIMIT ?
 """

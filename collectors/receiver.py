@@ -241,8 +241,3 @@ def ingest(store: Store, signal: Signal, body: bytes, content_type: str | None, 
     except StoreUnavailable as exc:
         return busy_reply(media, str(exc))
     return _success(signal, media, decoded)
-
-
-def ingest_traces(store: Store, body: bytes, content_type: str | None, content_encoding: str | None, limit: int):
-    """Decode, commit, answer one trace export (see ingest)."""
-    return ingest(store, TRACES, body, content_type, content_encoding, limit)

@@ -70,8 +70,8 @@ def critical_path(spans: list[dict], links: list[tuple[str, str]]) -> list[str]:
     """Span ids from the first cause to the span that ends last (links given as (span, linked span))."""
     if not spans:
         return []
-    end = {s["SpanId"]: s["Timestamp"] + s["Duration"] for s in spans}
-    causes: dict[str, set[str]] = {s["SpanId"]: {s["ParentSpanId"]} & end.keys() for s in spans}
+    end = {s["span_id"]: s["start_ns"] + s["duration_ns"] for s in spans}
+    causes: dict[str, set[str]] = {s["span_id"]: {s["parent_span_id"]} & end.keys() for s in spans}
     for span_id, linked in links:
         if span_id in causes and linked in end and linked != span_id:
             causes[span_id].add(linked)

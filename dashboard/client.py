@@ -1,7 +1,7 @@
 """A small HTTP client for the collectors' query API. No Streamlit here; pages get it via data.py.
 
-Errors are split by what the page should say: the collectors are unreachable, this collectors
-version has no such endpoint yet, the thing asked for does not exist, or the request was refused.
+Errors are split by what the page should say: the collectors are unreachable, the thing asked for does
+not exist, or the request was refused.
 """
 
 from __future__ import annotations
@@ -19,19 +19,14 @@ ENV_TOKEN = "EVENTSCOPE_TOKEN"
 refuse requests without it)."""
 DEFAULT_API = "http://127.0.0.1:4318"
 TIMEOUT_S = 10.0
-MISSING_ENDPOINT_TEXT = "no such endpoint"  # how the collectors word a 404 for an unknown path
 
 
 class ApiUnavailable(RuntimeError):
     """The collectors could not be reached or answered with an error; the message says which."""
 
 
-class EndpointMissing(ApiUnavailable):
-    """The collectors answered 404 for the endpoint itself: an older collectors version."""
-
-
 class NotFound(ApiUnavailable):
-    """The endpoint exists but knows nothing of the id asked for (a trace, an event)."""
+    """The collectors answered 404: nothing is known of the id asked for (a trace, an event); the message is theirs."""
 
 
 class BadRequest(ApiUnavailable):
@@ -66,7 +61,7 @@ def _error_text(body: bytes) -> str:
 def _http_error(url: str, exc: urllib.error.HTTPError) -> ApiUnavailable:
     text = _error_text(exc.read())
     if exc.code == 404:
-        return EndpointMissing(url) if MISSING_ENDPOINT_TEXT in text or not text else NotFound(text)
+        return NotFound(text or f"{url} answered 404")
     if exc.code == 400:
         return BadRequest(text)
     if exc.code == 401:

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 
 import streamlit as st
 
+from dashboard import colors
 from dashboard.client import ApiClient, ApiUnavailable, api_base, api_token
+from dashboard.flow_nodes import node_name
 
 RESULT_TTL_S = 2
 SLOW_RESULT_TTL_S = 30
@@ -89,8 +91,10 @@ def overview(params: Mapping[str, object]) -> dict:
 
 
 def flow(params: Mapping[str, object]) -> dict:
-    """Services and channels as nodes, publish/deliver/link edges."""
-    return _fetch("flow", params)
+    """Services and channels as nodes, publish/deliver/link edges (their names join the colour palette)."""
+    answer = _fetch("flow", params)
+    _names_seen(api_base()).update(flow_names(answer))
+    return answer
 
 
 def latency(params: Mapping[str, object], by: str, bucket_s: int) -> dict:
@@ -168,23 +172,42 @@ def _known_names(base_url: str) -> dict[str, list[str]]:
     names: dict[str, set[str]] = {"channel": set(), "group": set(), "service": set(), "type": set()}
     try:
         for message in _client(base_url).get("messages", {"limit": NAMES_SAMPLE})["messages"]:
-            names["channel"].add(message.get("Channel") or "")
-            names["type"].add(message.get("Type") or "")
+            names["channel"].add(message["channel"] or "")
+            names["type"].add(message["type"] or "")
     except ApiUnavailable:
         pass  # choices are a convenience: typed names work as well
     return {key: sorted(values - {""}) for key, values in names.items()}
 
 
+def flow_names(flow: dict) -> set[str]:
+    """Every service, channel and consumer group a flow answer names."""
+    names = {node_name(node["id"])[1] for node in flow["nodes"]}
+    return names | {node_name(edge["target"])[1] for edge in flow["edges"] if edge["kind"] == "deliver"}
+
+
+@st.cache_resource
+def _names_seen(base_url: str) -> set[str]:
+    return set()  # every service, channel and group a flow answer named, shared by every session
+
+
+def palette() -> dict[str, str]:
+    """A distinct colour for every service, channel and group seen so far (in any flow answer, and the channels
+    of recent bus messages), so a name has one colour on every chart of every page. It costs no query: names
+    only join it, so a colour moves only when a new name takes the colour it had."""
+    base = api_base()
+    return colors.assign(_names_seen(base) | set(_known_names(base)["channel"]))
+
+
 def remember_flow_names(flow: dict) -> None:
     """Keep the services and consumer groups a flow answer named, as filter choices for every page."""
     seen = st.session_state.setdefault("eventscope_flow_names", {"service": set(), "group": set()})
-    for node in flow.get("nodes", []):
-        kind, _, name = node["id"].partition(":")
+    for node in flow["nodes"]:
+        kind, name = node_name(node["id"])
         if kind == "service":
             seen["service"].add(name)
-    for edge in flow.get("edges", []):
-        if edge.get("kind") == "deliver":
-            seen["group"].add(edge["target"].partition(":")[2])
+    for edge in flow["edges"]:
+        if edge["kind"] == "deliver":
+            seen["group"].add(node_name(edge["target"])[1])
 
 
 def known_names() -> dict[str, list[str]]:

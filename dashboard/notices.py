@@ -1,5 +1,5 @@
-"""The calm messages a page shows instead of data: collectors unreachable, an endpoint this collectors
-version does not have yet, nothing known of an id, nothing collected yet.
+"""The calm messages a page shows instead of data: collectors unreachable, nothing known of an id, a refused
+request, nothing collected yet.
 
 Pages wrap each section in ``guard()`` so one failing query never becomes a traceback and never
 hides the sections that did work. An unexpected error is logged with its traceback on the dashboard's
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from dashboard import markdown
-from dashboard.client import ApiUnavailable, BadRequest, EndpointMissing, NotFound, ServerError, Unauthorized
+from dashboard.client import ApiUnavailable, BadRequest, NotFound, ServerError, Unauthorized
 from dashboard.filters import Filters
 
 log = logging.getLogger("eventscope.dashboard")
@@ -46,8 +46,6 @@ def guard(what: str) -> Iterator[None]:
     opening = shown[:1].upper() + shown[1:]
     try:
         yield
-    except EndpointMissing:
-        st.info(f"{opening}: not available from this collectors version yet.", icon=":material/update:")
     except NotFound as exc:
         st.warning(f"{opening}: {markdown.text(exc)}", icon=":material/search_off:")
     except BadRequest as exc:

@@ -34,10 +34,11 @@ class Listing:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of a one-shot command."""
+    """The result of a one-shot command: what it printed (both streams, for people) and its standard output alone."""
 
     ok: bool
     output: str
+    stdout: str = ""
 
 
 def command(*args: str) -> list[str]:
@@ -64,30 +65,38 @@ def run(*args: str, timeout: float = COMMAND_TIMEOUT_S) -> Outcome:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Outcome(False, str(exc))
     output = (done.stdout.strip() + "\n" + done.stderr.strip()).strip()
-    return Outcome(done.returncode == 0, output)
+    return Outcome(done.returncode == 0, output, done.stdout)
+
+
+def parse_listing(stdout: str) -> list[dict] | None:
+    """The objects of a ``--json`` listing: its whole standard output is one JSON list; None when it is not."""
+    try:
+        items = json.loads(stdout)
+    except ValueError:
+        return None
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else None
 
 
 def _listing(*args: str) -> Listing:
-    outcome = run(*args)
+    outcome = run(*args, "--json")
+    shown = f"`python -m sample_system {' '.join(args)} --json`"
     if not outcome.ok:
         last = outcome.output.strip().splitlines()[-1:] or ["no output"]
-        return Listing(error=f"`python -m sample_system {' '.join(args)}` failed: {last[0]}")
-    try:
-        start = outcome.output.index("[")
-        items = json.loads(outcome.output[start : outcome.output.rindex("]") + 1])
-    except ValueError:
-        return Listing(error=f"`python -m sample_system {' '.join(args)}` did not print a JSON list")
-    return Listing(items=[i for i in items if isinstance(i, dict)])
+        return Listing(error=f"{shown} failed: {last[0]}")
+    items = parse_listing(outcome.stdout)
+    if items is None:
+        return Listing(error=f"{shown} did not print a JSON list")
+    return Listing(items=items)
 
 
 def scenarios() -> Listing:
     """``scenario list --json``: name, title, description, what_to_look_for, seconds."""
-    return _listing("scenario", "list", "--json")
+    return _listing("scenario", "list")
 
 
 def dlq_list() -> Listing:
     """``dlq list --json``: the sample shop's dead-letter entries."""
-    return _listing("dlq", "list", "--json")
+    return _listing("dlq", "list")
 
 
 def dlq_redrive(entry_id: str) -> Outcome:

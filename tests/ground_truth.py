@@ -186,7 +186,7 @@ def stored_spans(collectors: Collectors) -> list[dict]:
 
 def attribute_names(spans: list[dict], kind: str) -> set[str]:
     """The attribute names spans of one kind (``Producer``, ``Consumer``) carried, as received."""
-    return {name for s in spans if s["SpanKind"] == kind for name in s["SpanAttributes"]}
+    return {name for s in spans if s["kind"] == kind for name in s["attributes"]}
 
 
 def wait_for_spans(collectors: Collectors, count: int) -> None:

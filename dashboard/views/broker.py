@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, transforms
+from dashboard import data, filters, formats, notices
+from dashboard.views import broker_transforms as page
+from dashboard.views import latency_transforms
 
 st.title("Broker")
 st.caption(
@@ -25,7 +27,7 @@ def slow_consumers(params: dict) -> None:
             "Groups whose deliveries started far later after publication than the other groups' did, bucket after "
             "bucket: while they lag, their messages wait in their output buffer above."
         )
-        st.dataframe(transforms.slow_consumers_frame(answer), hide_index=True, width="stretch")
+        st.dataframe(latency_transforms.slow_consumers_frame(answer), hide_index=True, width="stretch")
 
 
 @st.fragment(run_every=notices.refresh_every(view))
@@ -36,20 +38,22 @@ def live() -> None:
         if not latest:
             notices.empty("No broker samples yet: the collectors sample Redis when started with `--redis-url`.")
             return
-        clients = transforms.broker_clients_frame(broker)
-        series = transforms.broker_series_frame(broker)
+        clients = page.broker_clients_frame(broker)
+        series = page.broker_series_frame(broker)
         rate = series["messages_per_s"].iloc[-1] if not series.empty else None
         cols = st.columns(4)
-        cols[0].metric("Messages/s", transforms.format_count(rate))
+        cols[0].metric("Messages/s", formats.format_count(rate))
         cols[1].metric("Channels with subscribers", f"{len(latest.get('channels', [])):,}")
         cols[2].metric("Pattern subscriptions", f"{latest.get('numpat', 0):,}")
         fullest = clients["of limit"].max() if not clients.empty else None
         cols[3].metric("Fullest output buffer", "–" if fullest is None or fullest != fullest else f"{fullest:.0%}")
         left, right = st.columns(2)
-        left.plotly_chart(charts.subscribers_per_channel(transforms.broker_channels_frame(broker)), width="stretch")
-        right.plotly_chart(charts.output_buffers(clients), width="stretch")
-        st.plotly_chart(charts.broker_series(series), width="stretch")
-        tapped = transforms.tapped_channels_frame(data.flow(filters.api_params(view)))
+        left.plotly_chart(
+            page.subscribers_per_channel(page.broker_channels_frame(broker), data.palette()), width="stretch"
+        )
+        right.plotly_chart(page.output_buffers(clients), width="stretch")
+        st.plotly_chart(page.broker_series(series), width="stretch")
+        tapped = page.tapped_channels_frame(data.flow(filters.api_params(view)))
         if not tapped.empty:
             st.subheader("Messages the tap saw, per channel")
             st.caption("Every message counts, CloudEvent or not; unenveloped ones have no id to find copies or gaps.")

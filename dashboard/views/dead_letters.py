@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import controls, data, filters, markdown, notices, sample_cli, transforms
+from dashboard import controls, data, filters, markdown, notices, sample_cli
+from dashboard.views import dead_letters_transforms as page
 
 st.title("Dead letters")
 st.caption(
@@ -18,7 +19,7 @@ view = filters.controls(data.known_names())
 @st.fragment(run_every=notices.refresh_every(view))
 def queue() -> None:
     with notices.guard("the dead letters"):
-        frame = transforms.dead_letters_frame(data.dead_letters(filters.api_params(view)))
+        frame = page.dead_letters_frame(data.dead_letters(filters.api_params(view)))
         st.metric("Dead letters in this window", f"{len(frame):,}")
         if frame.empty:
             st.success("The dead-letter queue is empty in this window.", icon=":material/check_circle:")
@@ -47,7 +48,7 @@ def retried() -> None:
         )
         for column, (label, value, help_text) in zip(st.columns(3), numbers, strict=True):
             column.metric(label, f"{value:,}", help=help_text)
-        frame = transforms.retried_frame(answer)
+        frame = page.retried_frame(answer)
         if frame.empty:
             st.caption("No delivery needed a second attempt in this window.")
             return

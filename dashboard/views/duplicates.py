@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, selection, transforms
+from dashboard import data, filters, notices, selection
+from dashboard.views import duplicates_transforms as page
 
 st.title("Duplicates")
 st.caption(
@@ -28,7 +29,7 @@ def open_trace(frame, event) -> None:
 def live() -> None:
     with notices.guard("duplicates"):
         answer = data.duplicates(filters.api_params(view))
-        by_group = transforms.by_group_frame(answer)
+        by_group = page.by_group_frame(answer)
         handled, processed = (
             int(by_group.loc[by_group["kind"].str.startswith(k), "count"].sum()) for k in ("handled", "processed")
         )
@@ -43,8 +44,8 @@ def live() -> None:
         if not answer["duplicates"]:
             st.success("No duplicates in this window.", icon=":material/check_circle:")
             return
-        st.plotly_chart(charts.duplicates_by_group(by_group), width="stretch")
-        frame = transforms.duplicates_frame(answer)
+        st.plotly_chart(page.duplicates_by_group(by_group), width="stretch")
+        frame = page.duplicates_frame(answer)
         event = st.dataframe(
             frame,
             hide_index=True,

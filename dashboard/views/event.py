@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, filters, markdown, notices, transforms
+from dashboard import data, filters, formats, markdown, notices
+from dashboard.views import event_transforms as page
 
 st.title("Event")
 st.caption("Type an event id (the CloudEvents `id`) to follow it from its publish to every consumer group.")
@@ -13,7 +14,7 @@ view = filters.controls(data.known_names())
 
 def example_ids() -> list[str]:
     try:
-        return [m["EventId"] for m in data.recent_messages(5) if m.get("EventId")]
+        return [m["event_id"] for m in data.recent_messages(5) if m["event_id"]]
     except Exception:  # examples are a convenience; the input works without them
         return []
 
@@ -21,16 +22,16 @@ def example_ids() -> list[str]:
 def life(event_id: str) -> None:
     event = data.event(event_id)
     st.info(markdown.text(event.get("verdict") or "No verdict."), icon=":material/gavel:")
-    steps = transforms.event_timeline(event)
+    steps = page.event_timeline(event)
     if steps:
-        st.markdown("\n".join(f"1. `{transforms.clock(ns)}` {markdown.text(text)}" for ns, text in steps))
+        st.markdown("\n".join(f"1. `{formats.clock(ns)}` {markdown.text(text)}" for ns, text in steps))
     st.subheader("Deliveries")
-    deliveries = transforms.deliveries_frame(event)
+    deliveries = page.deliveries_frame(event)
     if deliveries.empty:
         st.warning("No consumer group has processed this event.", icon=":material/warning:")
     else:
         st.dataframe(deliveries, hide_index=True, width="stretch")
-    retries = transforms.retries_frame(event)
+    retries = page.retries_frame(event)
     if not retries.empty:
         st.subheader("Retries")
         st.dataframe(retries, hide_index=True, width="stretch")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, filters, markdown, notices, transforms
+from dashboard import data, filters, markdown, notices
+from dashboard.views import instrumentation_transforms as page
 
 st.title("Instrumentation health")
 st.caption(
@@ -14,12 +15,31 @@ st.caption(
 view = filters.controls(data.known_names())
 
 
+def refused() -> int:
+    """Requests the collectors turned away (a sender that was refused must never be silent); their number."""
+    with notices.guard("the refused requests"):
+        frame = page.refusals_frame(data.health())
+        if frame.empty:
+            return 0
+        total = int(frame["requests"].sum())
+        st.error(
+            f"The collectors refused {total:,} telemetry request(s): their spans are not stored. "
+            "Each row says why and what to do; the collectors' log names the sender's address.",
+            icon=":material/block:",
+        )
+        st.subheader("Refused requests")
+        st.dataframe(frame, hide_index=True, width="stretch")
+        return total
+    return 0
+
+
 @st.fragment(run_every=notices.refresh_every(view))
 def live() -> None:
+    refusals = refused()
     with notices.guard("instrumentation health"):
         health = data.instrumentation(filters.api_params(view))
-        missing = transforms.missing_attributes_frame(health)
-        unlinked = transforms.unlinked_frame(health)
+        missing = page.missing_attributes_frame(health)
+        unlinked = page.unlinked_frame(health)
         orphans = health.get("bus_without_producer") or {"count": 0, "examples": []}
         cols = st.columns(3)
         cols[0].metric("Spans missing attributes", f"{int(missing['count'].sum()) if not missing.empty else 0:,}")
@@ -32,8 +52,8 @@ def live() -> None:
             help="Counted once an event is 15 s old: SDKs send spans in batches, so the newest events' "
             "producer spans are usually still on their way.",
         )
-        blind = transforms.blind_spots_frame(health)
-        if missing.empty and unlinked.empty and not orphans["count"] and blind.empty:
+        blind = page.blind_spots_frame(health)
+        if missing.empty and unlinked.empty and not orphans["count"] and blind.empty and not refusals:
             st.success("The telemetry has everything the analyses need.", icon=":material/check_circle:")
             return
         if not blind.empty:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, transforms
+from dashboard import data, filters, notices
+from dashboard.views import latency_transforms as page
 
 BY = {"channel": "Channel", "group": "Consumer group", "type": "Event type"}
 MEASURES = {"delivery": "Delivery (publish → process start)", "processing": "Processing", "end_to_end": "End to end"}
@@ -36,7 +37,7 @@ filters.set_page_param("p", percentile, "p95")
 def skew_by_services(params: dict) -> None:
     with st.expander("Which clocks disagree"), notices.guard("the clock skew"):
         st.caption("Per pair of services, the deliveries that started before their publication (raw figures).")
-        st.dataframe(transforms.clock_skew_frame(data.clock_skew(params)), hide_index=True, width="stretch")
+        st.dataframe(page.clock_skew_frame(data.clock_skew(params)), hide_index=True, width="stretch")
 
 
 def slow_consumers(params: dict) -> None:
@@ -50,7 +51,7 @@ def slow_consumers(params: dict) -> None:
             "in a row); which one, and when, below. Its messages wait in Redis's output buffer for it: see Broker.",
             icon=":material/slow_motion_video:",
         )
-        st.dataframe(transforms.slow_consumers_frame(answer), hide_index=True, width="stretch")
+        st.dataframe(page.slow_consumers_frame(answer), hide_index=True, width="stretch")
 
 
 @st.fragment(run_every=notices.refresh_every(view))
@@ -68,11 +69,11 @@ def live() -> None:
             )
             skew_by_services(filters.api_params(view))
         slow_consumers(filters.api_params(view))
-        buckets = transforms.latency_buckets_frame(latency, measure)
-        st.plotly_chart(charts.latency_over_time(buckets, percentile, measure), width="stretch")
-        st.plotly_chart(charts.latency_histogram(transforms.samples_frame(latency), measure), width="stretch")
+        buckets = page.latency_buckets_frame(latency, measure)
+        st.plotly_chart(page.latency_over_time(buckets, percentile, measure, data.palette()), width="stretch")
+        st.plotly_chart(page.latency_histogram(page.samples_frame(latency), measure, data.palette()), width="stretch")
         st.subheader(f"Summary by {BY[by].lower()}")
-        st.dataframe(transforms.latency_summary_frame(latency), hide_index=True, width="stretch")
+        st.dataframe(page.latency_summary_frame(latency), hide_index=True, width="stretch")
 
 
 live()

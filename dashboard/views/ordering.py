@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, markdown, notices, transforms
+from dashboard import data, filters, formats, markdown, notices
+from dashboard.views import ordering_transforms as page
 
 MAX_VANTAGES = 6  # timelines for one stream, two a row: the bus and up to five consumer groups
 
@@ -18,11 +19,11 @@ view = filters.controls(data.known_names())
 
 
 def choose_stream(report: dict) -> dict | None:
-    streams = [s for s in transforms.stream_choices(report) if not view.channel or s["channel"] == view.channel]
+    streams = [s for s in page.stream_choices(report) if not view.channel or s["channel"] == view.channel]
     if not streams:
         return None
-    labels = [transforms.stream_label(s) for s in streams]
-    keys = ["|".join(v or "" for v in transforms.stream_key(s).values()) for s in streams]
+    labels = [page.stream_label(s) for s in streams]
+    keys = ["|".join(v or "" for v in page.stream_key(s).values()) for s in streams]
     wanted = filters.page_param("stream", keys[0], choices=keys)
     picked = st.selectbox(
         "Stream (gaps first, then out of order, then duplicates)",
@@ -52,13 +53,14 @@ def timelines(stream: dict, params: dict) -> None:
 
 
 def timeline(stream: dict, params: dict, vantage: str) -> None:
-    answer = data.sequences(params, transforms.stream_key(stream), vantage)
-    arrivals = transforms.arrivals_frame(answer)
+    answer = data.sequences(params, page.stream_key(stream), vantage)
+    arrivals = page.arrivals_frame(answer)
     st.plotly_chart(
-        charts.sequence_timeline(arrivals, answer["gaps"], answer.get("lost_gaps", []), vantage), width="stretch"
+        page.sequence_timeline(arrivals, answer["gaps"], answer.get("lost_gaps", []), vantage),
+        width="stretch",
     )
     late = int((arrivals["arrival"] == "late").sum())
-    st.caption(f"{len(arrivals):,} arrivals · {late:,} late · gaps: {transforms.format_gaps(answer['gaps']) or 'none'}")
+    st.caption(f"{len(arrivals):,} arrivals · {late:,} late · gaps: {formats.format_gaps(answer['gaps']) or 'none'}")
 
 
 def lost_events(params: dict) -> None:
@@ -66,9 +68,9 @@ def lost_events(params: dict) -> None:
     counts = loss["counts"]
     st.subheader("Lost events")
     cols = st.columns(3)
-    for column, (key, words) in zip(cols, transforms.WHERE_LOST.items(), strict=True):
+    for column, (key, words) in zip(cols, page.WHERE_LOST.items(), strict=True):
         column.metric(f"Lost {key.replace('_', ' ')}", f"{counts.get(key, 0):,}", help=words)
-    frame = transforms.loss_frame(loss)
+    frame = page.loss_frame(loss)
     if frame.empty:
         st.success("No event is lost in this window.", icon=":material/check_circle:")
     else:

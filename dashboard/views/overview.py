@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, notices, selection, transforms
-from dashboard.client import EndpointMissing
+from dashboard import data, filters, notices, selection
+from dashboard.views import overview_transforms as page
 
 st.title("Overview")
 st.caption(
@@ -16,13 +16,8 @@ view = filters.controls(data.known_names())
 
 
 def headline(params: dict) -> None:
-    try:
-        numbers = transforms.overview_numbers(data.overview(params))
-        rows = [numbers[: transforms.TRAFFIC_NUMBERS], numbers[transforms.TRAFFIC_NUMBERS :]]
-    except EndpointMissing:
-        report = transforms.headline(data.report())
-        rows = [[(label, transforms.format_count(report[key]), "") for label, key in transforms.HEADLINE]]
-        st.caption("Counts over everything stored (this collectors version has no time-windowed overview yet).")
+    numbers = page.overview_numbers(data.overview(params))
+    rows = [numbers[: page.TRAFFIC_NUMBERS], numbers[page.TRAFFIC_NUMBERS :]]
     for row in rows:
         for column, (label, value, help_text) in zip(st.columns(len(row)), row, strict=True):
             column.metric(label, value, help=help_text or None)
@@ -44,7 +39,7 @@ def remember_flow_click() -> None:
 
 def apply_flow_click() -> None:
     picked = st.session_state.pop(_PICKED, None)
-    chosen = transforms.selection_filter(picked) if picked else None
+    chosen = page.selection_filter(picked) if picked else None
     if chosen:
         filters.store(filters.with_filter(view, *chosen))
         st.rerun(scope="app")
@@ -59,7 +54,7 @@ def flow_graph(params: dict) -> None:
         help="Dotted: a producer service to each consumer service whose span links to it, even across traces.",
     )
     st.plotly_chart(
-        charts.flow_figure(flow, links),
+        page.flow_figure(flow, links, data.palette()),
         key="flow",
         on_select=remember_flow_click,
         selection_mode="points",
@@ -68,7 +63,7 @@ def flow_graph(params: dict) -> None:
     apply_flow_click()
     if flow["edges"]:
         with st.expander("Edges as a table"):
-            st.dataframe(transforms.flow_edges_frame(flow), hide_index=True, width="stretch")
+            st.dataframe(page.flow_edges_frame(flow), hide_index=True, width="stretch")
 
 
 @st.fragment(run_every=notices.refresh_every(view))
@@ -85,14 +80,14 @@ def live() -> None:
             notices.empty(notices.NO_EVENTS_HINT)
             return
         st.subheader("Latest events on the bus")
-        st.dataframe(transforms.messages_frame(messages), hide_index=True, width="stretch")
+        st.dataframe(page.messages_frame(messages), hide_index=True, width="stretch")
     if st.toggle("Show every stream at every vantage point", key="overview_streams"):
         with notices.guard("the streams"):
             st.caption(
                 "A stream is (channel, source, partition key) seen at one vantage point: `bus` is the Redis tap, "
                 "any other name is a consumer group. Missing counts sequence numbers in gaps that are open now."
             )
-            st.dataframe(transforms.streams_frame(data.report()), hide_index=True, width="stretch")
+            st.dataframe(page.streams_frame(data.report()), hide_index=True, width="stretch")
 
 
 live()

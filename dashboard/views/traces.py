@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data, filters, markdown, notices, selection, transforms
-from dashboard.client import EndpointMissing
+from dashboard import data, filters, markdown, notices, selection
+from dashboard.views import traces_transforms as page
 
 SEARCH_LIMIT = 50
 
@@ -36,28 +36,11 @@ def search_form() -> dict:
     return search
 
 
-def recent_traces() -> None:
-    """For collectors without trace search: offer the traces of the latest bus messages."""
-    ids = transforms.recent_trace_ids(data.recent_messages(20))
-    if not ids:
-        notices.empty(notices.NO_SPANS_HINT)
-        return
-    picked = st.selectbox("Traces of the latest bus messages", ["", *ids], format_func=lambda t: t or "pick one")
-    if picked and picked != filters.page_param("trace"):
-        filters.set_page_param("trace", picked)
-        st.rerun(scope="app")
-
-
 @st.fragment(run_every=notices.refresh_every(view))
 def results(search: dict) -> None:
     with notices.guard("the trace search"):
-        try:
-            traces = data.traces({**filters.api_params(view), **search})
-        except EndpointMissing:
-            st.caption("Trace search is not available from this collectors version yet.")
-            recent_traces()
-            return
-        frame = transforms.traces_frame(traces)
+        traces = data.traces({**filters.api_params(view), **search})
+        frame = page.traces_frame(traces)
         if frame.empty:
             notices.empty(notices.NO_SPANS_HINT if not view.active() else notices.FILTERED_HINT)
             return
@@ -87,12 +70,12 @@ def results(search: dict) -> None:
 
 
 def open_buttons(trace: dict) -> None:
-    linked = transforms.linked_traces(trace)
+    linked = page.linked_traces(trace)
     if not linked:
         st.caption("No links to other traces: every consumer here shares its producer's trace.")
         return
     st.markdown("**Linked traces**: one click opens one.")
-    outgoing = {link["trace_id"] for link in transforms.links_out(trace)}
+    outgoing = {link["trace_id"] for link in trace["links_out"]}
     for column, trace_id in zip(st.columns(min(len(linked), 4)), linked[:12], strict=False):
         role = "its producer" if trace_id in outgoing else "a consumer"
         if column.button(
@@ -104,18 +87,18 @@ def open_buttons(trace: dict) -> None:
 
 def trace_detail(trace_id: str) -> None:
     trace = data.trace(trace_id)
-    frame = transforms.waterfall_frame(trace)
+    frame = page.waterfall_frame(trace)
     services = markdown.text(", ".join(sorted(frame["service"].unique())))
     st.subheader(f"Trace {markdown.text(trace_id)}")
-    st.caption(f"{len(frame):,} spans · services: {services} · links out {len(transforms.links_out(trace))} · "
-               f"links in {len(trace.get('links_in', []))}")  # fmt: skip
+    st.caption(f"{len(frame):,} spans · services: {services} · links out {len(trace['links_out'])} · "
+               f"links in {len(trace['links_in'])}")  # fmt: skip
     open_buttons(trace)
-    st.plotly_chart(charts.waterfall(frame), width="stretch")
+    st.plotly_chart(page.waterfall(frame, data.palette()), width="stretch")
     left, right = st.columns(2)
     left.markdown("**Links out** (a consumer → the producer span it came from)")
-    left.dataframe(transforms.links_out_frame(trace), hide_index=True, width="stretch")
+    left.dataframe(page.links_out_frame(trace), hide_index=True, width="stretch")
     right.markdown("**Links in** (consumers elsewhere → a producer span here)")
-    right.dataframe(transforms.links_in_frame(trace), hide_index=True, width="stretch")
+    right.dataframe(page.links_in_frame(trace), hide_index=True, width="stretch")
     names = dict(zip(frame["span_id"], frame["service"] + ": " + frame["name"], strict=True))
     path = [names.get(span_id, f"span {span_id[:8]} (another trace)") for span_id in trace.get("critical_path", [])]
     if path:

@@ -40,7 +40,8 @@ PAGES = (
     ("instrumentation", "Instrumentation health"),
     ("scenarios", "Scenarios"),
 )
-NOT_AVAILABLE = "not available from this collectors version yet"
+NOT_AVAILABLE = "no such endpoint"
+"""How the collectors answer a path they do not serve (404): a page reading it shows this, and the test fails."""
 SCENARIO_SECONDS = "5"
 WAIT_S = 180
 """Deadline of every wait for the app: generous, since only a failure ever waits this long."""
@@ -113,7 +114,7 @@ def app_idle(page) -> bool:
 
 
 def fail_if_missing(page, what: str) -> None:
-    """Fail naming the missing piece when the page says its query API endpoint is not available."""
+    """Fail naming the missing piece when the page says its query API endpoint does not exist."""
     if page.get_by_text(NOT_AVAILABLE).count():
         pytest.fail(f"{what}: the page says '{NOT_AVAILABLE}'")
 

@@ -104,11 +104,11 @@ def test_garbage_on_the_bus_is_counted_by_kind_and_nothing_else_breaks(collector
     malformed = collectors.get("malformed")
     assert malformed["count"] == 1
     (broken,) = malformed["messages"]
-    assert (broken["Payload"], broken["Error"]) == (
+    assert (broken["payload"], broken["error"]) == (
         '{"specversion": "1.0"}',
         "missing required attribute(s): id, source, type",
     )
-    kinds = {m["Payload"]: (m["Kind"], m["Error"]) for m in collectors.get("messages")["messages"]}
+    kinds = {m["payload"]: (m["kind"], m["error"]) for m in collectors.get("messages")["messages"]}
     for plain in ("hello", "{not json", "[1,2,3]"):
         assert kinds[plain] == ("unenveloped", None)
     assert sum(kind == "unenveloped" for kind, _ in kinds.values()) == 4

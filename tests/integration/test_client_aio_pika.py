@@ -22,14 +22,12 @@ def aio_pika_run(rabbitmq):
 def test_aio_pika_spans_arrive_as_the_instrumentation_wrote_them(aio_pika_run):
     collectors, truth = aio_pika_run
     spans = ground_truth.stored_spans(collectors)
-    producers = [s for s in spans if s["SpanKind"] == "Producer"]
-    consumers = [s for s in spans if s["SpanKind"] == "Consumer" and s["SpanName"] == "orders receive"]
+    producers = [s for s in spans if s["kind"] == "Producer"]
+    consumers = [s for s in spans if s["kind"] == "Consumer" and s["name"] == "orders receive"]
     assert (len(producers), len(consumers)) == (truth["publishes"], truth["deliveries"])
     # a publish to the default exchange names its destination "<exchange>,<routing key>"
-    assert {(s["SpanName"], s["SpanAttributes"]["messaging.destination"]) for s in producers} == {
-        (",orders send", ",orders")
-    }
-    assert {s["SpanAttributes"]["messaging.destination"] for s in consumers} == {"orders"}
+    assert {(s["name"], s["attributes"]["messaging.destination"]) for s in producers} == {(",orders send", ",orders")}
+    assert {s["attributes"]["messaging.destination"] for s in consumers} == {"orders"}
     assert ground_truth.attribute_names(spans, "Producer") == {
         "messaging.system",
         "messaging.destination",
@@ -46,9 +44,9 @@ def test_aio_pika_spans_arrive_as_the_instrumentation_wrote_them(aio_pika_run):
         "net.peer.name",
         "net.peer.port",
     }
-    ids = {s["SpanId"]: s for s in spans}
-    assert all(ids[s["ParentSpanId"]]["SpanKind"] == "Producer" for s in consumers)
-    failed = {s["SpanAttributes"]["messaging.message.id"] for s in consumers if s["StatusCode"] == "Error"}
+    ids = {s["span_id"]: s for s in spans}
+    assert all(ids[s["parent_span_id"]]["kind"] == "Producer" for s in consumers)
+    failed = {s["attributes"]["messaging.message.id"] for s in consumers if s["status"] == "Error"}
     assert failed == set(truth["failed"])
 
 

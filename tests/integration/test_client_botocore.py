@@ -30,8 +30,8 @@ def _calls(spans: list[dict], method: str, queue: str | None = None) -> list[dic
     return [
         s
         for s in spans
-        if s["SpanAttributes"].get("rpc.method") == method
-        and (queue is None or s["SpanAttributes"].get("messaging.destination") == queue)
+        if s["attributes"].get("rpc.method") == method
+        and (queue is None or s["attributes"].get("messaging.destination") == queue)
     ]
 
 
@@ -40,14 +40,14 @@ def test_botocore_spans_arrive_as_the_instrumentation_wrote_them(botocore_run):
     spans = ground_truth.stored_spans(collectors)
     sends = _calls(spans, "SendMessage", truth["channel"])
     receipts = [
-        s for s in _calls(spans, "ReceiveMessage", truth["channel"]) if "messaging.message.id" in s["SpanAttributes"]
+        s for s in _calls(spans, "ReceiveMessage", truth["channel"]) if "messaging.message.id" in s["attributes"]
     ]
     # SQS calls are CLIENT spans: no PRODUCER or CONSUMER kind, no context carried in the message
-    assert {s["SpanKind"] for s in sends + receipts} == {"Client"}
+    assert {s["kind"] for s in sends + receipts} == {"Client"}
     assert (len(sends), len(receipts)) == (truth["publishes"], truth["deliveries"])
-    assert all(s["SpanAttributes"]["messaging.system"] == "aws.sqs" for s in sends + receipts)
-    assert not any(s["Links"] for s in receipts) and not any(s["ParentSpanId"] for s in receipts)
-    assert set(sends[0]["SpanAttributes"]) >= {
+    assert all(s["attributes"]["messaging.system"] == "aws.sqs" for s in sends + receipts)
+    assert not any(s["links"] for s in receipts) and not any(s["parent_span_id"] for s in receipts)
+    assert set(sends[0]["attributes"]) >= {
         "messaging.system",
         "messaging.destination",
         "messaging.url",
@@ -58,18 +58,14 @@ def test_botocore_spans_arrive_as_the_instrumentation_wrote_them(botocore_run):
         "rpc.method",
     }
     # no receive count, no failure: the redelivery is only the same MessageId received again
-    assert not any(s["StatusCode"] == "Error" for s in spans)
-    assert not [name for s in receipts for name in s["SpanAttributes"] if "receive_count" in name.lower()]
-    publishes = [s for s in spans if s["SpanKind"] == "Producer"]
+    assert not any(s["status"] == "Error" for s in spans)
+    assert not [name for s in receipts for name in s["attributes"] if "receive_count" in name.lower()]
+    publishes = [s for s in spans if s["kind"] == "Producer"]
     assert len(publishes) == truth["sns"]["publishes"]
-    assert {s["SpanName"] for s in publishes} == {f"{truth['sns']['topic']} send"}
-    assert all(
-        s["SpanAttributes"]["messaging.destination.name"].endswith(f":{truth['sns']['topic']}") for s in publishes
-    )
+    assert {s["name"] for s in publishes} == {f"{truth['sns']['topic']} send"}
+    assert all(s["attributes"]["messaging.destination.name"].endswith(f":{truth['sns']['topic']}") for s in publishes)
     audit = [
-        s
-        for s in _calls(spans, "ReceiveMessage", truth["sns"]["queue"])
-        if "messaging.message.id" in s["SpanAttributes"]
+        s for s in _calls(spans, "ReceiveMessage", truth["sns"]["queue"]) if "messaging.message.id" in s["attributes"]
     ]
     assert len(audit) == truth["sns"]["deliveries"]
 

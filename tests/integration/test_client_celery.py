@@ -21,22 +21,22 @@ def celery_run(redis_server):
 def test_celery_spans_arrive_as_the_instrumentation_wrote_them(celery_run):
     collectors, truth = celery_run
     spans = ground_truth.stored_spans(collectors)
-    producers = [s for s in spans if s["SpanKind"] == "Producer"]
-    consumers = [s for s in spans if s["SpanKind"] == "Consumer"]
+    producers = [s for s in spans if s["kind"] == "Producer"]
+    consumers = [s for s in spans if s["kind"] == "Consumer"]
     retried = next(iter(truth["redeliveries"]))
     # the worker publishes a retry again itself: one more PRODUCER span per retry
     assert len(producers) == truth["publishes"] + truth["redeliveries"][retried]
     assert len(consumers) == truth["deliveries"]
-    assert {s["SpanName"].split("/")[0] for s in spans} == {"apply_async", "run"}
+    assert {s["name"].split("/")[0] for s in spans} == {"apply_async", "run"}
     for span in consumers:
-        attributes = span["SpanAttributes"]
+        attributes = span["attributes"]
         assert attributes["messaging.destination"] == truth["channel"]
         assert attributes["celery.task_name"] in truth["deliveries_by_type"]
         assert attributes["messaging.message.id"] == attributes["messaging.conversation_id"]
     states = sorted(
-        (s["SpanAttributes"]["celery.state"], s["StatusCode"])
+        (s["attributes"]["celery.state"], s["status"])
         for s in consumers
-        if s["SpanAttributes"]["messaging.message.id"] in (retried, *truth["failed"])
+        if s["attributes"]["messaging.message.id"] in (retried, *truth["failed"])
     )
     assert states == [("FAILURE", "Error"), ("RETRY", "Unset"), ("RETRY", "Unset"), ("SUCCESS", "Unset")]
     assert ground_truth.attribute_names(spans, "Producer") == {

@@ -206,7 +206,7 @@ def kafka_run(request):
 def test_kafka_spans_arrive_as_sent(kafka_run):
     _library, collectors, truth = kafka_run
     spans = ground_truth.stored_spans(collectors)
-    consumers = [s for s in spans if s["SpanKind"] == "Consumer" and s["SpanName"] != "recv"]
+    consumers = [s for s in spans if s["kind"] == "Consumer" and s["name"] != "recv"]
     assert len(consumers) == truth["deliveries"]
 
 

@@ -26,10 +26,10 @@ def test_node_spans_arrive_over_each_protocol(node_run):
     health = collectors.get("health")
     assert (health["store"]["spans"], health["ingest"]["refused"]) == (truth["spans"], 0), health
     spans = ground_truth.stored_spans(collectors)
-    consumers = [s for s in spans if s["SpanKind"] == "Consumer"]
+    consumers = [s for s in spans if s["kind"] == "Consumer"]
     assert len(consumers) == truth["deliveries"]
-    assert {s["SpanAttributes"]["eventscope.sequence"] for s in consumers} == set(range(1, 21)) - {7}
-    assert all(len(s["Links"]) == 1 for s in consumers)
+    assert {s["attributes"]["eventscope.sequence"] for s in consumers} == set(range(1, 21)) - {7}
+    assert all(len(s["links"]) == 1 for s in consumers)
 
 
 @pytest.mark.parametrize("endpoint", ground_truth.ENDPOINTS)

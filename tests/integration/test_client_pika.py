@@ -39,28 +39,28 @@ def pika_run(request, rabbitmq):
 def test_pika_spans_arrive_as_the_instrumentation_wrote_them(pika_run):
     version, collectors, truth = pika_run
     spans = ground_truth.stored_spans(collectors)
-    producers = [s for s in spans if s["SpanKind"] == "Producer"]
-    consumers = [s for s in spans if s["SpanKind"] == "Consumer" and s["SpanName"] == "mail receive"]
-    dead = [s for s in spans if s["SpanKind"] == "Consumer" and s["SpanName"] == "mail.dead receive"]
+    producers = [s for s in spans if s["kind"] == "Producer"]
+    consumers = [s for s in spans if s["kind"] == "Consumer" and s["name"] == "mail receive"]
+    dead = [s for s in spans if s["kind"] == "Consumer" and s["name"] == "mail.dead receive"]
     assert len(dead) == len(truth["dead_lettered"])
     assert ground_truth.attribute_names(spans, "Producer") == PRODUCER_ATTRIBUTES
     assert ground_truth.attribute_names(spans, "Consumer") == CONSUMER_ATTRIBUTES
-    ids = {s["SpanId"]: s for s in spans}
+    ids = {s["span_id"]: s for s in spans}
     if version == "pika-0.44":
         # every delivery on "mail" has two sibling CONSUMER spans; the destination is the consumer tag,
         # and a publish to the default exchange is "(temporary)"
         assert (len(producers), len(consumers)) == (truth["publishes"], 2 * truth["deliveries"])
-        assert {s["SpanAttributes"]["messaging.destination"] for s in producers} == {"(temporary)"}
-        assert all(s["SpanAttributes"]["messaging.destination"].startswith("ctag") for s in consumers)
+        assert {s["attributes"]["messaging.destination"] for s in producers} == {"(temporary)"}
+        assert all(s["attributes"]["messaging.destination"].startswith("ctag") for s in consumers)
     else:
         # every publish has two nested PRODUCER spans, the inner one the consumers' parent
         assert (len(producers), len(consumers)) == (2 * truth["publishes"], truth["deliveries"])
-        inner = [s for s in producers if ids.get(s["ParentSpanId"], {}).get("SpanKind") == "Producer"]
+        inner = [s for s in producers if ids.get(s["parent_span_id"], {}).get("kind") == "Producer"]
         assert len(inner) == truth["publishes"]
-        assert {s["SpanAttributes"]["messaging.destination"] for s in spans} == {"mail", "mail.dead"}
-    assert all(ids[s["ParentSpanId"]]["SpanKind"] == "Producer" for s in consumers + dead)
-    assert all(s["SpanAttributes"]["messaging.operation"] == "receive" for s in consumers)
-    failed = {s["SpanAttributes"]["messaging.message.id"] for s in consumers if s["StatusCode"] == "Error"}
+        assert {s["attributes"]["messaging.destination"] for s in spans} == {"mail", "mail.dead"}
+    assert all(ids[s["parent_span_id"]]["kind"] == "Producer" for s in consumers + dead)
+    assert all(s["attributes"]["messaging.operation"] == "receive" for s in consumers)
+    failed = {s["attributes"]["messaging.message.id"] for s in consumers if s["status"] == "Error"}
     assert failed == set(truth["failed"])
 
 

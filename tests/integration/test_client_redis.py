@@ -26,14 +26,14 @@ def redis_run(redis_server):
 def test_publish_is_a_masked_database_call(redis_run):
     collectors, truth = redis_run
     spans = ground_truth.stored_spans(collectors)
-    publishes = [s for s in spans if s["SpanName"] == "PUBLISH"]
-    pipelines = [s for s in spans if s["SpanName"] == "PUBLISH PUBLISH"]
+    publishes = [s for s in spans if s["name"] == "PUBLISH"]
+    pipelines = [s for s in spans if s["name"] == "PUBLISH PUBLISH"]
     assert (len(publishes), len(pipelines)) == (truth["publish_spans"], truth["pipelines"])
-    assert {s["SpanKind"] for s in publishes + pipelines} == {"Client"}
-    assert {s["SpanAttributes"]["db.statement"] for s in publishes} == {"PUBLISH ? ?"}
-    assert pipelines[0]["SpanAttributes"]["db.statement"] == "PUBLISH ? ?\nPUBLISH ? ?"
-    assert all(s["SpanAttributes"]["db.system"] == "redis" for s in publishes + pipelines)
-    assert set(publishes[0]["SpanAttributes"]) == {
+    assert {s["kind"] for s in publishes + pipelines} == {"Client"}
+    assert {s["attributes"]["db.statement"] for s in publishes} == {"PUBLISH ? ?"}
+    assert pipelines[0]["attributes"]["db.statement"] == "PUBLISH ? ?\nPUBLISH ? ?"
+    assert all(s["attributes"]["db.system"] == "redis" for s in publishes + pipelines)
+    assert set(publishes[0]["attributes"]) == {
         "db.system",
         "db.statement",
         "db.redis.args_length",
@@ -43,7 +43,7 @@ def test_publish_is_a_masked_database_call(redis_run):
         "net.transport",
     }
     # nothing names the channel, and nothing is traced where the subscriber receives
-    assert not [s for s in spans if truth["channel"] in str(s["SpanAttributes"]) or s["SpanKind"] != "Client"]
+    assert not [s for s in spans if truth["channel"] in str(s["attributes"]) or s["kind"] != "Client"]
 
 
 def test_the_tap_counts_every_message_and_no_span_claims_a_channel(redis_run):

@@ -1,5 +1,6 @@
-"""The API client tells the pages which calm message to show: unreachable, endpoint missing, not found,
-refused, or failed. A real HTTP server answers as the collectors would."""
+"""The API client tells the pages which calm message to show: unreachable, not found (an unknown id, or an
+endpoint these collectors lack: a bug the page names, never hides), refused, or failed. A real HTTP server
+answers as the collectors would."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dashboard.client import ApiClient, ApiUnavailable, BadRequest, EndpointMissing, NotFound, ServerError
+from dashboard.client import ApiClient, ApiUnavailable, BadRequest, NotFound, ServerError
 from tests.processes import free_port
 
 ANSWERS = {
@@ -51,7 +52,7 @@ def test_an_answer_is_decoded(client):
 @pytest.mark.parametrize(
     ("path", "error", "text"),
     [
-        ("flow", EndpointMissing, "/api/v1/flow"),
+        ("flow", NotFound, "no such endpoint: /api/v1/flow"),
         ("events/e9", NotFound, "event e9 not found"),
         ("loss", BadRequest, "since_ns must be an integer"),
         ("latency", ServerError, "answered 500"),

@@ -140,4 +140,4 @@ def test_the_receiver_is_up_and_every_good_span_was_kept(receiver):
     assert good_trace_ids, "the property tests above sent good spans"
     assert receiver.process.poll() is None
     for trace_id in good_trace_ids:
-        assert receiver.get(f"traces/{trace_id}")["spans"][0]["SpanName"] == "good"
+        assert receiver.get(f"traces/{trace_id}")["spans"][0]["name"] == "good"

@@ -284,7 +284,7 @@ def test_nan_and_infinity_never_reach_a_json_answer(collectors):
     metrics = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [gauge]}]}]}
     assert post_json(collectors, "/v1/metrics", json.dumps(metrics).encode())[0] == 200
     trace = strict_json(urllib.request.urlopen(f"{collectors.api}/api/v1/traces/{nan['traceId']}").read())
-    assert trace["spans"][0]["SpanAttributes"] == {"n": "NaN", "p": "Infinity", "m": "-Infinity"}
+    assert trace["spans"][0]["attributes"] == {"n": "NaN", "p": "Infinity", "m": "-Infinity"}
     for path in ("health", "overview", "report", "flow", "latency", "traces", "messages", "instrumentation"):
         strict_json(urllib.request.urlopen(f"{collectors.api}/api/v1/{path}", timeout=30).read())
 

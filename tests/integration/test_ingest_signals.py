@@ -121,7 +121,7 @@ def test_every_signal_over_grpc(with_grpc):
     )
     assert GrpcLogExporter(endpoint=with_grpc.grpc, insecure=True).export(log_records("via grpc")).name == "SUCCESS"
     trace_id = format(sent[0].context.trace_id, "032x")
-    assert with_grpc.get(f"traces/{trace_id}")["spans"][0]["SpanName"] == "grpc span"
+    assert with_grpc.get(f"traces/{trace_id}")["spans"][0]["name"] == "grpc span"
     assert with_grpc.get("health")["grpc"]["listening"] is True
     counts = stored(
         with_grpc, "SELECT (SELECT count(*) FROM otel_metrics), (SELECT string_agg(Body, ',') FROM otel_logs)"
@@ -175,7 +175,7 @@ def test_grpc_reports_partial_success_and_refuses_oversized_messages():
         response = stub.Export(request, timeout=30)
         assert response.partial_success.rejected_spans == 1
         assert "trace_id" in response.partial_success.error_message
-        assert process.get(f"traces/{by_name['kept'].trace_id.hex()}")["spans"][0]["SpanName"] == "kept"
+        assert process.get(f"traces/{by_name['kept'].trace_id.hex()}")["spans"][0]["name"] == "kept"
         huge = encode_spans(spans("x" * 200_000))
         with pytest.raises(grpc.RpcError) as refused:
             stub.Export(huge, timeout=30)

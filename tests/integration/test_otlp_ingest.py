@@ -51,12 +51,12 @@ def test_a_span_from_the_stock_exporter_comes_back_by_trace_id(api_only, compres
     assert exporter.export(spans) == SpanExportResult.SUCCESS
     trace_id = format(spans[0].context.trace_id, "032x")
     answer = api_only.get(f"traces/{trace_id}")
-    by_name = {s["SpanName"]: s for s in answer["spans"]}
+    by_name = {s["name"]: s for s in answer["spans"]}
     assert set(by_name) == {"send t", "process t"}
-    assert by_name["send t"]["SpanKind"] == "Producer"
-    assert by_name["send t"]["SpanAttributes"] == {"messaging.system": "redis"}
-    assert by_name["send t"]["ServiceName"] == "orders"
-    assert by_name["process t"]["Links"][0]["SpanId"] == by_name["send t"]["SpanId"]
+    assert by_name["send t"]["kind"] == "Producer"
+    assert by_name["send t"]["attributes"] == {"messaging.system": "redis"}
+    assert by_name["send t"]["service"] == "orders"
+    assert by_name["process t"]["links"][0]["span_id"] == by_name["send t"]["span_id"]
 
 
 def test_a_retried_export_never_counts_twice(api_only):
@@ -109,7 +109,7 @@ def test_bad_requests_get_a_clear_4xx_and_good_data_is_kept(api_only, body, cont
     assert answer
     good, _ = post(api_only.api, gzip.compress(json.dumps(JSON_SPAN).encode()), "application/json", "gzip")
     assert good == 200
-    assert api_only.get("traces/0af7651916cd43dd8448eb211c80319c")["spans"][0]["SpanName"] == "j"
+    assert api_only.get("traces/0af7651916cd43dd8448eb211c80319c")["spans"][0]["name"] == "j"
     assert api_only.get("health")["status"] == "ok"
 
 

@@ -104,8 +104,8 @@ def test_a_lone_surrogate_is_malformed_and_its_batch_is_kept(collectors, redis_s
     stream = bus_stream(collectors, "t.surrogate")
     assert (stream["received"], stream["missing"], stream["gaps"]) == (200, 0, [])
     (broken,) = collectors.get("malformed")["messages"]
-    assert broken["Error"] == "attribute 'id' is not valid Unicode: lone surrogate '\\ud800' at 0"
-    assert broken["Payload"] == surrogate_event(999).decode()
+    assert broken["error"] == "attribute 'id' is not valid Unicode: lone surrogate '\\ud800' at 0"
+    assert broken["payload"] == surrogate_event(999).decode()
     assert collectors.get("health")["status"] == "ok"
 
 
@@ -138,7 +138,7 @@ def test_ten_mib_payloads_are_recorded_with_their_size(collectors, redis_server)
         publish_all(client, "t.big", [payload])
     wait_for_messages(collectors, 5)
     messages = collectors.get("messages?limit=5")["messages"]
-    assert [len(m["Payload"]) <= 64 * 1024 for m in messages] == [True] * 5
+    assert [len(m["payload"]) <= 64 * 1024 for m in messages] == [True] * 5
     collectors.stop()
     rows = stored(collectors, "t.big")
     assert [(kind, size) for kind, _, _, size in rows] == [

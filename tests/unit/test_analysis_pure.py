@@ -11,7 +11,7 @@ from collectors.traces import critical_path
 
 
 def span(span_id: str, start: int, duration: int, parent: str = "") -> dict:
-    return {"SpanId": span_id, "Timestamp": start, "Duration": duration, "ParentSpanId": parent}
+    return {"span_id": span_id, "start_ns": start, "duration_ns": duration, "parent_span_id": parent}
 
 
 def test_critical_path_follows_the_latest_ending_cause():

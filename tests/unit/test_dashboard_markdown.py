@@ -48,13 +48,15 @@ def test_plotly_labels_keep_no_tags():
 def test_names_on_chart_axes_and_legends_keep_no_tags():
     import pandas as pd
 
-    from dashboard import charts
+    from dashboard.views import broker_transforms, duplicates_transforms, latency_transforms
 
     tag = "<a href='http://host'>g</a>"
     figures = [
-        charts.duplicates_by_group(pd.DataFrame({"vantage": [tag], "count": [1], "kind": ["processed twice (bug)"]})),
-        charts.subscribers_per_channel(pd.DataFrame({"channel": [tag], "subscribers": [1]})),
-        charts.latency_over_time(
+        duplicates_transforms.duplicates_by_group(
+            pd.DataFrame({"vantage": [tag], "count": [1], "kind": ["processed twice (bug)"]})
+        ),
+        broker_transforms.subscribers_per_channel(pd.DataFrame({"channel": [tag], "subscribers": [1]})),
+        latency_transforms.latency_over_time(
             pd.DataFrame({"time": [pd.Timestamp(0)], "key": [tag], "p95_ms": [1.0], "count": [1]}), "p95", "delivery"
         ),
     ]

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
-from dashboard import charts, colors, transforms
+from dashboard import colors, formats
 from dashboard.client import ApiClient
 from dashboard.sample_cli import environment
 from dashboard.scenario_runner import read_truth, run_arguments
+from dashboard.views import (
+    broker_transforms,
+    dead_letters_transforms,
+    duplicates_transforms,
+    event_transforms,
+    instrumentation_transforms,
+    latency_transforms,
+    ordering_transforms,
+    overview_transforms,
+    traces_transforms,
+)
 
 FLOW = {
     "nodes": [
@@ -36,9 +48,9 @@ FLOW = {
 
 def span(span_id: str, parent: str, start: int, duration: int, service: str = "orders", **extra) -> dict:
     return {
-        "SpanId": span_id, "ParentSpanId": parent, "Timestamp": start, "Duration": duration, "ServiceName": service,
-        "SpanName": f"op {span_id}", "SpanKind": "Internal", "StatusCode": extra.pop("status", "Unset"),
-        "SpanAttributes": extra.pop("attrs", {}), "Links": extra.pop("links", []),
+        "span_id": span_id, "parent_span_id": parent, "start_ns": start, "duration_ns": duration, "service": service,
+        "name": f"op {span_id}", "kind": "Internal", "status": extra.pop("status", "Unset"),
+        "attributes": extra.pop("attrs", {}), "links": extra.pop("links", []),
     }  # fmt: skip
 
 
@@ -56,16 +68,16 @@ def duplicate(vantage: str, event_id: str, handled: int, processed: int) -> dict
     ("ms", "text"), [(None, "–"), (0.25, "250 µs"), (12.345, "12.3 ms"), (-3.0, "-3.0 ms"), (12_500.0, "12.5 s")]
 )
 def test_durations_read_well(ms, text):
-    assert transforms.format_ms(ms) == text
+    assert formats.format_ms(ms) == text
 
 
 @pytest.mark.parametrize(("value", "text"), [(None, "–"), (1234567, "1,234,567"), (12.0, "12"), (3.14159, "3.1")])
 def test_counts_read_well(value, text):
-    assert transforms.format_count(value) == text
+    assert formats.format_count(value) == text
 
 
 def test_flow_layers_follow_publish_and_deliver_edges():
-    assert transforms.flow_layers(FLOW) == {
+    assert overview_transforms.flow_layers(FLOW) == {
         "service:orders": 0,
         "channel:shop.orders": 1,
         "service:inventory": 2,
@@ -82,7 +94,7 @@ def test_flow_layers_survive_a_cycle():
             {"source": "channel:c", "target": "service:a", "kind": "deliver"},
         ],
     }
-    assert set(transforms.flow_layers(cyclic)) == {"service:a", "channel:c"}
+    assert set(overview_transforms.flow_layers(cyclic)) == {"service:a", "channel:c"}
 
 
 def test_a_compensation_path_back_to_an_earlier_service_does_not_push_the_flow_apart():
@@ -98,31 +110,33 @@ def test_a_compensation_path_back_to_an_earlier_service_does_not_push_the_flow_a
             {"source": s, "target": t, "kind": "publish" if s.startswith("service") else "deliver"} for s, t in edges
         ],
     }
-    assert transforms.flow_layers(flow) == {
+    assert overview_transforms.flow_layers(flow) == {
         "service:orders": 0, "channel:orders": 1, "service:inventory": 2, "channel:stock": 3,
         "service:payments": 4, "channel:payments": 5, "service:shipping": 6,
     }  # fmt: skip
 
 
 def test_edges_carry_rate_p95_and_badges():
-    label = transforms.edge_label(FLOW["edges"][1])
+    label = overview_transforms.edge_label(FLOW["edges"][1])
     assert label == "9.9/s · p95 4.2 ms<br>⚠ 3 dups ⚠ 1 err"
-    assert transforms.edge_badges(FLOW["edges"][0]) == "⚠ 2 gaps"
+    assert overview_transforms.edge_badges(FLOW["edges"][0]) == "⚠ 2 gaps"
+    texts = [t for trace in overview_transforms.flow_figure(FLOW).data for t in (trace.text or ())]
+    assert label in texts  # a line break on the chart, not the text "<br>"
 
 
 def test_edge_table_puts_problems_first():
-    frame = transforms.flow_edges_frame(FLOW)
+    frame = overview_transforms.flow_edges_frame(FLOW)
     assert list(frame["to"])[:2] == ["inventory", "shop.orders"]
 
 
 def test_clicking_a_node_filters_on_it():
-    assert transforms.selection_filter("channel:shop.orders") == ("channel", "shop.orders")
-    assert transforms.selection_filter("service:inventory") == ("service", "inventory")
-    assert transforms.selection_filter("broker:x") is None
+    assert overview_transforms.selection_filter("channel:shop.orders") == ("channel", "shop.orders")
+    assert overview_transforms.selection_filter("service:inventory") == ("service", "inventory")
+    assert overview_transforms.selection_filter("broker:x") is None
 
 
 def test_flow_figure_has_every_node_clickable():
-    figure = charts.flow_figure(FLOW)
+    figure = overview_transforms.flow_figure(FLOW)
     custom = [c for trace in figure.data if trace.customdata is not None for c in trace.customdata]
     assert {n["id"] for n in FLOW["nodes"]} <= set(custom)
 
@@ -131,17 +145,45 @@ def test_colours_are_stable_and_shared_by_name():
     assert colors.color_for("inventory") == colors.color_for("inventory")
     assert colors.color_for("inventory") in colors.PALETTE
     assert colors.color_for(None) == colors.NEUTRAL
-    figure = charts.subscribers_per_channel(transforms.broker_channels_frame(
+    palette = {"shop.orders": colors.PALETTE[3]}
+    figure = broker_transforms.subscribers_per_channel(broker_transforms.broker_channels_frame(
         {"latest": {"channels": [{"channel": "shop.orders", "subscribers": 2}]}}
-    ))  # fmt: skip
-    assert figure.data[0].marker.color == colors.color_for("shop.orders")
+    ), palette)  # fmt: skip
+    assert figure.data[0].marker.color == colors.PALETTE[3]
+
+
+NAMES = [f"service-{n}" for n in range(12)] + ["shop.orders", "shop.stock", "a<b>"]
+
+
+def test_the_names_a_system_has_get_distinct_colours_whatever_their_order():
+    palette = colors.assign(NAMES)
+    assert len(set(palette.values())) == len(NAMES)
+    assert colors.assign(reversed(NAMES)) == palette
+    assert colors.assign([*NAMES, "", "shop.orders"]) == palette
+    kept = [name for name in NAMES if palette[name] == colors.color_for(name)]
+    assert kept, "a name keeps its hashed colour unless an earlier name took it"
+
+
+def test_more_names_than_colours_still_get_a_colour_each():
+    names = [f"n{n}" for n in range(3 * len(colors.PALETTE))]
+    palette = colors.assign(names)
+    assert set(palette) == set(names) and set(palette.values()) == set(colors.PALETTE)
+
+
+def test_charts_colour_each_name_from_the_palette():
+    palette = colors.assign(NAMES)
+    frame = pd.DataFrame({"time": [pd.Timestamp(0)] * 2, "key": ["a<b>", "shop.orders"], "p95_ms": [1.0, 2.0],
+                          "count": [1, 1]})  # fmt: skip
+    figure = latency_transforms.latency_over_time(frame, "p95", "delivery", palette)
+    shown = {trace.name: trace.line.color for trace in figure.data}
+    assert shown == {"a&lt;b&gt;": palette["a<b>"], "shop.orders": palette["shop.orders"]}
 
 
 def test_waterfall_nests_children_under_parents_and_marks_links_and_the_critical_path():
     trace = {
         "trace_id": "t1",
         "spans": [
-            span("b", "a", 2_000_000, 1_000_000, "inventory", links=[{"TraceId": "t0", "SpanId": "p"}]),
+            span("b", "a", 2_000_000, 1_000_000, "inventory", links=[{"trace_id": "t0", "span_id": "p"}]),
             span("a", "", 1_000_000, 5_000_000),
             span("c", "a", 1_500_000, 1_000_000, status="Error"),
         ],
@@ -151,7 +193,7 @@ def test_waterfall_nests_children_under_parents_and_marks_links_and_the_critical
         ],
         "critical_path": ["a", "b"],
     }
-    frame = transforms.waterfall_frame(trace)
+    frame = traces_transforms.waterfall_frame(trace)
     assert list(frame["span_id"]) == ["a", "c", "b"]
     assert list(frame["depth"]) == [0, 1, 1]
     assert list(frame["start_ms"]) == [0.0, 0.5, 1.0]
@@ -159,13 +201,13 @@ def test_waterfall_nests_children_under_parents_and_marks_links_and_the_critical
     assert list(frame["error"]) == [False, True, False]
     assert list(frame["links_out"]) == [0, 0, 1]
     assert list(frame["links_in"]) == [1, 0, 0]
-    assert transforms.linked_traces(trace) == ["t0", "t9"]
-    assert list(transforms.links_in_frame(trace)["from"]) == ["pay: process"]
-    assert len(charts.waterfall(frame).data) == 2  # one bar trace per service
+    assert traces_transforms.linked_traces(trace) == ["t0", "t9"]
+    assert list(traces_transforms.links_in_frame(trace)["from"]) == ["pay: process"]
+    assert len(traces_transforms.waterfall(frame).data) == 2  # one bar trace per service
 
 
 def test_waterfall_keeps_spans_whose_parent_is_in_another_trace():
-    frame = transforms.waterfall_frame({"trace_id": "t", "spans": [span("a", "elsewhere", 0, 10)]})
+    frame = traces_transforms.waterfall_frame({"trace_id": "t", "spans": [span("a", "elsewhere", 0, 10)]})
     assert list(frame["depth"]) == [0]
 
 
@@ -177,14 +219,14 @@ def test_stream_choices_put_troubled_streams_first_and_the_bus_first_among_vanta
             stream_row("bus", "p1", 2),
         ]
     }  # fmt: skip
-    streams = transforms.stream_choices(report)
+    streams = ordering_transforms.stream_choices(report)
     assert [s["partitionkey"] for s in streams] == ["p1", "p0"]
     assert streams[1]["vantages"] == ["bus", "inventory"]
-    assert transforms.stream_label(streams[0]) == "c · /a · p1  (2 missing)"
+    assert ordering_transforms.stream_label(streams[0]) == "c · /a · p1  (2 missing)"
 
 
 def test_arrivals_say_what_each_arrival_was():
-    frame = transforms.arrivals_frame(
+    frame = ordering_transforms.arrivals_frame(
         {"arrivals": [
             {"t_ns": 1, "sequence": 1, "event_id": "a", "late": False, "duplicate": False},
             {"t_ns": 2, "sequence": 3, "event_id": "c", "late": False, "duplicate": False},
@@ -193,12 +235,12 @@ def test_arrivals_say_what_each_arrival_was():
         ]}
     )  # fmt: skip
     assert list(frame["arrival"]) == ["in order", "in order", "late", "duplicate"]
-    figure = charts.sequence_timeline(frame, [[4, 5]], [[4, 5]], "bus")
+    figure = ordering_transforms.sequence_timeline(frame, [[4, 5]], [[4, 5]], "bus")
     assert any("lost 4–5" in (a.text or "") for a in figure.layout.annotations)
 
 
 def test_duplicates_name_the_bug():
-    frame = transforms.duplicates_frame(
+    frame = duplicates_transforms.duplicates_frame(
         {"duplicates": [
             duplicate("inventory", "a", handled=1, processed=1),
             duplicate("payments", "b", handled=0, processed=2),
@@ -209,7 +251,7 @@ def test_duplicates_name_the_bug():
 
 
 def test_loss_says_where_in_words():
-    frame = transforms.loss_frame(
+    frame = ordering_transforms.loss_frame(
         {"lost": [{"channel": "c", "source": "/a", "partitionkey": None, "sequence": 4, "event_id": None,
                    "vantage": "bus", "where": "before_broker"}]}
     )  # fmt: skip
@@ -219,10 +261,10 @@ def test_loss_says_where_in_words():
 def test_event_timeline_orders_publish_bus_and_deliveries():
     event = {
         "published": [{"start_ns": 1, "service": "orders"}],
-        "bus": [{"ArrivalNs": 2, "Channel": "shop.orders"}],
+        "bus": [{"arrival_ns": 2, "channel": "shop.orders"}],
         "deliveries": [{"group": "inventory", "start_ns": 3, "outcome": "dead_lettered", "attempts": 3, "retries": []}],
     }
-    assert [text for _, text in transforms.event_timeline(event)] == [
+    assert [text for _, text in event_transforms.event_timeline(event)] == [
         "published by orders",
         "seen on the bus (shop.orders)",
         "inventory: dead_lettered after 3 attempt(s)",
@@ -264,22 +306,22 @@ def test_retried_frame_is_newest_first_with_its_backoff():
              "event_id": "b"},
         ]
     }  # fmt: skip
-    frame = transforms.retried_frame(answer)
+    frame = dead_letters_transforms.retried_frame(answer)
     assert list(frame["event_id"]) == ["b", "a"]
     assert list(frame["backoff"]) == ["10.0 ms → 20.0 ms → 40.0 ms", "12.5 ms"]  # no wait after the last attempt
-    assert transforms.retried_frame({"retried": []}).empty
+    assert dead_letters_transforms.retried_frame({"retried": []}).empty
 
 
 def test_clock_skew_frame_names_both_services():
     answer = {"pairs": [{"producer_service": "orders", "consumer_service": "inventory", "count": 3, "min_ms": -801.5,
                          "p50_ms": -799.0}]}  # fmt: skip
-    row = transforms.clock_skew_frame(answer).iloc[0].to_dict()
+    row = latency_transforms.clock_skew_frame(answer).iloc[0].to_dict()
     assert row == {"producer service": "orders", "consumer service": "inventory", "deliveries": 3,
                    "most negative": "-801.5 ms", "median": "-799.0 ms"}  # fmt: skip
 
 
 def test_a_redelivered_event_is_not_called_a_duplicate():
-    frame = transforms.duplicates_frame(
+    frame = duplicates_transforms.duplicates_frame(
         {"duplicates": [duplicate("worker", "retried", 0, 0) | {"redeliveries": 1},
                         duplicate("worker", "twice", 0, 0) | {"copies": 3, "redeliveries": 1}]}
     )  # fmt: skip
@@ -287,18 +329,18 @@ def test_a_redelivered_event_is_not_called_a_duplicate():
         "retried": "redelivered after a failed attempt (not a duplicate)",
         "twice": "handled by the idempotency guard",
     }
-    groups = transforms.by_group_frame({"by_group": [{"vantage": "worker", "handled": 0, "processed": 0,
+    groups = duplicates_transforms.by_group_frame({"by_group": [{"vantage": "worker", "handled": 0, "processed": 0,
                                                       "redeliveries": 2}]})  # fmt: skip
-    assert list(groups["kind"])[-1] == transforms.REDELIVERED and list(groups["count"])[-1] == 2
+    assert list(groups["kind"])[-1] == duplicates_transforms.REDELIVERED and list(groups["count"])[-1] == 2
 
 
 def test_blind_spots_say_what_cannot_be_seen_and_how():
     health = {"blind_spots": [{"kind": "unenveloped", "count": 7, "where": ["app.prices"],
                                "cannot_see": ["duplicates", "gaps"], "how": "Wrap them."}]}  # fmt: skip
-    row = transforms.blind_spots_frame(health).iloc[0].to_dict()
+    row = instrumentation_transforms.blind_spots_frame(health).iloc[0].to_dict()
     assert row == {"what": "messages without an envelope (no id, no sequence)", "count": 7,
                    "cannot see": "duplicates, gaps", "how to see it": "Wrap them.", "where": "app.prices"}  # fmt: skip
-    assert transforms.blind_spots_frame({}).empty
+    assert instrumentation_transforms.blind_spots_frame({}).empty
 
 
 def test_tapped_channels_are_every_channel_node_with_messages():
@@ -307,9 +349,9 @@ def test_tapped_channels_are_every_channel_node_with_messages():
         {"id": "channel:q", "kind": "channel", "label": "q", "messages": 0, "rate_per_s": 0.0},
         {"id": "channel:p", "kind": "channel", "label": "p", "messages": 7, "rate_per_s": 3.5},
     ]}  # fmt: skip
-    frame = transforms.tapped_channels_frame(flow)
+    frame = broker_transforms.tapped_channels_frame(flow)
     assert frame.to_dict("records") == [{"channel": "p", "messages": 7, "messages/s": 3.5}]
-    assert transforms.tapped_channels_frame({}).empty
+    assert broker_transforms.tapped_channels_frame({}).empty
 
 
 def test_slow_consumers_frame_is_newest_first_with_durations_for_people():
@@ -319,7 +361,22 @@ def test_slow_consumers_frame_is_newest_first_with_durations_for_people():
         {"group": "payments", "start_ns": 5_000_000_000, "end_ns": 7_000_000_000, "deliveries": 9,
          "first_p50_ms": 250.0, "peak_p50_ms": 260.0, "peers_p50_ms": 2.0, "max_ms": 300.0, "channels": []},
     ]}  # fmt: skip
-    frame = transforms.slow_consumers_frame(answer)
+    frame = latency_transforms.slow_consumers_frame(answer)
     assert list(frame["group"]) == ["payments", "view"]
     assert frame.iloc[1][["from", "worst median", "slowest"]].tolist() == ["00:00:00.000", "2,200.0 ms", "12.5 s"]
-    assert transforms.slow_consumers_frame({"slow": []}).empty
+    assert latency_transforms.slow_consumers_frame({"slow": []}).empty
+
+
+def test_refused_requests_are_listed_per_reason_with_what_to_do():
+    health = {"ingest": {"refused": 5, "refused_by_reason": {"body_too_large": 1, "unsupported_media": 3, "x": 1}}}
+    frame = instrumentation_transforms.refusals_frame(health)
+    assert list(frame["reason"]) == ["unsupported_media", "body_too_large", "x"]
+    assert list(frame["requests"]) == [3, 1, 1]
+    assert "EVENTSCOPE_MAX_BODY_BYTES" in frame["what to do"][1]
+    assert frame["what to do"][2]  # a reason this dashboard does not know still says where to look
+    assert instrumentation_transforms.refusals_frame({"ingest": {"refused": 0, "refused_by_reason": {}}}).empty
+
+
+def test_overview_shows_every_message_kind_and_redeliveries():
+    shown = {label for label, _, _ in overview_transforms.overview_numbers({})}
+    assert {"Bus messages", "CloudEvents", "Unenveloped", "Redeliveries"} <= shown
