@@ -3,7 +3,7 @@
 Run with ``python -m bench.analysis [--events N]``. It builds an in-memory store with the real
 schema: N events on 32 streams seen by the bus tap, each delivered to 4 consumer groups (so
 4 x N deliveries), with drops, reorders and duplicates sprinkled in. Then it times
-collectors.report over it and a straightforward pandas implementation of the same definitions
+collectors.analyses.report over it and a straightforward pandas implementation of the same definitions
 (docs/analyses.md) over the same rows, checks both agree, and prints both figures and the ratio.
 """
 
@@ -16,9 +16,9 @@ import time
 import duckdb
 import pandas as pd
 
-from collectors import report
-from collectors.filters import Filters
-from collectors.store import SCHEMA
+from collectors.analyses import report
+from collectors.analyses.filters import Filters
+from collectors.storage.store import SCHEMA
 
 EVENTS = 250_000
 GROUPS = 4
@@ -69,7 +69,7 @@ def _observations(conn) -> pd.DataFrame:
 
 
 def pandas_report(frame: pd.DataFrame, now_ns: int, grace_s: float) -> pd.DataFrame:
-    """The same per-stream counts as collectors.report, written plainly with pandas."""
+    """The same per-stream counts as collectors.analyses.report, written plainly with pandas."""
     key = ["vantage", "channel", "source", "pk"]
     frame = frame.sort_values(key + ["t", "tie"], kind="stable")
     frame["copy"] = frame.groupby(key + ["event_id"], dropna=False).cumcount()

@@ -1,7 +1,7 @@
 """Query API answer time: every analysis endpoint with 1,000,000 spans in the store, beside the same endpoint
 with 1,000 spans (the baseline), measured in the same run.
 
-The stores are built by bench.page_render's builder (rows written through collectors.store.Store); each is
+The stores are built by bench.page_render's builder (rows written through collectors.storage.store.Store); each is
 served by a real collectors process. Every endpoint is asked over the whole store, with no filters, as the
 dashboard does with window=all. Sizes alternate endpoint by endpoint, so load from other processes on the
 machine falls on both alike. Run: ``python -m bench.api_latency [--small N] [--large N] [--rounds R]

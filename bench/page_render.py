@@ -1,7 +1,7 @@
 """Dashboard page render time: every page in headless Chromium with 1,000,000 spans in the store, beside
 the same page with 1,000 spans (the baseline), measured in the same run.
 
-The stores are built by writing rows through collectors.store.Store directly (a bench is not the
+The stores are built by writing rows through collectors.storage.store.Store directly (a bench is not the
 dashboard, so it may); each store is then served by a real collectors process and a real Streamlit
 dashboard. "Rendered" means the page's title is shown and Streamlit has stopped running the script
 and its fragments for a short settle time. Pages are opened paused (no live refresh) over the whole
@@ -22,9 +22,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from collectors.otlp import SPAN_COLUMNS
-from collectors.schema import BUS_COLUMNS
-from collectors.store import Store
+from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage.schema import BUS_COLUMNS
+from collectors.storage.store import Store
 from devtools.chromium import CHROMIUM_ARGS
 from devtools.processes import Collectors, free_port, wait_until
 

@@ -10,8 +10,9 @@ import sys
 import urllib.error
 import urllib.request
 
-from collectors import bearer, check
+from collectors import check
 from collectors import config as cfg
+from collectors.ingest import bearer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except cfg.ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    from collectors.server import serve
+    from collectors.serving.server import serve
 
     serve(config)
     return 0

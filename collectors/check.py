@@ -16,8 +16,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from collectors import bearer
 from collectors import config as cfg
+from collectors.ingest import bearer
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -10,16 +10,16 @@ import logging
 import threading
 import time
 
-from collectors import queries, retention
-from collectors.admission import Admission
-from collectors.bearer import Bearer
-from collectors.broker_stats import BrokerStats
-from collectors.bus_tap import BusTap
+from collectors.bus.broker_stats import BrokerStats
+from collectors.bus.bus_tap import BusTap
+from collectors.bus.tap_writer import Commit
 from collectors.config import Config
-from collectors.refusals import Refusals
-from collectors.store import Store, StoreBusy
+from collectors.ingest.admission import Admission
+from collectors.ingest.bearer import Bearer
+from collectors.ingest.refusals import Refusals
+from collectors.storage import queries, retention
+from collectors.storage.store import Store, StoreBusy
 from collectors.supervisor import Supervisor
-from collectors.tap_writer import Commit
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Collector:
         threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
     def _start_grpc(self, host: str, port: int) -> None:
-        from collectors.grpc_server import start_grpc  # grpcio loads only when gRPC is on
+        from collectors.ingest.grpc_server import start_grpc  # grpcio loads only when gRPC is on
 
         try:
             config = self.config

@@ -38,7 +38,7 @@ WINDOW_STEP_S = 2
 """Window edges are rounded to this, so cached answers are reused between quick reruns."""
 _SESSION_KEY = "eventscope_filters"
 MAX_TEXT = 512
-"""Longest accepted name or id, as the query API accepts (collectors/filters.py MAX_TEXT)."""
+"""Longest accepted name or id, as the query API accepts (collectors/analyses/filters.py MAX_TEXT)."""
 MAX_MS = 1e12
 """Largest accepted duration in milliseconds, as the query API accepts for min_ms."""
 SHOWN_CHARS = 80

@@ -10,7 +10,7 @@ import urllib.request
 import jsonschema
 import pytest
 
-from collectors import api, openapi
+from collectors.serving import api, openapi
 from tests.integration.test_analysis_shop import EventFlow, shop
 from tests.processes import Collectors
 

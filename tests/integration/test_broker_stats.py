@@ -7,7 +7,7 @@ import socket
 import duckdb
 import pytest
 
-from collectors.broker_stats import snapshot
+from collectors.bus.broker_stats import snapshot
 from tests.processes import Collectors, RedisServer, wait_until
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collectors.otlp import OtlpDecodeError
-from collectors.receiver import JSON, PROTOBUF, SIGNALS_BY_PATH, Reply, decode_body
+from collectors.ingest.otlp import OtlpDecodeError
+from collectors.ingest.receiver import JSON, PROTOBUF, SIGNALS_BY_PATH, Reply, decode_body
 from tests.processes import Collectors
 
 pytestmark = pytest.mark.integration

@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collectors.receiver import SIGNALS_BY_PATH, Reply, decode_body
+from collectors.ingest.receiver import SIGNALS_BY_PATH, Reply, decode_body
 from tests.processes import ROOT, Collectors, free_port, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 import redis
 
-from collectors.broker_stats import snapshot
+from collectors.bus.broker_stats import snapshot
 from tests.processes import Collectors, RedisServer, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,11 +11,11 @@ import duckdb
 import numpy as np
 import pytest
 
-from collectors import duplicates, latency, traces
-from collectors.deliveries import DELIVERIES
-from collectors.filters import Filters, bind
-from collectors.otlp import SPAN_COLUMNS
-from collectors.store import SCHEMA
+from collectors.analyses import duplicates, latency, traces
+from collectors.analyses.deliveries import DELIVERIES
+from collectors.analyses.filters import Filters, bind
+from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage.store import SCHEMA
 
 MS = 1_000_000
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from collectors import check
-from collectors.event_life import verdict
-from collectors.filters import BadRequest, Filters, bind, parse_filters
-from collectors.traces import critical_path
+from collectors.analyses.event_life import verdict
+from collectors.analyses.filters import BadRequest, Filters, bind, parse_filters
+from collectors.analyses.traces import critical_path
 
 
 def span(span_id: str, start: int, duration: int, parent: str = "") -> dict:

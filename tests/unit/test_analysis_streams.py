@@ -1,4 +1,4 @@
-"""The SQL report equals the Python reference (collectors/streams.py) on many generated streams."""
+"""The SQL report equals the Python reference (collectors/analyses/streams.py) on many generated streams."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors import report
-from collectors.filters import Filters
-from collectors.otlp import SPAN_COLUMNS
-from collectors.schema import BUS_COLUMNS, SCHEMA
-from collectors.streams import count_stream
+from collectors.analyses import report
+from collectors.analyses.filters import Filters
+from collectors.analyses.streams import count_stream
+from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage.schema import BUS_COLUMNS, SCHEMA
 
 SPAN_DEFAULTS = {
     "TraceId": "0" * 32,

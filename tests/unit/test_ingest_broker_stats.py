@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from collectors.broker_stats import pubsub_hard_limit, sample_rows, snapshot
-from collectors.store import Store
+from collectors.bus.broker_stats import pubsub_hard_limit, sample_rows, snapshot
+from collectors.storage.store import Store
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collectors.logs import LOG_COLUMNS, decode_logs
-from collectors.metrics import METRIC_COLUMNS, decode_metrics
-from collectors.otlp import SPAN_COLUMNS, OtlpDecodeError, decode_traces
+from collectors.ingest.logs import LOG_COLUMNS, decode_logs
+from collectors.ingest.metrics import METRIC_COLUMNS, decode_metrics
+from collectors.ingest.otlp import SPAN_COLUMNS, OtlpDecodeError, decode_traces
 
 RESOURCE = Resource.create({"service.name": "orders"})
 

@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
-from collectors.answers import dumps
-from collectors.bearer import Bearer, header
-from collectors.refusals import LOG_EVERY_S, Refusals
-from collectors.store import INT64_MAX, INT64_MIN, row_checker
+from collectors.ingest.bearer import Bearer, header
+from collectors.ingest.refusals import LOG_EVERY_S, Refusals
+from collectors.serving.answers import dumps
+from collectors.storage.store import INT64_MAX, INT64_MIN, row_checker
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ class Clock:
 def test_refusals_are_counted_per_reason_and_logged_once_per_interval(caplog):
     clock = Clock()
     refusals = Refusals(clock)
-    with caplog.at_level(logging.WARNING, logger="collectors.refusals"):
+    with caplog.at_level(logging.WARNING, logger="collectors.ingest.refusals"):
         for _ in range(5):
             refusals.refuse("timeout", "10.0.0.1:5", "slow")
         refusals.refuse("not_found", "10.0.0.2:6")
@@ -76,7 +76,7 @@ def test_rejected_items_are_counted_apart_from_refused_requests():
 
 
 def span_row(**changes) -> tuple:
-    from collectors.otlp import SPAN_COLUMNS
+    from collectors.ingest.otlp import SPAN_COLUMNS
 
     row = dict.fromkeys(SPAN_COLUMNS, "x") | {"Timestamp": 10, "Duration": 5, "Sequence": None, "Attempts": 1}
     row |= {"SchemaVersion": None, "DeliveryCount": None} | changes
@@ -100,7 +100,7 @@ def test_span_rows_are_checked_against_the_integer_columns(changes, problem):
 
 
 def test_metric_bucket_counts_are_checked_element_by_element():
-    from collectors.metrics import METRIC_COLUMNS
+    from collectors.ingest.metrics import METRIC_COLUMNS
 
     check = row_checker("otel_metrics")
     row = dict.fromkeys(METRIC_COLUMNS) | {"StartTimeUnix": 0, "TimeUnix": 1, "Flags": 0}

@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collectors.admission import Admission
-from collectors.receiver import JSON, PROTOBUF, TRACES, ingest
-from collectors.store import Store, StoreBusy
+from collectors.ingest.admission import Admission
+from collectors.ingest.receiver import JSON, PROTOBUF, TRACES, ingest
+from collectors.storage.store import Store, StoreBusy
 
 LIMIT = 1 << 20
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from collectors import retention
-from collectors.otlp import SPAN_COLUMNS
-from collectors.schema import BUS_COLUMNS
-from collectors.store import Store
+from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage import retention
+from collectors.storage.schema import BUS_COLUMNS
+from collectors.storage.store import Store
 
 S = 1_000_000_000
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from collectors.logs import LOG_COLUMNS
-from collectors.metrics import METRIC_COLUMNS
-from collectors.otlp import SPAN_COLUMNS
-from collectors.store import Store
+from collectors.ingest.logs import LOG_COLUMNS
+from collectors.ingest.metrics import METRIC_COLUMNS
+from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage.store import Store
 
 
 def span(trace: int, span_id: int, start: int, linked: tuple[int, int] | None = None) -> tuple:

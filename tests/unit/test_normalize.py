@@ -20,10 +20,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from collectors import duplicates, event_life, flow, normalize, overview, report
-from collectors.filters import Filters
-from collectors.otlp import SPAN_COLUMNS, decode_protobuf
-from collectors.store import SCHEMA, Store
+from collectors.analyses import duplicates, event_life, flow, overview, report
+from collectors.analyses.filters import Filters
+from collectors.ingest import normalize
+from collectors.ingest.otlp import SPAN_COLUMNS, decode_protobuf
+from collectors.storage.store import SCHEMA, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY_DELIVERY_INFO = "{'exchange': '', 'routing_key': 'celery', 'priority': 0, 'redelivered': False}"
@@ -211,7 +212,7 @@ CASES = {
         {"schema_version": 2},
     ),
     # a number the store cannot hold is kept as it is, so that its span is rejected with the reason
-    # (partial success, collectors/store.py row_checker) rather than stored with the fact silently gone
+    # (partial success, collectors/storage/store.py row_checker) rather than stored with the fact silently gone
     "numbers out of the store's range are kept for the row check": (
         {"eventscope.attempts": "9" * 30},
         {"attempts": int("9" * 30)},

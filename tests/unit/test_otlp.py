@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind
 
-from collectors.otlp import SPAN_COLUMNS, OtlpDecodeError, decode_json, decode_protobuf
+from collectors.ingest.otlp import SPAN_COLUMNS, OtlpDecodeError, decode_json, decode_protobuf
 
 
 @pytest.fixture

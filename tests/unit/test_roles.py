@@ -1,4 +1,4 @@
-"""Which spans publish and which deliver (collectors/roles.py), over a small in-memory store.
+"""Which spans publish and which deliver (collectors/analyses/roles.py), over a small in-memory store.
 
 botocore records SQS calls as CLIENT spans: a SendMessage is a publish, a ReceiveMessage that names a
 message is a receipt (the delivery of that message, outcome ``received``), and an SQS message received
@@ -11,11 +11,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from collectors import duplicates, event_life, report
-from collectors.deliveries import DELIVERIES, PUBLISHES
-from collectors.filters import Filters, bind
-from collectors.otlp import SPAN_COLUMNS
-from collectors.store import SCHEMA
+from collectors.analyses import duplicates, event_life, report
+from collectors.analyses.deliveries import DELIVERIES, PUBLISHES
+from collectors.analyses.filters import Filters, bind
+from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage.store import SCHEMA
 
 MS = 1_000_000
 

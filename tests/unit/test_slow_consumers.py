@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collectors.slow_consumers import episodes
+from collectors.analyses.slow_consumers import episodes
 
 S = 1_000_000_000
 

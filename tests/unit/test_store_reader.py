@@ -1,4 +1,4 @@
-"""Every analysis reads the store only through the Reader interface (collectors/reader.py).
+"""Every analysis reads the store only through the Reader interface (collectors/storage/reader.py).
 
 Each API answer is computed twice over the same small store: once on a DuckDB cursor, once on a reader
 that offers nothing but the interface (execute, then description/fetchall/fetchone, and close). The
@@ -14,25 +14,24 @@ import inspect
 import duckdb
 import pytest
 
-from collectors import (
-    api,
-    broker_stats,
+from collectors.analyses import (
     duplicates,
     event_life,
     flow,
     instrumentation,
     latency,
     loss,
-    openapi,
     overview,
-    queries,
     report,
     sequences,
     slow_consumers,
     traces,
 )
-from collectors.reader import Reader, Result
-from collectors.schema import BUS_COLUMNS, SCHEMA, SPAN_COLUMNS
+from collectors.bus import broker_stats
+from collectors.serving import api, openapi
+from collectors.storage import queries
+from collectors.storage.reader import Reader, Result
+from collectors.storage.schema import BUS_COLUMNS, SCHEMA, SPAN_COLUMNS
 
 ANALYSES = (
     broker_stats, duplicates, event_life, flow, instrumentation, latency, loss, overview, queries, report, sequences,

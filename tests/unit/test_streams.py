@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.streams import count_stream, open_gaps
+from collectors.analyses.streams import count_stream, open_gaps
 
 
 def obs(*sequences):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.bus_tap import tap_row
-from collectors.store import Store
-from collectors.tap_writer import TapWriter, storable_malformed
+from collectors.bus.bus_tap import tap_row
+from collectors.bus.tap_writer import TapWriter, storable_malformed
+from collectors.storage.store import Store
 
 
 @pytest.fixture

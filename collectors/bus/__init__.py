@@ -1,0 +1,1 @@
+"""Bus: what Redis Pub/Sub carries (the tap, CloudEvents parsing) and what Redis says about it."""

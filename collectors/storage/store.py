@@ -1,0 +1,361 @@
+"""The store: one embedded DuckDB file, written only by the collectors process.
+
+The schema, declared once in collectors/storage/schema.py, gives the DDL, the column tuples that are the row
+contract, the insert column lists and the Arrow types of each batch. A single writer thread owns
+the write path and commits many submitted batches in one transaction (group commit); a submitter
+learns that its rows are durable only after that commit, which is what lets the OTLP receiver
+answer 200 safely. Span writes are idempotent on (TraceId, SpanId), so a retried export never
+counts twice; the check is an anti-join against the stored spans in the batch's start-time range
+rather than a primary-key index, whose upkeep grew with the table and dominated the cost of ingest
+(a retried span carries the same start time, so the range check is exact). The store never traces
+its own writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collectors.storage import schema
+from collectors.storage.schema import LOG_COLUMNS, MIGRATIONS, SCHEMA, SPAN_COLUMNS
+
+log = logging.getLogger(__name__)
+
+_ARROW_SCHEMAS = {table: schema.arrow_schema(table) for table in schema.TABLES}
+TABLE_COLUMNS = {table: schema.names(table) for table in schema.TABLES if table != "span_links"}
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# A sum of two columns the analyses compute in BIGINT, which must fit as well: a span's end is start plus duration.
+_SUMS_THAT_MUST_FIT = {"otel_traces": ("Timestamp", "Duration")}
+
+
+def row_checker(table: str) -> Callable[[tuple], str | None]:
+    """A check of one row of ``table`` against the store's 64-bit integer columns (and their lists).
+
+    It returns why the row cannot be stored, or None. OTLP times and counts are unsigned 64-bit and
+    integer attributes may be any size, so a value past 2^63 - 1 reaches the decoder; checking each
+    row there lets the receiver reject that item alone (partial success) instead of failing the
+    group commit of every batch that shares it. The INTEGER (32-bit) columns only ever receive
+    32-bit protobuf fields, so they need no check.
+    """
+    arrow = _ARROW_SCHEMAS[table]
+    scalars = [(i, f.name) for i, f in enumerate(arrow) if f.type == pa.int64()]
+    lists = [(i, f.name) for i, f in enumerate(arrow) if f.type == pa.list_(pa.int64())]
+    pair = [arrow.get_field_index(name) for name in _SUMS_THAT_MUST_FIT.get(table, ())]
+
+    def problem(row: tuple) -> str | None:
+        for i, name in scalars:
+            value = row[i]
+            if value is not None and not INT64_MIN <= value <= INT64_MAX:
+                return f"{name} {value} is out of the 64-bit integer range"
+        for i, name in lists:
+            values = row[i]
+            if values and not (min(values) >= INT64_MIN and max(values) <= INT64_MAX):
+                return f"a value of {name} is out of the 64-bit integer range"
+        if pair and row[pair[0]] + row[pair[1]] > INT64_MAX:
+            return " + ".join(arrow.field(i).name for i in pair) + " is out of the 64-bit integer range"
+        return None
+
+    return problem
+
+
+# What makes a row the same row: (the time column the anti-join ranges over, the identity columns). A
+# span is its (TraceId, SpanId), with its start time, which a retry carries unchanged. Metric points
+# and log records carry no id of their own: a metric point is identified as in the OpenTelemetry data
+# model, by its series (resource, scope, metric name and type, attributes) and its times; a log record
+# by all of its fields. A retried export repeats them exactly, so each is stored once.
+_POINT_IDENTITY = ("TimeUnix", "StartTimeUnix", "ServiceName", "MetricName", "MetricType", "Attributes")
+_IDENTITY = {
+    "otel_traces": ("Timestamp", ("Timestamp", "TraceId", "SpanId")),
+    "otel_metrics": ("TimeUnix", (*_POINT_IDENTITY, "ResourceAttributes", "ScopeName", "ScopeVersion")),
+    "otel_logs": ("Timestamp", LOG_COLUMNS),
+}
+
+
+def _identity_key(table: str) -> Callable[[tuple], tuple]:
+    at = [TABLE_COLUMNS[table].index(column) for column in _IDENTITY[table][1]]
+    return lambda row: tuple(row[i] for i in at)
+
+
+# Tables whose rows are keyed: a retried export must not count twice (duplicates within one group
+# commit are dropped in Python, those already stored by the anti-joins below).
+_KEYED = {
+    "otel_traces": lambda row: (row[1], row[2]),  # within one commit, one row per id even if times differ
+    "otel_metrics": _identity_key("otel_metrics"),
+    "otel_logs": _identity_key("otel_logs"),
+    "span_links": lambda row: row,
+}
+# Table and column names here are constants of collectors/storage/schema.py, never request values. Every insert
+# names its columns, so it never depends on the order of the columns in the table.
+_INSERTS = {
+    table: f"INSERT INTO {table} ({schema.column_list(table)}) SELECT {schema.column_list(table)} FROM _batch"
+    for table in _ARROW_SCHEMAS
+}
+# Only the rows absent among the stored rows in the batch's own time range are inserted. The range
+# bounds are the batch's min/max time: zone maps then skip all but the newest row groups, so the check
+# costs the same at a million rows as at a thousand.
+_INSERT_NEW = {
+    table: f"""
+INSERT INTO {table} ({schema.column_list(table)})
+SELECT {schema.column_list(table, "b.")} FROM _batch b
+ANTI JOIN (SELECT {", ".join(columns)} FROM {table} WHERE {time} BETWEEN ? AND ?) s
+    ON {" AND ".join(f"s.{c} = b.{c}" for c in columns)}
+"""
+    for table, (time, columns) in _IDENTITY.items()
+}
+_INSERT_NEW_SPANS = _INSERT_NEW["otel_traces"] + "RETURNING TraceId, SpanId\n"
+_INSERT_LINKS_OF_NEW = f"""
+INSERT INTO span_links ({schema.column_list("span_links")})
+SELECT {schema.column_list("span_links", "l.")}
+FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
+"""
+WRITE_SETTINGS = (
+    "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
+)
+
+
+def _insert_batch(cursor, statement: str, batch: pa.Table, parameters: list | None = None) -> list[tuple]:
+    cursor.register("_batch", batch)
+    returned = cursor.execute(statement, parameters or []).fetchall()
+    cursor.unregister("_batch")
+    return returned
+
+
+def _time_range(table: str, batch: pa.Table) -> list:
+    bounds = pc.min_max(batch[_IDENTITY[table][0]])
+    return [bounds["min"].as_py(), bounds["max"].as_py()]
+
+
+def _insert_new_spans(cursor, spans: pa.Table, links: pa.Table | None) -> None:
+    """Store the spans not stored yet, and the links of exactly those spans."""
+    new = _insert_batch(cursor, _INSERT_NEW_SPANS, spans, _time_range("otel_traces", spans))
+    if links is None or not new:
+        return
+    if len(new) == spans.num_rows:  # the usual case: nothing was stored before
+        _insert_batch(cursor, _INSERTS["span_links"], links)
+        return
+    cursor.register("_new", pa.table({"TraceId": [k[0] for k in new], "SpanId": [k[1] for k in new]}))
+    _insert_batch(cursor, _INSERT_LINKS_OF_NEW, links)
+    cursor.unregister("_new")
+
+
+def link_rows(span_rows: list[tuple]) -> list[tuple]:
+    """span_links rows from the Links JSON of span rows (for rows that did not come with their links)."""
+    links_at = SPAN_COLUMNS.index("Links")
+    return [
+        (row[1], row[2], link["TraceId"], link["SpanId"])
+        for row in span_rows
+        if row[links_at] != "[]"
+        for link in json.loads(row[links_at])
+    ]
+
+
+class StoreBusy(RuntimeError):
+    """The write queue is full: the caller should ask its sender to retry later."""
+
+
+class _Job:
+    """Rows for one table, or an action on the writer's cursor; finished after its commit."""
+
+    def __init__(self, tables: dict[str, list[tuple]], action: Callable | None = None):
+        self.tables = tables
+        self.action = action
+        self.result: object = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the rows are committed; raises the write error if the commit failed."""
+        if not self._done.wait(timeout):
+            return False
+        if self.error is not None:
+            raise self.error
+        return True
+
+
+def _arrow_batch(table: str, rows: list[tuple]) -> pa.Table:
+    arrow = _ARROW_SCHEMAS[table]
+    columns = list(zip(*rows, strict=False)) if rows else [()] * len(arrow)
+    return pa.Table.from_arrays(
+        [pa.array(col, type=f.type) for col, f in zip(columns, arrow, strict=False)], schema=arrow
+    )
+
+
+class Store:
+    """The DuckDB file, its writer thread, and read cursors for queries."""
+
+    MAX_JOBS_PER_COMMIT = 64  # batches sharing one commit at most
+    GATHER_S = 0.002  # how long the writer waits for more batches before it commits
+
+    def __init__(self, path: str, queue_limit: int = 256, memory_limit: str | None = None):
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._conn = duckdb.connect(path)
+        self._conn.execute(SCHEMA)
+        for migration in MIGRATIONS:
+            self._conn.execute(migration)
+        for setting in WRITE_SETTINGS:
+            self._conn.execute(setting)
+        if memory_limit:
+            self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_limit)
+        self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._writer.start()
+
+    def submit(self, table: str, rows: list[tuple]) -> _Job:
+        """Queue rows for the next group commit; raise StoreBusy when the queue is full.
+
+        Span rows get their span_links rows from their Links column.
+        """
+        if table not in TABLE_COLUMNS:
+            raise ValueError(f"unknown table {table!r}")
+        tables = {table: rows}
+        if table == "otel_traces":
+            tables["span_links"] = link_rows(rows)
+        return self._enqueue(_Job(tables))
+
+    def submit_tables(self, tables: dict[str, list[tuple]]) -> _Job:
+        """Queue rows for several tables, committed together (spans with the span_links rows of their links)."""
+        unknown = set(tables) - set(_ARROW_SCHEMAS)
+        if unknown:
+            raise ValueError(f"unknown tables {sorted(unknown)}")
+        return self._enqueue(_Job(tables))
+
+    def submit_action(self, action: Callable[[duckdb.DuckDBPyConnection], object]) -> _Job:
+        """Run ``action(cursor)`` on the writer thread in a transaction of its own (retention uses it)."""
+        return self._enqueue(_Job({}, action))
+
+    def _enqueue(self, job: _Job) -> _Job:
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise StoreBusy("store write queue is full") from None
+        return job
+
+    def write(self, table: str, rows: list[tuple], timeout: float = 30.0) -> None:
+        """Submit and wait for the commit (used by tests and tools)."""
+        if not self.submit(table, rows).wait(timeout):
+            raise TimeoutError("store commit did not finish in time")
+
+    def queued(self) -> int:
+        """How many jobs wait for the writer."""
+        return self._queue.qsize()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one reader thread; close it when done."""
+        return self._conn.cursor()
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """What the analyses read through (a ``Reader``, collectors/storage/reader.py); close it when done."""
+        return self._conn.cursor()
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer, close the file."""
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+        self._conn.close()
+
+    def _run(self) -> None:
+        cursor = self._conn.cursor()
+        while True:
+            jobs = self._next_group()
+            if not jobs:
+                break
+            if jobs[0].action is not None:
+                self._run_action(cursor, jobs[0])
+            else:
+                self._commit_group(cursor, jobs)
+        cursor.close()
+
+    def _next_group(self) -> list[_Job]:
+        """The next action alone, or up to MAX_JOBS_PER_COMMIT row jobs; empty when closing.
+
+        After the first row job the writer waits up to GATHER_S for more, so that concurrent senders
+        share a commit: one commit of many batches costs much less than many commits of one.
+        """
+        first = self._queue.get()
+        if first is None:
+            return []
+        jobs = [first]
+        deadline = time.monotonic() + self.GATHER_S
+        while first.action is None and len(jobs) < self.MAX_JOBS_PER_COMMIT:
+            job = self._peek(deadline - time.monotonic())
+            if job is None or job.action is not None:
+                break
+            jobs.append(self._queue.get_nowait())
+        return jobs
+
+    def _peek(self, timeout: float) -> _Job | None:
+        """The job at the head of the queue without taking it, waiting up to ``timeout``; None if none."""
+        with self._queue.not_empty:
+            if timeout > 0 and not self._queue._qsize():
+                self._queue.not_empty.wait(timeout)
+            return self._queue.queue[0] if self._queue._qsize() else None
+
+    def _run_action(self, cursor, job: _Job) -> None:
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            job.result = job.action(cursor)
+            cursor.execute("COMMIT")
+        except Exception as exc:
+            cursor.execute("ROLLBACK")
+            log.exception("store action failed")
+            job.finish(exc)
+            return
+        job.finish(None)
+
+    def _commit_group(self, cursor, jobs: list[_Job]) -> None:
+        try:
+            self._commit(cursor, jobs)
+        except Exception:  # one bad job must not fail the good ones: retry each alone
+            log.exception("group commit failed; committing %d jobs one by one", len(jobs))
+            for job in jobs:
+                try:
+                    self._commit(cursor, [job])
+                except Exception as exc:
+                    job.finish(exc)
+                else:
+                    job.finish(None)
+            return
+        for job in jobs:
+            job.finish(None)
+
+    def _commit(self, cursor, jobs: list[_Job]) -> None:
+        by_table: dict[str, list[tuple]] = {}
+        for job in jobs:
+            for table, rows in job.tables.items():
+                by_table.setdefault(table, []).extend(rows)
+        for table, key in _KEYED.items():
+            if table in by_table:
+                by_table[table] = list({key(row): row for row in by_table[table]}.values())
+        batches = {table: _arrow_batch(table, rows) for table, rows in by_table.items() if rows}
+        cursor.execute("BEGIN TRANSACTION")
+        try:
+            spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
+            if spans is not None:
+                _insert_new_spans(cursor, spans, links)
+            elif links is not None:
+                batches["span_links"] = links
+            for table, batch in batches.items():
+                if table in _INSERT_NEW:
+                    _insert_batch(cursor, _INSERT_NEW[table], batch, _time_range(table, batch))
+                else:
+                    _insert_batch(cursor, _INSERTS[table], batch)
+            cursor.execute("COMMIT")
+        except Exception:
+            cursor.execute("ROLLBACK")  # unregistering needs a live transaction
+            for name in ("_batch", "_new"):
+                cursor.unregister(name)
+            raise
