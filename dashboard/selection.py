@@ -31,3 +31,23 @@ def rows(event) -> list[int]:
 def points(event) -> list[dict]:
     """Selected points of a plotly selection event."""
     return list((event or {}).get("selection", {}).get("points", [])) if event else []
+
+
+_LABELS_KEPT = 500
+
+
+def option(key: str, labels: dict[str, str], picked: object) -> str | None:
+    """The option behind a select box's answer on a live page.
+
+    Streamlit answers with the label the browser showed when the options changed between the list being
+    drawn and the click (a live page redraws every few seconds), so labels shown earlier are remembered
+    (the latest ``_LABELS_KEPT``) and mapped back to their option; anything else is no option.
+    """
+    state_key = _PREFIX + key + "_labels"
+    seen: dict[str, str] = st.session_state.setdefault(state_key, {})
+    seen.update({label: value for value, label in labels.items()})
+    while len(seen) > _LABELS_KEPT:
+        seen.pop(next(iter(seen)))
+    if not isinstance(picked, str) or not picked:
+        return None
+    return picked if picked in labels else seen.get(picked)

@@ -28,7 +28,7 @@ OVERVIEW_NUMBERS = (
     ("Missing", "missing", "Sequence numbers in open gaps: late or lost, at the bus or at a consumer group."),
     ("Lost", "lost", "Missing numbers whose gap has stayed open past the grace window."),
     ("Duplicates", "duplicates", "Copies of an event id seen again at one vantage point (redeliveries excluded)."),
-    ("Processed twice", "duplicates_processed", "Duplicates a consumer processed again: the bug."),
+    ("Done twice", "duplicates_processed", "Duplicates a consumer processed again (processed twice): the bug."),
     ("Redeliveries", "redeliveries", "Messages handed to a consumer group again after a failed attempt: "
      "not duplicates (the Dead letters page lists them with the retries)."),
     ("Out of order", "out_of_order", "Events that arrived after a later one of their stream."),

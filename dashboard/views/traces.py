@@ -54,8 +54,12 @@ def results(search: dict) -> None:
             t: " · ".join(map(str, r))
             for t, r in zip(frame["trace_id"], frame[["root", "duration", "services"]].values)
         }
-        listed = st.selectbox(
-            "Open a trace", ["", *labels], format_func=lambda t: labels.get(t, "pick one"), key="open_trace"
+        listed = selection.option(
+            "open_trace",
+            labels,
+            st.selectbox(
+                "Open a trace", ["", *labels], format_func=lambda t: labels.get(t, "pick one"), key="open_trace"
+            ),
         )
         chosen = (
             chosen
