@@ -142,7 +142,9 @@ def cmd_faults(args: argparse.Namespace) -> int:
         params = ",".join(
             f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in fault["defaults"].items()
         )
-        print(f"{fault['name']} ({fault['env']}; defaults {params or 'none'})\n    {fault['description']}")
+        switch = f"{fault['env']}; defaults {params or 'none'}" if fault["switchable"] else "recorded only"
+        print(f"{fault['name']} ({switch}; seen as {fault['seen_as']} per {fault['unit']})")
+        print(f"    {fault['description']}")
     return 0
 
 

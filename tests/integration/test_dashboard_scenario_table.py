@@ -1,5 +1,6 @@
 """The Scenarios page runs a scenario and shows its table (AppTest): a scenario without faults still lists
-every detector, each with injected 0, found 0, missed 0, extra 0 as integers."""
+every fault kind of the shop's ``faults --json`` listing, each with injected 0, found 0, missed 0, extra 0 as
+integers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from dashboard import scoring
+from dashboard import sample_cli, scoring
 from tests.integration.test_dashboard_pages import open_page, texts
 from tests.processes import Collectors
 
@@ -34,9 +35,11 @@ def test_a_scenario_without_faults_shows_every_detector_at_zero(redis_server, mo
         time.sleep(2)  # the collectors store the last spans the run flushed on exit
         app.run()
         [table] = [d.value for d in app.dataframe if "found at" in d.value.columns]
-        assert list(table["fault"]) == [d.kind for d in scoring.DETECTORS]
+        kinds = scoring.sightings(sample_cli.faults().items).kinds
+        assert list(table["fault"]) == [k.fault for k in kinds] and len(kinds) == 10
+        assert list(table["seen as"]) == [d.finding for d in scoring.FINDINGS]
         counts = table[["injected", "found", "missed", "extra"]]
-        assert counts.to_numpy().tolist() == [[0, 0, 0, 0]] * len(scoring.DETECTORS)
+        assert counts.to_numpy().tolist() == [[0, 0, 0, 0]] * len(kinds)
         assert {str(t) for t in counts.dtypes} == {"Int64"}
         assert "Nothing was injected: every detector looked" in texts(app)
     finally:
