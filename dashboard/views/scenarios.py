@@ -89,7 +89,6 @@ def unscored(kinds: scoring.Sightings) -> None:
 def comparison(truth: list[dict], since_ns: int) -> None:
     st.subheader("Ground truth vs what the detectors found")
     found, kinds = findings(since_ns), fault_kinds()
-    unscored(kinds)
     st.dataframe(scoring.table(truth, found, kinds), hide_index=True, width="stretch")
     st.caption(
         "Counted in the unit each fault was injected in (an event, an event at one group, a failed attempt, a "
@@ -147,6 +146,7 @@ def main() -> None:
     filters.set_page_param("scenario", name)
     scenario = scenarios.items[names.index(name)]
     explain(scenario)
+    unscored(fault_kinds())
     progress(scenario)
 
 

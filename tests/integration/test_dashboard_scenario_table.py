@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import streamlit as st
 
 from dashboard import sample_cli, scoring
 from tests.integration.test_dashboard_pages import open_page, texts
@@ -43,4 +44,29 @@ def test_a_scenario_without_faults_shows_every_detector_at_zero(redis_server, mo
         assert {str(t) for t in counts.dtypes} == {"Int64"}
         assert "Nothing was injected: every detector looked" in texts(app)
     finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    ("listing", "said"),
+    [
+        (
+            sample_cli.Listing(error="`python -m sample_system faults --json` did not print a JSON list"),
+            "did not print",
+        ),
+        (sample_cli.Listing(items=[{"name": "reorder", "seen_as": "shuffled", "unit": "event"}]), "shuffled"),
+        (sample_cli.Listing(items=[{"name": "reorder", "seen_as": "late", "unit": "**bold**"}]), "\\*\\*bold\\*\\*"),
+    ],
+)
+def test_a_faults_listing_the_page_cannot_use_is_a_notice_not_a_crash(listing, said, redis_server, monkeypatch):
+    process = Collectors(redis_server.url)
+    monkeypatch.setattr(sample_cli, "faults", lambda: listing)
+    st.cache_data.clear()  # the page caches the listing for a minute
+    try:
+        monkeypatch.setenv("REDIS_URL", redis_server.url)
+        app = open_page(process.api, "scenarios", monkeypatch, scenario="happy_path")
+        [warning] = [w.value for w in app.warning if "cannot be scored" in w.value]
+        assert said in warning
+    finally:
+        st.cache_data.clear()
         process.stop()
