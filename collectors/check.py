@@ -1,10 +1,11 @@
 """``python -m collectors check``: assert limits on a collected event flow, for CI pipelines.
 
 It reads ``/api/v1/overview`` from a running collectors, prints one line per figure with its
-limit and verdict, and exits 0 when every given limit holds, 1 when one fails, 2 when the API
-cannot be read. A window that holds no delivery and no bus message fails too ("nothing observed"),
-unless ``--allow-empty``: every limit holds trivially over nothing, which is how a pipeline whose
-telemetry never arrived would otherwise pass.
+limit and verdict (with ``--json``, one JSON object for a pipeline to read instead), and exits 0
+when every given limit holds, 1 when one fails, 2 when the API cannot be read. A window that
+holds no delivery and no bus message fails too ("nothing observed"), unless ``--allow-empty``:
+every limit holds trivially over nothing, which is how a pipeline whose telemetry never arrived
+would otherwise pass.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-empty", action="store_true", help="pass when the window holds no deliveries and no bus messages"
     )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the readable summary")
 
 
 def _fetch(api: str, args: argparse.Namespace) -> dict:
@@ -77,6 +79,14 @@ def observed_nothing(overview: dict) -> bool:
     return not overview.get("deliveries") and not overview.get("messages", overview.get("bus_messages"))
 
 
+def verdict(results: list[tuple[str, object, object, bool]], empty_fails: bool = False) -> str:
+    """The last line of the summary: every limit holds, how many failed, or nothing observed."""
+    failed = [r for r in results if not r[3]]
+    if empty_fails:
+        return f"FAILED: {NOTHING_OBSERVED} (--allow-empty accepts that)"
+    return f"FAILED: {len(failed)} of {len(results)} limits exceeded" if failed else "ok: every limit holds"
+
+
 def summary(overview: dict, results: list[tuple[str, object, object, bool]], empty_fails: bool = False) -> str:
     """The readable report printed by the command."""
     lines = ["eventscope check"]
@@ -84,22 +94,34 @@ def summary(overview: dict, results: list[tuple[str, object, object, bool]], emp
     for field, value, limit, ok in results:
         shown = "n/a" if value is None else (f"{value:.1f}" if isinstance(value, float) else value)
         lines.append(f"  {field:<22} {shown} (limit {limit}) {'ok' if ok else 'FAILED'}")
-    failed = [r for r in results if not r[3]]
-    if empty_fails:
-        lines.append(f"FAILED: {NOTHING_OBSERVED} (--allow-empty accepts that)")
-    else:
-        lines.append(f"FAILED: {len(failed)} of {len(results)} limits exceeded" if failed else "ok: every limit holds")
+    lines.append(verdict(results, empty_fails))
     return "\n".join(lines)
+
+
+def answer(overview: dict, results: list[tuple[str, object, object, bool]], empty_fails: bool = False) -> dict:
+    """The same report as one JSON object (``--json``): ``ok`` is what the exit status says."""
+    return {
+        "ok": not empty_fails and all(ok for *_, ok in results),
+        "verdict": verdict(results, empty_fails),
+        "observed_nothing": observed_nothing(overview),
+        "figures": {field: overview.get(field) for field in SHOWN},
+        "limits": [{"field": f, "value": v, "limit": lim, "ok": ok} for f, v, lim, ok in results],
+    }
 
 
 def run(api: str, args: argparse.Namespace) -> int:
     """Fetch, evaluate, print; return the exit status."""
+    as_json = getattr(args, "json", False)
     try:
         overview = _fetch(api, args)
     except (urllib.error.URLError, OSError, ValueError) as exc:  # ConfigError (a bad token) is a ValueError
-        print(f"cannot read the overview from {api}: {exc}")
+        error = f"cannot read the overview from {api}: {exc}"
+        print(json.dumps({"ok": False, "error": error}) if as_json else error)
         return EXIT_UNREACHABLE
     results = evaluate(overview, {name: getattr(args, name) for name in LIMITS})
     empty_fails = observed_nothing(overview) and not getattr(args, "allow_empty", False)
-    print(summary(overview, results, empty_fails))
+    if as_json:
+        print(json.dumps(answer(overview, results, empty_fails), indent=2))
+    else:
+        print(summary(overview, results, empty_fails))
     return EXIT_FAILED if empty_fails or any(not ok for *_, ok in results) else EXIT_OK

@@ -94,6 +94,11 @@ def scenarios() -> Listing:
     return _listing("scenario", "list")
 
 
+def faults() -> Listing:
+    """``faults --json``: each kind of ground truth and the eventscope finding that shows it (``seen_as``, ``unit``)."""
+    return _listing("faults")
+
+
 def dlq_list() -> Listing:
     """``dlq list --json``: the sample shop's dead-letter entries."""
     return _listing("dlq", "list")

@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     run_one.add_argument("--seconds", type=float)
     run_one.add_argument("--seed", type=int, default=cfg.DEFAULT_SEED)
     run_one.add_argument("--truth", help="write ground truth (JSON lines) to this file")
+    run_one.add_argument(
+        "--json", action="store_true", help="print the summary alone, as JSON (progress lines go to stderr)"
+    )
     _redis_flag(run_one)
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="action", required=True)
@@ -142,7 +145,9 @@ def cmd_faults(args: argparse.Namespace) -> int:
         params = ",".join(
             f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in fault["defaults"].items()
         )
-        print(f"{fault['name']} ({fault['env']}; defaults {params or 'none'})\n    {fault['description']}")
+        switch = f"{fault['env']}; defaults {params or 'none'}" if fault["switchable"] else "recorded only"
+        print(f"{fault['name']} ({switch}; seen as {fault['seen_as']} per {fault['unit']})")
+        print(f"    {fault['description']}")
     return 0
 
 
@@ -156,15 +161,23 @@ def cmd_scenario(args: argparse.Namespace) -> int:
                 print(f"{item['name']:<24} {item['seconds']:>4g}s  {item['title']}")
         return 0
     redis_url = args.redis_url or os.environ.get(cfg.ENV_REDIS_URL, cfg.DEFAULT_REDIS_URL)
+    progress = _progress_to_stderr if args.json else _progress
     summary = scenarios.run_scenario(
-        args.name, args.seconds, args.seed, args.truth, redis_url, _stop_on_signals(), progress=_progress
+        args.name, args.seconds, args.seed, args.truth, redis_url, _stop_on_signals(), progress=progress
     )
-    print(f"scenario {args.name}: done {json.dumps(summary, sort_keys=True)}", flush=True)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    else:
+        print(f"scenario {args.name}: done {json.dumps(summary, sort_keys=True)}", flush=True)
     return 0
 
 
 def _progress(line: str) -> None:
     print(line, flush=True)
+
+
+def _progress_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _client(args: argparse.Namespace) -> redis.Redis:

@@ -541,9 +541,22 @@ class Subscription:
         return self._injector is not None and self._injector.double_subscribed(self.group)
 
 
+DEAD_LETTER_DESCRIPTION = (
+    "Not switched on by itself: recorded whenever a delivery ends in the dead-letter queue (a poison "
+    "message, or a transient error at the last attempt)."
+)
+
+
 def describe() -> list[dict]:
-    """The catalogue as plain data (for the CLI and the docs)."""
-    return [
-        {"name": s.name, "env": env_var(s.name), "description": s.description, "defaults": dict(s.defaults)}
+    """Every kind of ground-truth record as plain data (for the CLI, the docs and the dashboard's scoring):
+    the switchable faults of the catalogue, then the dead letters; each says how eventscope shows it."""
+    switchable = [
+        {"name": str(s.name), "env": env_var(s.name), "description": s.description, "defaults": dict(s.defaults)}
+        | {"switchable": True}
         for s in CATALOGUE.values()
+    ]
+    recorded = {"name": str(Fault.DEAD_LETTER), "env": None, "description": DEAD_LETTER_DESCRIPTION, "defaults": {}}
+    return [
+        entry | truth.SIGHTINGS[Fault(entry["name"])].describe()
+        for entry in [*switchable, recorded | {"switchable": False}]
     ]

@@ -7,6 +7,7 @@ this file, so every line is flushed as it is written and counts are kept in memo
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import threading
@@ -35,6 +36,55 @@ class Fault(enum.StrEnum):
 
 
 KINDS = tuple(kind.value for kind in Fault)
+
+
+class Unit(enum.StrEnum):
+    """What one injection is, in the fields of its record: the unit a fault is counted in.
+
+    A scoring counts what was injected and what was found in the same unit, so that a late event seen at
+    the bus and at two groups is one fault found, and a crash that lost one event to one group is one.
+    """
+
+    EVENT = "event"  # event_id
+    DELIVERY = "delivery"  # event_id at group: one (event, consumer group) pair
+    ATTEMPT = "attempt"  # event_id at group, detail.attempt: one failed attempt
+    SEQUENCE = "sequence"  # channel, source, partitionkey, sequence: a number that never reached the broker
+    WINDOW = "window"  # group from time_ns for detail.for_s seconds: a slow window
+
+
+@dataclasses.dataclass(frozen=True)
+class Sighting:
+    """Which of eventscope's findings shows a fault kind, and the unit both are counted in.
+
+    ``also`` names findings the fault causes besides, at the group it was injected in (within their
+    window, for a window finding), so that they are not taken for faults nobody injected; ``when`` names
+    a parameter (in the record's detail) without which it causes none.
+    """
+
+    seen_as: str
+    unit: Unit
+    also: tuple[tuple[str, str | None], ...] = ()
+
+    def describe(self) -> dict:
+        also = [{"finding": finding, "when": when} for finding, when in self.also]
+        return {"seen_as": self.seen_as, "unit": str(self.unit), "also_seen_as": also}
+
+
+SIGHTINGS: dict[Fault, Sighting] = {
+    Fault.DUPLICATE_PUBLISH: Sighting("published_twice", Unit.EVENT),
+    Fault.DOUBLE_SUBSCRIPTION: Sighting("delivered_twice", Unit.DELIVERY),
+    Fault.REORDER: Sighting("late", Unit.EVENT),
+    Fault.DROP_BEFORE_BROKER: Sighting("lost_before_broker", Unit.SEQUENCE),
+    Fault.CONSUMER_CRASH: Sighting("lost_at_delivery", Unit.DELIVERY),
+    # Redis cuts off a subscriber whose output buffer outgrew the lowered limit: what the buffer held is lost
+    Fault.SLOW_CONSUMER: Sighting("fell_behind", Unit.WINDOW, (("lost_at_delivery", "buffer_limit_kb"),)),
+    Fault.POISON_MESSAGE: Sighting("dead_lettered_at_first_attempt", Unit.EVENT),
+    # a group retrying with backoff falls behind its peers while it retries
+    Fault.TRANSIENT_ERROR: Sighting("failed_attempt", Unit.ATTEMPT, (("fell_behind", None),)),
+    Fault.DEAD_LETTER: Sighting("dead_lettered", Unit.DELIVERY),
+    Fault.CLOCK_SKEW: Sighting("negative_delivery_time", Unit.EVENT),
+}
+"""How eventscope shows each kind of record (the names are its findings; the Scenarios page scores by them)."""
 
 
 def record(

@@ -29,6 +29,14 @@ def listing() -> sample_cli.Listing:
     return sample_cli.scenarios()
 
 
+@st.cache_data(ttl=LISTING_TTL_S, show_spinner="Asking the sample system for its faults…")
+def fault_kinds() -> scoring.Sightings:
+    faults = sample_cli.faults()
+    kinds = scoring.sightings(faults.items)
+    problems = ((faults.error,) if faults.error else ()) + kinds.problems
+    return scoring.Sightings(kinds.kinds, problems)
+
+
 st.title("Scenarios")
 st.caption(
     "Each scenario runs the sample shop with one fault switched on, writes down every fault it injects "
@@ -69,17 +77,27 @@ def findings(since_ns: int) -> dict:
     return scoring.gather(data.answer, since_ns, (ApiUnavailable,))
 
 
+def unscored(kinds: scoring.Sightings) -> None:
+    if kinds.problems:
+        st.warning(
+            "**Some faults cannot be scored.** The shop's `faults --json` listing says how eventscope shows each "
+            "fault; what it could not say: " + "; ".join(markdown.text(p) for p in kinds.problems),
+            icon=":material/warning:",
+        )
+
+
 def comparison(truth: list[dict], since_ns: int) -> None:
     st.subheader("Ground truth vs what the detectors found")
-    found = findings(since_ns)
-    st.dataframe(scoring.table(truth, found), hide_index=True, width="stretch")
+    found, kinds = findings(since_ns), fault_kinds()
+    st.dataframe(scoring.table(truth, found, kinds), hide_index=True, width="stretch")
     st.caption(
         "Counted in the unit each fault was injected in (an event, an event at one group, a failed attempt, a "
-        "group's slow window). found = injected faults some vantage point reported; found at = how many of them "
+        "group's slow window); seen as = the eventscope finding that shows it. found = injected faults some "
+        "vantage point reported; found at = how many of them "
         "each vantage point saw; missed = injected, reported nowhere; extra = reported, explained by no injection."
         + ("" if truth else " Nothing was injected: every detector looked, and any finding is extra.")
     )
-    extra = scoring.extras(truth, found)
+    extra = scoring.extras(truth, found, kinds)
     if not extra.empty:
         st.markdown("**Reported without an injection**")
         st.dataframe(
@@ -128,6 +146,7 @@ def main() -> None:
     filters.set_page_param("scenario", name)
     scenario = scenarios.items[names.index(name)]
     explain(scenario)
+    unscored(fault_kinds())
     progress(scenario)
 
 

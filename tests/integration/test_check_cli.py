@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -59,6 +60,15 @@ def test_limits_pass_and_fail_with_a_readable_summary(collectors, redis_server):
     assert "  duplicates_processed   1 (limit 0) FAILED" in lines
     assert "  dead_letters           1 (limit 5) ok" in lines
     assert lines[-1] == "FAILED: 3 of 4 limits exceeded"
+    as_json = check(collectors.api, "--max-missing", "3", "--max-dead-letters", "5", "--json")
+    assert as_json.returncode == 1, as_json.stdout + as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert answer["ok"] is False and answer["verdict"] == "FAILED: 1 of 2 limits exceeded"
+    assert answer["limits"] == [
+        {"field": "missing", "value": 4, "limit": 3, "ok": False},
+        {"field": "dead_letters", "value": 1, "limit": 5, "ok": True},
+    ]
+    assert answer["figures"]["duplicates"] >= 1 and answer["observed_nothing"] is False
 
 
 def test_channel_filter_narrows_the_check(collectors, redis_server):
@@ -81,6 +91,13 @@ def test_an_empty_window_fails_as_nothing_observed_unless_allowed(collectors):
     allowed = check(collectors.api, "--max-missing", "0", "--allow-empty")
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert allowed.stdout.splitlines()[-1] == "ok: every limit holds"
+    empty_json = json.loads(check(collectors.api, "--max-missing", "0", "--json").stdout)
+    assert empty_json["ok"] is False and empty_json["observed_nothing"] is True
+    assert empty_json["verdict"].startswith("FAILED: nothing observed")
+    allowed_json = json.loads(check(collectors.api, "--max-missing", "0", "--allow-empty", "--json").stdout)
+    assert allowed_json["ok"] is True and allowed_json["limits"] == [
+        {"field": "missing", "value": 0, "limit": 0, "ok": True}
+    ]
 
 
 def test_unenveloped_messages_alone_are_something_observed(collectors, redis_server):
@@ -94,3 +111,7 @@ def test_unreachable_api_exits_2():
     result = check(f"http://127.0.0.1:{free_port()}", "--max-missing", "0")
     assert result.returncode == 2
     assert "cannot read the overview" in result.stdout
+    as_json = check(f"http://127.0.0.1:{free_port()}", "--max-missing", "0", "--json")
+    assert as_json.returncode == 2
+    answer = json.loads(as_json.stdout)
+    assert answer["ok"] is False and answer["error"].startswith("cannot read the overview")

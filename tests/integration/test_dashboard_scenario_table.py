@@ -1,13 +1,15 @@
 """The Scenarios page runs a scenario and shows its table (AppTest): a scenario without faults still lists
-every detector, each with injected 0, found 0, missed 0, extra 0 as integers."""
+every fault kind of the shop's ``faults --json`` listing, each with injected 0, found 0, missed 0, extra 0 as
+integers."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import streamlit as st
 
-from dashboard import scoring
+from dashboard import sample_cli, scoring
 from tests.integration.test_dashboard_pages import open_page, texts
 from tests.processes import Collectors
 
@@ -34,10 +36,37 @@ def test_a_scenario_without_faults_shows_every_detector_at_zero(redis_server, mo
         time.sleep(2)  # the collectors store the last spans the run flushed on exit
         app.run()
         [table] = [d.value for d in app.dataframe if "found at" in d.value.columns]
-        assert list(table["fault"]) == [d.kind for d in scoring.DETECTORS]
+        kinds = scoring.sightings(sample_cli.faults().items).kinds
+        assert list(table["fault"]) == [k.fault for k in kinds] and len(kinds) == 10
+        assert list(table["seen as"]) == [d.finding for d in scoring.FINDINGS]
         counts = table[["injected", "found", "missed", "extra"]]
-        assert counts.to_numpy().tolist() == [[0, 0, 0, 0]] * len(scoring.DETECTORS)
+        assert counts.to_numpy().tolist() == [[0, 0, 0, 0]] * len(kinds)
         assert {str(t) for t in counts.dtypes} == {"Int64"}
         assert "Nothing was injected: every detector looked" in texts(app)
     finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    ("listing", "said"),
+    [
+        (
+            sample_cli.Listing(error="`python -m sample_system faults --json` did not print a JSON list"),
+            "did not print",
+        ),
+        (sample_cli.Listing(items=[{"name": "reorder", "seen_as": "shuffled", "unit": "event"}]), "shuffled"),
+        (sample_cli.Listing(items=[{"name": "reorder", "seen_as": "late", "unit": "**bold**"}]), "\\*\\*bold\\*\\*"),
+    ],
+)
+def test_a_faults_listing_the_page_cannot_use_is_a_notice_not_a_crash(listing, said, redis_server, monkeypatch):
+    process = Collectors(redis_server.url)
+    monkeypatch.setattr(sample_cli, "faults", lambda: listing)
+    st.cache_data.clear()  # the page caches the listing for a minute
+    try:
+        monkeypatch.setenv("REDIS_URL", redis_server.url)
+        app = open_page(process.api, "scenarios", monkeypatch, scenario="happy_path")
+        [warning] = [w.value for w in app.warning if "cannot be scored" in w.value]
+        assert said in warning
+    finally:
+        st.cache_data.clear()
         process.stop()

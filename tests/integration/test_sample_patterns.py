@@ -250,6 +250,7 @@ def test_scenario_command_line_lists_and_runs(redis_server, tmp_path):
             str(path),
             "--redis-url",
             redis_server.url,
+            "--json",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -258,8 +259,11 @@ def test_scenario_command_line_lists_and_runs(redis_server, tmp_path):
         env={"OTEL_SDK_DISABLED": "true", "PATH": "/usr/bin:/bin"},
     )
     assert run.returncode == 0, run.stderr
-    assert "scenario poison_message: done" in run.stdout
-    assert {r["fault"] for r in truth.read(path)} <= {"poison_message", "dead_letter"}
+    summary = json.loads(run.stdout)  # the summary alone; the progress lines went to stderr
+    assert summary["scenario"] == "poison_message" and "scenario poison_message:" in run.stderr
+    records = truth.read(path)
+    assert {r["fault"] for r in records} <= {"poison_message", "dead_letter"}
+    assert summary["truth"] == {k: sum(r["fault"] == k for r in records) for k in summary["truth"]}
     dlq = subprocess.run(
         [sys.executable, "-m", "sample_system", "dlq", "list", "--json", "--redis-url", redis_server.url],
         cwd=ROOT,

@@ -16,7 +16,7 @@ import urllib.request
 import jsonschema
 import pytest
 
-from dashboard import scoring
+from dashboard import sample_cli, scoring
 from sample_system import truth
 from sample_system.scenarios import CATALOGUE, run_scenario
 from sample_system.services import accounts
@@ -89,14 +89,22 @@ def settled(collectors) -> None:
     wait_until(stable, timeout=60, interval=0.5, what="the store to settle")
 
 
-def test_every_scenario_and_every_fault_kind_is_covered():
+@pytest.fixture(scope="module")
+def kinds() -> scoring.Sightings:
+    """The shop's ``faults --json`` listing, read by the page's own code: which finding shows each fault kind."""
+    listing = sample_cli.faults()
+    assert not listing.error, listing.error
+    return scoring.sightings(listing.items)
+
+
+def test_every_scenario_and_every_fault_kind_is_covered(kinds):
     assert set(EXPECTED) == set(CATALOGUE)
-    assert {d.kind for d in scoring.DETECTORS} == set(truth.KINDS)
+    assert kinds.problems == () and {k.fault for k in kinds.kinds} == set(truth.KINDS)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", list(CATALOGUE))
-def test_the_scenario_table_matches_the_ground_truth(name, seed, collectors_once, redis_server, tmp_path):
+def test_the_scenario_table_matches_the_ground_truth(name, seed, kinds, collectors_once, redis_server, tmp_path):
     path = tmp_path / "truth.jsonl"
     since_ns = time.time_ns()
     summary = run_scenario(name, SECONDS.get(name, DEFAULT_SECONDS), seed, str(path), redis_server.url)
@@ -104,9 +112,9 @@ def test_the_scenario_table_matches_the_ground_truth(name, seed, collectors_once
     get = api_get(collectors_once.api)
     found = scoring.gather(get, since_ns, (), grace_s=0)
     records = truth.read(path)
-    table = scoring.table(records, found).set_index("fault")
+    table = scoring.table(records, found, kinds).set_index("fault")
     figures = table[["injected", "found", "missed", "extra", "found at"]].to_dict("index")
-    extras = scoring.extras(records, found).to_dict("records")
+    extras = scoring.extras(records, found, kinds).to_dict("records")
     assert table["extra"].sum() == 0 and table["missed"].sum() == 0, (figures, extras[:10])
     assert (table["found"] == table["injected"]).all(), figures
     injected = {kind for kind, row in figures.items() if row["injected"]}

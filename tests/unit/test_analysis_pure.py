@@ -85,3 +85,7 @@ def test_check_evaluates_only_the_given_limits():
     text = check.summary(overview, check.evaluate(overview, limits))
     assert text.splitlines()[-1] == "FAILED: 1 of 3 limits exceeded"
     assert "  p95_delivery_ms        n/a (limit 10.0) ok" in text.splitlines()
+    answer = check.answer(overview, check.evaluate(overview, limits))
+    assert answer["ok"] is False and answer["verdict"] == text.splitlines()[-1]
+    assert answer["limits"][2] == {"field": "p95_delivery_ms", "value": None, "limit": 10.0, "ok": True}
+    assert check.answer({}, [], empty_fails=True)["verdict"].startswith("FAILED: nothing observed")

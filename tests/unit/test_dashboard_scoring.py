@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from dashboard import scoring
+from sample_system import faults
 
 S = 1_000_000_000
+KINDS = scoring.sightings(faults.describe())
+"""The shop's own listing (``faults --json``): which finding shows each fault kind, in which unit."""
+ROWS = ["duplicate_publish", "double_subscription", "reorder", "drop_before_broker", "consumer_crash",
+        "slow_consumer", "poison_message", "transient_error", "dead_letter", "clock_skew"]  # fmt: skip
 
 
 def fault(kind: str, event_id: str | None, **fields) -> dict:
@@ -16,7 +21,7 @@ def fault(kind: str, event_id: str | None, **fields) -> dict:
 
 
 def rows(truth: list[dict], findings: dict) -> dict[str, dict]:
-    return scoring.table(truth, findings).set_index("fault").to_dict("index")
+    return scoring.table(truth, findings, KINDS).set_index("fault").to_dict("index")
 
 
 def counts(row: dict) -> list[int]:
@@ -35,11 +40,12 @@ EMPTY = {
 
 
 def test_a_scenario_without_faults_has_a_row_per_detector_with_zero_integers():
-    table = scoring.table([], EMPTY)
-    assert list(table["fault"]) == [d.kind for d in scoring.DETECTORS]
+    table = scoring.table([], EMPTY, KINDS)
+    assert KINDS.problems == ()
+    assert list(table["fault"]) == ROWS
     assert {str(table[c].dtype) for c in ("injected", "found", "missed", "extra")} == {"Int64"}
     assert table[["injected", "found", "missed", "extra"]].sum().tolist() == [0, 0, 0, 0]
-    assert scoring.extras([], EMPTY).empty
+    assert scoring.extras([], EMPTY, KINDS).empty
 
 
 def test_one_late_event_seen_at_three_vantage_points_is_one_fault_found_not_two_false_alarms():
@@ -55,7 +61,7 @@ def test_extra_is_only_what_no_injection_explains_and_links_to_its_event():
     dups = [{"vantage": v, "event_id": e} for v, e in (("bus", "a"), ("inventory", "a"), ("bus", "z"), ("view", "z"))]
     findings = {**EMPTY, "duplicates": {"duplicates": dups}}
     assert counts(rows(truth, findings)["duplicate_publish"]) == [1, 1, 0, 1]
-    extra = scoring.extras(truth, findings)
+    extra = scoring.extras(truth, findings, KINDS)
     assert extra.to_dict("records") == [
         {"fault": "duplicate_publish", "vantage": "bus", "what": "z", "event": "event?id=z"},
         {"fault": "duplicate_publish", "vantage": "view", "what": "z", "event": "event?id=z"},
@@ -96,7 +102,7 @@ def test_losses_count_in_their_own_units():
     table = rows(truth, {**EMPTY, "loss": {"lost": lost}})
     assert counts(table["drop_before_broker"]) == [1, 1, 0, 0]
     assert counts(table["consumer_crash"]) == [1, 1, 0, 1]
-    assert scoring.extras(truth, {**EMPTY, "loss": {"lost": lost}})["vantage"].tolist() == ["payments"]
+    assert scoring.extras(truth, {**EMPTY, "loss": {"lost": lost}}, KINDS)["vantage"].tolist() == ["payments"]
 
 
 def test_retries_count_failed_attempts_and_clock_skew_counts_events():
@@ -163,7 +169,7 @@ def test_a_group_slowed_by_its_own_retries_is_explained_by_them_not_a_false_alar
     elsewhere = [fault("transient_error", "a", group="inventory", time_ns=11 * S, detail={"attempt": 1})]
     assert counts(rows(elsewhere, {**EMPTY, **episode})["slow_consumer"]) == [0, 0, 0, 1]
     much_later = [fault("transient_error", "a", group="payments", time_ns=30 * S, detail={"attempt": 1})]
-    assert scoring.extras(much_later, {**EMPTY, **episode})["fault"].tolist() == ["slow_consumer"]
+    assert scoring.extras(much_later, {**EMPTY, **episode}, KINDS)["fault"].tolist() == ["slow_consumer"]
 
 
 def test_losses_of_a_subscriber_cut_off_for_its_output_buffer_are_the_slow_consumers_doing():
@@ -173,3 +179,68 @@ def test_losses_of_a_subscriber_cut_off_for_its_output_buffer_are_the_slow_consu
     assert counts(rows(limited, {**EMPTY, **lost})["consumer_crash"]) == [0, 0, 0, 0]
     unlimited = [fault("slow_consumer", None, group="order-view", detail={"for_s": 5, "buffer_limit_kb": 0})]
     assert counts(rows(unlimited, {**EMPTY, **lost})["consumer_crash"]) == [0, 0, 0, 1]
+
+
+def test_every_kind_of_ground_truth_is_listed_and_seen_as_one_of_eventscopes_findings():
+    from sample_system import truth
+
+    assert {k.fault for k in KINDS.kinds} == set(truth.KINDS)
+    assert {k.seen_as for k in KINDS.kinds} <= set(scoring.BY_FINDING)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("duplicate_publish", "not an object"),
+        (None, "not an object"),
+        ({"seen_as": "late", "unit": "event"}, "without a name"),
+        ({"name": 7, "seen_as": "late", "unit": "event"}, "without a name"),
+        ({"name": "reorder", "unit": "event"}, "seen_as None is none of eventscope's findings"),
+        ({"name": "reorder", "seen_as": "reorder", "unit": "event"}, "seen_as 'reorder'"),
+        ({"name": "reorder", "seen_as": ["late"], "unit": "event"}, "seen_as ['late']"),
+        ({"name": "reorder", "seen_as": "late", "unit": "orders"}, "unit 'orders' is not one of"),
+        ({"name": "reorder", "seen_as": "late", "unit": {"u": 1}}, "unit {'u': 1}"),
+        ({"name": "reorder", "seen_as": "late", "unit": "event", "also_seen_as": "late"}, "also_seen_as"),
+        ({"name": "reorder", "seen_as": "late", "unit": "event", "also_seen_as": [{"finding": "x"}]}, "also_seen_as"),
+        ({"name": "reorder", "seen_as": "late", "unit": "event", "also_seen_as": [["late"]]}, "also_seen_as"),
+        (
+            {"name": "reorder", "seen_as": "late", "unit": "event", "also_seen_as": [{"finding": "late", "when": 3}]},
+            "also_seen_as",
+        ),  # fmt: skip
+    ],
+)
+def test_a_malformed_listing_entry_is_named_and_the_good_ones_still_score(entry, problem):
+    listing = [e for e in faults.describe() if e["name"] != "reorder"] + [entry]
+    kinds = scoring.sightings(listing)
+    [said] = kinds.problems
+    assert problem in said
+    truth = [fault("reorder", "r1"), fault("duplicate_publish", "a")]
+    findings = {**EMPTY, "late": {"arrivals": [{"event_id": "r1", "vantage": "bus"}]},
+                "duplicates": {"duplicates": [{"event_id": "a", "vantage": "bus"}]}}  # fmt: skip
+    table = scoring.table(truth, findings, kinds).set_index("fault").to_dict("index")
+    assert counts(table["duplicate_publish"]) == [1, 1, 0, 0]
+    assert table["reorder"]["injected"] == 1 and scoring.pd.isna(table["reorder"]["found"])
+    assert table["reorder"]["found at"] == scoring.NOT_SCORED
+    assert scoring.extras(truth, findings, kinds).empty
+
+
+def test_without_a_listing_every_injected_kind_still_shows_its_count_unscored():
+    truth = [fault("reorder", "r1"), fault("reorder", "r2"), fault("clock_skew", "s")]
+    table = scoring.table(truth, EMPTY, scoring.sightings([]))
+    assert table["fault"].tolist() == ["reorder", "clock_skew"]
+    assert table["injected"].tolist() == [2, 1] and table["found"].isna().all()
+    assert scoring.table([], EMPTY, scoring.sightings([])).empty
+
+
+def test_a_finding_another_kind_causes_is_excused_only_when_the_listing_says_so():
+    retried = [fault("transient_error", "a", group="payments", time_ns=11 * S, detail={"attempt": 1})]
+    episode = {"slow_consumers": {"slow": [{"group": "payments", "start_ns": 10 * S, "end_ns": 12 * S}]}}
+    silent = [{**e, "also_seen_as": []} if e["name"] == "transient_error" else e for e in faults.describe()]
+    table = scoring.table(retried, {**EMPTY, **episode}, scoring.sightings(silent)).set_index("fault")
+    assert counts(table.to_dict("index")["slow_consumer"]) == [0, 0, 0, 1]
+
+
+def test_the_table_says_which_finding_shows_each_fault():
+    table = rows([], EMPTY)
+    assert table["duplicate_publish"]["seen as"] == "published_twice"
+    assert table["consumer_crash"]["where to look"] == "Ordering and loss: lost at delivery"

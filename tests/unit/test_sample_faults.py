@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from eventscope_redis import Incoming, Outgoing
@@ -22,11 +24,25 @@ def test_env_var_then_flag_with_defaults_filled_in():
 
 
 def test_every_fault_has_an_env_var_a_description_and_parses_with_defaults():
-    for fault in faults.describe():
+    for fault in [f for f in faults.describe() if f["switchable"]]:
         assert fault["env"] == "SAMPLE_FAULT_" + fault["name"].upper()
         assert len(fault["description"]) > 40
         assert faults.parse_setting(fault["name"], "test").name == fault["name"]
     assert set(faults.CATALOGUE) == set(truth.KINDS) - {"dead_letter"}
+
+
+def test_the_listing_names_every_kind_of_record_and_how_eventscope_shows_it():
+    listing = {f["name"]: f for f in faults.describe()}
+    assert set(listing) == set(truth.KINDS)
+    assert listing["dead_letter"]["switchable"] is False and listing["dead_letter"]["env"] is None
+    assert {f["unit"] for f in listing.values()} <= {str(u) for u in truth.Unit}
+    assert (listing["duplicate_publish"]["seen_as"], listing["duplicate_publish"]["unit"]) == (
+        "published_twice",
+        "event",
+    )
+    assert listing["slow_consumer"]["also_seen_as"] == [{"finding": "lost_at_delivery", "when": "buffer_limit_kb"}]
+    for name in ("slow_consumer", "transient_error"):
+        assert all(a["when"] is None or a["when"] in listing[name]["defaults"] for a in listing[name]["also_seen_as"])
 
 
 @pytest.mark.parametrize(
@@ -209,3 +225,17 @@ def test_ground_truth_file_has_the_contract_shape(tmp_path):
     assert isinstance(second["time_ns"], int)
     with pytest.raises(ValueError, match="unknown fault kind"):
         truth.record("gremlins", "c")
+
+
+def test_the_faults_command_prints_the_listing_as_json_and_as_lines(capsys):
+    from sample_system.__main__ import main
+
+    assert main(["faults", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == faults.describe()
+    assert main(["faults"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "dead_letter (recorded only; seen as dead_lettered per delivery)" in lines
+    assert any(
+        line.startswith("reorder (SAMPLE_FAULT_REORDER; defaults ") and "seen as late per event" in line
+        for line in lines
+    )
