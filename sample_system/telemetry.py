@@ -20,6 +20,12 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.semconv._incubating.attributes import messaging_attributes as messaging
+from opentelemetry.semconv._incubating.metrics import messaging_metrics
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+
+from eventscope_redis.attributes import SYSTEM
+from sample_system.handling import DUPLICATE_SKIPPED, PROCESSED
 
 INSTRUMENTATION_SCOPE = "sample_system"
 EXPORTER_LOGGERS = (
@@ -29,9 +35,9 @@ EXPORTER_LOGGERS = (
     "opentelemetry.exporter.http_transport",
 )
 """Loggers of the stock exporters: a collector without /v1/metrics answers 404 on every export."""
-METRIC_SENT = "messaging.client.sent.messages"
-METRIC_CONSUMED = "messaging.client.consumed.messages"
-METRIC_PROCESS_DURATION = "messaging.process.duration"
+METRIC_SENT = messaging_metrics.MESSAGING_CLIENT_SENT_MESSAGES
+METRIC_CONSUMED = messaging_metrics.MESSAGING_CLIENT_CONSUMED_MESSAGES
+METRIC_PROCESS_DURATION = messaging_metrics.MESSAGING_PROCESS_DURATION
 METRIC_PROJECTION_LAG = "eventscope.projection.lag"
 
 
@@ -106,20 +112,20 @@ class MessagingMetrics:
 
     def sent(self, channel: str) -> None:
         if self.enabled:
-            self._sent.add(1, {"messaging.system": "redis", "messaging.destination.name": channel})
+            self._sent.add(1, {messaging.MESSAGING_SYSTEM: SYSTEM, messaging.MESSAGING_DESTINATION_NAME: channel})
 
     def consumed(self, channel: str, group: str, seconds: float, outcome: str) -> None:
         if not self.enabled:
             return
         attributes = {
-            "messaging.system": "redis",
-            "messaging.destination.name": channel,
-            "messaging.consumer.group.name": group,
-            "messaging.operation.name": "process",
+            messaging.MESSAGING_SYSTEM: SYSTEM,
+            messaging.MESSAGING_DESTINATION_NAME: channel,
+            messaging.MESSAGING_CONSUMER_GROUP_NAME: group,
+            messaging.MESSAGING_OPERATION_NAME: "process",
         }
         self._consumed.add(1, attributes)
-        if outcome not in ("processed", "duplicate_skipped"):
-            attributes = {**attributes, "error.type": outcome}
+        if outcome not in (PROCESSED, DUPLICATE_SKIPPED):
+            attributes = {**attributes, ERROR_TYPE: outcome}
         self._duration.record(seconds, attributes)
 
     def projection_lag(self, view: str, lag_ms: float) -> None:
