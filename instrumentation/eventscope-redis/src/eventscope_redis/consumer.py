@@ -12,7 +12,7 @@ import functools
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Link, NonRecordingSpan, SpanKind, Status, StatusCode
 
 from eventscope_redis import attributes, propagation, wire
 from eventscope_redis.settings import Settings
@@ -88,18 +88,20 @@ class Consumer:
         if not self._settings.traced(channel):
             return response, None
         pattern = _channel(response[pattern_at]) if pattern_at is not None else None
-        return response, Delivery(self._start(channel, pattern, received))
+        return response, Delivery(self._start(channel, pattern, received.attributes, received.payload))
 
-    def _start(self, channel: str, pattern: str | None, received: wire.Received) -> trace.Span:
+    def _start(self, channel: str, pattern: str | None, event: dict | None, payload: object) -> trace.Span:
         settings = self._settings
-        event = received.attributes
-        producer = propagation.extract(event) if event else Context()
-        producer_span = trace.get_current_span(producer).get_span_context()
-        links = [Link(producer_span)] if producer_span.is_valid else None
-        size = len(received.payload) if isinstance(received.payload, bytes | str) else 0
+        producer_span = propagation.extract_span(event) if event else INVALID_SPAN_CONTEXT
+        if producer_span.is_valid:
+            links = [Link(producer_span)]
+            parent = trace.set_span_in_context(NonRecordingSpan(producer_span), Context()) if settings.parent else None
+        else:
+            links, parent = None, None
+        size = len(payload) if isinstance(payload, bytes | str) else 0
         return settings.tracer.start_span(
             f"process {channel}",
-            context=producer if settings.parent else Context(),
+            context=parent or Context(),
             kind=SpanKind.CONSUMER,
             links=links,
             attributes=attributes.consumer(channel, settings.consumer_group, event, size, pattern),
