@@ -31,6 +31,8 @@ SCOPED = "_eventscope_settings"  # the attribute of an instrumented client (and 
 PUBLISHES = (("publish", "publish"), ("spublish", "spublish"))
 PUBSUB_CLOSERS = ("close", "reset")
 SUBSCRIBERS = ("subscribe", "psubscribe", "ssubscribe")
+CONSUMER = "_eventscope_consumer"  # the attribute of an instrumented PubSub holding its client's consumer
+PEEKED_MAX = 1024  # replies read ahead and not yet handled, kept per client
 
 
 def instrument_client(
@@ -85,6 +87,32 @@ def uninstrument_client(client: redis.Redis) -> None:
 def client_settings(client: object) -> Settings | None:
     """The settings ``client`` (or a PubSub it made) was instrumented with, or None."""
     return getattr(client, "__dict__", {}).get(SCOPED)
+
+
+def peek(pubsub: object, response: object) -> dict | None:
+    """The CloudEvent attributes of a raw Pub/Sub reply that ``pubsub`` read but has not handled yet.
+
+    For an application that reads a batch of replies (``parse_response``) and needs their events before it
+    hands each to ``handle_message`` (to take their idempotency claims in one round trip, say): a PubSub of
+    an instrumented client keeps what it read, so handling the reply later does not read it again.
+    """
+    consumer = getattr(pubsub, "__dict__", {}).get(CONSUMER)
+    if consumer is not None:
+        return consumer.peek(response)
+    raw = _data(response)
+    return None if raw is _NO_DATA else wire.unwrap(raw).attributes
+
+
+_NO_DATA = object()
+
+
+def _data(response: object) -> object:
+    """The data of a message reply (``_NO_DATA`` for any other reply)."""
+    kind = _message_type(response)
+    if kind is None:
+        return _NO_DATA
+    data_at = DATA_MESSAGES[kind][1]
+    return response[data_at] if len(response) > data_at else _NO_DATA
 
 
 def _original(instance: object, method: str) -> Callable:
@@ -154,6 +182,22 @@ class SteppedConsumer(Consumer):
         super().__init__(settings)
         self._arrive = steps.chain(arrival_steps, self._deliver)
         self._handle = steps.chain(delivery_steps, _hand_over)
+        self._peeked: dict[int, tuple[object, wire.Received]] = {}
+
+    def peek(self, response: object) -> dict | None:
+        """``peek()`` for a PubSub of this client: the reply's reading is kept for ``handle_message``."""
+        raw = _data(response)
+        if raw is _NO_DATA:
+            return None
+        received = wire.unwrap(raw)
+        if len(self._peeked) >= PEEKED_MAX:  # read ahead and never handled: forget, it is read again if it comes
+            self._peeked.clear()
+        self._peeked[id(raw)] = (raw, received)  # the reference kept makes the id unique while it is here
+        return received.attributes
+
+    def _unwrap(self, raw: object) -> wire.Received:
+        found = self._peeked.pop(id(raw), None) if self._peeked else None
+        return found[1] if found is not None and found[0] is raw else wire.unwrap(raw)
 
     def handle_message(
         self, wrapped: Callable, pubsub: object, response: Any, ignore_subscribe_messages: bool = False
@@ -167,7 +211,7 @@ class SteppedConsumer(Consumer):
         if len(response) <= data_at:
             return wrapped(response, ignore_subscribe_messages)
         raw = response[data_at]
-        received = wire.unwrap(raw)
+        received = self._unwrap(raw)
         if received.wrapped:
             response = list(response)
             response[data_at] = received.payload
@@ -254,6 +298,7 @@ def _pubsub(consumer: SteppedConsumer) -> Callable:
             if hasattr(pubsub, method):
                 _bind(pubsub, method, _subscribe(consumer))
         pubsub.__dict__[SCOPED] = consumer._settings
+        pubsub.__dict__[CONSUMER] = consumer
         return pubsub
 
     return wrapper
