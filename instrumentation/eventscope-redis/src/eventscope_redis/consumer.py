@@ -50,11 +50,12 @@ def _message_type(response: object) -> str | None:
 class Delivery:
     """One delivery's span and the context token that made it current."""
 
-    __slots__ = ("span", "token")
+    __slots__ = ("context", "span", "token")
 
     def __init__(self, span: trace.Span):
         self.span = span
-        self.token = otel_context.attach(trace.set_span_in_context(span))
+        self.context = trace.set_span_in_context(span)
+        self.token = otel_context.attach(self.context)
 
     def end(self, error: BaseException | None = None) -> None:
         span = self.span
@@ -63,8 +64,9 @@ class Delivery:
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             if span.is_recording():
                 span.set_attribute(attributes.OUTCOME, attributes.FAILED)  # ``processed`` was set at the start
-        if trace.get_current_span() is span:  # the application may have changed context meanwhile
-            otel_context.detach(self.token)
+        current = otel_context.get_current()
+        if current is self.context or trace.get_current_span(current) is span:  # the application may have
+            otel_context.detach(self.token)  # changed context meanwhile
         span.end()
 
 
@@ -110,7 +112,10 @@ class Consumer:
     @staticmethod
     def finish_open(pubsub: object) -> None:
         """End the delivery the application was processing when it comes back for more (or closes)."""
-        delivery = pubsub.__dict__.pop(OPEN, None) if hasattr(pubsub, "__dict__") else None
+        try:
+            delivery = pubsub.__dict__.pop(OPEN, None)
+        except AttributeError:  # no attributes of its own: nothing was kept open on it
+            return
         if delivery is not None:
             delivery.end()
 
