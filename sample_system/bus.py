@@ -29,7 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 import eventscope_redis
-from eventscope_redis import Incoming, Outgoing, RedisPubSubInstrumentor, wire
+from eventscope_redis import Incoming, Outgoing, RedisPubSubInstrumentor
 from eventscope_redis.attributes import ATTEMPTS, OUTCOME
 from sample_system import handling, telemetry
 from sample_system.deadletters import DeadLetterQueue
@@ -282,7 +282,7 @@ class Consumer:
                     self._crash(pubsub)
                 patterns = self._sync_patterns(pubsub, patterns)
                 batch = self._waiting(pubsub)
-                self._claim_ahead(batch)
+                self._claim_ahead(pubsub, batch)
                 for response in batch:  # each goes through the steps to _on_message
                     pubsub.handle_message(response, ignore_subscribe_messages=True)
         finally:
@@ -299,15 +299,16 @@ class Consumer:
             batch.append(reply)
         return batch
 
-    def _claim_ahead(self, batch: list) -> None:
+    def _claim_ahead(self, pubsub, batch: list) -> None:
         """Take the idempotency claims of a batch in one round trip, in arrival order, before it is handled.
 
-        A message alone takes its claim when it is handled: one round trip either way.
+        A message alone takes its claim when it is handled: one round trip either way. The library keeps
+        what it read of each message here (eventscope_redis.peek), so handling it does not read it again.
         """
         self._claimed = {}
         if len(batch) < 2:
             return
-        events = [event for event in map(_identity, batch) if event is not None]
+        events = [event for event in (_identity(pubsub, reply) for reply in batch) if event is not None]
         claims = self._guard.claim_many(events) if events else []
         self._claimed = collections.defaultdict(collections.deque)
         for event, claim in zip(events, claims, strict=True):
@@ -475,11 +476,11 @@ class Consumer:
         )
 
 
-def _identity(reply: object) -> dict | None:
+def _identity(pubsub, reply: object) -> dict | None:
     """The CloudEvent attributes of a raw Pub/Sub message reply, when it carries an event with an id."""
     if not isinstance(reply, list) or len(reply) < 3 or reply[0] not in MESSAGE_REPLIES:
         return None
-    attributes = wire.unwrap(reply[-1]).attributes
+    attributes = eventscope_redis.peek(pubsub, reply)
     if not attributes or not isinstance(attributes.get("id"), str) or not isinstance(attributes.get("source"), str):
         return None
     return attributes

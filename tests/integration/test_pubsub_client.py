@@ -293,6 +293,52 @@ def test_garbage_on_an_instrumented_channel_reaches_the_handler_unchanged(
     assert delivery.id == attributes_id and delivery.sequence == sequence and delivery.schema_version is None
 
 
+def _read(pubsub, count: int) -> list:
+    replies: list = []
+    deadline = time.monotonic() + WAIT_S
+    while len(replies) < count and time.monotonic() < deadline:
+        reply = pubsub.parse_response(block=False, timeout=0.05)
+        if reply:
+            replies.append(reply)
+    return replies
+
+
+def test_replies_peeked_in_a_batch_are_handled_as_if_they_had_not_been(redis_server, channel):
+    publisher = Service(redis_server.url, "orders", source="/orders/3")
+    reader = Service(redis_server.url, "reader")
+    seen: list = []
+    pubsub = reader.client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(**{channel: lambda received: seen.append((received["data"], eventscope_redis.delivery()))})
+    pubsub.get_message(timeout=WAIT_S)
+    payloads = [b'{"n": 1}', b"plain text", b"\xff binary"]
+    for payload in payloads:
+        publisher.client.publish(channel, payload)
+    redis.Redis.from_url(redis_server.url).publish(channel, b"[1, 2")  # not ours, not an event
+    replies = _read(pubsub, 4)
+    peeked = [eventscope_redis.peek(pubsub, reply) for reply in replies]
+    assert [p["sequence"] for p in peeked[:3]] == ["1", "2", "3"] and peeked[3] is None
+    assert eventscope_redis.peek(pubsub, [b"subscribe", channel.encode(), 1]) is None
+    for reply in replies:
+        pubsub.handle_message(reply, ignore_subscribe_messages=True)
+    pubsub.close()
+    assert [data for data, _ in seen] == [*payloads, b"[1, 2"]
+    assert [delivery.attributes for _, delivery in seen] == peeked
+    spans = reader.of_kind(SpanKind.CONSUMER)
+    assert [span.attributes.get(ma.MESSAGING_MESSAGE_ID) for span in spans] == [*(p["id"] for p in peeked[:3]), None]
+
+
+def test_peek_reads_a_reply_of_a_pubsub_that_is_not_instrumented(redis_server, channel):
+    publisher = Service(redis_server.url, "orders", source="/orders/4")
+    pubsub = redis.Redis.from_url(redis_server.url).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    pubsub.get_message(timeout=WAIT_S)
+    publisher.client.publish(channel, b'{"n": 1}')
+    (reply,) = _read(pubsub, 1)
+    pubsub.close()
+    assert eventscope_redis.peek(pubsub, reply)["source"] == "/orders/4"
+    assert eventscope_redis.peek(pubsub, [b"message", channel.encode()]) is None
+
+
 def test_uninstrumenting_a_client_gives_back_plain_publish(redis_server, channel):
     service = Service(redis_server.url, "orders")
     INSTRUMENTOR.uninstrument_client(service.client)

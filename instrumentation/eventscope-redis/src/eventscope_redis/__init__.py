@@ -10,9 +10,10 @@ to it. The application on both sides sees exactly the payload it published. See 
 
 from __future__ import annotations
 
+from eventscope_redis.client import peek
 from eventscope_redis.instrumentor import RedisPubSubInstrumentor
 from eventscope_redis.message import message
 from eventscope_redis.steps import Incoming, Outgoing, delivery
 from eventscope_redis.version import __version__
 
-__all__ = ["Incoming", "Outgoing", "RedisPubSubInstrumentor", "__version__", "delivery", "message"]
+__all__ = ["Incoming", "Outgoing", "RedisPubSubInstrumentor", "__version__", "delivery", "message", "peek"]

@@ -38,8 +38,14 @@ _TEXTS = (  # CloudEvent attribute -> span attribute, for those copied as they a
 
 def schema_version(dataschema: object) -> int | None:
     """The integer version at the end of a ``dataschema`` URI (``...:2``, ``.../v2``), or None."""
-    if not isinstance(dataschema, str):
-        return None
+    if type(dataschema) is str:
+        return _version_of(dataschema)
+    return _version_of(str(dataschema)) if isinstance(dataschema, str) else None
+
+
+@functools.lru_cache(maxsize=_CACHE_MAX)
+def _version_of(dataschema: str) -> int | None:
+    """A system has few schemas: each URI's version is read once."""
     match = _SCHEMA_VERSION.search(dataschema)
     return int(match.group(1)) if match else None
 

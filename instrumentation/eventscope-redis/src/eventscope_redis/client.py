@@ -21,10 +21,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from eventscope_redis import attributes, propagation, steps, wire
-from eventscope_redis.consumer import DATA_MESSAGES, Consumer, Delivery, _message_type, _text
+from eventscope_redis.consumer import DATA_MESSAGES, Consumer, Delivery, _channel, _message_type
 from eventscope_redis.instrumentor import _bind_publish, _channel_text, _close, _encoded, _get, _listen, _with_message
-from eventscope_redis.message import MessageAttributes, current
-from eventscope_redis.producer import Producer
+from eventscope_redis.producer import Producer, counts
 from eventscope_redis.settings import ChannelFilter, Settings
 from eventscope_redis.version import __version__
 
@@ -32,7 +31,8 @@ SCOPED = "_eventscope_settings"  # the attribute of an instrumented client (and 
 PUBLISHES = (("publish", "publish"), ("spublish", "spublish"))
 PUBSUB_CLOSERS = ("close", "reset")
 SUBSCRIBERS = ("subscribe", "psubscribe", "ssubscribe")
-_NOTHING_CHOSEN = MessageAttributes()
+CONSUMER = "_eventscope_consumer"  # the attribute of an instrumented PubSub holding its client's consumer
+PEEKED_MAX = 1024  # replies read ahead and not yet handled, kept per client
 
 
 def instrument_client(
@@ -89,6 +89,32 @@ def client_settings(client: object) -> Settings | None:
     return getattr(client, "__dict__", {}).get(SCOPED)
 
 
+def peek(pubsub: object, response: object) -> dict | None:
+    """The CloudEvent attributes of a raw Pub/Sub reply that ``pubsub`` read but has not handled yet.
+
+    For an application that reads a batch of replies (``parse_response``) and needs their events before it
+    hands each to ``handle_message`` (to take their idempotency claims in one round trip, say): a PubSub of
+    an instrumented client keeps what it read, so handling the reply later does not read it again.
+    """
+    consumer = getattr(pubsub, "__dict__", {}).get(CONSUMER)
+    if consumer is not None:
+        return consumer.peek(response)
+    raw = _data(response)
+    return None if raw is _NO_DATA else wire.unwrap(raw).attributes
+
+
+_NO_DATA = object()
+
+
+def _data(response: object) -> object:
+    """The data of a message reply (``_NO_DATA`` for any other reply)."""
+    kind = _message_type(response)
+    if kind is None:
+        return _NO_DATA
+    data_at = DATA_MESSAGES[kind][1]
+    return response[data_at] if len(response) > data_at else _NO_DATA
+
+
 def _original(instance: object, method: str) -> Callable:
     """redis-py's own ``instance.method``, bound (not a class-level wrapper of ``instrument()``)."""
     cls = type(instance)
@@ -115,30 +141,14 @@ class SteppedProducer(Producer):
 
     def publish(self, channel: str, payload: bytes, operation: str, transport: Callable[[bytes], Any]) -> Any:
         context = otel_context.get_current()
-        return self._run(steps.Outgoing(channel, self.numbered(channel), payload, context, 0, transport, operation))
-
-    def numbered(self, channel: str) -> dict[str, str]:
-        """The CloudEvent attributes of a new event on ``channel``, its stream's next sequence number taken."""
-        settings = self._settings
-        chosen = current() or _NOTHING_CHOSEN
-        event = {
-            "specversion": wire.SPECVERSION,
-            "id": chosen.id or wire.uuid7(),
-            "source": settings.source,
-            "type": chosen.type or settings.type_of(channel),
-            "time": wire.rfc3339(time.time_ns()),
-            "sequence": str(self.sequence(channel, chosen.partitionkey, chosen.id)),
-        }
-        for name in ("partitionkey", "subject", "dataschema"):
-            value = getattr(chosen, name)
-            if value is not None:
-                event[name] = value
-        return event
+        now_ns = time.time_ns()
+        outgoing = steps.Outgoing(channel, self.numbered(channel, now_ns), payload, context, 0, transport, operation)
+        return self._run(outgoing)
 
     def _send(self, outgoing: steps.Outgoing) -> Any:
         skew = outgoing.clock_skew_ns
         started = time.time_ns() + skew
-        event = dict(outgoing.attributes)
+        event = dict(outgoing.attributes)  # a step may send it again: each send has its own traceparent
         if skew:
             event["time"] = wire.rfc3339(started)
         span = self._settings.tracer.start_span(
@@ -148,7 +158,7 @@ class SteppedProducer(Producer):
             attributes=attributes.producer(outgoing.channel, outgoing.operation, event, len(outgoing.payload)),
             start_time=started,
         )
-        propagation.inject(event, trace.set_span_in_context(span))
+        propagation.inject_span(event, span)
         data = wire.wrap(outgoing.payload, event, self._settings.mixed_fleet)
         try:
             result = outgoing.transport(data)
@@ -157,7 +167,7 @@ class SteppedProducer(Producer):
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             span.end(end_time=time.time_ns() + skew if skew else None)
             raise
-        if isinstance(result, int) and not isinstance(result, bool) and span.is_recording():
+        if counts(result) and span.is_recording():
             span.set_attribute(attributes.RECEIVERS, result)
         span.end(end_time=time.time_ns() + skew if skew else None)
         return result
@@ -172,6 +182,22 @@ class SteppedConsumer(Consumer):
         super().__init__(settings)
         self._arrive = steps.chain(arrival_steps, self._deliver)
         self._handle = steps.chain(delivery_steps, _hand_over)
+        self._peeked: dict[int, tuple[object, wire.Received]] = {}
+
+    def peek(self, response: object) -> dict | None:
+        """``peek()`` for a PubSub of this client: the reply's reading is kept for ``handle_message``."""
+        raw = _data(response)
+        if raw is _NO_DATA:
+            return None
+        received = wire.unwrap(raw)
+        if len(self._peeked) >= PEEKED_MAX:  # read ahead and never handled: forget, it is read again if it comes
+            self._peeked.clear()
+        self._peeked[id(raw)] = (raw, received)  # the reference kept makes the id unique while it is here
+        return received.attributes
+
+    def _unwrap(self, raw: object) -> wire.Received:
+        found = self._peeked.pop(id(raw), None) if self._peeked else None
+        return found[1] if found is not None and found[0] is raw else wire.unwrap(raw)
 
     def handle_message(
         self, wrapped: Callable, pubsub: object, response: Any, ignore_subscribe_messages: bool = False
@@ -185,14 +211,14 @@ class SteppedConsumer(Consumer):
         if len(response) <= data_at:
             return wrapped(response, ignore_subscribe_messages)
         raw = response[data_at]
-        received = wire.unwrap(raw)
+        received = self._unwrap(raw)
         if received.wrapped:
             response = list(response)
             response[data_at] = received.payload
-        channel = _text(response[channel_at])
+        channel = _channel(response[channel_at])
         if not self._settings.traced(channel):
             return wrapped(response, ignore_subscribe_messages)
-        pattern = _text(response[pattern_at]) if pattern_at is not None else None
+        pattern = _channel(response[pattern_at]) if pattern_at is not None else None
         incoming = steps.Incoming(
             channel, pattern, self._settings.consumer_group, received.attributes, received.payload, raw
         )
@@ -208,8 +234,7 @@ class SteppedConsumer(Consumer):
         return handed
 
     def _deliver(self, incoming: steps.Incoming) -> tuple[Any, Delivery]:
-        received = wire.Received(incoming.payload, incoming.attributes, False)
-        delivery = Delivery(self._start(incoming.channel, incoming.pattern, received))
+        delivery = Delivery(self._start(incoming.channel, incoming.pattern, incoming.attributes, incoming.payload))
         incoming.span = delivery.span
         token = steps.current_as(incoming)
         try:
@@ -273,6 +298,7 @@ def _pubsub(consumer: SteppedConsumer) -> Callable:
             if hasattr(pubsub, method):
                 _bind(pubsub, method, _subscribe(consumer))
         pubsub.__dict__[SCOPED] = consumer._settings
+        pubsub.__dict__[CONSUMER] = consumer
         return pubsub
 
     return wrapper

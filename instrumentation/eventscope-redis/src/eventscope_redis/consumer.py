@@ -12,7 +12,7 @@ import functools
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Link, NonRecordingSpan, SpanKind, Status, StatusCode
 
 from eventscope_redis import attributes, propagation, wire
 from eventscope_redis.settings import Settings
@@ -50,11 +50,12 @@ def _message_type(response: object) -> str | None:
 class Delivery:
     """One delivery's span and the context token that made it current."""
 
-    __slots__ = ("span", "token")
+    __slots__ = ("context", "span", "token")
 
     def __init__(self, span: trace.Span):
         self.span = span
-        self.token = otel_context.attach(trace.set_span_in_context(span))
+        self.context = trace.set_span_in_context(span)
+        self.token = otel_context.attach(self.context)
 
     def end(self, error: BaseException | None = None) -> None:
         span = self.span
@@ -63,8 +64,9 @@ class Delivery:
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             if span.is_recording():
                 span.set_attribute(attributes.OUTCOME, attributes.FAILED)  # ``processed`` was set at the start
-        if trace.get_current_span() is span:  # the application may have changed context meanwhile
-            otel_context.detach(self.token)
+        current = otel_context.get_current()
+        if current is self.context or trace.get_current_span(current) is span:  # the application may have
+            otel_context.detach(self.token)  # changed context meanwhile
         span.end()
 
 
@@ -88,18 +90,20 @@ class Consumer:
         if not self._settings.traced(channel):
             return response, None
         pattern = _channel(response[pattern_at]) if pattern_at is not None else None
-        return response, Delivery(self._start(channel, pattern, received))
+        return response, Delivery(self._start(channel, pattern, received.attributes, received.payload))
 
-    def _start(self, channel: str, pattern: str | None, received: wire.Received) -> trace.Span:
+    def _start(self, channel: str, pattern: str | None, event: dict | None, payload: object) -> trace.Span:
         settings = self._settings
-        event = received.attributes
-        producer = propagation.extract(event) if event else Context()
-        producer_span = trace.get_current_span(producer).get_span_context()
-        links = [Link(producer_span)] if producer_span.is_valid else None
-        size = len(received.payload) if isinstance(received.payload, bytes | str) else 0
+        producer_span = propagation.extract_span(event) if event else INVALID_SPAN_CONTEXT
+        if producer_span.is_valid:
+            links = [Link(producer_span)]
+            parent = trace.set_span_in_context(NonRecordingSpan(producer_span), Context()) if settings.parent else None
+        else:
+            links, parent = None, None
+        size = len(payload) if isinstance(payload, bytes | str) else 0
         return settings.tracer.start_span(
             f"process {channel}",
-            context=producer if settings.parent else Context(),
+            context=parent or Context(),
             kind=SpanKind.CONSUMER,
             links=links,
             attributes=attributes.consumer(channel, settings.consumer_group, event, size, pattern),
@@ -108,7 +112,10 @@ class Consumer:
     @staticmethod
     def finish_open(pubsub: object) -> None:
         """End the delivery the application was processing when it comes back for more (or closes)."""
-        delivery = pubsub.__dict__.pop(OPEN, None) if hasattr(pubsub, "__dict__") else None
+        try:
+            delivery = pubsub.__dict__.pop(OPEN, None)
+        except AttributeError:  # no attributes of its own: nothing was kept open on it
+            return
         if delivery is not None:
             delivery.end()
 

@@ -168,7 +168,7 @@ def _publish(producer: Producer, operation: str, pipelines: tuple[type, ...]) ->
         except BaseException as exc:
             producer.finish(span, error=exc)
             raise
-        if inspect.isawaitable(result):
+        if type(result) is not int and inspect.isawaitable(result):  # redis.asyncio
             return _finish_later(producer, span, result)
         producer.finish(span, receivers=result)
         return result
@@ -267,18 +267,20 @@ def _wrap_pubsub(where: tuple[str, str, Iterable[str]], consumer: Consumer, is_a
             wrap_function_wrapper(module, f"{name}.{method}", _close(consumer))
 
 
-def _response_args(args: tuple, kwargs: dict) -> tuple[object, Callable[[object], tuple[tuple, dict]]]:
+def _with_response(args: tuple, kwargs: dict, response: object) -> tuple[tuple, dict]:
+    """handle_message's arguments with ``response`` (the application's payload in place) instead."""
     if args:
-        return args[0], lambda response: ((response, *args[1:]), kwargs)
-    return kwargs.get("response"), lambda response: (args, {**kwargs, "response": response})
+        return (response, *args[1:]), kwargs
+    return args, {**kwargs, "response": response}
 
 
 def _handle(consumer: Consumer) -> Callable:
     def wrapper(wrapped, instance, args, kwargs):
         consumer.finish_open(instance)
-        response, rebuild = _response_args(args, kwargs)
-        response, delivery = consumer.receive(response)
-        args, kwargs = rebuild(response)
+        arrived = args[0] if args else kwargs.get("response")
+        response, delivery = consumer.receive(arrived)
+        if response is not arrived:
+            args, kwargs = _with_response(args, kwargs, response)
         if delivery is None:
             return wrapped(*args, **kwargs)
         try:
@@ -295,9 +297,10 @@ def _handle(consumer: Consumer) -> Callable:
 def _async_handle(consumer: Consumer) -> Callable:
     async def wrapper(wrapped, instance, args, kwargs):
         consumer.finish_open(instance)
-        response, rebuild = _response_args(args, kwargs)
-        response, delivery = consumer.receive(response)
-        args, kwargs = rebuild(response)
+        arrived = args[0] if args else kwargs.get("response")
+        response, delivery = consumer.receive(arrived)
+        if response is not arrived:
+            args, kwargs = _with_response(args, kwargs, response)
         if delivery is None:
             return await wrapped(*args, **kwargs)
         try:

@@ -45,11 +45,10 @@ class Producer:
                     self._sent.popitem(last=False)
             return number
 
-    def begin(self, channel: str, payload: bytes, operation: str) -> tuple[trace.Span, bytes]:
-        """Start the PRODUCER span and build the wire message carrying its context."""
+    def numbered(self, channel: str, now_ns: int) -> dict[str, str]:
+        """The CloudEvent attributes of a new event on ``channel`` at ``now_ns``, its stream's next number taken."""
         settings = self._settings
         chosen = message.current() or _DEFAULTS
-        now_ns = time.time_ns()
         event = {
             "specversion": wire.SPECVERSION,
             "id": chosen.id or wire.uuid7(now_ns),
@@ -60,6 +59,13 @@ class Producer:
         }
         if chosen is not _DEFAULTS:
             _add_chosen(event, chosen)
+        return event
+
+    def begin(self, channel: str, payload: bytes, operation: str) -> tuple[trace.Span, bytes]:
+        """Start the PRODUCER span and build the wire message carrying its context."""
+        settings = self._settings
+        now_ns = time.time_ns()
+        event = self.numbered(channel, now_ns)
         span = settings.tracer.start_span(
             f"send {channel}",
             kind=SpanKind.PRODUCER,
@@ -74,13 +80,14 @@ class Producer:
         if error is not None:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        elif (type(receivers) is int or _counts(receivers)) and span.is_recording():
+        elif counts(receivers) and span.is_recording():
             span.set_attribute(attributes.RECEIVERS, receivers)
         span.end()
 
 
-def _counts(receivers: object) -> bool:
-    return isinstance(receivers, int) and not isinstance(receivers, bool)
+def counts(receivers: object) -> bool:
+    """Whether PUBLISH's answer is a receiver count (an int, not a bool)."""
+    return type(receivers) is int or (isinstance(receivers, int) and not isinstance(receivers, bool))
 
 
 def _add_chosen(event: dict, chosen: message.MessageAttributes) -> None:

@@ -116,7 +116,9 @@ _QUOTE = json.encoder.encode_basestring  # what _ENCODER does to a str (ensure_a
 
 def _members(attributes: dict[str, str]) -> str:
     """``attributes`` as JSON object members, without the braces (as ``_ENCODER`` would write them)."""
-    return ",".join([_name(key) + _quoted(value) for key, value in attributes.items()])
+    return ",".join(
+        [_name(key) + (_QUOTE(value) if type(value) is str else _quoted(value)) for key, value in attributes.items()]
+    )
 
 
 def wrap(payload: bytes, attributes: dict[str, str], mixed_fleet: bool = False) -> bytes:
