@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from operator import itemgetter
 
 import duckdb
 import pyarrow as pa
@@ -81,14 +82,13 @@ _IDENTITY = {
 
 
 def _identity_key(table: str) -> Callable[[tuple], tuple]:
-    at = [TABLE_COLUMNS[table].index(column) for column in _IDENTITY[table][1]]
-    return lambda row: tuple(row[i] for i in at)
+    return itemgetter(*(TABLE_COLUMNS[table].index(column) for column in _IDENTITY[table][1]))  # several: a tuple
 
 
 # Tables whose rows are keyed: a retried export must not count twice (duplicates within one group
 # commit are dropped in Python, those already stored by the anti-joins below).
 _KEYED = {
-    "otel_traces": lambda row: (row[1], row[2]),  # within one commit, one row per id even if times differ
+    "otel_traces": itemgetter(1, 2),  # within one commit, one row per id even if times differ
     "otel_metrics": _identity_key("otel_metrics"),
     "otel_logs": _identity_key("otel_logs"),
     "span_links": lambda row: row,
@@ -210,6 +210,9 @@ class Store:
             self._conn.execute(setting)
         if memory_limit:
             self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
+        # pyarrow imports pandas the first time it converts Python values (about 0.2-0.4 s of CPU): at opening,
+        # not in the middle of the first export's commit
+        pa.array([""], type=pa.string())
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_limit)
         self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._writer.start()
@@ -339,7 +342,8 @@ class Store:
                 by_table.setdefault(table, []).extend(rows)
         for table, key in _KEYED.items():
             if table in by_table:
-                by_table[table] = list({key(row): row for row in by_table[table]}.values())
+                rows = by_table[table]
+                by_table[table] = list(dict(zip(map(key, rows), rows)).values())
         batches = {table: _arrow_batch(table, rows) for table, rows in by_table.items() if rows}
         cursor.execute("BEGIN TRANSACTION")
         try:
