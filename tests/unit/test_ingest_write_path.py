@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -119,3 +121,60 @@ def test_every_column_is_stored_as_decoded(store):
         cursor.close()
     assert stored == sorted(decoded.rows, key=lambda row: row[2])
     assert [types[name] for name in ("ResourceAttributes", "SpanAttributes", "Events", "Links")] == ["JSON"] * 4
+
+
+class _RecordingStore(Store):
+    """A store that remembers how many batches each group commit held, with a long window for announced ones."""
+
+    GATHER_COMING_S = 30.0
+
+    def __init__(self, path: str):
+        self.groups: list[int] = []
+        super().__init__(path)
+
+    def _commit(self, cursor, jobs) -> None:
+        self.groups.append(len(jobs))
+        super()._commit(cursor, jobs)
+
+
+def _span_rows(first: int, count: int) -> list[tuple]:
+    request = _request()
+    for index, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        span.span_id = (first + index + 1).to_bytes(8, "big")
+        span.ClearField("links")
+    return trace_rows(request).rows[:count]
+
+
+@pytest.fixture
+def recording(tmp_path):
+    store = _RecordingStore(str(tmp_path / "store.duckdb"))
+    yield store
+    store.close()
+
+
+def test_a_batch_announced_as_coming_shares_the_commit_of_the_one_before(recording):
+    announced, release = threading.Event(), threading.Event()
+    jobs = []
+
+    def decode_then_submit() -> None:
+        with recording.coming():
+            announced.set()
+            release.wait(10)
+            jobs.append(recording.submit_tables({"otel_traces": _span_rows(100, 2)}))
+
+    sender = threading.Thread(target=decode_then_submit)
+    sender.start()
+    announced.wait(10)
+    first = recording.submit_tables({"otel_traces": _span_rows(0, 2)})
+    time.sleep(0.1)  # far past GATHER_S: without the announcement the first batch would be committed alone
+    release.set()
+    sender.join(10)
+    assert first.wait(10) and jobs[0].wait(10)
+    assert recording.groups == [2]
+
+
+def test_an_announced_batch_that_never_comes_does_not_hold_the_commit(recording):
+    with recording.coming():
+        job = recording.submit_tables({"otel_traces": _span_rows(0, 1)})
+    assert job.wait(10)  # the window is 30 s: leaving the block ends the wait
+    assert recording.groups == [1]
