@@ -26,7 +26,7 @@ _PAYLOAD_AT = BUS_COLUMNS.index("Payload")
 
 
 class Commit(Protocol):
-    """What the store's submit returns (store._Job): ``wait`` is True once committed, raises if it failed."""
+    """What the store's submit returns (store.Job): ``wait`` is True once committed, raises if it failed."""
 
     def wait(self, timeout: float | None = None) -> bool: ...
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from json import encoder as json_encoder
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -87,6 +88,13 @@ def attributes(key_values) -> dict:
 
 
 _JSON = json.JSONEncoder(default=str, allow_nan=False)  # one encoder, not one per call
+# The C function json.JSONEncoder.encode builds on every call, built once: the same text without the Python-level
+# set-up per value. No circular-reference markers: values decoded from protobuf cannot contain themselves.
+_C_ENCODE = (
+    json_encoder.c_make_encoder(None, str, json_encoder.encode_basestring_ascii, None, ": ", ", ", False, False, False)
+    if json_encoder.c_make_encoder is not None
+    else None
+)
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # OTLP/JSON's spelling
 
 
@@ -103,7 +111,7 @@ def _finite_or_text(value: object) -> object:
 def to_json(value: object) -> str:
     """The JSON text kept in a JSON column: strict JSON, a NaN or infinite double as a string ("NaN", ...)."""
     try:
-        return _JSON.encode(value)
+        return "".join(_C_ENCODE(value, 0)) if _C_ENCODE is not None else _JSON.encode(value)
     except ValueError:  # a non-finite float somewhere: rare, so the common case stays one pass
         return _JSON.encode(_finite_or_text(value))
 
@@ -162,54 +170,62 @@ def id_problem(trace_id: bytes, span_id: bytes, parent_span_id: bytes = b"") -> 
     return None
 
 
-def _span_problem(span) -> str | None:
-    trace_id, span_id = span.trace_id, span.span_id
-    plainly_valid = (
+def _plainly_valid(trace_id: bytes, span_id: bytes) -> bool:
+    return (
         len(trace_id) == TRACE_ID_BYTES
         and len(span_id) == SPAN_ID_BYTES
-        and len(span.parent_span_id) in (0, SPAN_ID_BYTES)
         and trace_id != _ZERO_TRACE_ID
         and span_id != _ZERO_SPAN_ID
     )
-    if plainly_valid and not span.links:
-        return None
-    problem = id_problem(span.trace_id, span.span_id, span.parent_span_id)
-    if problem:
-        return problem
-    for link in span.links:
-        if id_problem(link.trace_id, link.span_id):
-            return "a link's " + id_problem(link.trace_id, link.span_id)
+
+
+def _span_problem(span, links) -> str | None:
+    trace_id, span_id = span.trace_id, span.span_id
+    if not (_plainly_valid(trace_id, span_id) and len(span.parent_span_id) in (0, SPAN_ID_BYTES)):
+        problem = id_problem(trace_id, span_id, span.parent_span_id)
+        if problem:
+            return problem
+    for link in links:
+        link_trace, link_span = link.trace_id, link.span_id
+        if not _plainly_valid(link_trace, link_span):
+            problem = id_problem(link_trace, link_span)
+            if problem:
+                return "a link's " + problem
     return None
 
 
-def _events_json(span) -> str:
-    if not span.events:
-        return EMPTY_JSON_LIST
+def _events_json(events) -> str:
     return to_json(
-        [{"Timestamp": e.time_unix_nano, "Name": e.name, "Attributes": attributes(e.attributes)} for e in span.events]
+        [{"Timestamp": e.time_unix_nano, "Name": e.name, "Attributes": attributes(e.attributes)} for e in events]
     )
 
 
-def _links_json(span) -> str:
-    if not span.links:
-        return EMPTY_JSON_LIST
+def _links_json(links, ids: list[tuple[str, str]]) -> str:
     return to_json(
         [
             {
-                "TraceId": link.trace_id.hex(),
-                "SpanId": link.span_id.hex(),
+                "TraceId": trace_id,
+                "SpanId": span_id,
                 "TraceState": link.trace_state,
                 "Attributes": attributes(link.attributes),
             }
-            for link in span.links
+            for link, (trace_id, span_id) in zip(links, ids, strict=True)
         ]
     )
 
 
-def _span_row(prefix: tuple, scope: tuple, span, plan: normalize.Plan, quirk: normalize.Quirk | None = None) -> tuple:
+def _span_row(
+    prefix: tuple,
+    scope: tuple,
+    span,
+    plan: normalize.Plan,
+    quirk: normalize.Quirk | None = None,
+    links=(),
+    link_ids: list[tuple[str, str]] | None = None,
+) -> tuple:
     attrs = attributes(span.attributes)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
-    kind, status = span.kind, span.status
+    kind, status, events = span.kind, span.status, span.events
     code = status.code
     return (
         start,
@@ -227,8 +243,8 @@ def _span_row(prefix: tuple, scope: tuple, span, plan: normalize.Plan, quirk: no
         end - start if end > start else 0,
         STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else "Unset",
         status.message,
-        _events_json(span) if span.events else EMPTY_JSON_LIST,
-        _links_json(span) if span.links else EMPTY_JSON_LIST,
+        _events_json(events) if events else EMPTY_JSON_LIST,
+        _links_json(links, link_ids) if link_ids else EMPTY_JSON_LIST,
     ) + (normalize.facts(attrs, plan, span.name, quirk) if attrs else normalize.NO_FACTS)
 
 
@@ -249,16 +265,18 @@ def trace_rows(request: ExportTraceServiceRequest) -> Decoded:
             plan = normalize.plan_for(scope_spans.schema_url or resource_spans.schema_url)
             quirk = normalize.quirk_for(scope[0])
             for span in scope_spans.spans:
-                problem = _span_problem(span)
+                links = span.links
+                problem = _span_problem(span, links)
                 if problem:
                     decoded.reject(problem)
                     continue
-                row = _span_row(prefix, scope, span, plan, quirk)
+                if not links:
+                    append(_span_row(prefix, scope, span, plan, quirk))
+                    continue
+                link_ids = [(link.trace_id.hex(), link.span_id.hex()) for link in links]
+                row = _span_row(prefix, scope, span, plan, quirk, links, link_ids)
                 append(row)
-                if span.links:
-                    decoded.links.extend(
-                        (row[1], row[2], link.trace_id.hex(), link.span_id.hex()) for link in span.links
-                    )
+                decoded.links.extend((row[1], row[2], *ids) for ids in link_ids)
     return decoded
 
 

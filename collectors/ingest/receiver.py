@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from collectors.ingest.logs import log_rows
 from collectors.ingest.metrics import metric_rows
 from collectors.ingest.otlp import Decoded, OtlpDecodeError, parse_request, trace_rows
-from collectors.storage.store import Store, StoreBusy, row_checker
+from collectors.storage.store import Job, Store, StoreBusy, row_checker
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -206,19 +206,32 @@ def decode_body(signal: Signal, body: bytes, content_type: str | None, content_e
         return error_reply(400, media, str(exc))
 
 
-def commit(store: Store, table: str, decoded: Decoded) -> None:
-    """Commit decoded rows and return only once they are durable; StoreUnavailable otherwise."""
+def submit(store: Store, table: str, decoded: Decoded) -> Job | None:
+    """Queue decoded rows for the next group commit (None when there are none); StoreUnavailable when full."""
     if not decoded.rows:
-        return
+        return None
     tables = {table: decoded.rows, "span_links": decoded.links} if decoded.links else {table: decoded.rows}
     try:
-        committed = store.submit_tables(tables).wait(COMMIT_TIMEOUT_S)
+        return store.submit_tables(tables)
     except StoreBusy:
         raise StoreUnavailable("store is busy; retry later") from None
+
+
+def wait(job: Job | None) -> None:
+    """Return only once the submitted rows are durable; StoreUnavailable otherwise."""
+    if job is None:
+        return
+    try:
+        committed = job.wait(COMMIT_TIMEOUT_S)
     except Exception as exc:  # the commit failed: nothing was acknowledged
         raise StoreUnavailable(f"store commit failed: {type(exc).__name__}") from None
     if not committed:
         raise StoreUnavailable("store commit timed out; retry later")
+
+
+def commit(store: Store, table: str, decoded: Decoded) -> None:
+    """Commit decoded rows and return only once they are durable; StoreUnavailable otherwise."""
+    wait(submit(store, table, decoded))
 
 
 def _success(signal: Signal, media: str, decoded: Decoded) -> Reply:
@@ -231,13 +244,19 @@ def _success(signal: Signal, media: str, decoded: Decoded) -> Reply:
 
 
 def ingest(store: Store, signal: Signal, body: bytes, content_type: str | None, encoding: str | None, limit: int):
-    """Decode, commit, answer one OTLP/HTTP export. Never raises for bad input."""
+    """Decode, commit, answer one OTLP/HTTP export. Never raises for bad input.
+
+    The batch is announced to the store while it is decoded, so that exports decoded at the same time share a
+    group commit.
+    """
     media = media_type(content_type)
-    decoded = decode_body(signal, body, content_type, encoding, limit)
-    if isinstance(decoded, Reply):
-        return decoded
     try:
-        commit(store, signal.table, decoded)
+        with store.coming():
+            decoded = decode_body(signal, body, content_type, encoding, limit)
+            if isinstance(decoded, Reply):
+                return decoded
+            job = submit(store, signal.table, decoded)
+        wait(job)
     except StoreUnavailable as exc:
         return busy_reply(media, str(exc))
     return _success(signal, media, decoded)

@@ -13,6 +13,7 @@ its own writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from operator import itemgetter
 
 import duckdb
 import pyarrow as pa
@@ -81,14 +83,13 @@ _IDENTITY = {
 
 
 def _identity_key(table: str) -> Callable[[tuple], tuple]:
-    at = [TABLE_COLUMNS[table].index(column) for column in _IDENTITY[table][1]]
-    return lambda row: tuple(row[i] for i in at)
+    return itemgetter(*(TABLE_COLUMNS[table].index(column) for column in _IDENTITY[table][1]))  # several: a tuple
 
 
 # Tables whose rows are keyed: a retried export must not count twice (duplicates within one group
 # commit are dropped in Python, those already stored by the anti-joins below).
 _KEYED = {
-    "otel_traces": lambda row: (row[1], row[2]),  # within one commit, one row per id even if times differ
+    "otel_traces": itemgetter(1, 2),  # within one commit, one row per id even if times differ
     "otel_metrics": _identity_key("otel_metrics"),
     "otel_logs": _identity_key("otel_logs"),
     "span_links": lambda row: row,
@@ -162,7 +163,7 @@ class StoreBusy(RuntimeError):
     """The write queue is full: the caller should ask its sender to retry later."""
 
 
-class _Job:
+class Job:
     """Rows for one table, or an action on the writer's cursor; finished after its commit."""
 
     def __init__(self, tables: dict[str, list[tuple]], action: Callable | None = None):
@@ -198,6 +199,9 @@ class Store:
 
     MAX_JOBS_PER_COMMIT = 64  # batches sharing one commit at most
     GATHER_S = 0.002  # how long the writer waits for more batches before it commits
+    # ... and how long at most while batches are announced as on their way (being decoded): a statement's
+    # fixed cost is a few milliseconds, so four batches in one commit cost about half as much CPU per row as one
+    GATHER_COMING_S = 0.02
 
     def __init__(self, path: str, queue_limit: int = 256, memory_limit: str | None = None):
         if path != ":memory:":
@@ -210,11 +214,15 @@ class Store:
             self._conn.execute(setting)
         if memory_limit:
             self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_limit)
+        # pyarrow imports pandas the first time it converts Python values (about 0.2-0.4 s of CPU): at opening,
+        # not in the middle of the first export's commit
+        pa.array([""], type=pa.string())
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_limit)
+        self._coming = 0  # batches announced by coming() and not submitted yet; guarded by the queue's mutex
         self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._writer.start()
 
-    def submit(self, table: str, rows: list[tuple]) -> _Job:
+    def submit(self, table: str, rows: list[tuple]) -> Job:
         """Queue rows for the next group commit; raise StoreBusy when the queue is full.
 
         Span rows get their span_links rows from their Links column.
@@ -224,20 +232,37 @@ class Store:
         tables = {table: rows}
         if table == "otel_traces":
             tables["span_links"] = link_rows(rows)
-        return self._enqueue(_Job(tables))
+        return self._enqueue(Job(tables))
 
-    def submit_tables(self, tables: dict[str, list[tuple]]) -> _Job:
+    def submit_tables(self, tables: dict[str, list[tuple]]) -> Job:
         """Queue rows for several tables, committed together (spans with the span_links rows of their links)."""
         unknown = set(tables) - set(_ARROW_SCHEMAS)
         if unknown:
             raise ValueError(f"unknown tables {sorted(unknown)}")
-        return self._enqueue(_Job(tables))
+        return self._enqueue(Job(tables))
 
-    def submit_action(self, action: Callable[[duckdb.DuckDBPyConnection], object]) -> _Job:
+    def submit_action(self, action: Callable[[duckdb.DuckDBPyConnection], object]) -> Job:
         """Run ``action(cursor)`` on the writer thread in a transaction of its own (retention uses it)."""
-        return self._enqueue(_Job({}, action))
+        return self._enqueue(Job({}, action))
 
-    def _enqueue(self, job: _Job) -> _Job:
+    @contextlib.contextmanager
+    def coming(self):
+        """Announce a batch that is being made and will be submitted within this block, or not at all.
+
+        While batches are announced, the writer keeps its next group commit open for them (GATHER_COMING_S at
+        most), so that exports decoded at the same time share one commit. Leave the block before waiting for the
+        commit, or the writer waits for the block's own batch.
+        """
+        with self._queue.mutex:
+            self._coming += 1
+        try:
+            yield
+        finally:
+            with self._queue.mutex:
+                self._coming -= 1
+                self._queue.not_empty.notify_all()  # a writer waiting for this batch must look again
+
+    def _enqueue(self, job: Job) -> Job:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -279,32 +304,38 @@ class Store:
                 self._commit_group(cursor, jobs)
         cursor.close()
 
-    def _next_group(self) -> list[_Job]:
+    def _next_group(self) -> list[Job]:
         """The next action alone, or up to MAX_JOBS_PER_COMMIT row jobs; empty when closing.
 
-        After the first row job the writer waits up to GATHER_S for more, so that concurrent senders
-        share a commit: one commit of many batches costs much less than many commits of one.
+        After the first row job the writer waits up to GATHER_S for more, or up to GATHER_COMING_S while
+        batches are announced as on their way (``coming``), so that concurrent senders share a commit: one
+        commit of many batches costs much less than many commits of one.
         """
         first = self._queue.get()
         if first is None:
             return []
         jobs = [first]
-        deadline = time.monotonic() + self.GATHER_S
+        started = time.monotonic()
         while first.action is None and len(jobs) < self.MAX_JOBS_PER_COMMIT:
-            job = self._peek(deadline - time.monotonic())
+            job = self._peek(started)
             if job is None or job.action is not None:
                 break
             jobs.append(self._queue.get_nowait())
         return jobs
 
-    def _peek(self, timeout: float) -> _Job | None:
-        """The job at the head of the queue without taking it, waiting up to ``timeout``; None if none."""
+    def _peek(self, started: float) -> Job | None:
+        """The job at the head of the queue without taking it, waiting for one until the gathering window that
+        began at ``started`` closes; None if none came."""
         with self._queue.not_empty:
-            if timeout > 0 and not self._queue._qsize():
-                self._queue.not_empty.wait(timeout)
-            return self._queue.queue[0] if self._queue._qsize() else None
+            while not self._queue._qsize():
+                window = self.GATHER_COMING_S if self._coming else self.GATHER_S
+                left = started + window - time.monotonic()
+                if left <= 0:
+                    return None
+                self._queue.not_empty.wait(left)
+            return self._queue.queue[0]
 
-    def _run_action(self, cursor, job: _Job) -> None:
+    def _run_action(self, cursor, job: Job) -> None:
         cursor.execute("BEGIN TRANSACTION")
         try:
             job.result = job.action(cursor)
@@ -316,7 +347,7 @@ class Store:
             return
         job.finish(None)
 
-    def _commit_group(self, cursor, jobs: list[_Job]) -> None:
+    def _commit_group(self, cursor, jobs: list[Job]) -> None:
         try:
             self._commit(cursor, jobs)
         except Exception:  # one bad job must not fail the good ones: retry each alone
@@ -332,14 +363,15 @@ class Store:
         for job in jobs:
             job.finish(None)
 
-    def _commit(self, cursor, jobs: list[_Job]) -> None:
+    def _commit(self, cursor, jobs: list[Job]) -> None:
         by_table: dict[str, list[tuple]] = {}
         for job in jobs:
             for table, rows in job.tables.items():
                 by_table.setdefault(table, []).extend(rows)
         for table, key in _KEYED.items():
             if table in by_table:
-                by_table[table] = list({key(row): row for row in by_table[table]}.values())
+                rows = by_table[table]
+                by_table[table] = list(dict(zip(map(key, rows), rows)).values())
         batches = {table: _arrow_batch(table, rows) for table, rows in by_table.items() if rows}
         cursor.execute("BEGIN TRANSACTION")
         try:
