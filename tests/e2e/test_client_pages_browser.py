@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from urllib.parse import urlencode
 
@@ -18,7 +17,7 @@ import pytest
 
 from tests import client_apps
 from tests.e2e.conftest import full_screenshot
-from tests.e2e.test_demo_browser import metric_value, open_page
+from tests.e2e.test_demo_browser import open_page, shows
 from tests.processes import ROOT, free_port, running_collectors, wait_until
 
 pytestmark = pytest.mark.browser
@@ -52,20 +51,6 @@ def client_dashboard(redis_server, rabbitmq):
 
 def scoped(path: str, truth: dict) -> str:
     return f"{path}?{urlencode({'group': truth['consumer_service'], 'channel': truth['channel']})}"
-
-
-def shows(page, label: str, expected: int, seconds: float = 45) -> None:
-    """Wait for a metric to show ``expected``; fail saying what it showed instead."""
-    deadline, seen = time.monotonic() + seconds, None
-    while time.monotonic() < deadline:
-        try:
-            seen = metric_value(page, label)
-        except Exception:  # not rendered yet, or mid-rerender
-            seen = None
-        if seen == expected:
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{page.url}: '{label}' shows {seen}, the app planted {expected}")
 
 
 @pytest.mark.parametrize("app", ["celery", "rabbitmq"])

@@ -103,6 +103,20 @@ def metric_value(page, label: str) -> int:
     return int(metric.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
 
 
+def shows(page, label: str, expected: int, seconds: float = 45) -> None:
+    """Wait for a metric to show ``expected``; fail saying what it showed instead."""
+    deadline, seen = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            seen = metric_value(page, label)
+        except Exception:  # not rendered yet, or mid-rerender
+            seen = None
+        if seen == expected:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{page.url}: '{label}' shows {seen}, {expected} were planted")
+
+
 def open_page(page, url: str, path: str, title: str) -> None:
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=WAIT_S * 1000)

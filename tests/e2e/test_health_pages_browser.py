@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -25,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tests.e2e.conftest import full_screenshot
-from tests.e2e.test_demo_browser import metric_value, open_page
+from tests.e2e.test_demo_browser import open_page, shows
 from tests.processes import ROOT, Collectors, free_port, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -109,20 +108,6 @@ def dashboard(redis_server):
         collectors.stop()
 
 
-def shows(page, label: str, expected: int) -> None:
-    """Wait for a metric to show ``expected``; fail saying what it showed instead."""
-    deadline, seen = time.monotonic() + WAIT_S, None
-    while time.monotonic() < deadline:
-        try:
-            seen = metric_value(page, label)
-        except Exception:  # not rendered yet, or mid-rerender
-            seen = None
-        if seen == expected:
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{page.url}: '{label}' shows {seen}, {expected} were planted")
-
-
 def table_rows(page, first_column: str) -> list[list[str]]:
     """The rows of the data grid whose first column is ``first_column``, read off its accessible table (the grid
     draws on a canvas; its cells are also written, for screen readers, as a table inside it)."""
@@ -140,11 +125,11 @@ def table_rows(page, first_column: str) -> list[list[str]]:
 
 def test_the_overview_shows_every_kind_of_message_and_the_redelivery(dashboard, page, screenshots):
     open_page(page, dashboard, "?window=all", "Overview")
-    shows(page, "Bus messages", CLOUDEVENTS + len(UNENVELOPED) + len(MALFORMED))
-    shows(page, "CloudEvents", CLOUDEVENTS)
-    shows(page, "Unenveloped", len(UNENVELOPED))
-    shows(page, "Malformed", len(MALFORMED))
-    shows(page, "Redeliveries", 1)
+    shows(page, "Bus messages", CLOUDEVENTS + len(UNENVELOPED) + len(MALFORMED), WAIT_S)
+    shows(page, "CloudEvents", CLOUDEVENTS, WAIT_S)
+    shows(page, "Unenveloped", len(UNENVELOPED), WAIT_S)
+    shows(page, "Malformed", len(MALFORMED), WAIT_S)
+    shows(page, "Redeliveries", 1, WAIT_S)
     full_screenshot(page, screenshots / "health-overview.png")
 
 
