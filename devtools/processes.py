@@ -5,6 +5,7 @@ Each runs on a free loopback port and is stopped by its owner; tests/processes.p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,3 +113,27 @@ class Collectors:
             self.process.terminate()
             self.process.wait(timeout=30)
         self._log.close()
+
+
+@contextlib.contextmanager
+def running_dashboard(api: str, timeout: float = 120.0):
+    """The Streamlit dashboard on a free port reading ``api``, as .streamlit/config.toml sets it up (this
+    machine only, headless); yields its URL. The page controls stay off unless the caller's environment
+    turns them on."""
+    port = free_port()
+    env = {**os.environ, "EVENTSCOPE_API": api}
+    env.pop("EVENTSCOPE_CONTROLS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: urllib.request.urlopen(f"{url}/_stcore/health", timeout=5), timeout, what="the dashboard")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

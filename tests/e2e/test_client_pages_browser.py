@@ -7,18 +7,15 @@ app's ground truth (tests/clients/*/app.py), not a figure read back from the API
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import urllib.request
 from urllib.parse import urlencode
 
 import pytest
 
+from devtools.processes import running_dashboard
 from tests import client_apps
 from tests.e2e.conftest import full_screenshot
 from tests.e2e.test_demo_browser import open_page, shows
-from tests.processes import ROOT, free_port, running_collectors, wait_until
+from tests.processes import running_collectors
 
 pytestmark = pytest.mark.browser
 
@@ -31,22 +28,8 @@ def client_dashboard(redis_server, rabbitmq):
             "celery": client_apps.python_app("celery", "celery/app.py", {"REDIS_URL": redis_server.url, **otlp}).truth,
             "rabbitmq": client_apps.python_app("pika-0.66", "pika/app.py", {"AMQP_URL": rabbitmq.url, **otlp}).truth,
         }
-        port = free_port()
-        dashboard = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port)]
-            + ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT,
-            env={**os.environ, "EVENTSCOPE_API": collectors.api},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            health = f"http://127.0.0.1:{port}/_stcore/health"
-            wait_until(lambda: urllib.request.urlopen(health, timeout=2).status == 200, timeout=90, what="dashboard")
-            yield f"http://127.0.0.1:{port}", truths
-        finally:
-            dashboard.terminate()
-            dashboard.wait(timeout=30)
+        with running_dashboard(collectors.api) as url:
+            yield url, truths
 
 
 def scoped(path: str, truth: dict) -> str:

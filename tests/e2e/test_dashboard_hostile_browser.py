@@ -8,9 +8,6 @@ an exception; a crafted parameter gives a visible notice; the dashboard listens 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -18,8 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devtools.processes import running_dashboard
 from tests.integration.test_dashboard_hostile import hostile_values, publish_hostile, send_hostile_spans
-from tests.processes import ROOT, Collectors, free_port, wait_until
+from tests.processes import Collectors, free_port, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -59,23 +57,10 @@ def dashboard(redis_server, trap):
     publish_hostile(redis_server.client(), values)
     trace_id = send_hostile_spans(collectors.api, values)
     wait_until(lambda: collectors.get("health")["store"]["spans"] == 2, timeout=WAIT_S, what="hostile spans stored")
-    port = free_port()
-    env = {**os.environ, "EVENTSCOPE_API": collectors.api}
-    env.pop("EVENTSCOPE_CONTROLS", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: urllib.request.urlopen(f"{url}/_stcore/health", timeout=5), WAIT_S, what="the dashboard")
-        yield url, port, values, trace_id
+        with running_dashboard(collectors.api, WAIT_S) as url:
+            yield url, int(url.rsplit(":", 1)[1]), values, trace_id
     finally:
-        process.terminate()
-        process.wait(timeout=60)
         collectors.stop()
 
 

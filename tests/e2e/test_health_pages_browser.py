@@ -10,9 +10,6 @@ reason with its count: the numbers checked are the ones planted here, not read b
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
@@ -23,9 +20,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from devtools.processes import running_dashboard
 from tests.e2e.conftest import full_screenshot
 from tests.e2e.test_demo_browser import open_page, shows
-from tests.processes import ROOT, Collectors, free_port, wait_until
+from tests.processes import Collectors, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -89,22 +87,10 @@ def dashboard(redis_server):
     total = CLOUDEVENTS + len(UNENVELOPED) + len(MALFORMED)
     wait_until(lambda: collectors.get("health")["store"]["bus_messages"] == total, WAIT_S, what="bus messages stored")
     wait_until(lambda: collectors.get("health")["store"]["spans"] == 2, WAIT_S, what="spans stored")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port)]
-        + ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT,
-        env={**os.environ, "EVENTSCOPE_API": collectors.api},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: urllib.request.urlopen(f"{url}/_stcore/health", timeout=5), WAIT_S, what="the dashboard")
-        yield url
+        with running_dashboard(collectors.api, WAIT_S) as url:
+            yield url
     finally:
-        process.terminate()
-        process.wait(timeout=60)
         collectors.stop()
 
 
