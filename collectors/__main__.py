@@ -1,4 +1,4 @@
-"""Command line: ``python -m collectors serve|report|check``. Flags fall back to env vars (docs/api.md)."""
+"""Command line: ``python -m collectors serve|report|check|contracts``. Flags fall back to env vars (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import urllib.request
 
 from collectors import check
 from collectors import config as cfg
+from collectors.contracts import command
 from collectors.ingest import bearer
 
 
@@ -39,9 +40,13 @@ def _parser() -> argparse.ArgumentParser:
         "--retention-max-spans",
         help=f"keep at most this many spans, oldest traces go first, 0 = no limit (env {cfg.ENV_RETENTION_MAX_SPANS})",
     )
+    serve.add_argument("--registry", help=f"schema registry directory for /api/v1/contracts (env {cfg.ENV_REGISTRY})")
     report = commands.add_parser("report", help="print the report JSON from a running collectors")
     report.add_argument("--api", help=f"query API base URL (env {cfg.ENV_API}, default {cfg.DEFAULT_API})")
     check.add_arguments(commands.add_parser("check", help="assert limits on the collected flow (for CI)"))
+    command.add_arguments(
+        commands.add_parser("contracts", help="check the observed events against a schema registry (for CI)")
+    )
     return parser
 
 
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "check":
         return check.run(cfg.api_url(os.environ, args.api), args)
+    if args.command == "contracts":
+        return command.run(cfg.api_url(os.environ, args.api), args)
     if args.command == "report":
         return _report(cfg.api_url(os.environ, args.api))
     try:
@@ -74,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             broker_poll_s=args.broker_poll_s,
             retention_age_s=args.retention_age_s,
             retention_max_spans=args.retention_max_spans,
+            registry=args.registry,
         )
     except cfg.ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ Every environment variable name is written here and nowhere else; CLI flags fall
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping
 
@@ -26,6 +27,7 @@ ENV_RETENTION_INTERVAL_S = "EVENTSCOPE_RETENTION_INTERVAL_S"
 ENV_STORE_MEMORY = "EVENTSCOPE_STORE_MEMORY_LIMIT"
 ENV_TOKEN = "EVENTSCOPE_TOKEN"
 ENV_REQUEST_DEADLINE_S = "EVENTSCOPE_REQUEST_DEADLINE_S"
+ENV_REGISTRY = "EVENTSCOPE_REGISTRY"
 
 DEFAULT_LISTEN = "127.0.0.1:4318"
 DEFAULT_STORE = ".eventscope/store.duckdb"
@@ -69,6 +71,7 @@ class Config:
     store_memory_limit: str = DEFAULT_STORE_MEMORY
     request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
     token: str | None = dataclasses.field(default=None, repr=False)  # bearer token on ingest and API; None: open
+    registry: str | None = None  # schema registry directory for the contract checks (docs/contracts.md); None: none
 
 
 def parse_listen(value: str, name: str = ENV_LISTEN) -> tuple[str, int]:
@@ -156,7 +159,14 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
             environ.get(ENV_REQUEST_DEADLINE_S, str(DEFAULT_REQUEST_DEADLINE_S)), ENV_REQUEST_DEADLINE_S, False
         ),
         token=token(environ),
+        registry=_directory(pick("registry", ENV_REGISTRY, None) or None, "--registry/" + ENV_REGISTRY),
     )
+
+
+def _directory(value: str | None, name: str) -> str | None:
+    if value is not None and not os.path.isdir(value):
+        raise ConfigError(f"{name}: {value!r} is not a directory")
+    return value
 
 
 def token(environ: Mapping[str, str]) -> str | None:
@@ -165,6 +175,11 @@ def token(environ: Mapping[str, str]) -> str | None:
     if any(ord(c) < 0x21 or ord(c) > 0x7E for c in value):
         raise ConfigError(f"{ENV_TOKEN}: use printable ASCII without spaces")
     return value or None
+
+
+def registry_path(environ: Mapping[str, str], flag: str | None = None) -> str | None:
+    """The schema registry directory for clients (the contracts command): the flag, else EVENTSCOPE_REGISTRY."""
+    return flag or environ.get(ENV_REGISTRY) or None
 
 
 def api_url(environ: Mapping[str, str], flag: str | None = None) -> str:

@@ -137,7 +137,7 @@ class SchemaRegistry:
     def __init__(self, directory: Path = SCHEMA_DIR):
         self._validators: dict[tuple[str, int], Draft202012Validator] = {}
         self._checks: dict[tuple[str, int], Check] = {}
-        for path in sorted(directory.glob("*.json")):
+        for path in sorted(directory.glob("*.v*.json")):  # contracts.json beside them declares the consumers
             event_type, _, version = path.stem.rpartition(".v")
             schema = json.loads(path.read_text())
             Draft202012Validator.check_schema(schema)

@@ -26,6 +26,8 @@ from collectors.analyses import (
 )
 from collectors.analyses.filters import BadRequest, choice, flag, integer, number, parse_filters, text
 from collectors.bus import broker_stats
+from collectors.contracts import findings, observed
+from collectors.contracts import registry as contract_registry
 from collectors.serving import openapi
 from collectors.storage import queries
 from collectors.storage.reader import Reader
@@ -36,6 +38,7 @@ MAX_LIMIT = 1000
 MAX_SEQUENCE_LIMIT = 100_000
 MAX_GRACE_S = 86400 * 365
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+NO_REGISTRY = "the collectors were started without a schema registry (serve --registry PATH, or EVENTSCOPE_REGISTRY)"
 
 __all__ = ["API_PREFIX", "BadRequest", "ROUTES", "handle"]
 
@@ -158,6 +161,22 @@ def _malformed(cursor, params, match) -> tuple[int, dict]:
     return 200, {"count": count, "messages": queries.messages(cursor, _limit(params), True)}
 
 
+def _observed(cursor, params, match) -> tuple[int, dict]:
+    per_key = integer(params, "payloads", observed.DEFAULT_PAYLOADS, 0, observed.MAX_PAYLOADS)
+    return 200, observed.observed(cursor, parse_filters(params), per_key)
+
+
+def _contracts(cursor, params, match, registry: str | None) -> tuple[int, dict]:
+    """Findings against the registry the collectors were started with (re-read each time: edits show at once)."""
+    if registry is None:
+        return 200, {"ok": None, "registry": None, "findings": [], "counts": {}, "note": NO_REGISTRY}
+    try:
+        loaded = contract_registry.load(registry)
+    except contract_registry.RegistryError as exc:
+        return 200, {"ok": None, "registry": None, "findings": [], "counts": {}, "note": str(exc)}
+    return 200, findings.report(loaded, _observed(cursor, params, match)[1], registry)
+
+
 def _openapi(cursor, params, match) -> tuple[int, dict]:
     return 200, openapi.document()
 
@@ -181,16 +200,22 @@ ROUTES: list[tuple[re.Pattern, Callable]] = [
     (re.compile(rf"^{API_PREFIX}/instrumentation$"), _instrumentation),
     (re.compile(rf"^{API_PREFIX}/messages$"), _messages),
     (re.compile(rf"^{API_PREFIX}/malformed$"), _malformed),
+    (re.compile(rf"^{API_PREFIX}/contracts/observed$"), _observed),
+    (re.compile(rf"^{API_PREFIX}/contracts$"), _contracts),
     (re.compile(rf"^{API_PREFIX}/openapi\.json$"), _openapi),
 ]
+_WITH_REGISTRY = frozenset({_contracts})
+"""Handlers that also take the registry directory the collectors were started with."""
 
 
-def handle(cursor: Reader, path: str, params: Mapping[str, list[str]]) -> tuple[int, dict]:
+def handle(cursor: Reader, path: str, params: Mapping[str, list[str]], registry: str | None = None) -> tuple[int, dict]:
     """Route one GET request; unknown paths answer 404, bad parameters 400."""
     for pattern, handler in ROUTES:
         match = pattern.match(path)
         if match:
             try:
+                if handler in _WITH_REGISTRY:
+                    return handler(cursor, params, match, registry)
                 return handler(cursor, params, match)
             except BadRequest as exc:
                 return 400, {"error": str(exc)}

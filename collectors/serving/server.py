@@ -123,7 +123,7 @@ class HttpApp:
             return answers.reply(200, self.collector.health())
         reader = self.collector.store.reader()
         try:
-            status, payload = api.handle(reader, path, params)
+            status, payload = api.handle(reader, path, params, self.collector.config.registry)
         except Exception:
             log.exception("query failed: %s", path)
             status, payload = 500, {"error": "query failed; see the collectors log"}
