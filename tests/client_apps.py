@@ -62,10 +62,10 @@ def python_env(name: str) -> Path:
     return python
 
 
-def node_modules() -> Path:
-    """node_modules installed with ``npm ci`` from tests/clients/node's package-lock.json."""
-    sources = [APPS / "node" / name for name in NODE_FILES]
-    target = _fresh("node", _digest(*sources))
+def node_modules(app: str = "node") -> Path:
+    """node_modules installed with ``npm ci`` from tests/clients/<app>'s package-lock.json."""
+    sources = [APPS / app / name for name in NODE_FILES]
+    target = _fresh(app, _digest(*sources))
     if (target / ".complete").exists():
         return target / "node_modules"
     shutil.rmtree(target, ignore_errors=True)
@@ -118,6 +118,7 @@ def main() -> int:
     for name in PYTHON_ENVS:
         print(f"client env {name}: {python_env(name)}", file=sys.stderr)
     print(f"client env node: {node_modules()}", file=sys.stderr)
+    print(f"client env asyncapi: {node_modules('asyncapi')}", file=sys.stderr)
     return 0
 
 

@@ -6,6 +6,8 @@ is described and every answer matches its schema.
 
 from __future__ import annotations
 
+from collectors.contracts import findings as finding_kinds
+
 _NUM = {"type": "number"}
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
@@ -64,6 +66,40 @@ _STREAM = _obj(
 )
 _STREAM["properties"] |= {"redeliveries": _INT, "duplicates_handled": _INT, "duplicates_processed": _INT}
 _ATTRIBUTES = {"type": "object"}
+_SIGHTING = {"channel": _NSTR, "type": _NSTR, "version": _NINT, "count": _INT}
+_CONTRACTS_OBSERVED = _obj(
+    {
+        "publications": _list(_closed({**_SIGHTING, "producer": _NSTR, "example_event_id": _NSTR})),
+        "deliveries": _list(_closed({**_SIGHTING, "group": _NSTR, "example_event_id": _NSTR})),
+        "payloads": _list(_closed({**_SIGHTING, "data": _NSTR, "event_id": _NSTR})),
+        "messages": _INT,
+        "messages_checked": _INT,
+    }
+)
+_FINDING = _closed(
+    {
+        "kind": {"enum": list(finding_kinds.KINDS)},
+        "type": _NSTR,
+        "version": _NINT,
+        "who": _list(_STR),
+        "channels": _list(_STR),
+        "count": _INT,
+        "example_event_id": _NSTR,
+        "detail": _STR,
+    }
+)
+_CONTRACTS = _obj({"ok": {"type": ["boolean", "null"]}, "findings": _list(_FINDING), "counts": {"type": "object"}})
+_CONTRACTS["required"].append("registry")
+_CONTRACTS["properties"] |= {
+    "registry": {
+        "oneOf": [
+            {"type": "null"},
+            _closed({"path": _STR, "schemas": _INT, "types": _INT, "consumer_groups": _list(_STR)}),
+        ]
+    },
+    "observed": _closed({"publications": _INT, "deliveries": _INT, "messages": _INT, "messages_checked": _INT}),
+    "note": _STR,
+}
 _SPAN_EVENT = _closed({"t_ns": _INT, "name": _STR, "attributes": _ATTRIBUTES})
 _SPAN_LINK = _closed({"trace_id": _STR, "span_id": _STR, "trace_state": _NSTR, "attributes": _ATTRIBUTES})
 _SPAN = _closed(
@@ -404,6 +440,8 @@ SCHEMAS = {
         }
     ),
     "health": _HEALTH,
+    "contracts_observed": _CONTRACTS_OBSERVED,
+    "contracts": _CONTRACTS,
     "document": {"type": "object"},
     "messages": _obj({"messages": _list(_MESSAGE)}),
     "malformed": _obj({"count": _INT, "messages": _list(_MESSAGE)}),
@@ -411,6 +449,9 @@ SCHEMAS = {
 }
 
 # path -> (summary, response schema name, parameters)
+PAYLOADS = _param(
+    "payloads", _INT, "distinct payloads read per channel, type and dataschema, newest first (0 to 100000, default 500)"
+)
 PATHS = {
     "/api/v1/health": (
         "ok, or degraded with the problems (a part down, reconnecting or failing to store); each part's state",
@@ -496,6 +537,16 @@ PATHS = {
     ),
     "/api/v1/messages": ("Recent bus messages, newest first", "messages", [LIMIT]),
     "/api/v1/malformed": ("Malformed bus messages, newest first", "malformed", [LIMIT]),
+    "/api/v1/contracts/observed": (
+        "Event types and schema versions as observed: who sent and received each, and payloads to validate",
+        "contracts_observed",
+        FILTERS[:2] + [PAYLOADS],
+    ),
+    "/api/v1/contracts": (
+        "Contract findings against the schema registry the collectors were started with (docs/contracts.md)",
+        "contracts",
+        FILTERS[:2] + [PAYLOADS],
+    ),
     "/api/v1/openapi.json": ("This document", "document", []),
 }
 
