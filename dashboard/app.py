@@ -32,6 +32,7 @@ SECTIONS = {
     "Under the hood": [
         ("broker.py", "Broker", ":material/dns:", "broker"),
         ("instrumentation.py", "Instrumentation health", ":material/health_and_safety:", "instrumentation"),
+        ("contracts.py", "Contracts", ":material/handshake:", "contracts"),
     ],
     "Teach": [("scenarios.py", "Scenarios", ":material/school:", "scenarios")],
 }

@@ -157,6 +157,16 @@ def answer(path: str, params: Mapping[str, object]) -> dict:
     return _fetch(path, params)
 
 
+def contracts(params: Mapping[str, object]) -> dict:
+    """Contract findings against the collectors' schema registry (``registry`` None when they have none)."""
+    return _fetch("contracts", params)
+
+
+def contracts_observed(params: Mapping[str, object]) -> dict:
+    """Who sent and received each event type and schema version (no payloads: the page shows no data)."""
+    return _fetch("contracts/observed", {**params, "payloads": 0})
+
+
 def broker(params: Mapping[str, object]) -> dict:
     """The latest broker sample and the series over the window."""
     return _fetch("broker", params)

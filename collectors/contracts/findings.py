@@ -236,6 +236,10 @@ def report(registry: Registry, observed: dict, registry_path: str) -> dict:
             "schemas": len(registry.schemas),
             "types": len(registry.types()),
             "consumer_groups": sorted(registry.consumers),
+            "accepts": {
+                group: {event_type: sorted(versions) for event_type, versions in sorted(accepts.items())}
+                for group, accepts in sorted(registry.consumers.items())
+            },
         },
         "counts": summary_counts(findings),
         "findings": findings,

@@ -94,7 +94,15 @@ _CONTRACTS["properties"] |= {
     "registry": {
         "oneOf": [
             {"type": "null"},
-            _closed({"path": _STR, "schemas": _INT, "types": _INT, "consumer_groups": _list(_STR)}),
+            _closed(
+                {
+                    "path": _STR,
+                    "schemas": _INT,
+                    "types": _INT,
+                    "consumer_groups": _list(_STR),
+                    "accepts": {"type": "object", "additionalProperties": {"type": "object"}},
+                }
+            ),
         ]
     },
     "observed": _closed({"publications": _INT, "deliveries": _INT, "messages": _INT, "messages_checked": _INT}),

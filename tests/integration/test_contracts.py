@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from collectors.contracts import findings
 from eventscope_redis import RedisPubSubInstrumentor, message
 from tests import client_apps
+from tests.integration.test_dashboard_pages import metrics, open_page, texts
 from tests.processes import ROOT, Collectors, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -127,6 +128,25 @@ def test_each_planted_breach_is_reported_exactly_once(planted, tmp_path):
     assert "  not_accepted: audit receives shop.order.placed v1 and accepts only v2" in lines[-2]
     assert lines[-1] == "FAILED: 3 contract findings"
     assert json.loads(document.read_text())["asyncapi"] == "3.0.0"
+
+
+def test_the_contracts_page_shows_the_same_findings(planted, monkeypatch):
+    collectors, producer, _, received = planted
+    plant(producer, received)
+    wait_until(lambda: observed_all(collectors), what="every publication and delivery stored")
+    app = open_page(collectors.api, "contracts", monkeypatch)
+    assert metrics(app)["Findings"] == "3"
+    shown = app.dataframe[0].value
+    assert list(shown["finding"]) == ["Unknown type", "Schema violation", "Not accepted"]
+    assert list(shown["type"]) == ["shop.mystery.happened", "shop.order.shipped", "shop.order.placed"]
+    exchanges = app.dataframe[1].value
+    audit = exchanges[exchanges["who"] == PLANTED_GROUP]
+    assert list(audit["contract"]) == ["accepts only 2"] and list(audit["version"]) == [1]
+
+
+def test_the_contracts_page_says_when_there_is_no_registry(collectors, monkeypatch):
+    app = open_page(collectors.api, "contracts", monkeypatch)
+    assert "No schema registry here: the collectors were started without a schema registry" in texts(app)
 
 
 def test_the_sample_shop_keeps_its_contracts(redis_server):

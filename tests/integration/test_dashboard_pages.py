@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 APP = str(ROOT / "dashboard" / "app.py")
 PAGES = (
     "overview", "latency", "ordering", "duplicates", "traces", "event", "dead_letters", "broker", "scenarios",
-    "instrumentation",
+    "instrumentation", "contracts",
 )  # fmt: skip
 CHANNEL = "t.orders"
 SPANS = 7

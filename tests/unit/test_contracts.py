@@ -249,7 +249,9 @@ def test_report_counts_every_kind(shop_registry):
     assert answer["ok"] is False and answer["counts"]["unknown_type"] == 1
     assert set(answer["counts"]) == set(findings.KINDS)
     groups = ["inventory", "notifications"]
-    assert answer["registry"] == {"path": "reg", "schemas": 4, "types": 3, "consumer_groups": groups}
+    accepts = {"inventory": {"shop.order.placed": [2]}, "notifications": {"shop.order.shipped": [1]}}
+    expected = {"path": "reg", "schemas": 4, "types": 3, "consumer_groups": groups, "accepts": accepts}
+    assert answer["registry"] == expected
 
 
 def test_asyncapi_document_names_channels_operations_and_messages(shop_registry):
