@@ -170,7 +170,7 @@ def _violations(registry: Registry, payloads: list[dict], found: _Findings) -> N
         if where is None:
             continue
         finding = found.at((SCHEMA_VIOLATION, event_type, version, where, rule), SCHEMA_VIOLATION, event_type, version)
-        finding.add(row)
+        finding.add(row, row.get("producer"))
         finding.detail = finding.detail or f"{shown(event_type)} v{version}: {where}: {shown(message)}"
 
 

@@ -71,7 +71,7 @@ _CONTRACTS_OBSERVED = _obj(
     {
         "publications": _list(_closed({**_SIGHTING, "producer": _NSTR, "example_event_id": _NSTR})),
         "deliveries": _list(_closed({**_SIGHTING, "group": _NSTR, "example_event_id": _NSTR})),
-        "payloads": _list(_closed({**_SIGHTING, "data": _NSTR, "event_id": _NSTR})),
+        "payloads": _list(_closed({**_SIGHTING, "data": _NSTR, "event_id": _NSTR, "producer": _NSTR})),
         "messages": _INT,
         "messages_checked": _INT,
     }
@@ -458,7 +458,10 @@ SCHEMAS = {
 
 # path -> (summary, response schema name, parameters)
 PAYLOADS = _param(
-    "payloads", _INT, "distinct payloads read per channel, type and dataschema, newest first (0 to 100000, default 500)"
+    "payloads",
+    _INT,
+    "distinct payloads read per channel, type and dataschema, newest first (0 to 100000, default 200), "
+    "and the newest of each other shape",
 )
 PATHS = {
     "/api/v1/health": (

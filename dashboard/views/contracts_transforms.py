@@ -16,6 +16,7 @@ KIND_LABELS = {
 }
 """The collectors' finding kinds (docs/contracts.md), as the page names them; an unknown kind shows as is."""
 FINDING_COLUMNS = ["finding", "detail", "type", "version", "who", "channels", "count", "example event"]
+NO_PRODUCER = "(no producer span)"
 EXCHANGE_COLUMNS = ["who", "role", "channel", "type", "version", "count", "contract"]
 
 
@@ -58,14 +59,27 @@ def _verdict(accepts: dict | None, group: str | None, event_type: str | None, ve
     return "accepted" if version is None or version in versions else f"accepts only {', '.join(map(str, versions))}"
 
 
-def exchanges_frame(observed: dict, registry: dict | None) -> pd.DataFrame:
-    """Every (service or group, channel, type, version) seen sending or receiving, with what the contract says."""
-    accepts = registry.get("accepts", {}) if registry else None
-    rows = [
-        {"who": p.get("producer") or "(unknown producer)", "role": "sends", "channel": p.get("channel"),
-         "type": p.get("type"), "version": p.get("version"), "count": p.get("count"), "contract": ""}
-        for p in observed.get("publications", [])
+def _senders(publications: list[dict]) -> list[dict]:
+    """One row per (channel, type, version) sent, naming every producer seen; events whose producer span is
+    not (or not yet) stored count under the same row, so a recent burst does not split it."""
+    rows: dict[tuple, dict] = {}
+    for p in publications:
+        key = (p.get("channel"), p.get("type"), p.get("version"))
+        row = rows.setdefault(key, {"producers": set(), "count": 0})
+        row["count"] += p.get("count") or 0
+        if p.get("producer"):
+            row["producers"].add(p["producer"])
+    return [
+        {"who": ", ".join(sorted(row["producers"])) or NO_PRODUCER, "role": "sends", "channel": channel,
+         "type": event_type, "version": version, "count": row["count"], "contract": ""}
+        for (channel, event_type, version), row in rows.items()
     ]  # fmt: skip
+
+
+def exchanges_frame(observed: dict, registry: dict | None) -> pd.DataFrame:
+    """Every (channel, type, version) sent and every group receiving it, with what the group's contract says."""
+    accepts = registry.get("accepts", {}) if registry else None
+    rows = _senders(observed.get("publications", []))
     rows += [
         {"who": d.get("group"), "role": "receives", "channel": d.get("channel"), "type": d.get("type"),
          "version": d.get("version"), "count": d.get("count"),
@@ -73,6 +87,6 @@ def exchanges_frame(observed: dict, registry: dict | None) -> pd.DataFrame:
         for d in observed.get("deliveries", [])
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=EXCHANGE_COLUMNS).astype({"version": "Int64", "count": "Int64"})
-    return frame.groupby(EXCHANGE_COLUMNS[:5] + ["contract"], dropna=False, as_index=False, sort=True)["count"].sum()[
-        EXCHANGE_COLUMNS
-    ]
+    order = frame.assign(receiving=frame["role"] != "sends")  # each type's senders above its receivers
+    order = order.sort_values(["channel", "type", "version", "receiving", "who"], na_position="first")
+    return order[EXCHANGE_COLUMNS].reset_index(drop=True)

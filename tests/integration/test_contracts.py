@@ -114,7 +114,7 @@ def test_each_planted_breach_is_reported_exactly_once(planted, tmp_path):
     found = [(f["kind"], f["type"], f["version"], f["who"], f["channels"], f["count"]) for f in answer["findings"]]
     assert found == [
         ("unknown_type", "shop.mystery.happened", None, ["planter"], ["test.mystery"], 1),
-        ("schema_violation", "shop.order.shipped", 1, [], ["test.shipping"], 1),
+        ("schema_violation", "shop.order.shipped", 1, ["planter"], ["test.shipping"], 1),
         ("not_accepted", "shop.order.placed", 1, [PLANTED_GROUP], ["test.orders"], 1),
     ]
     assert answer["findings"][1]["detail"] == "shop.order.shipped v1: data: 'order_id' is a required property"
@@ -128,6 +128,26 @@ def test_each_planted_breach_is_reported_exactly_once(planted, tmp_path):
     assert "  not_accepted: audit receives shop.order.placed v1 and accepts only v2" in lines[-2]
     assert lines[-1] == "FAILED: 3 contract findings"
     assert json.loads(document.read_text())["asyncapi"] == "3.0.0"
+
+
+def test_a_payload_of_another_shape_is_validated_however_many_came_after_it(planted):
+    """Past the newest N per type, the newest payload of each shape is still read: a missing or mistyped field
+    anywhere in the window is found; a bad value in a payload of the usual shape only among the newest N."""
+    collectors, producer, registry, _ = planted
+    producer.publish("test.shipping", "shop.order.shipped", {"user_id": "u-1"})  # no order_id: another shape
+    producer.publish("test.shipping", "shop.order.shipped", {"order_id": "", "user_id": "u-1"})  # a bad value
+    for n in range(3):
+        producer.publish("test.shipping", "shop.order.shipped", {"order_id": f"o-{n}", "user_id": "u-1"})
+    wait_until(lambda: collectors.get("contracts/observed")["messages"] == 5, what="the five events stored")
+
+    def violations(*flags: str) -> list[str]:
+        answer = json.loads(contracts(collectors.api, "--registry", str(registry), "--json", *flags).stdout)
+        return [f["detail"] for f in answer["findings"] if f["kind"] == "schema_violation"]
+
+    missing = "shop.order.shipped v1: data: 'order_id' is a required property"
+    empty = "shop.order.shipped v1: data/order_id: '' should be non-empty"
+    assert violations("--payloads", "1") == [missing]
+    assert sorted(violations("--payloads", "4")) == sorted([missing, empty])
 
 
 def test_the_contracts_page_shows_the_same_findings(planted, monkeypatch):
