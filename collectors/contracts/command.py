@@ -108,7 +108,9 @@ def _where(finding: dict) -> str:
 def verdict(answer: dict) -> str:
     """The summary's last line."""
     count = len(answer["findings"])
-    return "ok: every observed event keeps its contract" if not count else f"FAILED: {count} contract findings"
+    if not count:
+        return "ok: every observed event keeps its contract"
+    return f"FAILED: {count} contract finding{'' if count == 1 else 's'}"
 
 
 def summary(answer: dict) -> str:
