@@ -38,6 +38,7 @@ PAGES = (
     ("dead-letters", "Dead letters"),
     ("broker", "Broker"),
     ("instrumentation", "Instrumentation health"),
+    ("contracts", "Contracts"),
     ("scenarios", "Scenarios"),
 )
 NOT_AVAILABLE = "no such endpoint"

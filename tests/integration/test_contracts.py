@@ -254,6 +254,11 @@ def test_hostile_registry_files_and_event_types_are_findings(redis_server, tmp_p
         ]
         readable = contracts(collectors.api)
         assert readable.returncode == 1 and "\x1b" not in readable.stdout
+        document = tmp_path / "weird.json"
+        assert contracts(collectors.api, "--registry", str(registry), "--asyncapi", str(document)).returncode == 1
+        parsed = parse_asyncapi(document)
+        assert parsed["valid"], parsed["errors"]
+        assert parsed["channels"] == ["test.weird"] and f"{cut}... (60015 characters)" in parsed["messages"]
     finally:
         collectors.stop()
     assert "Traceback" not in collectors.log(), collectors.log()

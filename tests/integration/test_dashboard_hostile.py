@@ -32,12 +32,12 @@ pytestmark = pytest.mark.integration
 APP = str(ROOT / "dashboard" / "app.py")
 PAGES = (
     "overview", "latency", "ordering", "duplicates", "traces", "event", "dead_letters", "broker", "scenarios",
-    "instrumentation",
+    "instrumentation", "contracts",
 )  # fmt: skip
 TITLES = {
     "overview": "Overview", "latency": "Latency", "ordering": "Ordering and loss", "duplicates": "Duplicates",
     "traces": "Traces", "event": "Event", "dead_letters": "Dead letters", "broker": "Broker",
-    "scenarios": "Scenarios", "instrumentation": "Instrumentation health",
+    "scenarios": "Scenarios", "instrumentation": "Instrumentation health", "contracts": "Contracts",
 }  # fmt: skip
 INVALID = "is not valid"
 CONTROLS = "EVENTSCOPE_CONTROLS"

@@ -47,6 +47,15 @@ def test_collectors_flags_win_over_env():
     )
 
 
+def test_the_registry_flag_wins_over_env_and_clients_read_it_the_same_way(tmp_path):
+    assert collectors_config.load_config({}).registry is None
+    env = {"EVENTSCOPE_REGISTRY": "/no/such/registry"}
+    assert collectors_config.load_config(env, registry=str(tmp_path)).registry == str(tmp_path)
+    assert collectors_config.registry_path(env) == "/no/such/registry"
+    assert collectors_config.registry_path(env, "mine") == "mine"
+    assert collectors_config.registry_path({}) is None
+
+
 @pytest.mark.parametrize(
     "env,name",
     [
@@ -66,6 +75,7 @@ def test_collectors_flags_win_over_env():
         ({"EVENTSCOPE_REQUEST_DEADLINE_S": "0"}, "EVENTSCOPE_REQUEST_DEADLINE_S"),
         ({"EVENTSCOPE_TOKEN": "two words"}, "EVENTSCOPE_TOKEN"),
         ({"EVENTSCOPE_TOKEN": "caf\u00e9"}, "EVENTSCOPE_TOKEN"),
+        ({"EVENTSCOPE_REGISTRY": "/no/such/registry"}, "EVENTSCOPE_REGISTRY"),
     ],
 )
 def test_collectors_bad_values_name_the_setting(env, name):
