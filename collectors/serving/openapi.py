@@ -461,7 +461,7 @@ PAYLOADS = _param(
     "payloads",
     _INT,
     "distinct payloads read per channel, type and dataschema, newest first (0 to 100000, default 200), "
-    "and the newest of each other shape",
+    "and the newest of each other shape; 0: none",
 )
 PATHS = {
     "/api/v1/health": (
