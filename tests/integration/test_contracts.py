@@ -5,6 +5,7 @@ document it writes passes the AsyncAPI Initiative's parser (docs/contracts.md)."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -188,6 +189,34 @@ def test_the_sample_shop_keeps_its_contracts(redis_server):
         assert answer["findings"] == [] and answer["verdict"] == "ok: every observed event keeps its contract"
         versions = {(r["type"], r["version"]) for r in collectors.get("contracts/observed")["deliveries"]}
         assert {("shop.order.placed", 1), ("shop.order.placed", 2)} <= versions
+    finally:
+        collectors.stop()
+
+
+def test_the_poison_message_fault_is_found_as_schema_violations_against_its_ground_truth(redis_server, tmp_path):
+    """Every poisoned order (the shop's ground truth) is counted in a schema violation, and nothing else is found."""
+    collectors = Collectors(redis_server.url, extra_env={"EVENTSCOPE_REGISTRY": str(SHOP_REGISTRY)})
+    truth_path = tmp_path / "truth.jsonl"
+    try:
+        command = [sys.executable, "-m", "sample_system", "run", "--redis-url", redis_server.url, "--rate", "30",
+                   "--seconds", "6", "--seed", "3", "--fault", "poison_message:rate=0.1,channel=shop.orders",
+                   "--truth", str(truth_path)]  # fmt: skip
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api}
+        subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+        truth = [json.loads(line) for line in truth_path.read_text().splitlines()]
+        poisoned = {t["event_id"] for t in truth if t["fault"] == "poison_message"}
+        assert poisoned, "the fault never fired"
+
+        def violations() -> int:  # the tap may still be storing the last messages when the shop has stopped
+            return sum(f["count"] for f in collectors.get("contracts")["findings"] if f["kind"] == "schema_violation")
+
+        wait_until(lambda: violations() >= len(poisoned), what="every poisoned order stored")
+        answer = json.loads(contracts(collectors.api, "--json").stdout)
+        assert {(f["kind"], f["type"], tuple(f["who"])) for f in answer["findings"]} <= {
+            ("schema_violation", "shop.order.placed", ("orders",))
+        }
+        assert sum(f["count"] for f in answer["findings"]) == len(poisoned)
+        assert {f["example_event_id"] for f in answer["findings"]} <= poisoned
     finally:
         collectors.stop()
 
