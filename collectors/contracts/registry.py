@@ -10,6 +10,7 @@ shape is a problem recorded with its reason, and the rest of the registry is use
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -75,12 +76,19 @@ class Registry:
     declared: bool = True
     """contracts.json was found and usable."""
 
+    @functools.cached_property
+    def _by_type(self) -> dict[str, list[int]]:
+        by_type: dict[str, list[int]] = {}
+        for event_type, version in sorted(self.schemas):
+            by_type.setdefault(event_type, []).append(version)
+        return by_type
+
     def versions(self, event_type: str) -> list[int]:
         """The registered versions of a type, oldest first."""
-        return sorted(v for t, v in self.schemas if t == event_type)
+        return list(self._by_type.get(event_type, ()))
 
     def types(self) -> list[str]:
-        return sorted({t for t, _ in self.schemas})
+        return sorted(self._by_type)
 
 
 def load(directory: str | Path) -> Registry:
