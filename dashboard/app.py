@@ -33,7 +33,10 @@ SECTIONS = {
         ("broker.py", "Broker", ":material/dns:", "broker"),
         ("instrumentation.py", "Instrumentation health", ":material/health_and_safety:", "instrumentation"),
     ],
-    "Teach": [("scenarios.py", "Scenarios", ":material/school:", "scenarios")],
+    "Teach": [
+        ("scenarios.py", "Scenarios", ":material/school:", "scenarios"),
+        ("compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ],
 }
 
 st.set_page_config(page_title="eventscope", page_icon=":material/hub:", layout="wide")
