@@ -79,7 +79,8 @@ def fault_settings(plan: list[dict]) -> dict[str, faults.FaultSetting]:
     texts = (
         f"slow_consumer:group={shipping.SERVICE},start_s={slow['start_s']},for_s={slow['end_s'] - slow['start_s']:g},"
         f"delay_ms={SLOW_DELAY_MS}",
-        f"consumer_crash:group={shipping.SERVICE},start_s={down['start_s']},for_s={down['end_s'] - down['start_s']:g}",
+        f"consumer_crash:group={shipping.SERVICE},start_s={down['start_s']},for_s={down['end_s'] - down['start_s']:g},"
+        f"every_s=0,stop_s={down['end_s']}",  # once: the catalogue's default repeats it every 8 s
     )
     return {s.name: s for s in (faults.parse_setting(t, "scenario sync_vs_events") for t in texts)}
 
