@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import redis
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.semconv._incubating.attributes import cloudevents_attributes as cloudevents
 
@@ -29,6 +30,7 @@ from sample_system import faults, storefront
 from sample_system.config import SampleConfig
 from sample_system.services import order_view, shipping
 from sample_system.shop import Shop
+from sample_system.stream_channel import stream_key
 from sample_system.sync import checkout
 from sample_system.sync.services import Gate
 from sample_system.sync.shop import SyncShop
@@ -246,6 +248,8 @@ def run(
     tallies = {SYNC: SpanTally(), EVENTS: SpanTally()}  # the same order ids on both sides: a tally each
     ledgers = {SYNC: Ledger(SYNC), EVENTS: Ledger(EVENTS)}
     streams = (shipping.SERVICE,) if variant == STREAM else ()
+    if variant == STREAM:  # what an earlier, interrupted run left unread would ship orders of the same ids
+        redis.Redis.from_url(config.redis_url).delete(*(stream_key(c) for c in shipping.CHANNELS))
     sync_shop = SyncShop(config, exporter_factory, _sync_gates(injector))
     events_shop = Shop(config, exporter_factory, faults=injector, stream_groups=streams)
     for side, shop in ((SYNC, sync_shop), (EVENTS, events_shop)):

@@ -62,8 +62,15 @@ def start() -> None:
 
 
 def remember(current: ScenarioRun) -> None:
-    if not current.running() and current.results() is not None:
+    """Keep a finished run whose results the table can use; say what is wrong with one it cannot."""
+    if current.running() or current.results_path is None:
+        return
+    results = current.results()
+    trouble = "no results were written" if results is None else page.problem(results)
+    if trouble is None:
         finished()[current.options[-1]] = current
+    else:
+        st.warning(f"This run's results cannot be shown: {markdown.text(trouble)}.", icon=":material/warning:")
 
 
 def progress(current: ScenarioRun) -> None:

@@ -20,6 +20,32 @@ COLUMNS = ("aspect", "measure")
 SIDE_TITLES = {SYNC: "Synchronous (HTTP)", "pubsub": "Event-driven (Pub/Sub)", "stream": "Event-driven (Redis Stream)"}
 
 
+ORDER_FIELDS = ("order_id", "phase", "placed_ns", "accepted_ns", "done_ns", "outcome")
+SHAPE_FIELDS = ("spans_per_order", "traces_per_order", "services", "edges", "needed_for_acceptance")
+
+
+def problem(results: object) -> str | None:
+    """What makes a results document unusable for the table (None when it is usable)."""
+    if not isinstance(results, dict):
+        return "not a JSON object"
+    phases = results.get("phases")
+    if not isinstance(results.get("started_ns"), int) or not isinstance(phases, list):
+        return "no start time or no phases"
+    names = {p.get("name") for p in phases if isinstance(p, dict)}
+    if not {DOWN, ONE_X, TWO_X} <= names:
+        return f"the phases lack one of {DOWN}, {ONE_X}, {TWO_X}"
+    sides = results.get("sides")
+    if not isinstance(sides, dict) or not {SYNC, EVENTS} <= set(sides):
+        return "the sync and events sides are not both there"
+    for side in (SYNC, EVENTS):
+        orders, shape = sides[side].get("orders"), sides[side].get("complexity")
+        if not isinstance(orders, list) or not all(isinstance(o, dict) and set(ORDER_FIELDS) <= set(o) for o in orders):
+            return f"an order of the {side} side lacks one of {', '.join(ORDER_FIELDS)}"
+        if not isinstance(shape, dict) or not set(SHAPE_FIELDS) <= set(shape):
+            return f"the {side} side's span tally lacks one of {', '.join(SHAPE_FIELDS)}"
+    return None
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The nearest-rank percentile ``q`` (0..100) of ``values``; None when there are none."""
     ordered = sorted(values)

@@ -101,6 +101,7 @@ class Checkout:
             raise Unavailable(service, type(exc).__name__) from None
         if response.status_code >= 500:
             raise Unavailable(service, f"HTTP {response.status_code}")
-        response.raise_for_status()
+        if response.status_code >= 400:  # the event was not one it takes: the order itself is at fault
+            raise ValueError(f"{service} refused it: HTTP {response.status_code}")
         emitted = response.json().get("emitted") or [{"type": "", "data": {}}]
         return emitted[0]

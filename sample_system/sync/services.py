@@ -40,12 +40,15 @@ Handling = Callable[[Answer, str, dict], object]
 """Runs one call's business logic: (answer, channel or command, body) -> what it returned."""
 
 
-def _run(handling: Handling, source: str, target: str, body: dict, delay_s: float) -> dict:
+def _run(handling: Handling, source: str, target: str, body: dict, delay_s: float) -> tuple[dict, int]:
     if delay_s:
         time.sleep(delay_s)  # holds this request's worker, as a slow dependency does
     answer = Answer(source)
-    handling(answer, target, body)
-    return {"emitted": answer.emitted}
+    try:
+        handling(answer, target, body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not the event this service takes
+        return {"error": f"not an event this service can handle: {type(exc).__name__}: {exc}"}, BAD_REQUEST
+    return {"emitted": answer.emitted}, 200
 
 
 def app(service: str, handling: Handling, gate: Gate = OPEN, commands: Handling | None = None) -> Starlette:
@@ -61,7 +64,8 @@ def app(service: str, handling: Handling, gate: Gate = OPEN, commands: Handling 
             return JSONResponse({"error": "the body is not JSON"}, status_code=BAD_REQUEST)
         if not isinstance(body, dict):
             return JSONResponse({"error": "the body is not a JSON object"}, status_code=BAD_REQUEST)
-        return JSONResponse(await run_in_threadpool(_run, run, source, target, body, gate.delay_s()))
+        answer, status = await run_in_threadpool(_run, run, source, target, body, gate.delay_s())
+        return JSONResponse(answer, status_code=status)
 
     async def handle(request: Request) -> JSONResponse:
         return await endpoint(request, request.path_params["channel"], handling)

@@ -5,6 +5,7 @@ order fails and what was done is undone."""
 from __future__ import annotations
 
 import pytest
+import requests
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -80,3 +81,31 @@ def test_the_state_is_kept_apart_from_the_event_driven_shop(redis_server):
     with _shop(redis_server, memory) as shop:
         shop.handlers()["sign_up"]({"user_id": "user-s"})
     assert not redis_server.client().hget(wallet.BALANCES, "user-s")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/handle/shop.orders", b"not json"),
+        ("/handle/shop.orders", b"[1, 2]"),
+        ("/handle/shop.orders", b'{"type": "shop.order.placed"}'),
+        ("/handle/shop.orders", b'{"type": "shop.order.placed", "data": {"lines": "x"}}'),
+        ("/commands/sign_up", b'{"nobody": 1}'),
+    ],
+)
+def test_garbage_is_refused_with_400_and_the_service_goes_on(redis_server, path, body):
+    memory = InMemorySpanExporter()
+    with _shop(redis_server, memory) as shop:
+        service = "accounts" if path.startswith("/commands") else "inventory"
+        refused = requests.post(shop.urls[service] + path, data=body, timeout=10)
+        shop.handlers()["sign_up"]({"user_id": "user-g"})
+        verdict = shop.place_order({**_order("order-sync-g"), "user_id": "user-g"})
+    assert refused.status_code == 400 and "error" in refused.json()
+    assert verdict.status == checkout.ACCEPTED
+
+
+@pytest.mark.parametrize("body", [b"garbage", b"{}", b'{"order_id": 5}', b"[]"])
+def test_orders_refuses_what_is_not_an_order(redis_server, body):
+    with _shop(redis_server, InMemorySpanExporter()) as shop:
+        refused = requests.post(shop.urls["orders"] + "/orders", data=body, timeout=10)
+    assert refused.status_code == 400

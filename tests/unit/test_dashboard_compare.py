@@ -115,3 +115,24 @@ def test_the_phases_frame_counts_each_sides_orders():
     frame = page.phases_frame(results())
     assert list(frame["phase"]) == ["steady", "burst", "shipping slow", "shipping down", "shipping back"]
     assert list(frame["Synchronous (HTTP)"]) == [2, 1, 0, 2, 0]
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ([], "not a JSON object"),
+        ({"phases": []}, "no start time"),
+        ({**results(), "phases": PHASES[:2]}, "the phases lack"),
+        ({**results(), "sides": {"sync": {}}}, "not both there"),
+        ({**results(), "sides": {**results()["sides"], "sync": {"orders": [{"order_id": "x"}], "complexity": SHAPE}}},
+         "an order of the sync side"),
+        ({**results(), "sides": {**results()["sides"], "events": {"orders": [], "complexity": {}}}},
+         "the events side's span tally"),
+    ],
+)  # fmt: skip
+def test_an_unusable_results_document_is_named_not_drawn(document, named):
+    assert named in page.problem(document)
+
+
+def test_a_whole_results_document_is_usable():
+    assert page.problem(results()) is None
