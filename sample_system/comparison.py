@@ -249,7 +249,8 @@ def run(
     ledgers = {SYNC: Ledger(SYNC), EVENTS: Ledger(EVENTS)}
     streams = (shipping.SERVICE,) if variant == STREAM else ()
     if variant == STREAM:  # what an earlier, interrupted run left unread would ship orders of the same ids
-        redis.Redis.from_url(config.redis_url).delete(*(stream_key(c) for c in shipping.CHANNELS))
+        with redis.Redis.from_url(config.redis_url) as client:
+            client.delete(*(stream_key(c) for c in shipping.CHANNELS))
     sync_shop = SyncShop(config, exporter_factory, _sync_gates(injector))
     events_shop = Shop(config, exporter_factory, faults=injector, stream_groups=streams)
     for side, shop in ((SYNC, sync_shop), (EVENTS, events_shop)):
