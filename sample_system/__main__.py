@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--truth", help="append ground truth (JSON lines) to this file")
     run.add_argument(
+        "--sync",
+        action="store_true",
+        help="also run the synchronous shop (services over HTTP, services sync-*) under the same seeded load",
+    )
+    run.add_argument(
         "--services",
         default=",".join((LOAD, *CONSUMER_GROUPS)),
         help=f"comma-separated services to run in this process (default all: {LOAD} and every consumer group); "
@@ -131,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.seconds:
         threading.Timer(args.seconds, stop.set).start()
     try:
-        totals = ContinuousRunner(config, services, settings, truth, _progress).run(stop)
+        totals = ContinuousRunner(config, services, settings, truth, _progress, sync=args.sync).run(stop)
     finally:
         truth.close()
     issued = totals.issued

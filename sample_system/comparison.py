@@ -54,13 +54,13 @@ class Phase:
     load: float  # times the scenario's rate
 
 
-TOTAL_S = 27.0  # the phases below, at scale 1
+TOTAL_S = 20.0  # the phases below, at scale 1
 PHASES = (
-    Phase("steady", 6, 1.0),
-    Phase("burst", 4, 2.0),
-    Phase("shipping_slow", 5, 1.0),
-    Phase("shipping_down", 6, 1.0),
-    Phase("shipping_back", 6, 1.0),
+    Phase("steady", 4, 1.0),
+    Phase("burst", 3, 2.0),
+    Phase("shipping_slow", 4, 1.0),
+    Phase("shipping_down", 5, 1.0),
+    Phase("shipping_back", 4, 1.0),
 )
 
 
@@ -228,7 +228,8 @@ def _settle_events(shop: Shop, ledger: Ledger) -> None:
             entry["done_ns"] = None
 
 
-def _sync_gates(injector: faults.FaultInjector) -> dict[str, Gate]:
+def sync_gates(injector: faults.FaultInjector) -> dict[str, Gate]:
+    """The synchronous shipping's gate: down and slow when the injector's shipping faults say so."""
     group = shipping.SERVICE
     return {group: Gate(down=lambda: injector.crash_due(group), delay_s=lambda: injector.slow_delay_s(group, "http"))}
 
@@ -251,7 +252,7 @@ def run(
     if variant == STREAM:  # what an earlier, interrupted run left unread would ship orders of the same ids
         with redis.Redis.from_url(config.redis_url) as client:
             client.delete(*(stream_key(c) for c in shipping.CHANNELS))
-    sync_shop = SyncShop(config, exporter_factory, _sync_gates(injector))
+    sync_shop = SyncShop(config, exporter_factory, sync_gates(injector))
     events_shop = Shop(config, exporter_factory, faults=injector, stream_groups=streams)
     for side, shop in ((SYNC, sync_shop), (EVENTS, events_shop)):
         for provider in shop.providers.values():

@@ -11,7 +11,7 @@ from dashboard.views import compare_transforms as page
 
 SCENARIO = "sync_vs_events"
 VARIANTS = {"pubsub": "Pub/Sub", "stream": "Redis Stream"}
-DEFAULT_SECONDS = 27
+DEFAULT_SECONDS = 20
 ROW_PX = 35  # the data grid's row height: the table is shown whole, without a scroll bar
 
 

@@ -14,7 +14,7 @@ from sample_system.shop import exporter_factory_for
 
 pytestmark = pytest.mark.integration
 
-SECONDS = 13.5  # half the default phases: enough orders in each phase, and short
+SECONDS = 13.5  # about 2/3 of the default phases: enough orders in each phase, and short
 
 
 def _run(redis_server, tmp_path, variant: str) -> tuple[dict, dict]:

@@ -4,6 +4,8 @@ order fails and what was done is undone."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import requests
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -11,11 +13,13 @@ from opentelemetry.trace import SpanKind
 
 from sample_system import wallet
 from sample_system.config import load_config
+from sample_system.runner import ContinuousRunner
 from sample_system.services import inventory
-from sample_system.shop import exporter_factory_for
+from sample_system.shop import CONSUMER_GROUPS, LOAD, exporter_factory_for
 from sample_system.sync import checkout
 from sample_system.sync.services import Gate
 from sample_system.sync.shop import SyncShop, service_name
+from sample_system.truth import GroundTruth
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +113,13 @@ def test_orders_refuses_what_is_not_an_order(redis_server, body):
     with _shop(redis_server, InMemorySpanExporter()) as shop:
         refused = requests.post(shop.urls["orders"] + "/orders", data=body, timeout=10)
     assert refused.status_code == 400
+
+
+def test_the_runner_runs_the_synchronous_shop_beside_under_the_same_seeded_load(redis_server):
+    config = load_config({"REDIS_URL": redis_server.url, "SAMPLE_TRACING": "off", "SAMPLE_RATE": "20"})
+    stop = threading.Event()
+    threading.Timer(2.0, stop.set).start()
+    runner = ContinuousRunner(config, [LOAD, *CONSUMER_GROUPS], {}, GroundTruth(), lambda line: None, sync=True)
+    issued = runner.run(stop).issued
+    assert issued["sync_place_order"] > 0 and issued["place_order"] > 0
+    assert issued["sync_sign_up"] > 0  # the same command mix: sign-ups first
