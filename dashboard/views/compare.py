@@ -110,6 +110,10 @@ def comparison() -> None:
                 "Run the Redis Stream variant to see them delivered late instead.",
                 icon=":material/info:",
             )
+        st.markdown(
+            "Open one order's trace on each side: [synchronous](traces?service=sync-orders) (HTTP spans), "
+            "[event-driven](traces?service=orders) (producer and consumer spans, joined by links)."
+        )
         st.markdown("**Phases of the latest run**")
         st.dataframe(page.phases_frame(latest), hide_index=True, width="stretch")
 

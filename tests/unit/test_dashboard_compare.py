@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.scenario_runner import run_arguments
 from dashboard.views import compare_transforms as page
 
 S = 1_000_000_000
@@ -136,3 +137,11 @@ def test_an_unusable_results_document_is_named_not_drawn(document, named):
 
 def test_a_whole_results_document_is_usable():
     assert page.problem(results()) is None
+
+
+def test_a_comparison_run_asks_for_its_variant_and_its_results(tmp_path):
+    args = run_arguments("sync_vs_events", tmp_path / "t.jsonl", 20.0, 1, tmp_path / "r.json", ("--variant", "stream"))
+    assert args == [
+        "scenario", "run", "sync_vs_events", "--truth", str(tmp_path / "t.jsonl"), "--variant", "stream",
+        "--results", str(tmp_path / "r.json"), "--seconds", "20", "--seed", "1",
+    ]  # fmt: skip
