@@ -199,9 +199,9 @@ def _drive(handlers: dict, config: SampleConfig, plan, clock, stop, current: dic
 def _events_handlers(shop: Shop, ledger: Ledger, current: dict) -> dict:
     def place(order: dict) -> None:
         shop.client.delete(order_view.VIEW_PREFIX + order["order_id"])  # an earlier run with this seed had it too
-        placed = time.time_ns()
+        phase, placed = current["phase"], time.time_ns()
         shop.orders.place_order(order)
-        ledger.placed(order["order_id"], current["phase"], placed, time.time_ns(), None)
+        ledger.placed(order["order_id"], phase, placed, time.time_ns(), None)
 
     shop.notifications.on_order_shipped = ledger.done
     return {**shop.handlers(), storefront.PLACE_ORDER: place}
@@ -209,12 +209,12 @@ def _events_handlers(shop: Shop, ledger: Ledger, current: dict) -> dict:
 
 def _sync_handlers(shop: SyncShop, ledger: Ledger, current: dict) -> dict:
     def place(order: dict) -> None:
-        placed = time.time_ns()
+        phase, placed = current["phase"], time.time_ns()  # the phase it was placed in, not the one it ended in
         verdict = shop.place_order(order)
         answered = time.time_ns()
         outcome = {checkout.ACCEPTED: SHIPPED, checkout.DECLINED: DECLINED}.get(verdict.status, FAILED)
         accepted = answered if outcome == SHIPPED else None
-        ledger.placed(order["order_id"], current["phase"], placed, accepted, outcome, verdict.reason)
+        ledger.placed(order["order_id"], phase, placed, accepted, outcome, verdict.reason)
 
     return {**shop.handlers(), storefront.PLACE_ORDER: place}
 
