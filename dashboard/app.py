@@ -34,7 +34,10 @@ SECTIONS = {
         ("instrumentation.py", "Instrumentation health", ":material/health_and_safety:", "instrumentation"),
         ("contracts.py", "Contracts", ":material/handshake:", "contracts"),
     ],
-    "Teach": [("scenarios.py", "Scenarios", ":material/school:", "scenarios")],
+    "Teach": [
+        ("scenarios.py", "Scenarios", ":material/school:", "scenarios"),
+        ("compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ],
 }
 
 st.set_page_config(page_title="eventscope", page_icon=":material/hub:", layout="wide")

@@ -36,6 +36,8 @@ class ScenarioRun:
     started_ns: int
     started_monotonic: float
     ended_monotonic: float | None = None
+    results_path: Path | None = None
+    options: tuple[str, ...] = ()
 
     def running(self) -> bool:
         """True while the process runs; notes when it ended the first time it is seen ended."""
@@ -68,6 +70,16 @@ class ScenarioRun:
         """The ground-truth records written so far; a half-written last line is skipped."""
         return read_truth(self.truth_path)
 
+    def results(self) -> dict | None:
+        """The run's results document once written (None before, or for a scenario that writes none)."""
+        if self.results_path is None:
+            return None
+        try:
+            answer = json.loads(self.results_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return answer if isinstance(answer, dict) else None
+
     def stop(self) -> None:
         """Ask the scenario to stop (SIGTERM), and kill it if it does not."""
         if self.running():
@@ -96,9 +108,18 @@ def read_truth(path: Path) -> list[dict]:
     return records
 
 
-def run_arguments(name: str, truth_path: Path, seconds: float | None, seed: int | None) -> list[str]:
-    """The ``scenario run`` arguments for one run."""
-    args = ["scenario", "run", name, "--truth", str(truth_path)]
+def run_arguments(
+    name: str,
+    truth_path: Path,
+    seconds: float | None,
+    seed: int | None,
+    results_path: Path | None = None,
+    options: tuple[str, ...] = (),
+) -> list[str]:
+    """The ``scenario run`` arguments for one run (``options``: further flags, e.g. ``--variant stream``)."""
+    args = ["scenario", "run", name, "--truth", str(truth_path), *options]
+    if results_path is not None:
+        args += ["--results", str(results_path)]
     if seconds:
         args += ["--seconds", f"{seconds:g}"]
     if seed is not None:
@@ -114,8 +135,18 @@ class ScenarioRunner:
         self._lock = threading.Lock()
         self.current: ScenarioRun | None = None
 
-    def start(self, name: str, seconds: float | None = None, seed: int | None = None) -> ScenarioRun:
-        """Stop any run in progress and start ``name``; ControlsDisabled unless EVENTSCOPE_CONTROLS allows it."""
+    def start(
+        self,
+        name: str,
+        seconds: float | None = None,
+        seed: int | None = None,
+        options: tuple[str, ...] = (),
+        results: bool = False,
+    ) -> ScenarioRun:
+        """Stop any run in progress and start ``name``; ControlsDisabled unless EVENTSCOPE_CONTROLS allows it.
+
+        ``results``: the scenario writes its results document (sync_vs_events) beside its ground truth.
+        """
         controls.require()
         with self._lock:
             if self.current is not None:
@@ -123,16 +154,28 @@ class ScenarioRunner:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             truth_path = self._workdir / f"{stamp}-{name}.truth.jsonl"
             log_path = self._workdir / f"{stamp}-{name}.log"
+            results_path = self._workdir / f"{stamp}-{name}.results.json" if results else None
             with log_path.open("wb") as log, (self._workdir / f"{stamp}-{name}.stderr").open("wb") as errors:
                 process = subprocess.Popen(
-                    sample_cli.command(*run_arguments(name, truth_path, seconds, seed)),
+                    sample_cli.command(*run_arguments(name, truth_path, seconds, seed, results_path, options)),
                     cwd=sample_cli.ROOT,
                     env=sample_cli.environment(os.environ),
                     stdout=log,
                     stderr=errors,
                     stdin=subprocess.DEVNULL,
                 )
-            self.current = ScenarioRun(name, seconds, process, truth_path, log_path, time.time_ns(), time.monotonic())
+            self.current = ScenarioRun(
+                name,
+                seconds,
+                process,
+                truth_path,
+                log_path,
+                time.time_ns(),
+                time.monotonic(),
+                None,
+                results_path,
+                options,
+            )
             return self.current
 
     def stop(self) -> None:

@@ -116,13 +116,14 @@ class Collectors:
 
 
 @contextlib.contextmanager
-def running_dashboard(api: str, timeout: float = 120.0):
+def running_dashboard(api: str, timeout: float = 120.0, extra_env: dict | None = None):
     """The Streamlit dashboard on a free port reading ``api``, as .streamlit/config.toml sets it up (this
-    machine only, headless); yields its URL. The page controls stay off unless the caller's environment
-    turns them on."""
+    machine only, headless); yields its URL. The page controls stay off unless ``extra_env`` turns them on
+    (with it, a test also names the Redis the scenarios it starts from a page run against)."""
     port = free_port()
     env = {**os.environ, "EVENTSCOPE_API": api}
     env.pop("EVENTSCOPE_CONTROLS", None)
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"), "--server.port", str(port)],
         cwd=ROOT,

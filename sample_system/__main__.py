@@ -18,8 +18,8 @@ import threading
 
 import redis
 
+from sample_system import comparison, deadletters, faults, scenarios, telemetry
 from sample_system import config as cfg
-from sample_system import deadletters, faults, scenarios, telemetry
 from sample_system.bus import client_name
 from sample_system.redrive import redrive
 from sample_system.runner import ContinuousRunner
@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--truth", help="append ground truth (JSON lines) to this file")
     run.add_argument(
+        "--sync",
+        action="store_true",
+        help="also run the synchronous shop (services over HTTP, services sync-*) under the same seeded load",
+    )
+    run.add_argument(
         "--services",
         default=",".join((LOAD, *CONSUMER_GROUPS)),
         help=f"comma-separated services to run in this process (default all: {LOAD} and every consumer group); "
@@ -72,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     run_one.add_argument("--seconds", type=float)
     run_one.add_argument("--seed", type=int, default=cfg.DEFAULT_SEED)
     run_one.add_argument("--truth", help="write ground truth (JSON lines) to this file")
+    run_one.add_argument(
+        "--variant",
+        choices=comparison.VARIANTS,
+        default=comparison.PUBSUB,
+        help="sync_vs_events: how shipping reads its channel (Pub/Sub, or a Redis Stream with a consumer group)",
+    )
+    run_one.add_argument("--results", help="sync_vs_events: write every order and span tally (JSON) to this file")
     run_one.add_argument(
         "--json", action="store_true", help="print the summary alone, as JSON (progress lines go to stderr)"
     )
@@ -124,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.seconds:
         threading.Timer(args.seconds, stop.set).start()
     try:
-        totals = ContinuousRunner(config, services, settings, truth, _progress).run(stop)
+        totals = ContinuousRunner(config, services, settings, truth, _progress, sync=args.sync).run(stop)
     finally:
         truth.close()
     issued = totals.issued
@@ -163,7 +175,15 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     redis_url = args.redis_url or os.environ.get(cfg.ENV_REDIS_URL, cfg.DEFAULT_REDIS_URL)
     progress = _progress_to_stderr if args.json else _progress
     summary = scenarios.run_scenario(
-        args.name, args.seconds, args.seed, args.truth, redis_url, _stop_on_signals(), progress=progress
+        args.name,
+        args.seconds,
+        args.seed,
+        args.truth,
+        redis_url,
+        _stop_on_signals(),
+        progress=progress,
+        variant=args.variant,
+        results_path=args.results,
     )
     if args.json:
         print(json.dumps(summary, sort_keys=True), flush=True)

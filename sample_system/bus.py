@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 from opentelemetry import trace
@@ -98,14 +98,16 @@ class Publisher:
         registry: SchemaRegistry | None = None,
         faults: FaultInjector | None = None,
         metrics: telemetry.MessagingMetrics | None = None,
+        steps: Sequence[Callable] = (),
     ):
+        """``steps``: further producer steps, after the faults' (a channel's copy to a stream, ...)."""
         self._client = client
         self.source = source
         self._registry = registry
         self._metrics = metrics
         self._sending = threading.local()
         self.published = 0
-        steps = [self._assigned, *fault_steps(faults, Stage.PUBLISH), self._sent]
+        steps = [self._assigned, *fault_steps(faults, Stage.PUBLISH), *steps, self._sent]
         INSTRUMENTOR.instrument_client(client, tracer_provider=provider, source=source, producer_steps=steps)
 
     def entity_event(self, channel: str, type: str, data, entity_id: str, dataschema: str) -> dict:  # noqa: A002

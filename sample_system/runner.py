@@ -9,6 +9,7 @@ seeded command sequence across shops, so order ids never repeat.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -17,10 +18,11 @@ from collections.abc import Callable, Collection, Mapping
 
 import redis
 
-from sample_system import faults, lease, storefront
+from sample_system import comparison, faults, lease, storefront
 from sample_system.bus import client_name
 from sample_system.config import SampleConfig
 from sample_system.shop import LOAD, STOP_TIMEOUT_S, Shop
+from sample_system.sync.shop import SyncShop
 from sample_system.truth import GroundTruth
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,12 @@ class ContinuousRunner:
         settings: Mapping[str, faults.FaultSetting],
         truth: GroundTruth,
         say: Callable[[str], None],
+        sync: bool = False,
     ):
+        """``sync``: beside each shop, the synchronous one (sample_system.sync) under the same seeded load."""
         self.config = config
+        self.sync = sync
+        self._sync_commands = storefront.commands(config.seed)
         self.services = list(services)
         self.settings = dict(settings)
         self.truth = truth
@@ -81,12 +87,15 @@ class ContinuousRunner:
         """Run one shop until ``stop`` or until a scenario holds the lease; the shop is closed on return."""
         injector = faults.FaultInjector(self.settings, self.config.seed, self.truth) if self.settings else None
         load_stop = threading.Event()
-        with Shop(self.config, faults=injector, groups=self.services) as shop:
+        with Shop(self.config, faults=injector, groups=self.services) as shop, self._sync_shop(injector) as sync:
             self.totals.shops += 1
             self._announce(shop)
             loader = threading.Thread(target=self._load, args=(shop, load_stop), name="storefront", daemon=True)
             if LOAD in self.services:
                 loader.start()
+            if sync is not None:
+                args = (sync.handlers(), load_stop, self._sync_commands)
+                threading.Thread(target=self._load_sync, args=args, name="storefront-sync", daemon=True).start()
             while not stop.wait(WATCH_S) and presence.holder is None:
                 pass
             load_stop.set()
@@ -111,6 +120,20 @@ class ContinuousRunner:
             stream=self._commands,
         )
         self.totals.issued.update(issued)
+
+    def _sync_shop(self, injector: faults.FaultInjector | None) -> contextlib.AbstractContextManager:
+        if not self.sync:
+            return contextlib.nullcontext()
+        gates = comparison.sync_gates(injector) if injector is not None else None
+        self._say("sample system: the synchronous shop runs beside it (services sync-*, HTTP)")
+        return SyncShop(self.config, gates=gates)
+
+    def _load_sync(self, handlers: dict, load_stop: threading.Event, stream) -> None:
+        config = self.config
+        issued = storefront.run_load(
+            handlers, config.rate, config.seed, load_stop, None, config.burst_every_s, config.burst_size, stream=stream
+        )
+        self.totals.issued.update({f"sync_{name}": count for name, count in issued.items()})
 
     def _announce(self, shop: Shop) -> None:
         load = LOAD in self.services

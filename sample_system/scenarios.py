@@ -7,6 +7,7 @@ run NAME``); both write the ground truth of every injected fault to ``truth_path
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import os
@@ -16,8 +17,8 @@ from collections.abc import Callable
 
 import redis
 
+from sample_system import comparison, faults, lease, storefront
 from sample_system import config as cfg
-from sample_system import faults, lease, storefront
 from sample_system.bus import client_name
 from sample_system.services import accounts
 from sample_system.shop import Shop
@@ -46,6 +47,7 @@ class Scenario:
     burst_every_s: float = 0.0
     burst_size: int = 0
     replay: bool = False
+    compare: bool = False  # the synchronous shop beside the event-driven one (sample_system.comparison)
 
 
 CATALOGUE: dict[str, Scenario] = {
@@ -160,6 +162,22 @@ CATALOGUE: dict[str, Scenario] = {
             replay=True,
         ),
         Scenario(
+            "sync_vs_events",
+            "Synchronous vs event-driven",
+            "The same shop built twice, running at once under the same seeded load: once with services calling "
+            "each other over HTTP (an order is accepted only when inventory, payments and shipping answered), "
+            "once with events on Redis. Phases: steady load, a burst at twice the rate, shipping slow, shipping "
+            "down, shipping back. With variant stream, shipping reads its channel from a Redis Stream with a "
+            "consumer group instead of Pub/Sub.",
+            "The Compare page: acceptance is fast and steady on the event-driven side, slow and as slow as the "
+            "slowest service on the synchronous side. While shipping is down the synchronous side fails every "
+            "order; the event-driven side accepts them all, and on Pub/Sub loses their shipping (at-most-once), "
+            "while on a Redis Stream it ships them late, once shipping is back.",
+            seconds=comparison.TOTAL_S,
+            rate=8,
+            compare=True,
+        ),
+        Scenario(
             "clock_skew",
             "Clock skew",
             "After three seconds the orders service's clock runs 800 ms ahead. Its events and producer "
@@ -215,6 +233,8 @@ def run_scenario(
     progress: Callable[[str], None] | None = None,
     exporter_factory=None,
     metric_reader_factory=None,
+    variant: str = comparison.PUBSUB,
+    results_path: str | None = None,
 ) -> dict:
     """Run scenario ``name`` against Redis and return a summary; stops early when ``stop_event`` is set."""
     scenario = CATALOGUE.get(name)
@@ -247,17 +267,44 @@ def run_scenario(
             raise ScenarioError(
                 f"the bus is busy: scenario {holder.decode() if holder else '?'} holds {lease.LEASE_KEY}"
             )
-        injector = faults.FaultInjector(settings, seed, truth)
-        with Shop(config, exporter_factory, faults=injector, metric_reader_factory=metric_reader_factory) as shop:
-            say(f"scenario {name}: {scenario.title}; {seconds:g}s at {scenario.rate:g} commands/s, seed {seed}")
-            say(f"scenario {name}: faults {', '.join(scenario.faults) or 'none'}")
-            summary = _drive(shop, scenario, seconds, stop_event, truth, say)
+        if scenario.compare:
+            summary = _compare(
+                config, scenario, seconds, variant, results_path, truth, stop_event, say, exporter_factory
+            )
+        else:
+            injector = faults.FaultInjector(settings, seed, truth)
+            run = (stop_event, truth, say, exporter_factory, metric_reader_factory)
+            summary = _run_shop(config, scenario, seconds, injector, *run)
     finally:
         hold.release()
         client.close()
         truth.close()
     summary["truth"] = dict(truth.counts)
     return summary
+
+
+def _run_shop(config, scenario: Scenario, seconds: float, injector, outer, truth, say, exporters, readers) -> dict:
+    name, seed = scenario.name, config.seed
+    with Shop(config, exporters, faults=injector, metric_reader_factory=readers) as shop:
+        say(f"scenario {name}: {scenario.title}; {seconds:g}s at {scenario.rate:g} commands/s, seed {seed}")
+        say(f"scenario {name}: faults {', '.join(scenario.faults) or 'none'}")
+        return _drive(shop, scenario, seconds, outer, truth, say)
+
+
+def _compare(config, scenario: Scenario, seconds: float, variant, results_path, truth, outer, say, exporters) -> dict:
+    """The sync_vs_events run: both shops, one injector on the phases' clock, the results written as JSON."""
+    if variant not in comparison.VARIANTS:
+        raise ScenarioError(f"variant must be one of {', '.join(comparison.VARIANTS)}, got {variant!r}")
+    plan = comparison.phases(seconds / scenario.seconds)
+    injector = faults.FaultInjector(comparison.fault_settings(plan), config.seed, truth)
+    say(f"scenario {scenario.name}: {scenario.title}; {seconds:g}s at {config.rate:g} commands/s, variant {variant}")
+    stop = outer or threading.Event()
+    results = comparison.run(config, variant, injector, plan, stop, say, exporters)
+    if results_path:
+        comparison.write(results, results_path)
+    sides = results["sides"]
+    outcomes = {side: dict(collections.Counter(o["outcome"] for o in sides[side]["orders"])) for side in sides}
+    return {"scenario": scenario.name, "variant": variant, "outcomes": outcomes, "results": results_path}
 
 
 def _drive(shop: Shop, scenario: Scenario, seconds: float, outer, truth: GroundTruth, say) -> dict:

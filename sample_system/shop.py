@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Collection
 
 import redis
+from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from sample_system import storefront, telemetry
+from sample_system import storefront, stream_channel, telemetry
 from sample_system.bus import Consumer, Practices, Publisher, client_name, publisher_name
 from sample_system.config import SampleConfig
 from sample_system.deadletters import DeadLetterQueue
@@ -25,6 +26,7 @@ from sample_system.faults import FaultInjector
 from sample_system.registry import SchemaRegistry
 from sample_system.retry import RetryPolicy
 from sample_system.services import accounts, inventory, notifications, order_view, orders, payments, shipping
+from sample_system.stream_channel import StreamConsumer
 from sample_system.wallet import Wallets
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,14 @@ SERVICES = (
     order_view.SERVICE,
 )
 CONSUMER_GROUPS = tuple(name for name in SERVICES if name != orders.SERVICE)
+CHANNELS_OF = {
+    inventory.SERVICE: inventory.CHANNELS,
+    payments.SERVICE: payments.CHANNELS,
+    shipping.SERVICE: shipping.CHANNELS,
+    notifications.SERVICE: notifications.CHANNELS,
+    accounts.SERVICE: accounts.CHANNELS,
+    order_view.SERVICE: order_view.CHANNELS,
+}
 LOAD = "storefront"  # runs the load generator with the command side of orders and accounts
 IDLE_QUIET_S = 1.0  # no delivery for this long = every consumer has caught up
 STATE_CLIENT_NAME = client_name("shop")  # the shared connection: dedupe claims, DLQ, stock, projections, wallets
@@ -61,8 +71,13 @@ class Shop:
         faults: FaultInjector | None = None,
         metric_reader_factory: Callable[[], MetricReader | None] | None = None,
         groups: Collection[str] | None = None,
+        stream_groups: Collection[str] = (),
     ):
-        """``groups``: the consumer groups to run in this process (default: all of them)."""
+        """``groups``: the consumer groups to run in this process (default: all of them).
+
+        ``stream_groups`` read their channels from Redis Streams (sample_system.stream_channel) instead of
+        Pub/Sub; every producer then also appends what it publishes on those channels to their streams.
+        """
         make_exporter = exporter_factory or (lambda: None)
         make_reader = metric_reader_factory or (lambda: None)
         self.config = config
@@ -74,6 +89,8 @@ class Shop:
         self.metrics = {name: telemetry.MessagingMetrics(provider) for name, provider in self._meters.items()}
         self.client = redis.Redis.from_url(config.redis_url, client_name=STATE_CLIENT_NAME)
         self._publishing: list[redis.Redis] = []
+        self.stream_groups = frozenset(stream_groups)
+        self._streamed = frozenset(c for g, cs in CHANNELS_OF.items() if g in self.stream_groups for c in cs)
         if faults is not None:
             faults.use_redis(self.client)
         self.registry = SchemaRegistry()
@@ -105,6 +122,7 @@ class Shop:
             registry=self.registry,
             faults=self.faults,
             metrics=self.metrics[service],
+            steps=[stream_channel.tee(self.client, self._streamed)] if self._streamed else [],
         )
 
     def _build_services(self) -> None:
@@ -126,7 +144,10 @@ class Shop:
         self.accounts = accounts.Accounts(self.client, accounts_pub, users_pub)
         self.order_view = order_view.OrderView(self.client, self.metrics[order_view.SERVICE])
 
-    def _consumer(self, service: str, group: str, channels: list[str], handle) -> Consumer:
+    def _consumer(self, service: str, group: str, channels: list[str], handle) -> Consumer | StreamConsumer:
+        if group in self.stream_groups:
+            provider = self._providers[service]
+            return StreamConsumer(self.config.redis_url, provider, group, channels, handle, self.faults)
         practices = Practices(
             client=self.client,
             registry=self.registry,
@@ -140,6 +161,11 @@ class Shop:
         parent = self.config.consumer_parent == "producer"
         provider = self._providers[service]
         return Consumer(self.config.redis_url, provider, group, channels, handle, parent, practices=practices)
+
+    @property
+    def providers(self) -> dict[str, trace.TracerProvider]:
+        """Each service's tracer provider, by service name."""
+        return dict(self._providers)
 
     def consumer(self, group: str) -> Consumer:
         return next(c for c in self.consumers if c.group == group)

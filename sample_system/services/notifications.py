@@ -4,6 +4,7 @@ something happened; this service "sends an email" for each, a log line that carr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from opentelemetry import trace
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 class Notifications:
     def __init__(self):
         self.sent = 0
+        self.on_order_shipped: Callable[[str], None] | None = None
+        """Told each order id whose shipping email went out (a run that measures when an order was done)."""
 
     def handle(self, channel: str, event: dict, span: trace.Span) -> str:
         data = event["data"]
@@ -28,6 +31,8 @@ class Notifications:
             log.info("email to %s: welcome to the shop", data["user_id"])
         elif event["type"] == ORDER_SHIPPED:
             log.info("email to %s: order %s is on its way", data["user_id"], data["order_id"])
+            if self.on_order_shipped is not None:
+                self.on_order_shipped(data["order_id"])
         else:
             return "processed"
         self.sent += 1

@@ -231,7 +231,7 @@ def test_scenario_command_line_lists_and_runs(redis_server, tmp_path):
         check=True,
     )
     catalogue = json.loads(listing.stdout)
-    assert {s["name"] for s in catalogue} == set(scenarios.CATALOGUE) and len(catalogue) == 10
+    assert {s["name"] for s in catalogue} == set(scenarios.CATALOGUE) and len(catalogue) == 11
     assert all(s["description"] and s["what_to_look_for"] and 0 < s["seconds"] <= 20 for s in catalogue)
     path = tmp_path / "truth.jsonl"
     run = subprocess.run(
