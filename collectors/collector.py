@@ -54,7 +54,9 @@ class Collector:
             )
             self.supervisor.start("bus tap", self.tap.run)
         if config.redis_url and config.broker_poll_s:
-            self.broker = BrokerStats(config.redis_url, config.broker_poll_s, self._broker_sink)
+            self.broker = BrokerStats(
+                config.redis_url, config.broker_poll_s, self._broker_sink, cluster=config.redis_cluster
+            )
             self.supervisor.start("broker stats", self.broker.run)
         if config.retention_age_s or config.retention_max_spans:
             self._thread("retention", self._retain_forever)

@@ -20,12 +20,8 @@ import select
 import time
 from collections.abc import Sequence
 
-import redis
-from redis.backoff import NoBackoff
-from redis.connection import parse_url
-from redis.retry import Retry
-
 from collectors.backoff import REDIS_ERRORS, RedisLink
+from collectors.bus.cluster_nodes import address_text, node_client, node_options, slot_map
 from collectors.bus.shard_map import Address, ShardMap, moves
 
 RECONCILE_S = 1.0  # how often shard channels are discovered and the slot map compared
@@ -48,9 +44,7 @@ class NodeFeed:
 
     def __init__(self, address: Address, options: dict, client_name: str):
         self.address = address
-        self.client = redis.Redis(
-            **options, host=address[0], port=address[1], client_name=client_name, retry=Retry(NoBackoff(), 0)
-        )
+        self.client = node_client(address, options, client_name=client_name)
         self.pubsub = self.client.pubsub()
         self.channels: set[bytes] = set()
         self.leaving: set[bytes] = set()  # unsubscribed by the tap: their SUNSUBSCRIBE is not a moved slot
@@ -73,10 +67,7 @@ class ClusterFeeds:
     def __init__(
         self, redis_url: str, patterns: Sequence[str], shard_channels: Sequence[str], link: RedisLink, client_name: str
     ):
-        options = {k: v for k, v in parse_url(redis_url).items() if k not in ("host", "port", "db")}
-        self._options = {**options, "socket_connect_timeout": 2}
-        seed = parse_url(redis_url)
-        self._seed: Address = (seed.get("host", "127.0.0.1"), int(seed.get("port", 6379)))
+        self._seed, self._options = node_options(redis_url)
         self._patterns = list(patterns)
         self._named = {_bytes(channel) for channel in shard_channels}
         self._link = link
@@ -92,8 +83,8 @@ class ClusterFeeds:
     def status(self) -> dict:
         """Where the tap listens now, for /api/v1/health."""
         return {
-            "classic_node": _address(self._classic.address) if self._classic else None,
-            "shard_owners": sorted(_address(address) for address in self._nodes if self._nodes[address].channels),
+            "classic_node": address_text(self._classic.address) if self._classic else None,
+            "shard_owners": sorted(address_text(address) for address in self._nodes if self._nodes[address].channels),
             "shard_channels": sorted(_text(channel) for channel in self._subscribed),
             "unplaced_shard_channels": sorted(_text(c) for c in self.wanted() - self._subscribed.keys()),
         }
@@ -181,7 +172,7 @@ class ClusterFeeds:
 
         Raises a Redis error only when no node of the cluster answers (the tap then starts over).
         """
-        self._shards = self._slot_map()
+        self._shards = slot_map(self._candidates(), self._options)
         self._discovered = self._discover()
         if self._classic is None:
             self._open_classic()
@@ -197,17 +188,8 @@ class ClusterFeeds:
         return list(dict.fromkeys(known))
 
     def _ask(self, address: Address, *command: object) -> object:
-        with redis.Redis(**self._options, host=address[0], port=address[1], retry=Retry(NoBackoff(), 0)) as client:
+        with node_client(address, self._options) as client:
             return client.execute_command(*command)
-
-    def _slot_map(self) -> ShardMap:
-        error: BaseException | None = None
-        for address in self._candidates():
-            try:
-                return ShardMap.from_slots(self._ask(address, "CLUSTER", "SLOTS"))
-            except REDIS_ERRORS as exc:
-                error = exc
-        raise error if error is not None else redis.ConnectionError("no cluster node to ask")
 
     def _discover(self) -> set[bytes]:
         found: set[bytes] = set()
@@ -250,7 +232,3 @@ class ClusterFeeds:
             return
         feed.channels.add(channel)
         self._subscribed[channel] = owner
-
-
-def _address(address: Address) -> str:
-    return f"{address[0]}:{address[1]}"

@@ -68,3 +68,19 @@ def moves(subscribed: dict[bytes, Address], wanted: Iterable[bytes], shards: Sha
         for channel in wanted
         if (owner := shards.owner(channel)) is not None and owner != subscribed.get(channel)
     }
+
+
+SKIPPED_FLAGS = {"noaddr", "handshake"}  # a node the cluster cannot name an address for yet
+
+
+def nodes_of(reply: bytes | str) -> tuple[Address, ...]:
+    """Every node ``CLUSTER NODES`` lists (``id ip:port@bus flags ...`` per line), failed ones included."""
+    found: list[Address] = []
+    for line in _text(reply).splitlines():
+        words = line.split()
+        if len(words) < 3 or SKIPPED_FLAGS & set(words[2].split(",")):
+            continue
+        host, _, port = words[1].split("@")[0].rpartition(":")
+        if host and port.isdigit() and (host, int(port)) not in found:
+            found.append((host, int(port)))
+    return tuple(found)

@@ -223,3 +223,32 @@ def test_a_killed_primary_shows_as_exactly_the_gap_it_caused_and_the_tap_follows
         redis_cluster.start(victim)  # it rejoins as a replica of the promoted one: the next test has a whole cluster
         wait_until(lambda: redis_cluster.roles().get(victim) == "slave", WAIT_S, what="the old primary rejoining")
     assert "Traceback" not in collectors.log()
+
+
+def test_broker_stats_come_from_every_node(redis_cluster):
+    channel = f"stats.{uuid.uuid4().hex[:6]}"
+    listener = redis_cluster.node(redis_cluster.owner(channel)).pubsub()
+    listener.ssubscribe(channel)
+    classic = redis_cluster.node(redis_cluster.primaries()[-1]).pubsub()
+    classic.subscribe(f"{channel}.classic")
+    collectors = cluster_collectors(redis_cluster, [channel])
+    try:
+        wait_until(lambda: collectors.get("health")["broker"]["samples"] >= 2, WAIT_S, what="two polls")
+        nodes = collectors.get("health")["broker"]["nodes"]
+        latest = collectors.get("broker")["latest"]
+    finally:
+        listener.close()
+        classic.close()
+        collectors.stop()
+    live = {f"127.0.0.1:{port}" for port in redis_cluster.roles()}
+    assert {address for address, answered in nodes.items() if answered} == live
+    figures = latest["info"]["nodes"]
+    assert {address for address, node in figures.items() if node["role"] == "master"} == {
+        f"127.0.0.1:{port}" for port in redis_cluster.primaries()
+    }
+    subscribers = {c["channel"]: c["subscribers"] for c in latest["channels"]}
+    assert subscribers[channel] == 2  # the listener and the tap, both at the shard's owner
+    assert subscribers[f"{channel}.classic"] == 1
+    assert latest["numpat"] == 1  # the tap's one pattern subscription, on one node only
+    assert sum(node["pubsub_patterns"] or 0 for node in figures.values()) == 1
+    assert "Traceback" not in collectors.log()
