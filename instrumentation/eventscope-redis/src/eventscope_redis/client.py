@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
+import redis.cluster
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -33,10 +34,11 @@ PUBSUB_CLOSERS = ("close", "reset")
 SUBSCRIBERS = ("subscribe", "psubscribe", "ssubscribe")
 CONSUMER = "_eventscope_consumer"  # the attribute of an instrumented PubSub holding its client's consumer
 PEEKED_MAX = 1024  # replies read ahead and not yet handled, kept per client
+CLIENTS = (redis.Redis, redis.cluster.RedisCluster)  # a cluster client's publish and spublish are traced too
 
 
 def instrument_client(
-    client: redis.Redis,
+    client: redis.Redis | redis.cluster.RedisCluster,
     *,
     tracer_provider: trace.TracerProvider | None = None,
     include: Iterable[str] = (),
@@ -54,8 +56,8 @@ def instrument_client(
 
     Returns the client's settings (``source``, ``consumer_group`` ...). Instrumenting it again replaces them.
     """
-    if not isinstance(client, redis.Redis):
-        raise TypeError(f"instrument_client takes a redis.Redis client, not {type(client).__name__}")
+    if not isinstance(client, CLIENTS):
+        raise TypeError(f"instrument_client takes a redis.Redis or RedisCluster client, not {type(client).__name__}")
     uninstrument_client(client)
     settings = Settings(
         tracer=trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider),
