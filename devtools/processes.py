@@ -234,6 +234,23 @@ class RedisCluster:
         with self.node(self.primaries()[0]) as node:
             return _slot_owner(node, channel)
 
+    def move_slot(self, channel: str, to_port: int) -> None:
+        """Hand ``channel``'s hash slot (holding no keys) to the primary on ``to_port``, as a resharding does:
+        IMPORTING / MIGRATING, then every primary told the new owner."""
+        from redis.crc import key_slot
+
+        slot, source = key_slot(channel.encode()), self.owner(channel)
+        ids = {}
+        for port in self.primaries():
+            with self.node(port) as node:
+                ids[port] = node.execute_command("CLUSTER", "MYID").decode()
+        with self.node(to_port) as target, self.node(source) as origin:
+            target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+            origin.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to_port])
+        for port in ids:
+            with self.node(port) as node:
+                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to_port])
+
     def kill(self, port: int) -> None:
         """SIGKILL one node: no goodbye, as a crashed machine."""
         process = self.processes[port]

@@ -225,6 +225,35 @@ def test_a_killed_primary_shows_as_exactly_the_gap_it_caused_and_the_tap_follows
     assert "Traceback" not in collectors.log()
 
 
+def test_after_a_slot_migration_the_tap_listens_at_the_new_owner_and_misses_only_what_it_could_not_hear(
+    redis_cluster, instrumented
+):
+    channel = f"moving.{uuid.uuid4().hex[:6]}"
+    origin = redis_cluster.owner(channel)
+    target = next(port for port in redis_cluster.primaries() if port != origin)
+    collectors = cluster_collectors(redis_cluster, [channel])
+    publisher = FlowPublisher(redis_cluster, [channel])
+    try:
+        publisher.thread.start()
+        publisher.run_until(20)
+        with publisher.lock:
+            redis_cluster.move_slot(channel, target)
+        moved_at = max(set.union(*ground_truth(instrumented, channel)))
+        wait_until(
+            lambda: max(ground_truth(instrumented, channel)[0]) > moved_at, WAIT_S, what="the tap at the new owner"
+        )
+        publisher.run_until(publisher.rounds + 20)
+        publisher.close()
+        seen, unseen = ground_truth(instrumented, channel)
+        wait_until(lambda: collectors.get("health")["tap"]["recorded"] == len(seen), WAIT_S, what="every heard one")
+        assert reported_missing(collectors, channel) == {seq for seq in unseen if min(seen) < seq < max(seen)}
+        assert collectors.get("health")["tap"]["cluster"]["shard_owners"] == [f"127.0.0.1:{target}"]
+    finally:
+        publisher.close()
+        collectors.stop()
+    assert "Traceback" not in collectors.log()
+
+
 def test_broker_stats_come_from_every_node(redis_cluster):
     channel = f"stats.{uuid.uuid4().hex[:6]}"
     listener = redis_cluster.node(redis_cluster.owner(channel)).pubsub()
