@@ -77,7 +77,7 @@ class ClusterFeeds:
         self._classic: NodeFeed | None = None
         self._subscribed: dict[bytes, Address] = {}
         self._discovered: set[bytes] = set()
-        self._turn = 0
+        self._ready: list[NodeFeed] = []  # connections to read before waiting again
         self._due = 0.0
 
     def status(self) -> dict:
@@ -101,36 +101,42 @@ class ClusterFeeds:
         self._subscribed.clear()
 
     def next_message(self, timeout: float) -> dict | None:
-        """The next data message from any node, or None after waiting up to ``timeout`` for one."""
+        """The next data message from any node, or None after waiting up to ``timeout`` for one.
+
+        Only the connections that have something to read are read (what select() found, and the one that
+        gave the last message, whose parser may hold more): an empty non-blocking read costs a failed recv.
+        """
         if time.monotonic() >= self._due:
             self.reconcile()
-        feeds = self._feeds()
-        for offset in range(len(feeds)):
-            feed = feeds[(self._turn + offset) % len(feeds)]
-            message = self._read(feed)
-            if message is not None:
-                self._turn = (self._turn + offset) % len(feeds)
-                return message
-        self._wait(feeds, min(timeout, max(0.0, self._due - time.monotonic())))
-        return None
+            self._ready = self._feeds()  # new subscriptions: their confirmations wait in every connection
+        waited = False
+        while True:
+            while self._ready:
+                message = self._read(self._ready[-1])
+                if message is not None:
+                    return message
+                self._ready.pop()
+            if waited:
+                return None
+            self._ready = self._wait(self._feeds(), min(timeout, max(0.0, self._due - time.monotonic())))
+            waited = True
 
     def _feeds(self) -> list[NodeFeed]:
         feeds = list(self._nodes.values())
         return feeds + [self._classic] if self._classic is not None else feeds
 
     def _read(self, feed: NodeFeed) -> dict | None:
-        try:
-            message = feed.pubsub.get_message(ignore_subscribe_messages=False, timeout=0)
-        except REDIS_ERRORS as exc:
-            self._lost(feed, exc)
-            return None
-        if message is None:
-            return None
-        if message["type"] in DATA_MESSAGES:
-            return message
-        if message["type"] == "sunsubscribe":
-            self._ended(feed, _bytes(message["channel"]))
-        return None
+        """The feed's next data message, past any (un)subscribe replies; None when it has nothing now."""
+        while True:
+            try:
+                message = feed.pubsub.get_message(ignore_subscribe_messages=False, timeout=0)
+            except REDIS_ERRORS as exc:
+                self._lost(feed, exc)
+                return None
+            if message is None or message["type"] in DATA_MESSAGES:
+                return message
+            if message["type"] == "sunsubscribe":
+                self._ended(feed, _bytes(message["channel"]))
 
     def _ended(self, feed: NodeFeed, channel: bytes) -> None:
         """A shard subscription ended: by the tap, or by Redis because the slot moved (place it again now)."""
@@ -143,15 +149,17 @@ class ClusterFeeds:
         self._due = time.monotonic()
 
     @staticmethod
-    def _wait(feeds: list[NodeFeed], seconds: float) -> None:
+    def _wait(feeds: list[NodeFeed], seconds: float) -> list[NodeFeed]:
+        """Wait up to ``seconds`` for any connection to have something; the feeds to read now."""
         sockets = [feed.socket() for feed in feeds]
         if not feeds or any(sock is None for sock in sockets):
             time.sleep(min(seconds, _IDLE_SLEEP_S))
-            return
+            return feeds
         try:
-            select.select(sockets, [], [], seconds)
+            readable = set(select.select(sockets, [], [], seconds)[0])
         except (OSError, ValueError):  # a socket closed under us: the next read says which
-            time.sleep(min(seconds, _IDLE_SLEEP_S))
+            return feeds
+        return [feed for feed, sock in zip(feeds, sockets, strict=True) if sock in readable]
 
     def _lost(self, feed: NodeFeed, exc: BaseException) -> None:
         """A node's connection failed: its channels wait for the next map (a promoted replica, or the node back)."""
