@@ -5,7 +5,8 @@ consumer group and one tracer provider. A process that runs several services (ea
 source and consumer group) instruments each service's client instead. The client's own ``publish`` /
 ``spublish`` and ``pubsub`` are replaced on the instance; the PubSubs it makes are wrapped the same way.
 They call redis-py's original methods, so a client instrumented on its own is traced once even when
-``instrument()`` is on as well. Sync ``redis.Redis`` clients only; a pipeline's publishes are not wrapped.
+``instrument()`` is on as well. Sync ``redis.Redis`` and ``RedisCluster`` clients; a pipeline's publishes are
+not wrapped.
 """
 
 from __future__ import annotations
