@@ -27,6 +27,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--store", help=f"DuckDB file (env {cfg.ENV_STORE}, default {cfg.DEFAULT_STORE})")
     serve.add_argument("--tap-patterns", help=f"comma-separated PSUBSCRIBE patterns (env {cfg.ENV_TAP_PATTERNS}, '*')")
     serve.add_argument(
+        "--redis-cluster",
+        action="store_const",
+        const="1",
+        help=f"the Redis URL names a node of a Redis Cluster: tap and poll every node (env {cfg.ENV_REDIS_CLUSTER}=1)",
+    )
+    serve.add_argument(
+        "--tap-shard-channels",
+        help=f"comma-separated sharded channels to SSUBSCRIBE from the start (env {cfg.ENV_TAP_SHARD_CHANNELS})",
+    )
+    serve.add_argument(
         "--grpc-listen",
         help=f"host:port for OTLP/gRPC, or '{cfg.GRPC_OFF}' (env {cfg.ENV_GRPC_LISTEN}, {cfg.DEFAULT_GRPC_LISTEN})",
     )
@@ -77,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             redis_url=args.redis_url,
             store=args.store,
             tap_patterns=args.tap_patterns,
+            redis_cluster=args.redis_cluster,
+            tap_shard_channels=args.tap_shard_channels,
             grpc_listen=args.grpc_listen,
             broker_poll_s=args.broker_poll_s,
             retention_age_s=args.retention_age_s,

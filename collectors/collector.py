@@ -45,10 +45,18 @@ class Collector:
         self.grpc_error: str | None = None
         self.retention_deleted: dict[str, int] = {}
         if config.redis_url:
-            self.tap = BusTap(config.redis_url, config.tap_patterns, self._tap_submit)
+            self.tap = BusTap(
+                config.redis_url,
+                config.tap_patterns,
+                self._tap_submit,
+                cluster=config.redis_cluster,
+                shard_channels=config.tap_shard_channels,
+            )
             self.supervisor.start("bus tap", self.tap.run)
         if config.redis_url and config.broker_poll_s:
-            self.broker = BrokerStats(config.redis_url, config.broker_poll_s, self._broker_sink)
+            self.broker = BrokerStats(
+                config.redis_url, config.broker_poll_s, self._broker_sink, cluster=config.redis_cluster
+            )
             self.supervisor.start("broker stats", self.broker.run)
         if config.retention_age_s or config.retention_max_spans:
             self._thread("retention", self._retain_forever)

@@ -28,6 +28,8 @@ ENV_STORE_MEMORY = "EVENTSCOPE_STORE_MEMORY_LIMIT"
 ENV_TOKEN = "EVENTSCOPE_TOKEN"
 ENV_REQUEST_DEADLINE_S = "EVENTSCOPE_REQUEST_DEADLINE_S"
 ENV_REGISTRY = "EVENTSCOPE_REGISTRY"
+ENV_REDIS_CLUSTER = "EVENTSCOPE_REDIS_CLUSTER"
+ENV_TAP_SHARD_CHANNELS = "EVENTSCOPE_TAP_SHARD_CHANNELS"
 
 DEFAULT_LISTEN = "127.0.0.1:4318"
 DEFAULT_STORE = ".eventscope/store.duckdb"
@@ -45,6 +47,8 @@ DEFAULT_RETENTION_MAX_SPANS = 0  # 0 keeps any number of spans
 DEFAULT_RETENTION_INTERVAL_S = 60.0
 DEFAULT_REQUEST_DEADLINE_S = 30.0  # an OTLP/HTTP body must arrive whole within this, however it trickles
 DEFAULT_STORE_MEMORY = "512MiB"  # DuckDB's memory_limit: cached blocks beyond it are evicted, queries spill
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_SWITCH[""] = False
 _MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
 
 
@@ -72,6 +76,8 @@ class Config:
     request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
     token: str | None = dataclasses.field(default=None, repr=False)  # bearer token on ingest and API; None: open
     registry: str | None = None  # schema registry directory for the contract checks (docs/contracts.md); None: none
+    redis_cluster: bool = False  # REDIS_URL names one node of a Redis Cluster: the tap and the poller follow every node
+    tap_shard_channels: tuple[str, ...] = ()  # sharded channels the tap subscribes to before anyone else does
 
 
 def parse_listen(value: str, name: str = ENV_LISTEN) -> tuple[str, int]:
@@ -110,6 +116,17 @@ def _memory_size(value: str, name: str) -> str:
     return value.strip()
 
 
+def _switch(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in _SWITCH:
+        raise ConfigError(f"{name}: expected 1 or 0 (true/false, yes/no, on/off), got {value!r}")
+    return _SWITCH[lowered]
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
 def _grpc_listen(value: str) -> tuple[str, int] | None:
     if value.strip().lower() == GRPC_OFF:
         return None
@@ -124,8 +141,7 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
         return value if value is not None else environ.get(env, default)
 
     host, port = parse_listen(pick("listen", ENV_LISTEN, DEFAULT_LISTEN) or "", "--listen/" + ENV_LISTEN)
-    patterns = pick("tap_patterns", ENV_TAP_PATTERNS, ",".join(DEFAULT_TAP_PATTERNS)) or ""
-    tap_patterns = tuple(p.strip() for p in patterns.split(",") if p.strip())
+    tap_patterns = _names(pick("tap_patterns", ENV_TAP_PATTERNS, ",".join(DEFAULT_TAP_PATTERNS)) or "")
     return Config(
         host=host,
         port=port,
@@ -160,6 +176,10 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
         ),
         token=token(environ),
         registry=_directory(pick("registry", ENV_REGISTRY, None) or None, "--registry/" + ENV_REGISTRY),
+        redis_cluster=_switch(
+            pick("redis_cluster", ENV_REDIS_CLUSTER, "0") or "", "--redis-cluster/" + ENV_REDIS_CLUSTER
+        ),
+        tap_shard_channels=_names(pick("tap_shard_channels", ENV_TAP_SHARD_CHANNELS, "") or ""),
     )
 
 

@@ -18,7 +18,7 @@ import threading
 
 import redis
 
-from sample_system import comparison, deadletters, faults, scenarios, telemetry
+from sample_system import cluster, comparison, deadletters, faults, scenarios, telemetry
 from sample_system import config as cfg
 from sample_system.bus import client_name
 from sample_system.redrive import redrive
@@ -202,7 +202,7 @@ def _progress_to_stderr(line: str) -> None:
 
 def _client(args: argparse.Namespace) -> redis.Redis:
     url = args.redis_url or os.environ.get(cfg.ENV_REDIS_URL, cfg.DEFAULT_REDIS_URL)
-    return redis.Redis.from_url(url, client_name=CLI_CLIENT_NAME)
+    return cluster.connect(url, cfg.load_config(os.environ).redis_cluster, client_name=CLI_CLIENT_NAME)
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ newest schema version, then the handler with retries (exponential backoff and ji
 span event per failed attempt) and, after the last attempt, the dead-letter queue. Faults are steps
 too, which the FaultInjector gives per stage (sample_system.faults); the bus places them and never asks
 which fault is on.
+
+On a Redis Cluster (sample_system.cluster) events go on sharded channels: SPUBLISH through the cluster
+client, and one SSUBSCRIBE connection per shard owner for each consumer group, placed again after a
+failover or a slot migration.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import dataclasses
 import json
 import logging
 import random
+import select
 import threading
 import time
 import zlib
@@ -31,7 +36,7 @@ from opentelemetry.trace import Status, StatusCode
 import eventscope_redis
 from eventscope_redis import Incoming, Outgoing, RedisPubSubInstrumentor
 from eventscope_redis.attributes import ATTEMPTS, OUTCOME
-from sample_system import handling, telemetry
+from sample_system import cluster, handling, telemetry
 from sample_system.deadletters import DeadLetterQueue
 from sample_system.dedupe import IdempotencyGuard
 from sample_system.faults import FaultInjector, Stage, Subscription
@@ -51,7 +56,7 @@ RECONNECT_MAX_S = 2.0
 POLL_S = 0.2  # how long a subscriber waits for a message before looking at its faults again
 DRAIN_TIMEOUT_S = 5.0
 BATCH_MAX = 64  # messages already waiting are read together: one round trip takes their idempotency claims
-MESSAGE_REPLIES = (b"message", b"pmessage")
+MESSAGE_REPLIES = (b"message", b"pmessage", b"smessage")
 CLIENT_NAME_PREFIX = "sample-"  # every Redis connection of the sample system is named (CLIENT SETNAME)
 REQUIRED = ("id", "source", "type")
 INSTRUMENTOR = RedisPubSubInstrumentor()
@@ -102,6 +107,7 @@ class Publisher:
     ):
         """``steps``: further producer steps, after the faults' (a channel's copy to a stream, ...)."""
         self._client = client
+        self._sharded = isinstance(client, cluster.RedisCluster)
         self.source = source
         self._registry = registry
         self._metrics = metrics
@@ -130,7 +136,8 @@ class Publisher:
         payload = json.dumps(event.get("data"), separators=(",", ":")).encode()
         chosen = {name: event.get(name) for name in ("type", "subject", "partitionkey", "dataschema")}
         with eventscope_redis.message(**chosen):
-            receivers = self._client.publish(channel, payload)
+            send = self._client.spublish if self._sharded else self._client.publish  # the instrumented ones
+            receivers = send(channel, payload)
         event.update(getattr(self._sending, "attributes", None) or {})
         return receivers
 
@@ -246,7 +253,7 @@ class Consumer:
                 delay = 0.1
             except _Crashed:
                 self._stay_down(stop)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, OSError, *cluster.SHARD_MOVES) as exc:
                 self.reconnects += 1
                 log.warning("%s lost Redis (%s); reconnecting in %.1fs", self.group, exc, delay)
                 stop.wait(delay)
@@ -256,10 +263,12 @@ class Consumer:
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
 
-    def _client(self) -> redis.Redis:
+    def _client(self, node: cluster.Address | None = None) -> redis.Redis:
         client = redis.Redis.from_url(
             self._redis_url, socket_connect_timeout=2, client_name=subscriber_name(self.group)
         )
+        if node is not None:  # a shard owner: the cluster URL's credentials, this node's address
+            client.connection_pool.connection_kwargs.update(host=node[0], port=node[1])
         INSTRUMENTOR.instrument_client(
             client,
             tracer_provider=self._provider,
@@ -271,6 +280,9 @@ class Consumer:
         return client
 
     def _listen(self, stop: threading.Event) -> None:
+        if isinstance(self._practices.client, cluster.RedisCluster):
+            self._listen_sharded(stop, self._practices.client)
+            return
         client = self._client()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         patterns = False
@@ -292,10 +304,41 @@ class Consumer:
             pubsub.close()
             client.close()
 
+    def _listen_sharded(self, stop: threading.Event, cluster_client: cluster.RedisCluster) -> None:
+        """The group's sharded channels, each SSUBSCRIBEd at its shard's owner; any lost owner starts it over."""
+        clients, pubsubs = [], []
+        try:
+            for node, channels in cluster.owners(cluster_client, self._channels).items():
+                clients.append(self._client(node))
+                pubsubs.append(clients[-1].pubsub(ignore_subscribe_messages=True))
+                for channel in channels:  # one SSUBSCRIBE each: several channels in one must share a slot
+                    pubsubs[-1].ssubscribe(**{channel: self._on_message})
+            for pubsub in pubsubs:
+                self._drain(pubsub)
+            self._subscription.up()
+            self.ready.set()
+            behind = False
+            while not stop.is_set():
+                if self._subscription.crash_due():
+                    self._crash(*pubsubs)
+                if not behind:  # a full batch may have left replies read into the parser: no waiting then
+                    _readable(pubsubs, POLL_S)
+                behind = False
+                for pubsub in pubsubs:
+                    batch = self._waiting(pubsub, timeout=0.0)
+                    behind = behind or len(batch) == BATCH_MAX
+                    self._claim_ahead(pubsub, batch)
+                    for response in batch:
+                        pubsub.handle_message(response, ignore_subscribe_messages=True)
+        finally:
+            self.ready.clear()
+            for closing in (*pubsubs, *clients):
+                closing.close()
+
     @staticmethod
-    def _waiting(pubsub) -> list:
-        """The replies waiting now (after up to POLL_S for the first), read but not yet handled."""
-        first = pubsub.parse_response(block=False, timeout=POLL_S)
+    def _waiting(pubsub, timeout: float = POLL_S) -> list:
+        """The replies waiting now (after up to ``timeout`` for the first), read but not yet handled."""
+        first = pubsub.parse_response(block=False, timeout=timeout)
         batch = [first] if first else []
         while batch and len(batch) < BATCH_MAX and (reply := pubsub.parse_response(block=False, timeout=0.0)):
             batch.append(reply)
@@ -328,9 +371,10 @@ class Consumer:
             if message and message["type"] == "pong":
                 return
 
-    def _crash(self, pubsub) -> None:
+    def _crash(self, *pubsubs) -> None:
         self._subscription.down()
-        self._drain(pubsub)
+        for pubsub in pubsubs:
+            self._drain(pubsub)
         log.warning("%s: crashed (fault consumer_crash); events published now are lost to it", self.group)
         raise _Crashed
 
@@ -476,6 +520,18 @@ class Consumer:
             attempts=0,
             event_id=None,
         )
+
+
+def _readable(pubsubs: list, timeout: float) -> None:
+    """Wait up to ``timeout`` until one of the PubSubs' connections has something to read."""
+    sockets = [getattr(p.connection, "_sock", None) for p in pubsubs if p.connection is not None]
+    if not sockets or any(sock is None for sock in sockets):
+        time.sleep(min(timeout, 0.01))
+        return
+    try:
+        select.select(sockets, [], [], timeout)
+    except (OSError, ValueError):  # a connection closed: the next read says so
+        pass
 
 
 def _identity(pubsub, reply: object) -> dict | None:

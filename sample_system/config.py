@@ -16,6 +16,7 @@ ENV_BURST_SIZE = "SAMPLE_BURST_SIZE"
 ENV_DEDUPE_WINDOW_S = "SAMPLE_DEDUPE_WINDOW_S"
 ENV_MAX_ATTEMPTS = "SAMPLE_MAX_ATTEMPTS"
 ENV_BACKOFF_MS = "SAMPLE_BACKOFF_MS"
+ENV_REDIS_CLUSTER = "EVENTSCOPE_REDIS_CLUSTER"  # REDIS_URL names a node of a Redis Cluster: sharded channels
 # The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and the other OTEL_* variables) by itself.
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -28,6 +29,8 @@ DEFAULT_BURST_SIZE = 20
 DEFAULT_DEDUPE_WINDOW_S = 600
 DEFAULT_MAX_ATTEMPTS = 4
 DEFAULT_BACKOFF_MS = 20.0  # the first retry delay; each next one doubles
+SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+SWITCH[""] = False
 
 
 class ConfigError(ValueError):
@@ -47,6 +50,7 @@ class SampleConfig:
     dedupe_window_s: int = DEFAULT_DEDUPE_WINDOW_S
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_ms: float = DEFAULT_BACKOFF_MS
+    redis_cluster: bool = False  # the shop runs on a Redis Cluster, its events on sharded channels
 
 
 def _number(value: str, name: str, kind: type) -> float | int:
@@ -82,6 +86,9 @@ def load_config(environ: Mapping[str, str], **flags: object) -> SampleConfig:
     max_attempts = int(number("max_attempts", ENV_MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS, int))
     if max_attempts < 1:
         raise ConfigError(f"{ENV_MAX_ATTEMPTS}: must be at least 1, got {max_attempts}")
+    cluster = pick("redis_cluster", ENV_REDIS_CLUSTER, "0").strip().lower()
+    if cluster not in SWITCH:
+        raise ConfigError(f"{ENV_REDIS_CLUSTER}: expected 1 or 0, got {cluster!r}")
     return SampleConfig(
         redis_url=pick("redis_url", ENV_REDIS_URL, DEFAULT_REDIS_URL),
         rate=float(number("rate", ENV_RATE, DEFAULT_RATE, float)),
@@ -94,4 +101,5 @@ def load_config(environ: Mapping[str, str], **flags: object) -> SampleConfig:
         dedupe_window_s=int(number("dedupe_window_s", ENV_DEDUPE_WINDOW_S, DEFAULT_DEDUPE_WINDOW_S, int)),
         max_attempts=max_attempts,
         backoff_ms=float(number("backoff_ms", ENV_BACKOFF_MS, DEFAULT_BACKOFF_MS, float)),
+        redis_cluster=SWITCH[cluster],
     )

@@ -12,7 +12,7 @@ import time
 
 import redis
 
-STREAM = "sample:dlq"
+STREAM = "{sample}:dlq"
 MAX_ENTRIES = 10_000  # trimmed approximately: the queue is for inspection, not an archive
 
 

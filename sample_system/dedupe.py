@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import redis
 
-KEY_PREFIX = "sample:dedupe"
+KEY_PREFIX = "{sample}:dedupe"
 DEFAULT_WINDOW_S = 600  # long enough to cover any redelivery the sample can produce
 
 

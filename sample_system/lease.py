@@ -28,10 +28,10 @@ import redis
 
 log = logging.getLogger(__name__)
 
-LEASE_KEY = "sample:scenario:lease"  # value: the running scenario's name; expires unless refreshed
-RUNNERS_KEY = "sample:demo:runners"  # set of continuous runner ids (a dead one is pruned by the next scenario)
-ALIVE_PREFIX = "sample:demo:alive:"  # + runner id: the runner's heartbeat
-PAUSED_PREFIX = "sample:demo:paused:"  # + runner id: value = the scenario it closed its shop for
+LEASE_KEY = "{sample}:scenario:lease"  # value: the running scenario's name; expires unless refreshed
+RUNNERS_KEY = "{sample}:demo:runners"  # set of continuous runner ids (a dead one is pruned by the next scenario)
+ALIVE_PREFIX = "{sample}:demo:alive:"  # + runner id: the runner's heartbeat
+PAUSED_PREFIX = "{sample}:demo:paused:"  # + runner id: value = the scenario it closed its shop for
 LEASE_TTL_S = 5.0  # a scenario killed outright frees the bus after this long
 LEASE_REFRESH_S = 1.0
 ALIVE_TTL_S = 3.0

@@ -16,9 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 
-import redis
-
-from sample_system import comparison, faults, lease, storefront
+from sample_system import cluster, comparison, faults, lease, storefront
 from sample_system.bus import client_name
 from sample_system.config import SampleConfig
 from sample_system.shop import LOAD, STOP_TIMEOUT_S, Shop
@@ -68,8 +66,12 @@ class ContinuousRunner:
 
     def run(self, stop: threading.Event) -> Totals:
         """Alternate between running a shop and pausing for scenarios until ``stop`` is set."""
-        client = redis.Redis.from_url(
-            self.config.redis_url, client_name=CLIENT_NAME, socket_connect_timeout=2, socket_timeout=5
+        client = cluster.connect(
+            self.config.redis_url,
+            self.config.redis_cluster,
+            client_name=CLIENT_NAME,
+            socket_connect_timeout=2,
+            socket_timeout=5,
         )
         presence = lease.RunnerPresence(client).start()
         try:

@@ -15,9 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-import redis
-
-from sample_system import comparison, faults, lease, storefront
+from sample_system import cluster, comparison, faults, lease, storefront
 from sample_system import config as cfg
 from sample_system.bus import client_name
 from sample_system.services import accounts
@@ -255,7 +253,7 @@ def run_scenario(
     )
     settings = {s.name: s for s in (faults.parse_setting(f, f"scenario {name}") for f in scenario.faults)}
     truth = GroundTruth(truth_path)
-    client = redis.Redis.from_url(config.redis_url, client_name=client_name(f"scenario-{name}"))
+    client = cluster.connect(config.redis_url, config.redis_cluster, client_name=client_name(f"scenario-{name}"))
     hold = lease.ScenarioLease(client, name, say, stop_event)
     try:
         acquired = hold.acquire()

@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from sample_system import storefront, stream_channel, telemetry
+from sample_system import cluster, storefront, stream_channel, telemetry
 from sample_system.bus import Consumer, Practices, Publisher, client_name, publisher_name
 from sample_system.config import SampleConfig
 from sample_system.deadletters import DeadLetterQueue
@@ -87,7 +87,7 @@ class Shop:
         metrics_on = config.tracing and (exporter_factory is None or metric_reader_factory is not None)
         self._meters = {name: telemetry.meter_provider(name, metrics_on, make_reader()) for name in SERVICES}
         self.metrics = {name: telemetry.MessagingMetrics(provider) for name, provider in self._meters.items()}
-        self.client = redis.Redis.from_url(config.redis_url, client_name=STATE_CLIENT_NAME)
+        self.client = cluster.connect(config.redis_url, config.redis_cluster, client_name=STATE_CLIENT_NAME)
         self._publishing: list[redis.Redis] = []
         self.stream_groups = frozenset(stream_groups)
         self._streamed = frozenset(c for g, cs in CHANNELS_OF.items() if g in self.stream_groups for c in cs)
@@ -113,7 +113,10 @@ class Shop:
     def publisher(self, service: str, instance: str | None = None) -> Publisher:
         """A producer instance of ``service`` (its own client, so its own source) with the registry, faults, metrics."""
         source = f"/sample/{instance or service}/{instance_id()}"
-        client = redis.Redis.from_url(self.config.redis_url, client_name=publisher_name(instance or service))
+        config = self.config
+        client = cluster.connect(
+            config.redis_url, config.redis_cluster, client_name=publisher_name(instance or service)
+        )
         self._publishing.append(client)
         return Publisher(
             client,

@@ -28,7 +28,7 @@ from sample_system.faults import FaultInjector
 
 log = logging.getLogger(__name__)
 
-STREAM_PREFIX = "sample:stream:"
+STREAM_PREFIX = "{sample}:stream:"
 FIELD = "event"
 READ_COUNT = 20
 BLOCK_MS = 100

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import redis
 
-BALANCES = "sample:accounts:balances"
+BALANCES = "{sample}:accounts:balances"
 """Live balance per account in cents, moved by accounts with each append to its event store."""
-HOLDS = "sample:payments:holds"
+HOLDS = "{sample}:payments:holds"
 """Cents captured per account whose withdrawal accounts has not appended yet."""
 
 HOLD = """

@@ -6,6 +6,11 @@ output buffer (``omem``) can be watched against the pubsub hard limit: a slow su
 reaches it is disconnected by Redis and loses messages. The poller reconnects by itself; while
 Redis is away there are no samples, and the series shows that as a gap. ``snapshot`` serves
 ``/api/v1/broker`` from the stored series.
+
+On a Redis Cluster every node the cluster names (``CLUSTER SLOTS``: primaries and replicas) is polled,
+and one sample sums them: a channel's subscribers are those of every node (classic and sharded), the
+publish count adds each node's ``PUBLISH`` calls and each primary's ``SPUBLISH`` calls, and ``Info``
+holds each node's own figures under ``nodes`` (a node that does not answer is there with its error).
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from collections.abc import Callable, Mapping
 import redis
 
 from collectors.backoff import RedisLink, keep_connected
+from collectors.bus.cluster_nodes import ClusterNodes
 from collectors.storage.reader import Reader
 
 CLIENT_NAME = "eventscope-broker-stats"
 INFO_SECTIONS = ("stats", "clients", "memory")
 PUBLISH_STAT = "cmdstat_publish"
+SPUBLISH_STAT = "cmdstat_spublish"
+PRIMARY = "master"  # how INFO replication and ROLE name a primary
+NODE_FIELDS = ("connected_clients", "used_memory", "pubsub_channels", "pubsub_patterns", "pubsub_shardchannels")
 OUTPUT_BUFFER_LIMIT = "client-output-buffer-limit"
 
 
@@ -55,8 +64,8 @@ def _int(value: object) -> int:
 
 
 def is_subscriber(client: Mapping[str, object]) -> bool:
-    """A CLIENT LIST entry that holds channel or pattern subscriptions."""
-    return _int(client.get("sub")) > 0 or _int(client.get("psub")) > 0
+    """A CLIENT LIST entry that holds channel, pattern or sharded channel subscriptions."""
+    return _int(client.get("sub")) > 0 or _int(client.get("psub")) > 0 or _int(client.get("ssub")) > 0
 
 
 def sample_rows(
@@ -76,7 +85,7 @@ def sample_rows(
             _int(c.get("id")),
             str(c.get("name") or ""),
             str(c.get("addr") or ""),
-            _int(c.get("sub")),
+            _int(c.get("sub")) + _int(c.get("ssub")),  # a sharded subscription is a channel subscription
             _int(c.get("psub")),
             _int(c.get("omem")),
             limit,
@@ -117,16 +126,91 @@ def poll(client: redis.Redis) -> dict[str, list[tuple]]:
     )
 
 
+def ask_node(client: redis.Redis) -> dict:
+    """One cluster node's answers: its role, channels (classic and sharded) with subscribers, INFO, clients."""
+    channels = [_text(c) for c in client.pubsub_channels()]
+    shard_channels = [_text(c) for c in client.execute_command("PUBSUB", "SHARDCHANNELS")]
+    numsub = [(_text(c), int(n)) for c, n in client.pubsub_numsub(*channels)] if channels else []
+    if shard_channels:
+        reply = client.execute_command("PUBSUB", "SHARDNUMSUB", *shard_channels)
+        numsub += [(_text(reply[i]), int(reply[i + 1])) for i in range(0, len(reply) - 1, 2)]
+    info: dict[str, object] = {}
+    for section in (*INFO_SECTIONS, "replication"):
+        info.update(client.info(section))
+    calls = client.info("commandstats")
+    limits = client.config_get(OUTPUT_BUFFER_LIMIT)
+    return {
+        "role": str(info.get("role", "")),
+        "numpat": int(client.pubsub_numpat()),
+        "numsub": numsub,
+        "info": info,
+        "publish_calls": _int(calls.get(PUBLISH_STAT, {}).get("calls")),
+        "spublish_calls": _int(calls.get(SPUBLISH_STAT, {}).get("calls")),
+        "clients": client.client_list(),
+        "limit": pubsub_hard_limit(_text(next(iter(limits.values()), ""))),
+    }
+
+
+def cluster_rows(t_ns: int, answers: Mapping[str, dict | str]) -> dict[str, list[tuple]]:
+    """One sample from every node's answers (``address -> ask_node() answer``, or the error text of a node that
+    did not answer): subscribers and calls summed, each node's own figures under ``Info.nodes``."""
+    answered = {address: answer for address, answer in answers.items() if isinstance(answer, dict)}
+    subscribers: dict[str, int] = {}
+    for answer in answered.values():
+        for channel, count in answer["numsub"]:
+            subscribers[channel] = subscribers.get(channel, 0) + count
+    calls = sum(a["publish_calls"] + (a["spublish_calls"] if a["role"] == PRIMARY else 0) for a in answered.values())
+    clients = [(c, a["limit"]) for a in answered.values() for c in a["clients"]]
+    rows = sample_rows(
+        t_ns,
+        sum(a["numpat"] for a in answered.values()),
+        sorted(subscribers.items()),
+        {"connected_clients": sum(_int(a["info"].get("connected_clients")) for a in answered.values())},
+        calls,
+        [client for client, _ in clients],
+        max((limit for _, limit in clients if limit), default=None),
+    )
+    nodes = {address: _node_figures(answer) for address, answer in sorted(answers.items())}
+    t, numpat, connected, publish, omem, _ = rows["broker_samples"][0]
+    rows["broker_samples"] = [(t, numpat, connected, publish, omem, json.dumps({"nodes": nodes}, default=str))]
+    return rows
+
+
+def _node_figures(answer: dict | str) -> dict:
+    if not isinstance(answer, dict):
+        return {"up": False, "error": answer}
+    subscribers = [c for c in answer["clients"] if is_subscriber(c)]
+    return {
+        "up": True,
+        "role": answer["role"],
+        **{field: answer["info"].get(field) for field in NODE_FIELDS},
+        "numpat": answer["numpat"],
+        "publish_calls": answer["publish_calls"],
+        "spublish_calls": answer["spublish_calls"],
+        "subscribers": len(subscribers),
+        "omem_max": max((_int(c.get("omem")) for c in subscribers), default=0),
+    }
+
+
 class BrokerStats:
     """Runs in its own thread (supervised): polls every ``interval_s`` and hands the rows to ``sink``."""
 
-    def __init__(self, redis_url: str, interval_s: float, sink: Callable[[dict[str, list[tuple]]], None]):
+    def __init__(
+        self,
+        redis_url: str,
+        interval_s: float,
+        sink: Callable[[dict[str, list[tuple]]], None],
+        *,
+        cluster: bool = False,
+    ):
         self._redis_url = redis_url
+        self._cluster = cluster
         self._interval_s = interval_s
         self._sink = sink
         self.link = RedisLink("broker stats")
         self.samples = 0
         self.last_sample_ns: int | None = None
+        self.nodes: dict[str, bool] | None = None  # on a cluster: each node and whether it answered the last poll
 
     def status(self) -> dict:
         """The poller's state, for /api/v1/health."""
@@ -138,6 +222,7 @@ class BrokerStats:
             "reconnects": self.link.reconnects,
             "last_sample_ns": self.last_sample_ns,
             "last_error": self.link.last_error,
+            "nodes": self.nodes,
         }
 
     def problems(self) -> list[str]:
@@ -150,6 +235,9 @@ class BrokerStats:
         keep_connected(stop, self.link, self._poll_forever)
 
     def _poll_forever(self, stop: threading.Event) -> None:
+        if self._cluster:
+            self._poll_cluster_forever(stop)
+            return
         client = redis.Redis.from_url(
             self._redis_url, socket_connect_timeout=2, socket_timeout=5, client_name=CLIENT_NAME
         )
@@ -163,6 +251,21 @@ class BrokerStats:
                 stop.wait(self._interval_s)
         finally:
             client.close()
+
+    def _poll_cluster_forever(self, stop: threading.Event) -> None:
+        nodes = ClusterNodes(self._redis_url, CLIENT_NAME)
+        try:
+            while not stop.is_set():
+                answers = nodes.ask_all(ask_node)
+                rows = cluster_rows(time.time_ns(), answers)
+                self.link.up()
+                self._sink(rows)
+                self.samples += 1
+                self.last_sample_ns = rows["broker_samples"][0][0]
+                self.nodes = {address: isinstance(answer, dict) for address, answer in answers.items()}
+                stop.wait(self._interval_s)
+        finally:
+            nodes.close()
 
 
 _SERIES = """

@@ -207,6 +207,12 @@ _LINK |= {"last_error": _NSTR, "supervisor": _PART}
 _TAP = {"patterns": _list(_STR), "received": _INT, "recorded": _INT, "stored_as_malformed": _INT, "unstored": _INT}
 _TAP |= {"pending": _INT, "store_error": _NSTR}
 _BROKER = {"interval_s": _NUM, "samples": _INT, "last_sample_ns": _NINT}
+_CLUSTER_TAP = _obj(
+    {"classic_node": _NSTR, "shard_owners": _list(_STR), "shard_channels": _list(_STR)}
+    | {"unplaced_shard_channels": _list(_STR)}
+)
+_TAP |= {"cluster": {"oneOf": [_CLUSTER_TAP, {"type": "null"}]}}  # null unless --redis-cluster
+_BROKER |= {"nodes": {"oneOf": [{"type": "object", "additionalProperties": _BOOL}, {"type": "null"}]}}
 _HEALTH = _obj(
     {
         "status": {"enum": ["ok", "degraded"]},

@@ -58,6 +58,14 @@ def live() -> None:
             st.subheader("Messages the tap saw, per channel")
             st.caption("Every message counts, CloudEvent or not; unenveloped ones have no id to find copies or gaps.")
             st.dataframe(tapped, hide_index=True, width="stretch")
+        nodes = page.cluster_nodes_frame(broker)
+        if not nodes.empty:
+            st.subheader("Cluster nodes")
+            st.caption(
+                "Each node of the Redis Cluster as the last poll saw it; the figures above add them up. A classic "
+                "PUBLISH reaches every node, a sharded SPUBLISH only its shard (docs/scale.md)."
+            )
+            st.dataframe(nodes, hide_index=True, width="stretch")
         st.subheader("Subscribers")
         st.dataframe(
             clients,

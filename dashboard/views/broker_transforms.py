@@ -39,6 +39,34 @@ def broker_clients_frame(broker: dict) -> pd.DataFrame:
     return frame.sort_values("output buffer (bytes)", ascending=False) if rows else frame
 
 
+NODE_COLUMNS = ["node", "role", "clients", "subscribers", "patterns", "PUBLISH calls", "SPUBLISH calls"]
+NODE_COLUMNS += ["memory (bytes)", "fullest output buffer (bytes)", "error"]
+ROLES = {"master": "primary", "slave": "replica"}
+
+
+def cluster_nodes_frame(broker: dict) -> pd.DataFrame:
+    """A cluster's nodes as the latest sample saw each (empty off a cluster): silent ones first, then primaries."""
+    nodes = ((broker.get("latest") or {}).get("info") or {}).get("nodes") or {}
+    rows = [
+        {
+            "node": address,
+            "role": ROLES.get(node.get("role"), node.get("role")) if node.get("up") else "not answering",
+            "clients": node.get("connected_clients"),
+            "subscribers": node.get("subscribers"),
+            "patterns": node.get("numpat"),
+            "PUBLISH calls": node.get("publish_calls"),
+            "SPUBLISH calls": node.get("spublish_calls"),
+            "memory (bytes)": node.get("used_memory"),
+            "fullest output buffer (bytes)": node.get("omem_max"),
+            "error": node.get("error"),
+        }
+        for address, node in nodes.items()
+        if isinstance(node, Mapping)
+    ]
+    frame = pd.DataFrame(rows, columns=NODE_COLUMNS)
+    return frame.sort_values(["role", "node"], kind="stable").reset_index(drop=True) if rows else frame
+
+
 def broker_series_frame(broker: dict) -> pd.DataFrame:
     """Broker samples over time."""
     rows = [

@@ -28,7 +28,7 @@ from sample_system.services.payments import PAYMENT_CAPTURED
 SERVICE = "accounts"
 CHANNELS = [PAYMENTS_CHANNEL]
 CHANNEL = "shop.accounts"
-EVENT_STORE = "sample:accounts:events"
+EVENT_STORE = "{sample}:accounts:events"
 LIVE_BALANCES = wallet.BALANCES
 ACCOUNT_OPENED = "shop.account.opened"
 DEPOSIT_MADE = "shop.account.deposit_made"

@@ -28,8 +28,8 @@ CHANNEL = "shop.stock"
 STOCK_RESERVED = "shop.stock.reserved"
 STOCK_REJECTED = "shop.stock.rejected"
 STOCK_RELEASED = "shop.stock.released"
-STOCK_KEY = "sample:inventory:stock"
-RESERVATION_PREFIX = "sample:inventory:reservation:"
+STOCK_KEY = "{sample}:inventory:stock"
+RESERVATION_PREFIX = "{sample}:inventory:reservation:"
 """Per order, the quantities reserved for it (sku -> qty), until its payment's outcome arrives."""
 RESERVATION_TTL_S = 3600
 STOCK_START = 300

@@ -14,6 +14,7 @@ import time
 
 import redis
 from opentelemetry import trace
+from redis.cluster import RedisCluster
 
 from sample_system import telemetry
 from sample_system.services.inventory import CHANNEL as STOCK_CHANNEL
@@ -23,8 +24,8 @@ from sample_system.services.shipping import CHANNEL as SHIPPING_CHANNEL
 
 SERVICE = "order-view"
 CHANNELS = [ORDERS_CHANNEL, STOCK_CHANNEL, PAYMENTS_CHANNEL, SHIPPING_CHANNEL]
-VIEW_PREFIX = "sample:order-view:order:"
-LAG_KEY = "sample:order-view:lag"
+VIEW_PREFIX = "{sample}:order-view:order:"
+LAG_KEY = "{sample}:order-view:lag"
 ATTR_LAG_MS = "eventscope.projection.lag_ms"
 STATUS = {
     "shop.order.placed": ("placed", 1),
@@ -67,6 +68,7 @@ class OrderView:
         self._client = client
         self._metrics = metrics
         self._advance = client.register_script(ADVANCE)
+        self._batched = not isinstance(client, RedisCluster)  # a cluster client refuses a script in a pipeline
         self.applied = 0
         self.last_lag_ms: float | None = None
         self.max_lag_ms = 0.0
@@ -78,7 +80,7 @@ class OrderView:
         data = event["data"]
         total = str(data["total"]["amount_cents"]) if "total" in data else ""
         lag = lag_ms(event.get("time"), time.time_ns())
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._client.pipeline(transaction=False) if self._batched else self._client
         self._advance(
             keys=[VIEW_PREFIX + data["order_id"]],
             args=[status[0], status[1], data.get("user_id", ""), total],
@@ -86,7 +88,8 @@ class OrderView:
         )
         if lag is not None:
             self._measure(lag, span, pipe)
-        pipe.execute()
+        if self._batched:
+            pipe.execute()
         self.applied += 1
         return "processed"
 

@@ -110,7 +110,7 @@ def test_duplicate_publish_truth_is_every_id_the_bus_saw_twice(redis_server, tmp
             s for s in _consumer_spans(spans, group) if s.attributes["eventscope.outcome"] == "duplicate_skipped"
         ]
         assert sorted(s.attributes["messaging.message.id"] for s in skipped if s.name == "process shop.orders") == twice
-        assert all(s.attributes["eventscope.dedupe.key"].startswith("sample:dedupe:") for s in skipped)
+        assert all(s.attributes["eventscope.dedupe.key"].startswith("{sample}:dedupe:") for s in skipped)
 
 
 def test_reorder_truth_is_every_event_that_arrived_after_a_later_one(redis_server, tmp_path):
@@ -175,7 +175,7 @@ def test_poison_truth_matches_the_dead_letter_queue(redis_server, tmp_path):
     dead = [s for s in _consumer_spans(spans, "inventory") if s.attributes["eventscope.outcome"] == "dead_lettered"]
     assert {s.attributes["messaging.message.id"] for s in dead} == poisoned
     assert all("schema validation failed" in s.attributes["eventscope.dead_letter.reason"] for s in dead)
-    assert all(s.attributes["eventscope.dead_letter.queue"] == "sample:dlq" for s in dead)
+    assert all(s.attributes["eventscope.dead_letter.queue"] == "{sample}:dlq" for s in dead)
 
 
 def test_transient_errors_truth_matches_retries_and_dead_letters(redis_server, tmp_path):

@@ -302,7 +302,7 @@ def test_services_run_one_process_each(redis_server):
             assert shop.wait_idle()
             (publisher,) = [p for p in shop.publishers if p.source.startswith("/sample/payments/")]
             payments = publisher.published
-            pattern = f"sample:dedupe:shipping:{publisher.source}:*"
+            pattern = f"{{sample}}:dedupe:shipping:{publisher.source}:*"
             wait_until(lambda: len(list(client.scan_iter(pattern))) == payments, what="shipping took every payment")
     finally:
         other.terminate()

@@ -36,6 +36,18 @@ def test_the_token_and_the_request_deadline():
     assert collectors_config.load_config({"EVENTSCOPE_TOKEN": ""}).token is None
 
 
+@pytest.mark.parametrize("value, on", [("1", True), ("yes", True), (" TRUE ", True), ("0", False), ("", False)])
+def test_redis_cluster_switch(value, on):
+    assert collectors_config.load_config({"EVENTSCOPE_REDIS_CLUSTER": value}).redis_cluster is on
+    assert sample_config.load_config({"EVENTSCOPE_REDIS_CLUSTER": value}).redis_cluster is on
+
+
+def test_redis_cluster_flag_and_shard_channels():
+    config = collectors_config.load_config({"EVENTSCOPE_TAP_SHARD_CHANNELS": "shop.orders, ,shop.payments"})
+    assert (config.redis_cluster, config.tap_shard_channels) == (False, ("shop.orders", "shop.payments"))
+    assert collectors_config.load_config({"EVENTSCOPE_REDIS_CLUSTER": "0"}, redis_cluster="1").redis_cluster is True
+
+
 def test_collectors_flags_win_over_env():
     env = {"EVENTSCOPE_LISTEN": "0.0.0.0:9", "REDIS_URL": "redis://env", "EVENTSCOPE_TAP_PATTERNS": "a.*, b"}
     config = collectors_config.load_config(env, listen="127.0.0.1:1234")
@@ -76,6 +88,8 @@ def test_the_registry_flag_wins_over_env_and_clients_read_it_the_same_way(tmp_pa
         ({"EVENTSCOPE_TOKEN": "two words"}, "EVENTSCOPE_TOKEN"),
         ({"EVENTSCOPE_TOKEN": "caf\u00e9"}, "EVENTSCOPE_TOKEN"),
         ({"EVENTSCOPE_REGISTRY": "/no/such/registry"}, "EVENTSCOPE_REGISTRY"),
+        ({"EVENTSCOPE_REDIS_CLUSTER": "cluster"}, "EVENTSCOPE_REDIS_CLUSTER"),
+        ({"EVENTSCOPE_REDIS_CLUSTER": "2"}, "EVENTSCOPE_REDIS_CLUSTER"),
     ],
 )
 def test_collectors_bad_values_name_the_setting(env, name):
@@ -96,6 +110,7 @@ def test_sample_defaults_and_flags():
         ({"SAMPLE_RATE": "-2"}, "SAMPLE_RATE"),
         ({"SAMPLE_TRACING": "maybe"}, "SAMPLE_TRACING"),
         ({"SAMPLE_CONSUMER_PARENT": "x"}, "SAMPLE_CONSUMER_PARENT"),
+        ({"EVENTSCOPE_REDIS_CLUSTER": "maybe"}, "EVENTSCOPE_REDIS_CLUSTER"),
     ],
 )
 def test_sample_bad_values_name_the_setting(env, name):

@@ -380,3 +380,18 @@ def test_refused_requests_are_listed_per_reason_with_what_to_do():
 def test_overview_shows_every_message_kind_and_redeliveries():
     shown = {label for label, _, _ in overview_transforms.overview_numbers({})}
     assert {"Bus messages", "CloudEvents", "Unenveloped", "Redeliveries"} <= shown
+
+
+def test_cluster_nodes_list_silent_ones_first_then_primaries_then_replicas():
+    nodes = {
+        "10.0.0.2:7001": {"up": True, "role": "slave", "connected_clients": 3, "numpat": 0},
+        "10.0.0.1:7000": {"up": True, "role": "master", "connected_clients": 5, "numpat": 1, "spublish_calls": 9},
+        "10.0.0.3:7002": {"up": False, "error": "ConnectionError: refused"},
+        "garbage": "not a node",
+    }
+    frame = broker_transforms.cluster_nodes_frame({"latest": {"info": {"nodes": nodes}}})
+    assert list(frame["node"]) == ["10.0.0.3:7002", "10.0.0.1:7000", "10.0.0.2:7001"]
+    assert list(frame["role"]) == ["not answering", "primary", "replica"]
+    assert frame.iloc[0]["error"] == "ConnectionError: refused" and frame.iloc[1]["SPUBLISH calls"] == 9
+    assert broker_transforms.cluster_nodes_frame({"latest": {"info": {"used_memory": 1}}}).empty
+    assert broker_transforms.cluster_nodes_frame({}).empty

@@ -5,7 +5,8 @@ consumer group and one tracer provider. A process that runs several services (ea
 source and consumer group) instruments each service's client instead. The client's own ``publish`` /
 ``spublish`` and ``pubsub`` are replaced on the instance; the PubSubs it makes are wrapped the same way.
 They call redis-py's original methods, so a client instrumented on its own is traced once even when
-``instrument()`` is on as well. Sync ``redis.Redis`` clients only; a pipeline's publishes are not wrapped.
+``instrument()`` is on as well. Sync ``redis.Redis`` and ``RedisCluster`` clients; a pipeline's publishes are
+not wrapped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
+import redis.cluster
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -33,10 +35,11 @@ PUBSUB_CLOSERS = ("close", "reset")
 SUBSCRIBERS = ("subscribe", "psubscribe", "ssubscribe")
 CONSUMER = "_eventscope_consumer"  # the attribute of an instrumented PubSub holding its client's consumer
 PEEKED_MAX = 1024  # replies read ahead and not yet handled, kept per client
+CLIENTS = (redis.Redis, redis.cluster.RedisCluster)  # a cluster client's publish and spublish are traced too
 
 
 def instrument_client(
-    client: redis.Redis,
+    client: redis.Redis | redis.cluster.RedisCluster,
     *,
     tracer_provider: trace.TracerProvider | None = None,
     include: Iterable[str] = (),
@@ -54,8 +57,8 @@ def instrument_client(
 
     Returns the client's settings (``source``, ``consumer_group`` ...). Instrumenting it again replaces them.
     """
-    if not isinstance(client, redis.Redis):
-        raise TypeError(f"instrument_client takes a redis.Redis client, not {type(client).__name__}")
+    if not isinstance(client, CLIENTS):
+        raise TypeError(f"instrument_client takes a redis.Redis or RedisCluster client, not {type(client).__name__}")
     uninstrument_client(client)
     settings = Settings(
         tracer=trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider),
