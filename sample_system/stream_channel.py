@@ -2,7 +2,7 @@
 
 Pub/Sub delivers at most once: what is published while a subscriber is away is lost to it. For the
 groups named to read from streams, every publish on their channels is also appended (the same wire
-CloudEvent, ``traceparent`` included) to the stream ``sample:stream:{channel}``. The group reads it with
+CloudEvent, ``traceparent`` included) to the stream ``{sample}:stream:{channel}``. The group reads it with
 XREADGROUP and acknowledges each entry with XACK once handled, so entries appended while it was down
 are delivered when it comes back, and one it read but did not acknowledge is read again (its pending
 entries, first) after a restart. Each delivery is a CONSUMER span like a Pub/Sub delivery's, parented
