@@ -55,10 +55,9 @@ class _Exporter:
         if not self._bearer.allows(self._authorization(context)):
             self._refuse(context, "unauthorized", grpc.StatusCode.UNAUTHENTICATED, "bearer token required")
         try:
-            request = parse_request(body, False, self._signal.request_type)
+            decoded = self._signal.decode(parse_request(body, False, self._signal.request_type))
         except OtlpDecodeError as exc:
             self._refuse(context, "undecodable", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        decoded = self._signal.decode(request)
         try:
             commit(self._store, self._signal.table, decoded)
         except StoreUnavailable as exc:

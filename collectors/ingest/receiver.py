@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
+from collectors.ingest import wire
 from collectors.ingest.logs import log_rows
 from collectors.ingest.metrics import metric_rows
 from collectors.ingest.otlp import Decoded, OtlpDecodeError, parse_request, trace_rows
@@ -85,7 +86,7 @@ TRACES = Signal(
     "traces",
     "/v1/traces",
     "otel_traces",
-    trace_pb.ExportTraceServiceRequest,
+    wire.ExportTraceServiceRequest,  # span attributes read from their encoded bytes (collectors/ingest/wire.py)
     trace_pb.ExportTraceServiceResponse,
     trace_pb.ExportTracePartialSuccess,
     "rejected_spans",
