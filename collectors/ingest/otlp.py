@@ -33,6 +33,7 @@ UNKNOWN_SERVICE = "unknown_service"
 TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
 EMPTY_JSON_LIST = "[]"
+EMPTY_JSON_OBJECT = "{}"
 _ZERO_TRACE_ID = bytes(TRACE_ID_BYTES)
 _ZERO_SPAN_ID = bytes(SPAN_ID_BYTES)
 
@@ -91,7 +92,10 @@ def attributes(key_values) -> dict:
 
 MAX_KNOWN_ATTRIBUTES = 65_536
 """Distinct encoded attributes remembered (wire_attributes); past that the memory starts again empty."""
-_KNOWN: dict[bytes, tuple[str, object]] = {}  # an encoded KeyValue -> (key, value), for values that cannot change
+# An encoded KeyValue -> (key, value), and -> its member of the attributes' JSON object ('"key": value'), for
+# values that cannot change. Written and cleared together; a reader that misses one falls back to the slow way.
+_KNOWN: dict[bytes, tuple[str, object]] = {}
+_KNOWN_JSON: dict[bytes, str] = {}
 _IMMUTABLE = {str, int, float, bool, type(None)}
 _TEXT_PAIR_TAGS = (0x0A, 0x12, 0x0A)  # KeyValue.key, KeyValue.value, AnyValue.string_value: length-delimited
 _ONE_BYTE_LENGTH = 0x80
@@ -127,17 +131,30 @@ def _key_value(encoded: bytes) -> tuple[str, object]:
     if pair[1].__class__ in _IMMUTABLE:
         if len(_KNOWN) >= MAX_KNOWN_ATTRIBUTES:
             _KNOWN.clear()
+            _KNOWN_JSON.clear()
+        _KNOWN_JSON[encoded] = to_json(dict((pair,)))[1:-1]
         _KNOWN[encoded] = pair
     return pair
 
 
-def wire_attributes(encoded) -> dict:
-    """The dict ``attributes`` gives, from encoded KeyValues (collectors/ingest/wire.py); OtlpDecodeError if one
-    is not a KeyValue. Each distinct encoding is read once while it is remembered."""
+def wire_attributes(encoded) -> tuple[dict, str]:
+    """What ``attributes`` and ``to_json`` give, from encoded KeyValues (collectors/ingest/wire.py): the dict and
+    its JSON text. OtlpDecodeError if one is not a KeyValue. Each distinct encoding is read and encoded once while
+    it is remembered; the text is then its members joined, which is what the encoder writes for the dict."""
     pairs = list(map(_KNOWN.get, encoded))
-    if None in pairs:
+    if not all(pairs):
         pairs = [pair or _key_value(item) for pair, item in zip(pairs, encoded, strict=True)]
-    return dict(pairs)
+    attrs = dict(pairs)
+    members = list(map(_KNOWN_JSON.get, encoded))
+    if len(attrs) == len(members) and all(members):
+        return attrs, "{" + ", ".join(members) + "}"
+    return attrs, to_json(attrs) if attrs else EMPTY_JSON_OBJECT  # a repeated key, a list or map, or forgotten
+
+
+def stock_attributes(key_values) -> tuple[dict, str]:
+    """``attributes`` and its JSON text, from a stock repeated KeyValue."""
+    attrs = attributes(key_values)
+    return attrs, to_json(attrs) if attrs else EMPTY_JSON_OBJECT
 
 
 _JSON = json.JSONEncoder(default=str, allow_nan=False)  # one encoder, not one per call
@@ -277,9 +294,9 @@ def _span_row(
     quirk: normalize.Quirk | None = None,
     links=(),
     link_ids: list[tuple[str, str]] | None = None,
-    read: Callable = attributes,
+    read: Callable = stock_attributes,
 ) -> tuple:
-    attrs = read(span.attributes)
+    attrs, attrs_json = read(span.attributes)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     kind, status, events = span.kind, span.status, span.events
     code = status.code
@@ -295,7 +312,7 @@ def _span_row(
         prefix[1],
         scope[0],
         scope[1],
-        to_json(attrs) if attrs else "{}",
+        attrs_json,
         end - start if end > start else 0,
         STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else "Unset",
         status.message,
@@ -313,7 +330,7 @@ def resource_prefix(resource) -> tuple[str, str]:
 def trace_rows(request: Message) -> Decoded:
     """Span rows of a parsed request, stock or wire-level (collectors/ingest/wire.py); unusable spans are rejected
     and counted. OtlpDecodeError if a wire-level span attribute is not a KeyValue."""
-    read = wire_attributes if isinstance(request, ExportTraceServiceRequest) else attributes
+    read = wire_attributes if isinstance(request, ExportTraceServiceRequest) else stock_attributes
     decoded = Decoded([])
     append = decoded.rows.append
     for resource_spans in request.resource_spans:
