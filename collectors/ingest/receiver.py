@@ -26,7 +26,7 @@ from collectors.ingest import wire
 from collectors.ingest.logs import log_rows
 from collectors.ingest.metrics import metric_rows
 from collectors.ingest.otlp import Decoded, OtlpDecodeError, parse_request, trace_rows
-from collectors.storage.store import Job, Store, StoreBusy, row_checker
+from collectors.storage.store import Job, Store, StoreBusy, batch_fits, row_checker
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -35,11 +35,15 @@ COMMIT_TIMEOUT_S = 30.0
 GZIP_MAGIC = b"\x1f\x8b"  # how a gzip member starts (RFC 1952): another member may follow the first
 
 
-_CHECKERS = {table: row_checker(table) for table in ("otel_traces", "otel_metrics", "otel_logs")}
+_CHECKED_TABLES = ("otel_traces", "otel_metrics", "otel_logs")
+_CHECKERS = {table: row_checker(table) for table in _CHECKED_TABLES}
+_FITS = {table: batch_fits(table) for table in _CHECKED_TABLES}
 
 
 def keep_storable(table: str, decoded: Decoded) -> Decoded:
     """Reject the rows whose values the store's columns cannot hold (and the links of rejected spans)."""
+    if _FITS[table](decoded.rows):
+        return decoded
     problem_of = _CHECKERS[table]
     problems = [problem_of(row) for row in decoded.rows]
     if not any(problems):
