@@ -272,7 +272,13 @@ def _events_json(events) -> str:
     )
 
 
+# A link with no trace state and no attributes (the usual one) as the encoder writes it; hex ids need no escaping.
+_PLAIN_LINK_JSON = '{"TraceId": "%s", "SpanId": "%s", "TraceState": "", "Attributes": {}}'
+
+
 def _links_json(links, ids: list[tuple[str, str]]) -> str:
+    if not any(link.trace_state or len(link.attributes) for link in links):
+        return "[" + ", ".join([_PLAIN_LINK_JSON % pair for pair in ids]) + "]"
     return to_json(
         [
             {
