@@ -90,7 +90,7 @@ def attributes(key_values) -> dict:
     }
 
 
-MAX_KNOWN_ATTRIBUTES = 65_536
+MAX_KNOWN_ATTRIBUTES = 16_384  # about 8 MiB at most
 """Distinct encoded attributes remembered (wire_attributes); past that the memory starts again empty."""
 # An encoded KeyValue -> (key, value), and -> its member of the attributes' JSON object ('"key": value'), for
 # values that cannot change. Written and cleared together; a reader that misses one falls back to the slow way.
