@@ -11,6 +11,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from collectors.ingest import otlp, wire
 from collectors.ingest.otlp import SPAN_COLUMNS, OtlpDecodeError, decode_traces, trace_rows
 from collectors.ingest.receiver import TRACES
+from tests.unit.test_ingest_decode import otlp_json
 
 ATTRIBUTES = SPAN_COLUMNS.index("SpanAttributes")
 
@@ -106,8 +107,10 @@ def test_an_attribute_that_is_not_a_key_value_makes_the_body_undecodable(encoded
 def test_the_receiver_reads_protobuf_and_json_into_the_wire_form():
     request = _request(UNUSUAL)
     from_protobuf = otlp.parse_request(request.SerializeToString(), False, TRACES.request_type)
+    from_json = otlp.parse_request(otlp_json(request), True, TRACES.request_type)
     assert isinstance(from_protobuf, wire.ExportTraceServiceRequest)
-    assert trace_rows(from_protobuf).rows == trace_rows(request).rows
+    assert isinstance(from_json, wire.ExportTraceServiceRequest)
+    assert trace_rows(from_protobuf).rows == trace_rows(from_json).rows == trace_rows(request).rows
 
 
 _values = st.one_of(
