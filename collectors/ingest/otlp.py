@@ -132,9 +132,16 @@ def _key_value(encoded: bytes) -> tuple[str, object]:
         if len(_KNOWN) >= MAX_KNOWN_ATTRIBUTES:
             _KNOWN.clear()
             _KNOWN_JSON.clear()
-        _KNOWN_JSON[encoded] = to_json(dict((pair,)))[1:-1]
+        _KNOWN_JSON[encoded] = _json_member(*pair)
         _KNOWN[encoded] = pair
     return pair
+
+
+def _json_member(key: str, value: object) -> str:
+    """``"key": value`` as the encoder writes it inside an object (a text value without the encoder's set-up)."""
+    if value.__class__ is str:
+        return _ENCODE_TEXT(key) + ": " + _ENCODE_TEXT(value)
+    return to_json({key: value})[1:-1]
 
 
 def wire_attributes(encoded) -> tuple[dict, str]:
@@ -165,6 +172,7 @@ _C_ENCODE = (
     if json_encoder.c_make_encoder is not None
     else None
 )
+_ENCODE_TEXT = json_encoder.encode_basestring_ascii  # the function the encoder writes every str with
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # OTLP/JSON's spelling
 
 

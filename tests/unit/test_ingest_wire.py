@@ -52,6 +52,7 @@ UNUSUAL = [
     _kv("k" * 200, string_value="a key longer than one length byte"),
     _kv("long", string_value="v" * 300),
     _kv("unicode ключ", string_value="значение ✓"),
+    _kv('"quoted" \\ \n key', string_value='"quoted" \\ \n é 🚀 \x00'),
     _kv("messaging.system", string_value="kafka"),  # a repeated key: the last one wins, as in a dict
 ]
 
