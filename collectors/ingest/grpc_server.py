@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collectors.ingest.bearer import Bearer
 from collectors.ingest.otlp import OtlpDecodeError, parse_request
-from collectors.ingest.receiver import LOGS, METRICS, TRACES, Signal, StoreUnavailable, commit
+from collectors.ingest.receiver import DECODING, LOGS, METRICS, TRACES, Signal, StoreUnavailable, commit
 from collectors.ingest.refusals import Refusals
 from collectors.storage.store import Store
 
@@ -55,10 +55,10 @@ class _Exporter:
         if not self._bearer.allows(self._authorization(context)):
             self._refuse(context, "unauthorized", grpc.StatusCode.UNAUTHENTICATED, "bearer token required")
         try:
-            request = parse_request(body, False, self._signal.request_type)
+            with DECODING:
+                decoded = self._signal.decode(parse_request(body, False, self._signal.request_type))
         except OtlpDecodeError as exc:
             self._refuse(context, "undecodable", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        decoded = self._signal.decode(request)
         try:
             commit(self._store, self._signal.table, decoded)
         except StoreUnavailable as exc:

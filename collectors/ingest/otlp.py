@@ -15,13 +15,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from collections.abc import Callable
 from json import encoder as json_encoder
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from collectors.ingest import normalize
+from collectors.ingest import normalize, wire
+from collectors.ingest.wire import ExportTraceServiceRequest
 from collectors.storage import schema
 
 SPAN_COLUMNS = schema.SPAN_COLUMNS  # the row contract; its last columns are the canonical facts (normalize.COLUMNS)
@@ -31,6 +33,7 @@ UNKNOWN_SERVICE = "unknown_service"
 TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
 EMPTY_JSON_LIST = "[]"
+EMPTY_JSON_OBJECT = "{}"
 _ZERO_TRACE_ID = bytes(TRACE_ID_BYTES)
 _ZERO_SPAN_ID = bytes(SPAN_ID_BYTES)
 
@@ -87,6 +90,80 @@ def attributes(key_values) -> dict:
     }
 
 
+MAX_KNOWN_ATTRIBUTES = 16_384  # about 8 MiB at most
+"""Distinct encoded attributes remembered (wire_attributes); past that the memory starts again empty."""
+# An encoded KeyValue -> (key, value), and -> its member of the attributes' JSON object ('"key": value'), for
+# values that cannot change. Written and cleared together; a reader that misses one falls back to the slow way.
+_KNOWN: dict[bytes, tuple[str, object]] = {}
+_KNOWN_JSON: dict[bytes, str] = {}
+_IMMUTABLE = {str, int, float, bool, type(None)}
+_TEXT_PAIR_TAGS = (0x0A, 0x12, 0x0A)  # KeyValue.key, KeyValue.value, AnyValue.string_value: length-delimited
+_ONE_BYTE_LENGTH = 0x80
+
+
+def _text_pair(encoded: bytes) -> tuple[str, str] | None:
+    """(key, text) of a KeyValue encoded the usual way with a string value and short lengths; None otherwise."""
+    size = len(encoded)
+    if size < 6 or encoded[0] != _TEXT_PAIR_TAGS[0] or encoded[1] >= _ONE_BYTE_LENGTH:
+        return None
+    at = 2 + encoded[1]
+    if size < at + 4 or encoded[at] != _TEXT_PAIR_TAGS[1] or encoded[at + 2] != _TEXT_PAIR_TAGS[2]:
+        return None
+    length = encoded[at + 3]
+    if length >= _ONE_BYTE_LENGTH or encoded[at + 1] != length + 2 or at + 4 + length != size:
+        return None
+    try:
+        return encoded[2:at].decode(), encoded[at + 4 :].decode()
+    except UnicodeDecodeError:  # the protobuf runtime says why
+        return None
+
+
+def _key_value(encoded: bytes) -> tuple[str, object]:
+    pair = _text_pair(encoded)
+    if pair is None:
+        try:
+            kv = KeyValue.FromString(encoded)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise OtlpDecodeError(f"invalid protobuf ExportTraceServiceRequest: a span attribute: {exc}") from None
+        value = kv.value
+        text = value.string_value
+        pair = (kv.key, text if text or value.WhichOneof("value") == "string_value" else any_value(value))
+    if pair[1].__class__ in _IMMUTABLE:
+        if len(_KNOWN) >= MAX_KNOWN_ATTRIBUTES:
+            _KNOWN.clear()
+            _KNOWN_JSON.clear()
+        _KNOWN_JSON[encoded] = _json_member(*pair)
+        _KNOWN[encoded] = pair
+    return pair
+
+
+def _json_member(key: str, value: object) -> str:
+    """``"key": value`` as the encoder writes it inside an object (a text value without the encoder's set-up)."""
+    if value.__class__ is str:
+        return _ENCODE_TEXT(key) + ": " + _ENCODE_TEXT(value)
+    return to_json({key: value})[1:-1]
+
+
+def wire_attributes(encoded) -> tuple[dict, str]:
+    """What ``attributes`` and ``to_json`` give, from encoded KeyValues (collectors/ingest/wire.py): the dict and
+    its JSON text. OtlpDecodeError if one is not a KeyValue. Each distinct encoding is read and encoded once while
+    it is remembered; the text is then its members joined, which is what the encoder writes for the dict."""
+    pairs = list(map(_KNOWN.get, encoded))
+    if not all(pairs):
+        pairs = [pair or _key_value(item) for pair, item in zip(pairs, encoded, strict=True)]
+    attrs = dict(pairs)
+    members = list(map(_KNOWN_JSON.get, encoded))
+    if len(attrs) == len(members) and all(members):
+        return attrs, "{" + ", ".join(members) + "}"
+    return attrs, to_json(attrs) if attrs else EMPTY_JSON_OBJECT  # a repeated key, a list or map, or forgotten
+
+
+def stock_attributes(key_values) -> tuple[dict, str]:
+    """``attributes`` and its JSON text, from a stock repeated KeyValue."""
+    attrs = attributes(key_values)
+    return attrs, to_json(attrs) if attrs else EMPTY_JSON_OBJECT
+
+
 _JSON = json.JSONEncoder(default=str, allow_nan=False)  # one encoder, not one per call
 # The C function json.JSONEncoder.encode builds on every call, built once: the same text without the Python-level
 # set-up per value. No circular-reference markers: values decoded from protobuf cannot contain themselves.
@@ -95,6 +172,7 @@ _C_ENCODE = (
     if json_encoder.c_make_encoder is not None
     else None
 )
+_ENCODE_TEXT = json_encoder.encode_basestring_ascii  # the function the encoder writes every str with
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # OTLP/JSON's spelling
 
 
@@ -140,6 +218,8 @@ def _rewrite_hex_ids(node: object) -> None:
 def parse_request(body: bytes, media_json: bool, message_type: type[Message]) -> Message:
     """Parse an export request in protobuf or OTLP/JSON encoding; OtlpDecodeError if it is not one."""
     name = message_type.DESCRIPTOR.name
+    if media_json and message_type in wire.STOCK:  # JSON has the stock mapping; the wire form is its bytes re-read
+        return message_type.FromString(parse_request(body, True, wire.STOCK[message_type]).SerializeToString())
     request = message_type()
     if not media_json:
         try:
@@ -200,7 +280,13 @@ def _events_json(events) -> str:
     )
 
 
+# A link with no trace state and no attributes (the usual one) as the encoder writes it; hex ids need no escaping.
+_PLAIN_LINK_JSON = '{"TraceId": "%s", "SpanId": "%s", "TraceState": "", "Attributes": {}}'
+
+
 def _links_json(links, ids: list[tuple[str, str]]) -> str:
+    if not any(link.trace_state or len(link.attributes) for link in links):
+        return "[" + ", ".join([_PLAIN_LINK_JSON % pair for pair in ids]) + "]"
     return to_json(
         [
             {
@@ -222,8 +308,9 @@ def _span_row(
     quirk: normalize.Quirk | None = None,
     links=(),
     link_ids: list[tuple[str, str]] | None = None,
+    read: Callable = stock_attributes,
 ) -> tuple:
-    attrs = attributes(span.attributes)
+    attrs, attrs_json = read(span.attributes)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     kind, status, events = span.kind, span.status, span.events
     code = status.code
@@ -239,7 +326,7 @@ def _span_row(
         prefix[1],
         scope[0],
         scope[1],
-        to_json(attrs) if attrs else "{}",
+        attrs_json,
         end - start if end > start else 0,
         STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else "Unset",
         status.message,
@@ -254,8 +341,10 @@ def resource_prefix(resource) -> tuple[str, str]:
     return str(attrs.get("service.name", UNKNOWN_SERVICE)), to_json(attrs)
 
 
-def trace_rows(request: ExportTraceServiceRequest) -> Decoded:
-    """Span rows of a parsed request; unusable spans are rejected and counted."""
+def trace_rows(request: Message) -> Decoded:
+    """Span rows of a parsed request, stock or wire-level (collectors/ingest/wire.py); unusable spans are rejected
+    and counted. OtlpDecodeError if a wire-level span attribute is not a KeyValue."""
+    read = wire_attributes if isinstance(request, ExportTraceServiceRequest) else stock_attributes
     decoded = Decoded([])
     append = decoded.rows.append
     for resource_spans in request.resource_spans:
@@ -271,10 +360,10 @@ def trace_rows(request: ExportTraceServiceRequest) -> Decoded:
                     decoded.reject(problem)
                     continue
                 if not links:
-                    append(_span_row(prefix, scope, span, plan, quirk))
+                    append(_span_row(prefix, scope, span, plan, quirk, read=read))
                     continue
                 link_ids = [(link.trace_id.hex(), link.span_id.hex()) for link in links]
-                row = _span_row(prefix, scope, span, plan, quirk, links, link_ids)
+                row = _span_row(prefix, scope, span, plan, quirk, links, link_ids, read)
                 append(row)
                 decoded.links.extend((row[1], row[2], *ids) for ids in link_ids)
     return decoded

@@ -69,6 +69,30 @@ def row_checker(table: str) -> Callable[[tuple], str | None]:
     return problem
 
 
+def batch_fits(table: str) -> Callable[[list[tuple]], bool]:
+    """A quick test that every row of a batch of ``table`` rows fits the store's 64-bit integer columns.
+
+    It looks at whole columns at once (C-level minimum and maximum); True means no row has a problem, so
+    ``row_checker`` need not look at each row. False means some row may have one: ``row_checker`` says which.
+    """
+    arrow = _ARROW_SCHEMAS[table]
+    scalars = [itemgetter(i) for i, f in enumerate(arrow) if f.type == pa.int64()]
+    lists = [i for i, f in enumerate(arrow) if f.type == pa.list_(pa.int64())]
+    pair = [itemgetter(arrow.get_field_index(name)) for name in _SUMS_THAT_MUST_FIT.get(table, ())]
+
+    def fits(rows: list[tuple]) -> bool:
+        if lists or not rows:
+            return not rows
+        for column in scalars:
+            values = list(filter(None, map(column, rows)))  # None (and 0) always fit
+            if values and not (min(values) >= INT64_MIN and max(values) <= INT64_MAX):
+                return False
+        # times and durations are never negative, so the largest of each bounds every row's sum
+        return not pair or max(map(pair[0], rows)) + max(map(pair[1], rows)) <= INT64_MAX
+
+    return fits
+
+
 # What makes a row the same row: (the time column the anti-join ranges over, the identity columns). A
 # span is its (TraceId, SpanId), with its start time, which a retry carries unchanged. Metric points
 # and log records carry no id of their own: a metric point is identified as in the OpenTelemetry data
@@ -200,8 +224,9 @@ class Store:
     MAX_JOBS_PER_COMMIT = 64  # batches sharing one commit at most
     GATHER_S = 0.002  # how long the writer waits for more batches before it commits
     # ... and how long at most while batches are announced as on their way (being decoded): a statement's
-    # fixed cost is a few milliseconds, so four batches in one commit cost about half as much CPU per row as one
-    GATHER_COMING_S = 0.02
+    # fixed cost is a few milliseconds, so four batches in one commit cost about half as much CPU per row as one;
+    # four exports decoded one after the other (they share the interpreter) take longer than 20 ms on a busy machine
+    GATHER_COMING_S = 0.05
 
     def __init__(self, path: str, queue_limit: int = 256, memory_limit: str | None = None):
         if path != ":memory:":
@@ -364,30 +389,41 @@ class Store:
             job.finish(None)
 
     def _commit(self, cursor, jobs: list[Job]) -> None:
-        by_table: dict[str, list[tuple]] = {}
-        for job in jobs:
-            for table, rows in job.tables.items():
-                by_table.setdefault(table, []).extend(rows)
-        for table, key in _KEYED.items():
-            if table in by_table:
-                rows = by_table[table]
-                by_table[table] = list(dict(zip(map(key, rows), rows)).values())
-        batches = {table: _arrow_batch(table, rows) for table, rows in by_table.items() if rows}
+        batches = group_batches(jobs)
         cursor.execute("BEGIN TRANSACTION")
         try:
-            spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
-            if spans is not None:
-                _insert_new_spans(cursor, spans, links)
-            elif links is not None:
-                batches["span_links"] = links
-            for table, batch in batches.items():
-                if table in _INSERT_NEW:
-                    _insert_batch(cursor, _INSERT_NEW[table], batch, _time_range(table, batch))
-                else:
-                    _insert_batch(cursor, _INSERTS[table], batch)
+            _write(cursor, batches)
             cursor.execute("COMMIT")
         except Exception:
             cursor.execute("ROLLBACK")  # unregistering needs a live transaction
             for name in ("_batch", "_new"):
                 cursor.unregister(name)
             raise
+
+
+def group_batches(jobs: list[Job]) -> dict[str, pa.Table]:
+    """The rows of one group commit's jobs as one Arrow table per table, each keyed row once."""
+    by_table: dict[str, list[tuple]] = {}
+    for job in jobs:
+        for table, rows in job.tables.items():
+            by_table.setdefault(table, []).extend(rows)
+    for table, key in _KEYED.items():
+        if table in by_table:
+            rows = by_table[table]
+            by_table[table] = list(dict(zip(map(key, rows), rows)).values())
+    return {table: _arrow_batch(table, rows) for table, rows in by_table.items() if rows}
+
+
+def _write(cursor, batches: dict[str, pa.Table]) -> None:
+    """Insert one group commit's batches within the open transaction (each table's identity rules applied)."""
+    batches = dict(batches)
+    spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
+    if spans is not None:
+        _insert_new_spans(cursor, spans, links)
+    elif links is not None:
+        batches["span_links"] = links
+    for table, batch in batches.items():
+        if table in _INSERT_NEW:
+            _insert_batch(cursor, _INSERT_NEW[table], batch, _time_range(table, batch))
+        else:
+            _insert_batch(cursor, _INSERTS[table], batch)

@@ -11,7 +11,7 @@ import pytest
 from collectors.ingest.bearer import Bearer, header
 from collectors.ingest.refusals import LOG_EVERY_S, Refusals
 from collectors.serving.answers import dumps
-from collectors.storage.store import INT64_MAX, INT64_MIN, row_checker
+from collectors.storage.store import INT64_MAX, INT64_MIN, batch_fits, row_checker
 
 
 @pytest.mark.parametrize(
@@ -97,6 +97,16 @@ def span_row(**changes) -> tuple:
 def test_span_rows_are_checked_against_the_integer_columns(changes, problem):
     found = row_checker("otel_traces")(span_row(**changes))
     assert (found is None) if problem is None else found.startswith(problem)
+    # the quick test over whole columns passes a batch only when no row of it has a problem
+    assert batch_fits("otel_traces")([span_row(), span_row(**changes), span_row()]) is (problem is None)
+
+
+def test_an_empty_batch_fits_and_metric_batches_are_left_to_the_row_check():
+    from collectors.ingest.metrics import METRIC_COLUMNS
+
+    assert batch_fits("otel_traces")([])
+    row = dict.fromkeys(METRIC_COLUMNS) | {"StartTimeUnix": 0, "TimeUnix": 1, "Flags": 0}
+    assert not batch_fits("otel_metrics")([tuple(row.values())])
 
 
 def test_metric_bucket_counts_are_checked_element_by_element():

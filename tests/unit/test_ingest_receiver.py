@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -123,3 +124,39 @@ def test_one_request_larger_than_the_byte_budget_is_still_admitted_alone():
     admission = Admission(max_requests=4, max_bytes=10)
     assert admission.try_enter(50) and admission.try_grow(50)
     assert not admission.try_enter(1)
+
+
+def test_exports_are_decoded_one_at_a_time_and_all_committed(tmp_path):
+    """Several senders at once: each export's decoding runs alone, every one is answered 200 and stored."""
+    store = Store(str(tmp_path / "store.duckdb"))
+    busy, most = [0], [0]
+    lock = threading.Lock()
+
+    def rows(request):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        try:
+            threading.Event().wait(0.02)  # long enough for the other senders to arrive meanwhile
+            return TRACES.rows(request)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    signal = dataclasses.replace(TRACES, rows=rows)
+    replies: list[int] = []
+
+    def send() -> None:
+        replies.append(ingest(store, signal, two_spans_one_bad(), PROTOBUF, None, LIMIT).status)
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    try:
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(30)
+        assert replies == [200] * 4
+        assert most[0] == 1
+        assert stored_names(store) == ["good"] * 4
+    finally:
+        store.close()

@@ -178,3 +178,25 @@ def test_an_announced_batch_that_never_comes_does_not_hold_the_commit(recording)
         job = recording.submit_tables({"otel_traces": _span_rows(0, 1)})
     assert job.wait(10)  # the window is 30 s: leaving the block ends the wait
     assert recording.groups == [1]
+
+
+@pytest.mark.parametrize(
+    "trace_state,attribute",
+    [("", None), ("k=v", None), ("", "fan-in"), ('"odd" \\ state', "x")],
+    ids=["plain", "trace state", "attributes", "both"],
+)
+def test_links_json_is_the_encoders_text_for_plain_and_other_links(trace_state, attribute):
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8)  # a plain one first, the kind under test after it
+    link = span.links.add(trace_id=b"\x05" * 16, span_id=b"\x06" * 8, trace_state=trace_state)
+    if attribute:
+        link.attributes.extend([_kv("why", string_value=attribute)])
+    (row,) = trace_rows(request).rows
+    expected = [
+        {"TraceId": "03" * 16, "SpanId": "04" * 8, "TraceState": "", "Attributes": {}},
+        {"TraceId": "05" * 16, "SpanId": "06" * 8, "TraceState": trace_state, "Attributes": {"why": attribute}},
+    ]
+    if not attribute:
+        expected[1]["Attributes"] = {}
+    assert row[SPAN_COLUMNS.index("Links")] == to_json(expected) == json.dumps(expected)
