@@ -59,6 +59,8 @@ def _encoded(instance: object, value: object) -> bytes | None:
 
 
 def _channel_text(channel: object) -> str:
+    if type(channel) is str:
+        return channel
     if isinstance(channel, bytes | bytearray | memoryview):
         return bytes(channel).decode("utf-8", errors="replace")
     return str(channel)
@@ -151,10 +153,13 @@ def _publish(producer: Producer, operation: str, pipelines: tuple[type, ...]) ->
         return queues[kind]
 
     def wrapper(wrapped, instance, args, kwargs):
-        try:
-            channel, message = _bind_publish(*args, **kwargs)
-        except TypeError:
-            return wrapped(*args, **kwargs)
+        if len(args) == 2 and not kwargs:  # publish(channel, message), as nearly every call is made
+            channel, message = args
+        else:
+            try:
+                channel, message = _bind_publish(*args, **kwargs)
+            except TypeError:
+                return wrapped(*args, **kwargs)
         name = _channel_text(channel)
         payload = _encoded(instance, message)
         if payload is None or not producer.traces(name):

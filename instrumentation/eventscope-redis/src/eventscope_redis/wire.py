@@ -87,18 +87,26 @@ def _reject_constant(name: str) -> None:
 
 
 def _json_value(text: str) -> object:
-    """The parsed payload when ``text`` is strict JSON (no NaN or Infinity), else ``_NOT_JSON``."""
+    """The parsed payload when ``text`` is strict JSON (no NaN or Infinity), else ``_NOT_JSON``.
+
+    What ``JSONDecoder.decode`` does, less its two Python frames: the C scanner reads one value, and only
+    whitespace may follow it.
+    """
     stripped = text.lstrip(_WHITESPACE)
     if not stripped or stripped[0] not in _JSON_START:
         return _NOT_JSON
     try:
-        return _STRICT.decode(text)
-    except (ValueError, RecursionError):
+        value, end = _STRICT_SCAN(stripped, 0)
+    except (StopIteration, ValueError, RecursionError):
         return _NOT_JSON
+    if end != len(stripped) and stripped[end:].strip(_WHITESPACE):
+        return _NOT_JSON
+    return value
 
 
 _NOT_JSON = object()
 _STRICT = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads(..., **kw) builds one per call
+_STRICT_SCAN = _STRICT.scan_once
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
@@ -112,12 +120,17 @@ def _quoted(value: object) -> str:
 
 
 _QUOTE = json.encoder.encode_basestring  # what _ENCODER does to a str (ensure_ascii=False), one call per value
+_NAMES = {key: _name(key) for key in RESERVED}  # the attributes an event has, quoted once: a lookup, not a call
 
 
 def _members(attributes: dict[str, str]) -> str:
     """``attributes`` as JSON object members, without the braces (as ``_ENCODER`` would write them)."""
+    names = _NAMES
     return ",".join(
-        [_name(key) + (_QUOTE(value) if type(value) is str else _quoted(value)) for key, value in attributes.items()]
+        [
+            (names.get(key) or _name(key)) + (_QUOTE(value) if type(value) is str else _quoted(value))
+            for key, value in attributes.items()
+        ]
     )
 
 
@@ -234,11 +247,19 @@ def _from_envelope(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict]
 
 
 def _head(members: bytes | str) -> object:
-    """The envelope's attributes: json.loads, less its encoding detection (an envelope starts with ``{"``)."""
-    return _PLAIN.decode(members.decode("utf-8", "surrogatepass") if type(members) is bytes else members)
+    """The envelope's attributes: json.loads, less its encoding detection (an envelope starts with ``{"``) and
+    its Python frames (the C scanner reads the object, which must end where the attributes end)."""
+    text = members.decode("utf-8", "surrogatepass") if type(members) is bytes else members
+    try:
+        value, end = _PLAIN_SCAN(text, 0)
+    except StopIteration as stop:
+        raise ValueError(f"no JSON value at {stop.value}") from None
+    if end != len(text):
+        raise ValueError(f"extra data at {end}")
+    return value
 
 
-_PLAIN = json.JSONDecoder()
+_PLAIN_SCAN = json.JSONDecoder().scan_once
 
 
 def _from_mixed(wire: bytes | str, marks: _Marks) -> tuple[bytes | str, dict] | None:
