@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors.storage import schema
+from collectors.storage import pairing, schema
 from collectors.storage.schema import LOG_COLUMNS, MIGRATIONS, SCHEMA, SPAN_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ class Store:
             self._conn.execute(migration)
         for setting in WRITE_SETTINGS:
             self._conn.execute(setting)
+        pairing.ensure(self._conn)
         if memory_limit:
             self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
         # pyarrow imports pandas the first time it converts Python values (about 0.2-0.4 s of CPU): at opening,
@@ -378,6 +379,7 @@ class Store:
             spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
             if spans is not None:
                 _insert_new_spans(cursor, spans, links)
+                pairing.after_spans(cursor, spans)
             elif links is not None:
                 batches["span_links"] = links
             for table, batch in batches.items():

@@ -1,0 +1,112 @@
+"""The pairing the writer keeps: every delivery with its outcome and producer, updated only where spans change it.
+
+Pairing a consumer span with its producer and deciding its outcome and redelivered mark takes self-joins and
+window functions over every span (collectors/analyses/deliveries.py ``PAIRING``); done for each answer, its cost
+grew with the store. Here the writer keeps the result as a table (collectors/analyses/observations.py ``PAIRED``)
+and, in the transaction that stores a batch of spans or deletes traces, recomputes the rows of just the deliveries
+that those spans can change, by the same definition run over just the spans that can matter to them. The table
+then always equals ``PAIRING`` run from scratch, whatever the order the spans came in; a crash mid-update rolls
+back with the batch, and a store opened without the table (or with an older definition) gets it rebuilt.
+
+A delivery's row depends only on the spans of its own trace (its parent, a delivery recorded twice, a message
+handed back), on the spans of the same message id (the earliest producer, earlier receipts) and on the traces its
+links point into (a producer, and a child that makes it the outer half of a publish recorded twice). So the rows
+a changed span can change are the deliveries of its trace, of its message id, and those linking into its trace;
+and to recompute them it is enough to read the traces of those deliveries, of their link targets and of every
+span with their message ids. On ClickHouse the same definition would be a materialised view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+from collectors.analyses import roles
+from collectors.analyses.deliveries import PAIRING
+from collectors.analyses.observations import PAIRED
+
+VERSIONS = "state_versions"
+"""One row per kept table: its name and a digest of its definition, to tell a table built by another version."""
+_DIGEST = hashlib.sha256(PAIRING.encode()).hexdigest()[:16]
+_BATCH = "_pairing_batch"
+
+_CREATE_VERSIONS = f"CREATE TABLE IF NOT EXISTS {VERSIONS} (Name VARCHAR PRIMARY KEY, Digest VARCHAR NOT NULL)"
+_BUILT = f"SELECT Digest FROM {VERSIONS} WHERE Name = ?"
+_REBUILD = (
+    f"CREATE OR REPLACE TABLE {PAIRED} AS {PAIRING}",
+    f"INSERT OR REPLACE INTO {VERSIONS} VALUES ('{PAIRED}', '{_DIGEST}')",
+)
+# What changed: the trace and message id of every span stored or deleted.
+_TOUCHED_BY_BATCH = f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT TraceId, MsgMessageId FROM {_BATCH}"
+_TOUCHED_BY_TRACES = """
+CREATE OR REPLACE TEMP TABLE _touched AS
+SELECT DISTINCT TraceId, MsgMessageId FROM otel_traces WHERE TraceId IN ({traces})
+"""
+_AFFECTED = f"""
+CREATE OR REPLACE TEMP TABLE _affected AS
+SELECT s.TraceId, s.SpanId, s.MsgMessageId FROM otel_traces s
+WHERE {roles.delivery("s")} AND (
+    s.TraceId IN (SELECT TraceId FROM _touched)
+    OR s.MsgMessageId IN (SELECT MsgMessageId FROM _touched)
+    OR EXISTS (SELECT 1 FROM span_links l WHERE l.TraceId = s.TraceId AND l.SpanId = s.SpanId
+               AND l.LinkedTraceId IN (SELECT TraceId FROM _touched)))
+"""
+_SCOPE = """
+CREATE OR REPLACE TEMP TABLE _scope_spans AS
+SELECT * EXCLUDE (ResourceAttributes, SpanAttributes, Events, Links, StatusMessage) FROM otel_traces WHERE TraceId IN (
+    SELECT TraceId FROM _affected
+    UNION SELECT l.LinkedTraceId FROM span_links l
+          SEMI JOIN _affected a ON a.TraceId = l.TraceId AND a.SpanId = l.SpanId
+    UNION SELECT s.TraceId FROM otel_traces s WHERE s.MsgMessageId IN (SELECT MsgMessageId FROM _affected));
+CREATE OR REPLACE TEMP TABLE _scope_links AS
+SELECT l.* FROM span_links l SEMI JOIN _affected a ON a.TraceId = l.TraceId AND a.SpanId = l.SpanId;
+"""
+_SCOPED_PAIRING = PAIRING.replace("otel_traces", "_scope_spans").replace("span_links", "_scope_links")
+_REPLACE = (
+    f"""DELETE FROM {PAIRED} p WHERE p.TraceId IN (SELECT TraceId FROM _touched)
+    OR EXISTS (SELECT 1 FROM _affected a WHERE a.TraceId = p.TraceId AND a.SpanId = p.SpanId)""",
+    f"""INSERT INTO {PAIRED} SELECT * FROM ({_SCOPED_PAIRING}) p
+    SEMI JOIN _affected a ON a.TraceId = p.TraceId AND a.SpanId = p.SpanId""",
+)
+_TEMPORARY = ("_touched", "_affected", "_scope_spans", "_scope_links")
+
+
+def ensure(cursor) -> None:
+    """Build the table from every stored span unless it is there and was built by this definition."""
+    cursor.execute(_CREATE_VERSIONS)
+    built = cursor.execute(_BUILT, [PAIRED]).fetchone()
+    if built is None or built[0] != _DIGEST:
+        rebuild(cursor)
+
+
+def rebuild(cursor) -> None:
+    """Compute the table from scratch (a store written before the table existed, or by other means)."""
+    cursor.execute(_CREATE_VERSIONS)
+    for statement in _REBUILD:
+        cursor.execute(statement)
+
+
+def after_spans(cursor, spans: pa.Table) -> None:
+    """Bring the table up to date with a batch of spans just stored (in the same transaction)."""
+    cursor.register(_BATCH, spans.select(["TraceId", "MsgMessageId"]))
+    try:
+        cursor.execute(_TOUCHED_BY_BATCH)
+    finally:
+        cursor.unregister(_BATCH)
+    refresh(cursor)
+
+
+def touch_traces(cursor, traces: str) -> None:
+    """Note the spans of the traces that ``traces`` (SQL selecting TraceId) names, before they are deleted."""
+    cursor.execute(_TOUCHED_BY_TRACES.format(traces=traces))
+
+
+def refresh(cursor) -> None:
+    """Recompute the rows of every delivery that the noted spans (``_touched``) can change."""
+    cursor.execute(_AFFECTED)
+    cursor.execute(_SCOPE)
+    for statement in _REPLACE:
+        cursor.execute(statement)
+    for table in _TEMPORARY:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
