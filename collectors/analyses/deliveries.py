@@ -4,7 +4,8 @@ Latency, the flow graph and loss all need that pairing. A consumer span is paire
 of preference, through a span link to a producer span, through its parent when that parent is a
 producer span, or else through the event id (the earliest producer span of the same id on the
 same channel), which is what brokers without context propagation leave us. ``paired_by`` says
-which one held. The common filters apply to the consumer side.
+which one held. The common filters apply to the consumer side. The pairing of every delivery
+(``PAIRING``) is kept by the writer as a table (collectors/storage/pairing.py); ``DELIVERIES`` reads it.
 """
 
 from __future__ import annotations
