@@ -12,8 +12,8 @@ A delivery's row depends only on the spans of its own trace (its parent, a deliv
 handed back), on the spans of the same message id (the earliest producer, earlier receipts) and on the traces its
 links point into (a producer, and a child that makes it the outer half of a publish recorded twice). So the rows
 a changed span can change are the deliveries of its trace, of its message id, and those linking into its trace;
-and to recompute them it is enough to read the traces of those deliveries, of their link targets and of every
-span with their message ids. On ClickHouse the same definition would be a materialised view.
+and to recompute them it is enough to read the traces of those deliveries and of their link targets, and the
+spans of their message ids. On ClickHouse the same definition would be a materialised view.
 """
 
 from __future__ import annotations
@@ -52,16 +52,23 @@ WHERE {roles.delivery("s")} AND (
     OR EXISTS (SELECT 1 FROM span_links l WHERE l.TraceId = s.TraceId AND l.SpanId = s.SpanId
                AND l.LinkedTraceId IN (SELECT TraceId FROM _touched)))
 """
-_SCOPE = """
-CREATE OR REPLACE TEMP TABLE _scope_spans AS
-SELECT * EXCLUDE (ResourceAttributes, SpanAttributes, Events, Links, StatusMessage) FROM otel_traces WHERE TraceId IN (
+# The spans a recomputation reads: whole traces of the affected deliveries and of their link targets, and the
+# spans of their message ids (a producer of the same id, an earlier receipt; the child that makes a producer the
+# outer half of a publish recorded twice carries its id too). One scan of the spans.
+_SCOPE = (
+    """CREATE OR REPLACE TEMP TABLE _scope_traces AS
     SELECT TraceId FROM _affected
     UNION SELECT l.LinkedTraceId FROM span_links l
-          SEMI JOIN _affected a ON a.TraceId = l.TraceId AND a.SpanId = l.SpanId
-    UNION SELECT s.TraceId FROM otel_traces s WHERE s.MsgMessageId IN (SELECT MsgMessageId FROM _affected));
-CREATE OR REPLACE TEMP TABLE _scope_links AS
-SELECT l.* FROM span_links l SEMI JOIN _affected a ON a.TraceId = l.TraceId AND a.SpanId = l.SpanId;
-"""
+        SEMI JOIN _affected a ON a.TraceId = l.TraceId AND a.SpanId = l.SpanId
+    """,
+    """CREATE OR REPLACE TEMP TABLE _scope_spans AS
+    SELECT * EXCLUDE (ResourceAttributes, SpanAttributes, Events, Links, StatusMessage) FROM otel_traces
+    WHERE TraceId IN (SELECT TraceId FROM _scope_traces) OR MsgMessageId IN (SELECT MsgMessageId FROM _affected)
+    """,
+    """CREATE OR REPLACE TEMP TABLE _scope_links AS
+    SELECT l.* FROM span_links l SEMI JOIN _affected a ON a.TraceId = l.TraceId AND a.SpanId = l.SpanId
+    """,
+)
 _SCOPED_PAIRING = PAIRING.replace("otel_traces", "_scope_spans").replace("span_links", "_scope_links")
 _REPLACE = (
     f"""DELETE FROM {PAIRED} p WHERE p.TraceId IN (SELECT TraceId FROM _touched)
@@ -69,7 +76,7 @@ _REPLACE = (
     f"""INSERT INTO {PAIRED} SELECT * FROM ({_SCOPED_PAIRING}) p
     SEMI JOIN _affected a ON a.TraceId = p.TraceId AND a.SpanId = p.SpanId""",
 )
-_TEMPORARY = ("_touched", "_affected", "_scope_spans", "_scope_links")
+_TEMPORARY = ("_touched", "_affected", "_scope_traces", "_scope_spans", "_scope_links")
 
 
 def ensure(cursor) -> None:
@@ -104,9 +111,7 @@ def touch_traces(cursor, traces: str) -> None:
 
 def refresh(cursor) -> None:
     """Recompute the rows of every delivery that the noted spans (``_touched``) can change."""
-    cursor.execute(_AFFECTED)
-    cursor.execute(_SCOPE)
-    for statement in _REPLACE:
+    for statement in (_AFFECTED, *_SCOPE, *_REPLACE):
         cursor.execute(statement)
     for table in _TEMPORARY:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
