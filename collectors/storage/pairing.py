@@ -4,9 +4,12 @@ Pairing a consumer span with its producer and deciding its outcome and redeliver
 window functions over every span (collectors/analyses/deliveries.py ``PAIRING``); done for each answer, its cost
 grew with the store. Here the writer keeps the result as a table (collectors/analyses/observations.py ``PAIRED``)
 and, in the transaction that stores a batch of spans or deletes traces, recomputes the rows of just the deliveries
-that those spans can change, by the same definition run over just the spans that can matter to them. The table
-then always equals ``PAIRING`` run from scratch, whatever the order the spans came in; a crash mid-update rolls
-back with the batch, and a store opened without the table (or with an older definition) gets it rebuilt.
+that those spans can change, by the same definition run over just the spans that can matter to them. Finding
+those rows reads every span once, so a commit only notes what it changed (``PENDING``, in its own transaction:
+a crash loses nothing noted) and the writer recomputes the noted rows together before a reader is handed out
+(``Store.reader``), or once many are noted. What a reader sees then always equals ``PAIRING`` run from scratch,
+whatever the order the spans came in; a store opened without the table (or with an older definition) gets it
+rebuilt.
 
 A delivery's row depends only on the spans of its own trace (its parent, a delivery recorded twice, a message
 handed back), on the spans of the same message id (the earliest producer, earlier receipts) and on the traces its
@@ -28,21 +31,30 @@ from collectors.analyses.observations import PAIRED
 
 VERSIONS = "state_versions"
 """One row per kept table: its name and a digest of its definition, to tell a table built by another version."""
+PENDING = "pairing_pending"
+"""The trace and message id of every span stored or deleted since the table was last brought up to date."""
+MAX_PENDING = 50_000
+"""Noted spans past which a commit brings the table up to date itself, so that the work a read waits for stays small."""
 _DIGEST = hashlib.sha256(PAIRING.encode()).hexdigest()[:16]
 _BATCH = "_pairing_batch"
 
-_CREATE_VERSIONS = f"CREATE TABLE IF NOT EXISTS {VERSIONS} (Name VARCHAR PRIMARY KEY, Digest VARCHAR NOT NULL)"
+_CREATE = (
+    f"CREATE TABLE IF NOT EXISTS {VERSIONS} (Name VARCHAR PRIMARY KEY, Digest VARCHAR NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {PENDING} (TraceId VARCHAR NOT NULL, MsgMessageId VARCHAR)",
+)
 _BUILT = f"SELECT Digest FROM {VERSIONS} WHERE Name = ?"
 _REBUILD = (
     f"CREATE OR REPLACE TABLE {PAIRED} AS {PAIRING}",
     f"INSERT OR REPLACE INTO {VERSIONS} VALUES ('{PAIRED}', '{_DIGEST}')",
+    f"DELETE FROM {PENDING}",
 )
 # What changed: the trace and message id of every span stored or deleted.
-_TOUCHED_BY_BATCH = f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT TraceId, MsgMessageId FROM {_BATCH}"
-_TOUCHED_BY_TRACES = """
-CREATE OR REPLACE TEMP TABLE _touched AS
-SELECT DISTINCT TraceId, MsgMessageId FROM otel_traces WHERE TraceId IN ({traces})
+_NOTE_BATCH = f"INSERT INTO {PENDING} SELECT DISTINCT TraceId, MsgMessageId FROM {_BATCH}"
+_NOTE_TRACES = f"""
+INSERT INTO {PENDING} SELECT DISTINCT TraceId, MsgMessageId FROM otel_traces WHERE TraceId IN ({{traces}})
 """
+_NOTED = f"SELECT count(*) FROM {PENDING}"
+_TOUCHED = f"CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT TraceId, MsgMessageId FROM {PENDING}"
 _AFFECTED = f"""
 CREATE OR REPLACE TEMP TABLE _affected AS
 SELECT s.TraceId, s.SpanId, s.MsgMessageId FROM otel_traces s
@@ -75,13 +87,15 @@ _REPLACE = (
     OR EXISTS (SELECT 1 FROM _affected a WHERE a.TraceId = p.TraceId AND a.SpanId = p.SpanId)""",
     f"""INSERT INTO {PAIRED} SELECT * FROM ({_SCOPED_PAIRING}) p
     SEMI JOIN _affected a ON a.TraceId = p.TraceId AND a.SpanId = p.SpanId""",
+    f"DELETE FROM {PENDING}",
 )
 _TEMPORARY = ("_touched", "_affected", "_scope_traces", "_scope_spans", "_scope_links")
 
 
 def ensure(cursor) -> None:
     """Build the table from every stored span unless it is there and was built by this definition."""
-    cursor.execute(_CREATE_VERSIONS)
+    for statement in _CREATE:
+        cursor.execute(statement)
     built = cursor.execute(_BUILT, [PAIRED]).fetchone()
     if built is None or built[0] != _DIGEST:
         rebuild(cursor)
@@ -89,29 +103,31 @@ def ensure(cursor) -> None:
 
 def rebuild(cursor) -> None:
     """Compute the table from scratch (a store written before the table existed, or by other means)."""
-    cursor.execute(_CREATE_VERSIONS)
-    for statement in _REBUILD:
+    for statement in (*_CREATE, *_REBUILD):
         cursor.execute(statement)
 
 
 def after_spans(cursor, spans: pa.Table) -> None:
-    """Bring the table up to date with a batch of spans just stored (in the same transaction)."""
+    """Note a batch of spans just stored (in the same transaction); bring the table up to date if much is noted."""
     cursor.register(_BATCH, spans.select(["TraceId", "MsgMessageId"]))
     try:
-        cursor.execute(_TOUCHED_BY_BATCH)
+        cursor.execute(_NOTE_BATCH)
     finally:
         cursor.unregister(_BATCH)
-    refresh(cursor)
+    if cursor.execute(_NOTED).fetchone()[0] >= MAX_PENDING:
+        refresh(cursor)
 
 
 def touch_traces(cursor, traces: str) -> None:
     """Note the spans of the traces that ``traces`` (SQL selecting TraceId) names, before they are deleted."""
-    cursor.execute(_TOUCHED_BY_TRACES.format(traces=traces))
+    cursor.execute(_NOTE_TRACES.format(traces=traces))
 
 
 def refresh(cursor) -> None:
-    """Recompute the rows of every delivery that the noted spans (``_touched``) can change."""
-    for statement in (_AFFECTED, *_SCOPE, *_REPLACE):
+    """Recompute the rows of every delivery that the noted spans can change (on the writer, in a transaction)."""
+    if not cursor.execute(_NOTED).fetchone()[0]:
+        return
+    for statement in (_TOUCHED, _AFFECTED, *_SCOPE, *_REPLACE):
         cursor.execute(statement)
     for table in _TEMPORARY:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")

@@ -118,6 +118,7 @@ INSERT INTO span_links ({schema.column_list("span_links")})
 SELECT {schema.column_list("span_links", "l.")}
 FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
 """
+READ_WAIT_S = 120.0  # how long a reader waits for the writer to bring the kept state up to date
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
@@ -284,7 +285,14 @@ class Store:
         return self._conn.cursor()
 
     def reader(self) -> duckdb.DuckDBPyConnection:
-        """What the analyses read through (a ``Reader``, collectors/storage/reader.py); close it when done."""
+        """What the analyses read through (a ``Reader``, collectors/storage/reader.py); close it when done.
+
+        The state the writer keeps is brought up to date with every commit before it (collectors/storage/pairing.py).
+        """
+        job = Job({}, pairing.refresh)
+        self._queue.put(job, timeout=READ_WAIT_S)
+        if not job.wait(READ_WAIT_S):
+            raise TimeoutError("the store's state was not brought up to date in time")
         return self._conn.cursor()
 
     def close(self) -> None:
