@@ -96,7 +96,7 @@ def ensure(cursor) -> None:
     """Build the table from every stored span unless it is there and was built by this definition."""
     for statement in _CREATE:
         cursor.execute(statement)
-    built = cursor.execute(_BUILT, [PAIRED]).fetchone()
+    built = next(iter(cursor.execute(_BUILT, [PAIRED]).fetchall()), None)
     if built is None or built[0] != _DIGEST:
         rebuild(cursor)
 
@@ -114,7 +114,7 @@ def after_spans(cursor, spans: pa.Table) -> None:
         cursor.execute(_NOTE_BATCH)
     finally:
         cursor.unregister(_BATCH)
-    if cursor.execute(_NOTED).fetchone()[0] >= MAX_PENDING:
+    if cursor.execute(_NOTED).fetchall()[0][0] >= MAX_PENDING:
         refresh(cursor)
 
 
@@ -125,7 +125,7 @@ def touch_traces(cursor, traces: str) -> None:
 
 def refresh(cursor) -> None:
     """Recompute the rows of every delivery that the noted spans can change (on the writer, in a transaction)."""
-    if not cursor.execute(_NOTED).fetchone()[0]:
+    if not cursor.execute(_NOTED).fetchall()[0][0]:
         return
     for statement in (_TOUCHED, _AFFECTED, *_SCOPE, *_REPLACE):
         cursor.execute(statement)

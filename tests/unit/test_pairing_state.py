@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from collectors.analyses.deliveries import PAIRING
 from collectors.analyses.observations import PAIRED
 from collectors.ingest.otlp import SPAN_COLUMNS
-from collectors.storage import pairing, retention
+from collectors.storage import pairing, retention, schema
 from collectors.storage.store import Store
 
 MS = 1_000_000
@@ -220,6 +220,26 @@ def test_a_store_without_the_table_or_with_another_definition_gets_it_rebuilt(tm
     store.close()
     store = Store(path)
     try:
+        assert len(_kept(store)) == 1 and _kept(store) == _from_scratch(store)
+    finally:
+        store.close()
+
+
+def test_spans_committed_with_rows_of_other_tables_are_all_stored(tmp_path):
+    """The upkeep leaves the writer's cursor ready for the rest of the commit (here: bus messages)."""
+    store = Store(str(tmp_path / "store.duckdb"))
+    bus = dict.fromkeys(schema.BUS_COLUMNS)
+    bus.update(ArrivalNs=0, ArrivalSeq=0, Channel="orders", Pattern="*", Size=1, Valid=False, Error="x", Payload="x")
+    consumer = _row(TraceId=_trace(1), SpanId="c", SpanKind="Consumer", MsgOperation="process",
+                    SpanName="process orders", Timestamp=0, MsgMessageId="m-1")  # fmt: skip
+    try:
+        job = store.submit_tables(
+            {"otel_traces": [consumer], "bus_messages": [tuple(bus[c] for c in schema.BUS_COLUMNS)]}
+        )
+        assert job.wait(30)
+        reader = store.reader()
+        assert reader.execute("SELECT count(*) FROM bus_messages").fetchall() == [(1,)]
+        reader.close()
         assert len(_kept(store)) == 1 and _kept(store) == _from_scratch(store)
     finally:
         store.close()
