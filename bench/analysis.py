@@ -18,6 +18,7 @@ import pandas as pd
 
 from collectors.analyses import report
 from collectors.analyses.filters import Filters
+from collectors.storage import pairing
 from collectors.storage.store import SCHEMA
 
 EVENTS = 250_000
@@ -52,6 +53,7 @@ def build(events: int) -> duckdb.DuckDBPyConnection:
     conn.execute(SCHEMA)
     conn.execute(_BUS, {"events": events, "streams": STREAMS})
     conn.execute(_SPANS, {"groups": GROUPS})
+    pairing.rebuild(conn)
     return conn
 
 

@@ -25,6 +25,11 @@ from collectors.ingest.conventions import Outcome
 
 BUS_VANTAGE = "bus"
 
+PAIRED = "paired_deliveries"
+"""The table of deliveries the writer keeps as spans arrive (collectors/storage/pairing.py): ``DELIVERED`` with each
+delivery's outcome, redelivered mark, event id and paired producer, by the definition
+collectors/analyses/deliveries.py ``PAIRING``, so that an answer reads them instead of deriving them again."""
+
 BUS_FACTS = """
 SELECT Channel, EventId, any_value(Source) AS Source, any_value(PartitionKey) AS PartitionKey,
        any_value(Sequence) AS Sequence, any_value(Type) AS Type, min(ArrivalNs) AS ArrivalNs
@@ -115,14 +120,13 @@ WHERE Valid AND CAST($group AS VARCHAR) IS NULL
 
 _CONSUMER_SPANS = f"""
 SELECT s.MsgConsumerGroup, s.ServiceName, s.MsgDestination, s.MsgMessageId, s.CeSource, s.PartitionKey, s.Sequence,
-       s.CeType, s.Timestamp, s.SpanId, s.TraceId, {SPAN_REDELIVERED} AS Redelivered, {SPAN_OUTCOME} AS outcome,
-       {SPAN_EVENT_ID} AS event_id
-FROM ({DELIVERED}) s
+       s.CeType, s.Timestamp, s.SpanId, s.TraceId, s.redelivered AS Redelivered, s.outcome, s.event_id
+FROM {PAIRED} s
 WHERE s.MsgDestination IS NOT NULL
-  AND {SPAN_EVENT_ID} IS NOT NULL
+  AND s.event_id IS NOT NULL
   AND {window("s.Timestamp")}
   AND ($channel IS NULL OR s.MsgDestination = $channel)
-  AND ($group IS NULL OR COALESCE(s.MsgConsumerGroup, s.ServiceName) = $group)
+  AND ($group IS NULL OR s.grp = $group)
   AND ($service IS NULL OR s.ServiceName = $service)
 """
 _COMPLETE = "s.CeSource IS NOT NULL AND s.PartitionKey IS NOT NULL AND s.Sequence IS NOT NULL AND s.CeType IS NOT NULL"

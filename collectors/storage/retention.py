@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import duckdb
 
+from collectors.storage import pairing
+
 NS_PER_S = 1_000_000_000
 
 _TRACE_AGES = """
@@ -55,8 +57,10 @@ def _drop_expired(cursor: duckdb.DuckDBPyConnection) -> int:
     count = cursor.execute("SELECT count(*) FROM otel_traces WHERE TraceId IN (SELECT TraceId FROM _expired)")
     spans = count.fetchone()[0]
     if spans:
+        pairing.touch_traces(cursor, "SELECT TraceId FROM _expired")
         for statement in _DELETE_TRACES:
             cursor.execute(statement)
+        pairing.refresh(cursor)
     cursor.execute("DROP TABLE _expired")
     return spans
 

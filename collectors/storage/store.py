@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors.storage import schema
+from collectors.storage import pairing, schema
 from collectors.storage.schema import LOG_COLUMNS, MIGRATIONS, SCHEMA, SPAN_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ INSERT INTO span_links ({schema.column_list("span_links")})
 SELECT {schema.column_list("span_links", "l.")}
 FROM _batch l SEMI JOIN _new n ON n.TraceId = l.TraceId AND n.SpanId = l.SpanId
 """
+READ_WAIT_S = 120.0  # how long a reader waits for the writer to bring the kept state up to date
 WRITE_SETTINGS = (
     "SET checkpoint_threshold = '64MiB'",  # fewer checkpoints under steady ingest; the WAL stays small
 )
@@ -237,6 +238,7 @@ class Store:
             self._conn.execute(migration)
         for setting in WRITE_SETTINGS:
             self._conn.execute(setting)
+        pairing.ensure(self._conn)
         if memory_limit:
             self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
         # pyarrow imports pandas the first time it converts Python values (about 0.2-0.4 s of CPU): at opening,
@@ -308,7 +310,14 @@ class Store:
         return self._conn.cursor()
 
     def reader(self) -> duckdb.DuckDBPyConnection:
-        """What the analyses read through (a ``Reader``, collectors/storage/reader.py); close it when done."""
+        """What the analyses read through (a ``Reader``, collectors/storage/reader.py); close it when done.
+
+        The state the writer keeps is brought up to date with every commit before it (collectors/storage/pairing.py).
+        """
+        job = Job({}, pairing.refresh)
+        self._queue.put(job, timeout=READ_WAIT_S)
+        if not job.wait(READ_WAIT_S):
+            raise TimeoutError("the store's state was not brought up to date in time")
         return self._conn.cursor()
 
     def close(self) -> None:
@@ -420,6 +429,7 @@ def _write(cursor, batches: dict[str, pa.Table]) -> None:
     spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
     if spans is not None:
         _insert_new_spans(cursor, spans, links)
+        pairing.after_spans(cursor, spans)
     elif links is not None:
         batches["span_links"] = links
     for table, batch in batches.items():

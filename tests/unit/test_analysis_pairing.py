@@ -15,6 +15,7 @@ from collectors.analyses import duplicates, latency, traces
 from collectors.analyses.deliveries import DELIVERIES
 from collectors.analyses.filters import Filters, bind
 from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage import pairing
 from collectors.storage.store import SCHEMA
 
 MS = 1_000_000
@@ -53,6 +54,7 @@ def store():
     ]  # fmt: skip
     conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", rows)
     conn.execute("INSERT INTO span_links VALUES ('t2', 'c1', 't1', 'p1b'), ('t2', 'c1', 't1', 'p1')")
+    pairing.rebuild(conn)
     yield conn
     conn.close()
 

@@ -11,6 +11,7 @@ from collectors.analyses import report
 from collectors.analyses.filters import Filters
 from collectors.analyses.streams import count_stream
 from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage import pairing
 from collectors.storage.schema import BUS_COLUMNS, SCHEMA
 
 SPAN_DEFAULTS = {
@@ -52,6 +53,7 @@ def store(spans: list[tuple] = (), bus: list[tuple] = ()) -> duckdb.DuckDBPyConn
         conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", list(spans))
     if bus:
         conn.executemany(f"INSERT INTO bus_messages VALUES ({', '.join('?' * len(BUS_COLUMNS))})", list(bus))
+    pairing.rebuild(conn)
     return conn
 
 

@@ -24,6 +24,7 @@ from collectors.analyses import duplicates, event_life, flow, overview, report
 from collectors.analyses.filters import Filters
 from collectors.ingest import normalize
 from collectors.ingest.otlp import SPAN_COLUMNS, decode_protobuf
+from collectors.storage import pairing
 from collectors.storage.store import SCHEMA, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -363,6 +364,7 @@ def test_two_nested_producer_spans_of_one_message_are_one_publish():
         _span("other", "Producer", 200 * MS, MsgMessageId="m-2"),  # a publish of its own, alone
     ]
     conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", rows)
+    pairing.rebuild(conn)
     graph = flow.flow(conn, Filters())
     publish = [e for e in graph["edges"] if e["kind"] == "publish"]
     deliver = [e for e in graph["edges"] if e["kind"] == "deliver"]
@@ -377,6 +379,7 @@ def _analyses(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect()
     conn.execute(SCHEMA)
     conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", rows)
+    pairing.rebuild(conn)
     return conn
 
 

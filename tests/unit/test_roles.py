@@ -15,6 +15,7 @@ from collectors.analyses import duplicates, event_life, report
 from collectors.analyses.deliveries import DELIVERIES, PUBLISHES
 from collectors.analyses.filters import Filters, bind
 from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage import pairing
 from collectors.storage.store import SCHEMA
 
 MS = 1_000_000
@@ -57,6 +58,7 @@ def store():
         _span("b1", "Client", 15, MsgSystem="servicebus", MsgOperation="send"),  # a batch's transport: not a publish
     ]
     conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", rows)
+    pairing.rebuild(conn)
     yield conn
     conn.close()
 

@@ -29,7 +29,7 @@ from collectors.analyses import (
 )
 from collectors.bus import broker_stats
 from collectors.serving import api, openapi
-from collectors.storage import queries
+from collectors.storage import pairing, queries
 from collectors.storage.reader import Reader, Result
 from collectors.storage.schema import BUS_COLUMNS, SCHEMA, SPAN_COLUMNS
 
@@ -103,6 +103,7 @@ def conn():
     conn.executemany(f"INSERT INTO otel_traces VALUES ({', '.join('?' * len(SPAN_COLUMNS))})", spans)
     bus = [_bus(1, "e1", 1), _bus(2, "e3", 3), _bus(3, "e3", 3)]
     conn.executemany(f"INSERT INTO bus_messages VALUES ({', '.join('?' * len(BUS_COLUMNS))})", bus)
+    pairing.rebuild(conn)
     yield conn
     conn.close()
 
