@@ -30,7 +30,8 @@ from devtools.processes import Collectors, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL, LARGE = 1_000, 1_000_000
-GOAL_S = 2.0
+GOAL_S = 1.0  # every page under a second at 1,000,000 spans
+GOAL_LARGE_S = 2.0  # and under two seconds at 10,000,000
 ROUNDS = 3
 SETTLE_S = 0.4  # the page must stay idle this long to count as rendered; subtracted from the figure
 CACHE_EXPIRY_S = 2.5  # longer than the dashboard's result cache, so every round asks the collectors again
@@ -195,6 +196,11 @@ def measure(apis: dict[int, str], rounds: int) -> dict[int, dict[str, float]]:
     return {size: {path: statistics.median(values) for path, values in pages.items()} for size, pages in times.items()}
 
 
+def goal_s(spans: int) -> float:
+    """The render time a page must stay under with this many spans in the store."""
+    return GOAL_S if spans <= 1_000_000 else GOAL_LARGE_S
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.page_render", description=__doc__)
     parser.add_argument("--small", type=int, default=SMALL, help="spans in the baseline store")
@@ -215,12 +221,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.store_dir:
             shutil.rmtree(workdir, ignore_errors=True)
     small, large = results[args.small], results[args.large]
-    print(f"page render time, headless Chromium, median of {args.rounds} (goal: under {GOAL_S:g} s at {args.large:,})")
-    print(f"  {'page':<16} {f'{args.small:,} spans':>14} {f'{args.large:,} spans':>16} {'ratio':>7}  goal")
+    goal = goal_s(args.large)
+    print(f"page render time, headless Chromium, median of {args.rounds} (goal: under {goal:g} s at {args.large:,})")
+    print(f"  {'page':<20} {f'{args.small:,} spans':>14} {f'{args.large:,} spans':>16} {'ratio':>7}  goal")
     for path, title in PAGES:
-        verdict = "ok" if large[path] < GOAL_S else "OVER"
+        verdict = "ok" if large[path] < goal else "OVER"
         ratio = large[path] / small[path]
-        print(f"  {title[:16]:<16} {small[path]:>12.2f} s {large[path]:>14.2f} s {ratio:>7.2f}  {verdict}")
+        print(f"  {title[:20]:<20} {small[path]:>12.2f} s {large[path]:>14.2f} s {ratio:>7.2f}  {verdict}")
     return 0
 
 
