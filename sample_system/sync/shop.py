@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sample_system import storefront, telemetry
+from sample_system import shop, storefront, telemetry
 from sample_system.bus import client_name
 from sample_system.config import SampleConfig
-from sample_system.services import accounts, inventory, notifications, orders, payments, shipping
+from sample_system.services import accounts, inventory, notifications, order_view, orders, payments, shipping
 from sample_system.sync import checkout, services
 from sample_system.sync.server import Server
 from sample_system.wallet import Wallets
@@ -34,14 +34,8 @@ from sample_system.wallet import Wallets
 SYNC_DB = 1
 """The Redis database of the synchronous shop's state (the event-driven shop uses database 0)."""
 SERVICE_PREFIX = "sync-"
-SERVICES = (
-    orders.SERVICE,
-    inventory.SERVICE,
-    payments.SERVICE,
-    shipping.SERVICE,
-    notifications.SERVICE,
-    accounts.SERVICE,
-)
+SERVICES = tuple(name for name in shop.SERVICES if name != order_view.SERVICE)
+"""The event-driven shop's services but the order view, a read model fed by events with no HTTP form."""
 ORDERS_PATH = "/orders"
 STATUS_CODES = {checkout.ACCEPTED: 200, checkout.DECLINED: 422, checkout.FAILED: 502}
 STOREFRONT_TIMEOUT_S = 30.0
