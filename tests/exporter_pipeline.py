@@ -1,0 +1,222 @@
+"""The clickhouseexporter's side of read mode, for tests: its tables in chdb, and its rows as its Go code makes them.
+
+``exporter_rows`` follows exporter/clickhouseexporter/exporter_traces.go of opentelemetry-collector-contrib (the
+newest version in the reference library: ``pushTraceData`` with ``internal.AttributesToMap`` building an ordered map
+of ``pcommon.Value.AsString()``, ``span.Kind().String()``, ``spanStatus.Code().String()``, ``convertEvents``,
+``convertLinks``) line by line, from the same protobuf request eventscope's decoder reads. The tables are the
+exporter's default DDL (collectors/storage/clickhouse/exporter_ddl.sql), applied verbatim.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from pathlib import Path
+
+import chdb
+import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collectors.storage.clickhouse import exporter
+
+DDL_PATH = Path(exporter.__file__).with_name("exporter_ddl.sql")
+PIPELINE_DATABASE = "otel"
+SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")  # pdata SpanKind.String()
+STATUS_CODES = ("Unset", "Ok", "Error")  # pdata StatusCode.String()
+SERVICE_NAME = "service.name"
+
+
+class ChdbClient:
+    """The client interface read mode uses (``query_arrow``, ``command``), on chdb in-process."""
+
+    def __init__(self, path: str):
+        self.connection = chdb.connect(path)
+
+    def query_arrow(self, sql: str, parameters: dict | None = None) -> pa.Table:
+        return self.connection.query(sql, "ArrowTable", params=parameters or {})
+
+    def command(self, sql: str, parameters: dict | None = None) -> None:
+        self.connection.query(sql, params=parameters or {})
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def exporter_statements() -> list[str]:
+    """Each CREATE TABLE of the exporter's default DDL, as kept in exporter_ddl.sql."""
+    text = DDL_PATH.read_text()
+    return [part.strip() for part in re.split(r"^;$", text, flags=re.MULTILINE) if "CREATE TABLE" in part]
+
+
+def create_pipeline(client: ChdbClient) -> None:
+    client.command(f"CREATE DATABASE IF NOT EXISTS {PIPELINE_DATABASE}")
+    for statement in exporter_statements():
+        client.command(statement)
+
+
+# -- pcommon.Value.AsString ---------------------------------------------------------------------------------
+
+
+def _go_float(value: float) -> str:
+    """pcommon's float64AsString: ES6 number formatting (Go's strconv 'f', or 'e' outside [1e-6, 1e21))."""
+    if math.isnan(value) or math.isinf(value):
+        return "json: unsupported value: " + ("NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf")
+    if value == int(value) and abs(value) < 1e21:
+        return str(int(value))
+    if value != 0 and (abs(value) < 1e-6 or abs(value) >= 1e21):
+        mantissa, exponent = repr(value).split("e")
+        return f"{mantissa}e{exponent[0]}{exponent[1:].lstrip('0')}"
+    return repr(value)
+
+
+def _raw(value) -> object:
+    """pcommon.Value.AsRaw of an AnyValue."""
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_raw(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _raw(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None if kind is None else getattr(value, kind)
+
+
+def as_string(value) -> str:
+    """pcommon.Value.AsString of an AnyValue."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return ""
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    if kind == "int_value":
+        return str(value.int_value)
+    if kind == "double_value":
+        return _go_float(value.double_value)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    # maps and slices: jsoniter of AsRaw (compact; map keys sorted, as encoding/json does)
+    return json.dumps(_raw(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def attributes_to_map(key_values) -> list[tuple[str, str]]:
+    """internal.AttributesToMap: an ordered map of each attribute's AsString (pcommon.Map keeps one per key)."""
+    ordered: dict[str, str] = {}
+    for kv in key_values:
+        ordered[kv.key] = as_string(kv.value)
+    return list(ordered.items())
+
+
+def _hex_or_empty(identifier: bytes) -> str:
+    """traceutil.TraceIDToHexOrEmptyString / SpanIDToHexOrEmptyString: "" for an empty (all-zero) id."""
+    return identifier.hex() if any(identifier) else ""
+
+
+# -- exporter_traces.go pushTraceData -------------------------------------------------------------------------
+
+
+def exporter_rows(request: ExportTraceServiceRequest) -> list[dict]:
+    """One dict per span: the values pushTraceData appends to the batch, by the insert's column names."""
+    rows = []
+    for resource_spans in request.resource_spans:
+        resource_attributes = resource_spans.resource.attributes
+        service_name = next((as_string(kv.value) for kv in resource_attributes if kv.key == SERVICE_NAME), "")
+        resource_map = attributes_to_map(resource_attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            for span in scope_spans.spans:
+                rows.append(_span_row(span, service_name, resource_map, scope.name, scope.version))
+    return rows
+
+
+def _span_row(span, service_name: str, resource_map, scope_name: str, scope_version: str) -> dict:
+    events, links = span.events, span.links
+    return {
+        "Timestamp": span.start_time_unix_nano,
+        "TraceId": _hex_or_empty(span.trace_id),
+        "SpanId": _hex_or_empty(span.span_id),
+        "ParentSpanId": _hex_or_empty(span.parent_span_id),
+        "TraceState": span.trace_state,
+        "SpanName": span.name,
+        "SpanKind": SPAN_KINDS[span.kind],
+        "ServiceName": service_name,
+        "ResourceAttributes": resource_map,
+        "ScopeName": scope_name,
+        "ScopeVersion": scope_version,
+        "SpanAttributes": attributes_to_map(span.attributes),
+        "Duration": (span.end_time_unix_nano - span.start_time_unix_nano) % 2**64,  # pcommon.Timestamp is uint64
+        "StatusCode": STATUS_CODES[span.status.code],
+        "StatusMessage": span.status.message,
+        "Events.Timestamp": [e.time_unix_nano for e in events],
+        "Events.Name": [e.name for e in events],
+        "Events.Attributes": [attributes_to_map(e.attributes) for e in events],
+        "Links.TraceId": [_hex_or_empty(link.trace_id) for link in links],
+        "Links.SpanId": [_hex_or_empty(link.span_id) for link in links],
+        "Links.TraceState": [link.trace_state for link in links],
+        "Links.Attributes": [attributes_to_map(link.attributes) for link in links],
+    }
+
+
+_MAPS = ("ResourceAttributes", "SpanAttributes")
+_MAP_LISTS = ("Events.Attributes", "Links.Attributes")
+
+
+def _arrow(rows: list[dict]) -> pa.Table:
+    """The rows as Arrow, each Map as its keys and values (ClickHouse's mapFromArrays keeps their order)."""
+    columns: dict[str, list] = {}
+    for name in rows[0]:
+        values = [row[name] for row in rows]
+        if name in _MAPS:
+            columns[name + "_k"] = [[k for k, _ in m] for m in values]
+            columns[name + "_v"] = [[v for _, v in m] for m in values]
+        elif name in _MAP_LISTS:
+            columns[name + "_k"] = [[[k for k, _ in m] for m in maps] for maps in values]
+            columns[name + "_v"] = [[[v for _, v in m] for m in maps] for maps in values]
+        else:
+            columns[name] = values
+    return pa.table({name: pa.array(values, type=_type(name)) for name, values in columns.items()})
+
+
+_TEXTS = pa.list_(pa.string())
+
+
+def _type(column: str) -> pa.DataType:
+    """Each Arrow column's type, stated: a batch of spans without events would leave the lists' types unknown."""
+    if column in ("Duration",):
+        return pa.uint64()
+    if column in ("Timestamp",):
+        return pa.int64()
+    if column == "Events.Timestamp":
+        return pa.list_(pa.int64())
+    if column.endswith(("_k", "_v")):
+        return pa.list_(_TEXTS) if column.startswith(_MAP_LISTS) else _TEXTS
+    return _TEXTS if column.startswith(("Events.", "Links.")) else pa.string()
+
+
+def _select_expression(name: str) -> str:
+    quoted = f"`{name}`"
+    if name in _MAPS:
+        return f"mapFromArrays(`{name}_k`, `{name}_v`)"
+    if name in _MAP_LISTS:
+        return f"arrayMap((k, v) -> mapFromArrays(k, v), `{name}_k`, `{name}_v`)"
+    if name == "Timestamp":
+        return f"fromUnixTimestamp64Nano({quoted})"
+    if name == "Events.Timestamp":
+        return f"arrayMap(t -> fromUnixTimestamp64Nano(t), {quoted})"
+    return quoted
+
+
+def insert_spans(client: ChdbClient, request: ExportTraceServiceRequest) -> int:
+    """Insert a request's spans into the exporter's otel_traces as the exporter does; how many rows."""
+    rows = exporter_rows(request)
+    if not rows:
+        return 0
+    batch = _arrow(rows)  # noqa: F841 (read by chdb's Python() table function, by name)
+    names = list(rows[0])
+    columns = ", ".join(f"`{name}`" for name in names)
+    select = ", ".join(_select_expression(name) for name in names)
+    client.command(f"INSERT INTO {PIPELINE_DATABASE}.otel_traces ({columns}) SELECT {select} FROM Python(batch)")
+    return len(rows)
