@@ -1,5 +1,5 @@
 """Read mode on the Pub/Sub instrumentation's own spans: eventscope-redis publishing and consuming on a real
-redis-server, its spans stored by the clickhouseexporter's mapping (tests/exporter_pipeline.py) and read back through
+redis-server, its spans stored by the clickhouseexporter's mapping (devtools/exporter_tables.py) and read back through
 the views, give the rows eventscope's decoder gives (attribute values as the exporter's text, as in
 tests/unit/test_clickhouse_exporter.py)."""
 
@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from collectors.ingest import otlp
 from collectors.storage import schema
 from collectors.storage.clickhouse import exporter
+from devtools.exporter_tables import PIPELINE_DATABASE, ChdbClient, create_pipeline, insert_spans
 from eventscope_redis import RedisPubSubInstrumentor, message
-from tests.exporter_pipeline import PIPELINE_DATABASE, ChdbClient, create_pipeline, insert_spans
 from tests.unit.test_clickhouse_exporter import expected_row, key, parsed, request_of, view_rows
 
 pytestmark = pytest.mark.integration

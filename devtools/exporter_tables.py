@@ -1,4 +1,5 @@
-"""The clickhouseexporter's side of read mode, for tests: its tables in chdb, and its rows as its Go code makes them.
+"""The clickhouseexporter's side of read mode, for tests and benchmarks: its tables in chdb, and its rows as its Go
+code makes them.
 
 ``exporter_rows`` follows exporter/clickhouseexporter/exporter_traces.go of opentelemetry-collector-contrib (the
 newest version in the reference library: ``pushTraceData`` with ``internal.AttributesToMap`` building an ordered map
