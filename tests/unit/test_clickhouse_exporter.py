@@ -308,3 +308,39 @@ def test_names_are_quoted_in_the_ddl():
     statements = exporter.statements("ot`el", "own db")
     assert statements[0] == "CREATE DATABASE IF NOT EXISTS `own db`"
     assert all("`ot\\`el`." in s for s in statements if "VIEW" in s)
+
+
+HOSTILE_ROWS = """
+INSERT INTO otel.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, StatusCode, Duration,
+                              SpanAttributes, ResourceAttributes, `Events.Timestamp`, `Events.Name`,
+                              `Events.Attributes`, `Links.TraceId`, `Links.SpanId`, `Links.TraceState`,
+                              `Links.Attributes`)
+VALUES
+    (now64(9), '0123456789abcdef0123456789abcdef', '0123456789abcdef', '', concat('bad ', unhex('ff'), ' send'),
+     'weird', 'STATUS_CODE_ERROR', 18446744073709551615,
+     map('eventscope.sequence', '99999999999999999999', unhex('fe'), unhex('ff41'), 'messaging.operation', 'PUBLISH',
+         'eventscope.attempts', '1.5', 'messaging.system', 'kafka', 'messaging.message.id', 'x.1.2'),
+     map('service.name', ''), [now64(9)], ['"quoted"\\n'], [map('a', '\\\\/')], [], [], [], []),
+    (now64(9), '0123456789ABCDEF0123456789ABCDEF', '0123456789abcdef', '', 'upper-case id', 'Client', 'Ok', 1, map(),
+     map(), [], [], [], [], [], [], []),
+    (now64(9), 'zz3456789abcdef0123456789abcdefz', '0123456789abcdef', '', 'not hex', 'Client', 'Ok', 1, map(), map(),
+     [], [], [], [], [], [], []),
+    (now64(9), '0123456789abcdef0123456789abcdef', '0123456789abcdef', 'short', 'bad parent', 'Client', 'Ok', 1,
+     map(), map(), [], [], [], [], [], [], []),
+    (now64(9), '0123456789abcdef0123456789abcdef', '0123456789abcdef', '', 'bad link', 'Client', 'Ok', 1, map(),
+     map(), [], [], [], [''], [''], [''], [map()])
+"""
+
+
+def test_rows_the_exporter_would_never_write_neither_break_nor_leak_into_the_views(client):
+    client.command(HOSTILE_ROWS)
+    (row,) = [dict(zip(schema.SPAN_COLUMNS, r, strict=True)) for r in view_rows(client, "otel_traces")]
+    assert row["SpanName"] == "bad \ufffd send" and row["SpanKind"] == "Unspecified" and row["StatusCode"] == "Error"
+    assert row["Duration"] == 0 and row["ServiceName"] == ""
+    assert json.loads(row["SpanAttributes"])["\ufffd"] == "\ufffdA"
+    assert json.loads(row["Events"])[0]["Name"] == '"quoted"\n'
+    assert json.loads(row["Events"])[0]["Attributes"] == {"a": "\\/"}
+    # an integer past Int64 or a fraction counts as absent: the Kafka id gives the offset instead
+    assert row["Sequence"] == 2 and row["Attempts"] is None and row["MsgOperation"] == "send"
+    assert (row["MsgSystem"], row["PartitionKey"]) == ("kafka", "1")
+    assert view_rows(client, "span_links") == []

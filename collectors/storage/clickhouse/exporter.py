@@ -146,7 +146,7 @@ def _empty_table(target: str, table: str) -> str:
 
 def json_text(expr: str) -> str:
     """A JSON string literal of a String expression (``/`` unescaped, as Python's encoder leaves it)."""
-    return f"replaceAll(toJSONString(toString({expr})), '\\\\/', '/')"
+    return f"replaceAll(toJSONString(toValidUTF8(toString({expr}))), '\\\\/', '/')"
 
 
 def json_object(map_expr: str) -> str:
@@ -175,13 +175,17 @@ def _nanos(expr: str) -> str:
 
 _ZERO_TRACE = "0" * TRACE_ID_BYTES * 2
 _ZERO_SPAN = "0" * SPAN_ID_BYTES * 2
-# The exporter stores any span; the decoder rejects the ones collectors/ingest/otlp.py id_problem names.
+# The exporter stores any span; the decoder rejects the ones collectors/ingest/otlp.py id_problem names, and only
+# ever writes ids as lowercase hex.
+_TRACE_ID = f"match({{}}, '^[0-9a-f]{{{{{TRACE_ID_BYTES * 2}}}}}$') AND {{}} != '{_ZERO_TRACE}'"
+_SPAN_ID = f"match({{}}, '^[0-9a-f]{{{{{SPAN_ID_BYTES * 2}}}}}$') AND {{}} != '{_ZERO_SPAN}'"
 _STORABLE = (
-    f"length(TraceId) = {TRACE_ID_BYTES * 2} AND TraceId != '{_ZERO_TRACE}'"
-    f" AND length(SpanId) = {SPAN_ID_BYTES * 2} AND SpanId != '{_ZERO_SPAN}'"
-    f" AND length(ParentSpanId) IN (0, {SPAN_ID_BYTES * 2})"
-    f" AND arrayAll(x -> length(x) = {TRACE_ID_BYTES * 2} AND x != '{_ZERO_TRACE}', `Links.TraceId`)"
-    f" AND arrayAll(x -> length(x) = {SPAN_ID_BYTES * 2} AND x != '{_ZERO_SPAN}', `Links.SpanId`)"
+    _TRACE_ID.format("TraceId", "TraceId")
+    + " AND "
+    + _SPAN_ID.format("SpanId", "SpanId")
+    + f" AND (ParentSpanId = '' OR match(ParentSpanId, '^[0-9a-f]{{{SPAN_ID_BYTES * 2}}}$'))"
+    + f" AND arrayAll(x -> {_TRACE_ID.format('x', 'x')}, `Links.TraceId`)"
+    + f" AND arrayAll(x -> {_SPAN_ID.format('x', 'x')}, `Links.SpanId`)"
 )
 # The exporter writes pdata's names (``Producer``, ``Error``); before v0.100 it wrote the protobuf enum's.
 _KIND_CODES = tuple(f"SPAN_KIND_{kind.upper()}" for kind in ("Unspecified", "Internal", "Server", "Client"))
@@ -191,7 +195,15 @@ _STATUS_OLD = tuple(f"STATUS_CODE_{code.upper()}" for code in STATUS_CODES)
 
 
 def _renamed(column: str, old: tuple[str, ...], new: tuple[str, ...]) -> str:
-    return f"transform(toString({column}), {_array(old)}, {_array(new)}, toString({column}))"
+    """``new`` names, from either spelling; any other text (not the exporter's) is the first, as the decoder reads
+    an unknown enum value."""
+    text = f"toString({column})"
+    return f"transform({text}, {_array(old + new)}, {_array(new + new)}, {_literal(new[0])})"
+
+
+def _text_column(column: str) -> str:
+    """A String (or LowCardinality) column of the exporter's row as plain, valid UTF-8 text."""
+    return f"toValidUTF8(CAST({_c(column)}, 'String'))"
 
 
 def _c(column: str) -> str:
@@ -228,30 +240,29 @@ def _link_json() -> str:
 
 def _service_name() -> str:
     """The decoder's ServiceName: ``service.name`` as text, ``unknown_service`` when the resource has none."""
-    return f"if(mapContains({_c('ResourceAttributes')}, '{SERVICE_NAME}'), toString({_c('ServiceName')}), " + (
-        f"'{UNKNOWN_SERVICE}')"
-    )
+    has_name = f"mapContains({_c('ResourceAttributes')}, '{SERVICE_NAME}')"
+    return f"if({has_name}, {_text_column('ServiceName')}, '{UNKNOWN_SERVICE}')"
 
 
 def _span_columns() -> dict[str, str]:
     """Each non-fact otel_traces column of eventscope's, computed from the exporter's row."""
     return {
         "Timestamp": f"toUnixTimestamp64Nano({_c('Timestamp')})",
-        "TraceId": _c("TraceId"),
-        "SpanId": _c("SpanId"),
-        "ParentSpanId": _c("ParentSpanId"),
-        "TraceState": _c("TraceState"),
-        "SpanName": f"CAST({_c('SpanName')}, 'String')",
+        "TraceId": _text_column("TraceId"),
+        "SpanId": _text_column("SpanId"),
+        "ParentSpanId": _text_column("ParentSpanId"),
+        "TraceState": _text_column("TraceState"),
+        "SpanName": _text_column("SpanName"),
         "SpanKind": _renamed(_c("SpanKind"), _KIND_OLD, _KINDS),
         "ServiceName": _service_name(),
         "ResourceAttributes": json_object(_c("ResourceAttributes")),
-        "ScopeName": _c("ScopeName"),
-        "ScopeVersion": _c("ScopeVersion"),
+        "ScopeName": _text_column("ScopeName"),
+        "ScopeVersion": _text_column("ScopeVersion"),
         "SpanAttributes": json_object(_c("SpanAttributes")),
         # pdata subtracts unsigned: an end before the start wraps; the decoder stores 0
         "Duration": f"greatest(toInt64({_c('Duration')}), 0)",
         "StatusCode": _renamed(_c("StatusCode"), _STATUS_OLD, STATUS_CODES),
-        "StatusMessage": _c("StatusMessage"),
+        "StatusMessage": _text_column("StatusMessage"),
         "Events": _event_json(),
         "Links": _link_json(),
     }
@@ -300,7 +311,7 @@ CONVERTERS: dict[str, Callable[[str], str]] = {
 
 
 def _attribute(name: str) -> str:
-    return f"SpanAttributes[{_literal(name)}]"
+    return f"toValidUTF8(SpanAttributes[{_literal(name)}])"
 
 
 def fact_expressions() -> dict[str, str]:
@@ -384,7 +395,7 @@ def _pika_destination() -> str:
     tests = []
     for suffix in (" send", " receive"):
         n = len(suffix)
-        name = _c("SpanName")
+        name = _text_column("SpanName")
         tests.append(f"endsWith({name}, '{suffix}') AND length({name}) > {n}, left({name}, length({name}) - {n})")
     return f"multiIf({', '.join(tests)}, ruled_MsgDestination)"
 
@@ -442,21 +453,21 @@ def logs_select(source: str) -> str:
     columns = {
         "Timestamp": timestamp,
         "ObservedTimestamp": timestamp,
-        "TraceId": _c("TraceId"),
-        "SpanId": _c("SpanId"),
+        "TraceId": _text_column("TraceId"),
+        "SpanId": _text_column("SpanId"),
         "TraceFlags": f"toInt32({_c('TraceFlags')})",
-        "SeverityText": f"CAST({_c('SeverityText')}, 'String')",
+        "SeverityText": _text_column("SeverityText"),
         "SeverityNumber": f"toInt32({_c('SeverityNumber')})",
         "ServiceName": _service_name(),
-        "Body": _c("Body"),
-        "ResourceSchemaUrl": f"CAST({_c('ResourceSchemaUrl')}, 'String')",
+        "Body": _text_column("Body"),
+        "ResourceSchemaUrl": _text_column("ResourceSchemaUrl"),
         "ResourceAttributes": json_object(_c("ResourceAttributes")),
-        "ScopeSchemaUrl": f"CAST({_c('ScopeSchemaUrl')}, 'String')",
-        "ScopeName": _c("ScopeName"),
-        "ScopeVersion": f"CAST({_c('ScopeVersion')}, 'String')",
+        "ScopeSchemaUrl": _text_column("ScopeSchemaUrl"),
+        "ScopeName": _text_column("ScopeName"),
+        "ScopeVersion": _text_column("ScopeVersion"),
         "ScopeAttributes": json_object(_c("ScopeAttributes")),
         "LogAttributes": json_object(_c("LogAttributes")),
-        "EventName": _c("EventName"),
+        "EventName": _text_column("EventName"),
     }
     return _select(columns, schema.LOG_COLUMNS, f"{source}.{_ident(EXPORTER_LOGS)}")
 
@@ -511,15 +522,15 @@ _NULL_TYPES = {
 def _metric_columns(metric_type: str) -> dict[str, str]:
     common = {
         "ResourceAttributes": json_object(_c("ResourceAttributes")),
-        "ResourceSchemaUrl": f"CAST({_c('ResourceSchemaUrl')}, 'String')",
-        "ScopeName": _c("ScopeName"),
-        "ScopeVersion": _c("ScopeVersion"),
+        "ResourceSchemaUrl": _text_column("ResourceSchemaUrl"),
+        "ScopeName": _text_column("ScopeName"),
+        "ScopeVersion": _text_column("ScopeVersion"),
         "ScopeAttributes": json_object(_c("ScopeAttributes")),
-        "ScopeSchemaUrl": f"CAST({_c('ScopeSchemaUrl')}, 'String')",
+        "ScopeSchemaUrl": _text_column("ScopeSchemaUrl"),
         "ServiceName": _service_name(),
-        "MetricName": f"CAST({_c('MetricName')}, 'String')",
-        "MetricDescription": _c("MetricDescription"),
-        "MetricUnit": _c("MetricUnit"),
+        "MetricName": _text_column("MetricName"),
+        "MetricDescription": _text_column("MetricDescription"),
+        "MetricUnit": _text_column("MetricUnit"),
         "MetricType": _literal(metric_type),
         "Attributes": json_object(_c("Attributes")),
         "StartTimeUnix": _nanos(_c("StartTimeUnix")),
