@@ -4,8 +4,9 @@ code makes them.
 ``exporter_rows`` follows exporter/clickhouseexporter/exporter_traces.go of opentelemetry-collector-contrib (the
 newest version in the reference library: ``pushTraceData`` with ``internal.AttributesToMap`` building an ordered map
 of ``pcommon.Value.AsString()``, ``span.Kind().String()``, ``spanStatus.Code().String()``, ``convertEvents``,
-``convertLinks``) line by line, from the same protobuf request eventscope's decoder reads. The tables are the
-exporter's default DDL (collectors/storage/clickhouse/exporter_ddl.sql), applied verbatim.
+``convertLinks``) line by line, and ``exporter_log_rows`` exporter_logs.go's ``pushLogsData``, from the same protobuf
+request eventscope's decoder reads. The tables are the exporter's default DDL
+(collectors/storage/clickhouse/exporter_ddl.sql), applied verbatim.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import chdb
 import pyarrow as pa
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collectors.storage.clickhouse import exporter
@@ -220,4 +222,73 @@ def insert_spans(client: ChdbClient, request: ExportTraceServiceRequest) -> int:
     columns = ", ".join(f"`{name}`" for name in names)
     select = ", ".join(_select_expression(name) for name in names)
     client.command(f"INSERT INTO {PIPELINE_DATABASE}.otel_traces ({columns}) SELECT {select} FROM Python(batch)")
+    return len(rows)
+
+
+# -- exporter_logs.go pushLogsData ----------------------------------------------------------------------------
+
+
+def exporter_log_rows(request: ExportLogsServiceRequest) -> list[dict]:
+    """One dict per log record: the values pushLogsData appends (the record's time, else its observed time)."""
+    rows = []
+    for resource_logs in request.resource_logs:
+        resource_attributes = resource_logs.resource.attributes
+        service_name = next((as_string(kv.value) for kv in resource_attributes if kv.key == SERVICE_NAME), "")
+        resource = (resource_logs.schema_url, attributes_to_map(resource_attributes))
+        for scope_logs in resource_logs.scope_logs:
+            scope = scope_logs.scope
+            scope_head = (scope_logs.schema_url, scope.name, scope.version, attributes_to_map(scope.attributes))
+            for record in scope_logs.log_records:
+                rows.append(_log_row(record, service_name, resource, scope_head))
+    return rows
+
+
+def _log_row(record, service_name: str, resource: tuple, scope: tuple) -> dict:
+    return {
+        "Timestamp": record.time_unix_nano or record.observed_time_unix_nano,
+        "TraceId": _hex_or_empty(record.trace_id),
+        "SpanId": _hex_or_empty(record.span_id),
+        "TraceFlags": record.flags & 0xFF,  # uint8(r.Flags())
+        "SeverityText": record.severity_text,
+        "SeverityNumber": record.severity_number & 0xFF,  # uint8(r.SeverityNumber())
+        "ServiceName": service_name,
+        "Body": as_string(record.body),
+        "ResourceSchemaUrl": resource[0],
+        "ResourceAttributes": resource[1],
+        "ScopeSchemaUrl": scope[0],
+        "ScopeName": scope[1],
+        "ScopeVersion": scope[2],
+        "ScopeAttributes": scope[3],
+        "LogAttributes": attributes_to_map(record.attributes),
+        "EventName": record.event_name,
+    }
+
+
+_LOG_MAPS = ("ResourceAttributes", "ScopeAttributes", "LogAttributes")
+
+
+def insert_logs(client: ChdbClient, request: ExportLogsServiceRequest) -> int:
+    """Insert a request's log records into the exporter's otel_logs as the exporter does; how many rows."""
+    rows = exporter_log_rows(request)
+    if not rows:
+        return 0
+    columns: dict[str, pa.Array] = {}
+    for name in rows[0]:
+        values = [row[name] for row in rows]
+        if name in _LOG_MAPS:
+            columns[name + "_k"] = pa.array([[k for k, _ in m] for m in values], type=_TEXTS)
+            columns[name + "_v"] = pa.array([[v for _, v in m] for m in values], type=_TEXTS)
+        else:
+            columns[name] = pa.array(values, type=pa.int64() if isinstance(values[0], int) else pa.string())
+    batch = pa.table(columns)  # noqa: F841 (read by chdb's Python() table function, by name)
+    select = ", ".join(
+        f"mapFromArrays(`{name}_k`, `{name}_v`)"
+        if name in _LOG_MAPS
+        else "fromUnixTimestamp64Nano(Timestamp)"
+        if name == "Timestamp"
+        else f"`{name}`"
+        for name in rows[0]
+    )
+    names = ", ".join(f"`{name}`" for name in rows[0])
+    client.command(f"INSERT INTO {PIPELINE_DATABASE}.otel_logs ({names}) SELECT {select} FROM Python(batch)")
     return len(rows)

@@ -13,9 +13,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -23,9 +27,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from collectors.ingest import normalize, otlp
+from collectors.ingest.logs import decode_logs
 from collectors.storage import schema
 from collectors.storage.clickhouse import exporter
-from devtools.exporter_tables import PIPELINE_DATABASE, ChdbClient, as_string, create_pipeline, insert_spans
+from devtools.exporter_tables import (
+    PIPELINE_DATABASE,
+    ChdbClient,
+    as_string,
+    create_pipeline,
+    insert_logs,
+    insert_spans,
+)
 
 JSON_COLUMNS = {c.name for c in schema.TABLES["otel_traces"] if c.base_type == "JSON"}
 SAMPLES = {
@@ -344,3 +356,44 @@ def test_rows_the_exporter_would_never_write_neither_break_nor_leak_into_the_vie
     assert row["Sequence"] == 2 and row["Attempts"] is None and row["MsgOperation"] == "send"
     assert (row["MsgSystem"], row["PartitionKey"]) == ("kafka", "1")
     assert view_rows(client, "span_links") == []
+
+
+def sdk_logs() -> bytes:
+    """Log records from the SDK: in a span and outside one, string and structured bodies, attributes of each type."""
+    found = InMemoryLogRecordExporter()
+    provider = LoggerProvider(resource=Resource.create({"service.name": "payments", "k8s.pod.name": "p/1"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(found))
+    logger = provider.get_logger("shop.payments", "1.2", schema_url="https://opentelemetry.io/schemas/1.26.0")
+    with TracerProvider().get_tracer("t").start_as_current_span("work"):
+        logger.emit(body="card declined", severity_text="WARN", attributes={"n": 1, "ok": False, "why": "é"})
+    logger.emit(body={"structured": [1, 2], "a": {"b": "c"}}, event_name="shop.refund")
+    logger.emit(body="plain")
+    return encode_logs(found.get_finished_logs()).SerializeToString()
+
+
+LOG_JSON = {c.name for c in schema.TABLES["otel_logs"] if c.base_type == "JSON"}
+
+
+def expected_log(row: tuple) -> dict:
+    """A decoder log row as read mode gives it back: attribute values as text, one timestamp, the body parsed."""
+    named = dict(zip(schema.LOG_COLUMNS, row, strict=True))
+    for column in LOG_JSON:
+        named[column] = {key: _text(value) for key, value in json.loads(named[column]).items()}
+    named["ObservedTimestamp"] = named["Timestamp"]
+    return named
+
+
+def test_the_logs_view_gives_the_decoders_rows(client):
+    body = sdk_logs()
+    decoded = decode_logs(body, False)
+    assert insert_logs(client, ExportLogsServiceRequest.FromString(body)) == len(decoded.rows) == 3
+    got = [dict(zip(schema.LOG_COLUMNS, row, strict=True)) for row in view_rows(client, "otel_logs")]
+    for row in got:
+        for column in LOG_JSON:
+            row[column] = json.loads(row[column])
+    want = [expected_log(row) for row in decoded.rows]
+    for rows in (got, want):
+        for row in rows:  # a structured body is the same JSON, not the same text (Go's, compact, keys sorted)
+            if row["Body"].startswith("{"):
+                row["Body"] = json.loads(row["Body"])
+    assert sorted(got, key=key) == sorted(want, key=key)
