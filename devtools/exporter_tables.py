@@ -20,6 +20,7 @@ from pathlib import Path
 import chdb
 import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collectors.storage.clickhouse import exporter
@@ -292,3 +293,158 @@ def insert_logs(client: ChdbClient, request: ExportLogsServiceRequest) -> int:
     names = ", ".join(f"`{name}`" for name in rows[0])
     client.command(f"INSERT INTO {PIPELINE_DATABASE}.otel_logs ({names}) SELECT {select} FROM Python(batch)")
     return len(rows)
+
+
+# -- internal/metrics/*_metrics.go: one table per metric type ------------------------------------------------
+
+METRIC_TABLES = {
+    "gauge": "otel_metrics_gauge",
+    "sum": "otel_metrics_sum",
+    "histogram": "otel_metrics_histogram",
+    "exponential_histogram": "otel_metrics_exponential_histogram",
+    "summary": "otel_metrics_summary",
+}
+
+
+def _number(point) -> float:
+    """getValue: a data point's or exemplar's int or double as float64 (0 when unset)."""
+    kind = point.WhichOneof("value")
+    return float(getattr(point, kind)) if kind else 0.0
+
+
+def _exemplars(point) -> dict:
+    exemplars = list(getattr(point, "exemplars", ()))
+    return {
+        "Exemplars.FilteredAttributes": [attributes_to_map(e.filtered_attributes) for e in exemplars],
+        "Exemplars.TimeUnix": [e.time_unix_nano for e in exemplars],
+        "Exemplars.Value": [_number(e) for e in exemplars],
+        "Exemplars.SpanId": [_hex_or_empty(e.span_id) for e in exemplars],
+        "Exemplars.TraceId": [_hex_or_empty(e.trace_id) for e in exemplars],
+    }
+
+
+def _point_columns(metric_type: str, data, point) -> dict:
+    """The columns each metric type's table adds to the common ones, as its Add/insert code fills them."""
+    if metric_type == "summary":
+        quantiles = point.quantile_values
+        return {
+            "Count": point.count,
+            "Sum": point.sum,
+            "ValueAtQuantiles.Quantile": [q.quantile for q in quantiles],
+            "ValueAtQuantiles.Value": [q.value for q in quantiles],
+        }
+    columns = _exemplars(point)
+    if metric_type in ("gauge", "sum"):
+        columns["Value"] = _number(point)
+        if metric_type == "sum":
+            columns["AggregationTemporality"] = data.aggregation_temporality
+            columns["IsMonotonic"] = data.is_monotonic
+        return columns
+    columns.update(Count=point.count, Sum=point.sum, Min=point.min, Max=point.max)
+    columns["AggregationTemporality"] = data.aggregation_temporality
+    if metric_type == "histogram":
+        columns.update(BucketCounts=list(point.bucket_counts), ExplicitBounds=list(point.explicit_bounds))
+        return columns
+    positive, negative = point.positive, point.negative
+    columns.update(Scale=point.scale, ZeroCount=point.zero_count, PositiveOffset=positive.offset)
+    columns.update(PositiveBucketCounts=list(positive.bucket_counts), NegativeOffset=negative.offset)
+    columns["NegativeBucketCounts"] = list(negative.bucket_counts)
+    return columns
+
+
+def exporter_metric_rows(request: ExportMetricsServiceRequest) -> dict[str, list[dict]]:
+    """Rows per metric type: every data point with its resource, scope and metric columns."""
+    rows: dict[str, list[dict]] = {metric_type: [] for metric_type in METRIC_TABLES}
+    for resource_metrics in request.resource_metrics:
+        attributes = resource_metrics.resource.attributes
+        service_name = next((as_string(kv.value) for kv in attributes if kv.key == SERVICE_NAME), "")
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope
+            head = {
+                "ResourceAttributes": attributes_to_map(attributes),
+                "ResourceSchemaUrl": resource_metrics.schema_url,
+                "ScopeName": scope.name,
+                "ScopeVersion": scope.version,
+                "ScopeAttributes": attributes_to_map(scope.attributes),
+                "ScopeDroppedAttrCount": scope.dropped_attributes_count,
+                "ScopeSchemaUrl": scope_metrics.schema_url,
+                "ServiceName": service_name,
+            }
+            for metric in scope_metrics.metrics:
+                metric_type = metric.WhichOneof("data")
+                if metric_type is None:
+                    continue
+                data = getattr(metric, metric_type)
+                named = {"MetricName": metric.name, "MetricDescription": metric.description, "MetricUnit": metric.unit}
+                for point in data.data_points:
+                    rows[metric_type].append(
+                        {
+                            **head,
+                            **named,
+                            "Attributes": attributes_to_map(point.attributes),
+                            "StartTimeUnix": point.start_time_unix_nano,
+                            "TimeUnix": point.time_unix_nano,
+                            "Flags": point.flags,
+                            **_point_columns(metric_type, data, point),
+                        }
+                    )
+    return rows
+
+
+_METRIC_MAPS = ("ResourceAttributes", "ScopeAttributes", "Attributes")
+_NANO_COLUMNS = ("StartTimeUnix", "TimeUnix")
+
+
+def _metric_select(name: str) -> str:
+    if name in _METRIC_MAPS:
+        return f"mapFromArrays(`{name}_k`, `{name}_v`)"
+    if name == "Exemplars.FilteredAttributes":
+        return f"arrayMap((k, v) -> mapFromArrays(k, v), `{name}_k`, `{name}_v`)"
+    if name in _NANO_COLUMNS:
+        return f"fromUnixTimestamp64Nano(`{name}`)"
+    if name == "Exemplars.TimeUnix":
+        return f"arrayMap(t -> fromUnixTimestamp64Nano(t), `{name}`)"
+    return f"`{name}`"
+
+
+def _metric_arrow(rows: list[dict]) -> pa.Table:
+    columns: dict[str, list] = {}
+    for name in rows[0]:
+        values = [row[name] for row in rows]
+        if name in _METRIC_MAPS:
+            columns[name + "_k"] = [[k for k, _ in m] for m in values]
+            columns[name + "_v"] = [[v for _, v in m] for m in values]
+        elif name == "Exemplars.FilteredAttributes":
+            columns[name + "_k"] = [[[k for k, _ in m] for m in maps] for maps in values]
+            columns[name + "_v"] = [[[v for _, v in m] for m in maps] for maps in values]
+        else:
+            columns[name] = values
+    return pa.table({name: pa.array(values, type=_metric_type(name, values)) for name, values in columns.items()})
+
+
+def _metric_type(name: str, values: list) -> pa.DataType:
+    """Each Arrow column's type, stated where a value alone cannot say it (empty lists)."""
+    if name.endswith(("_k", "_v")):
+        return pa.list_(_TEXTS) if name.startswith("Exemplars.") else _TEXTS
+    if name in ("Exemplars.TimeUnix", "BucketCounts", "PositiveBucketCounts", "NegativeBucketCounts"):
+        return pa.list_(pa.int64())
+    if name in ("Exemplars.Value", "ExplicitBounds") or name.startswith("ValueAtQuantiles."):
+        return pa.list_(pa.float64())
+    if name.startswith("Exemplars."):
+        return _TEXTS
+    return pa.array(values).type
+
+
+def insert_metrics(client: ChdbClient, request: ExportMetricsServiceRequest) -> int:
+    """Insert a request's data points into the exporter's five metric tables; how many rows."""
+    inserted = 0
+    for metric_type, rows in exporter_metric_rows(request).items():
+        if not rows:
+            continue
+        batch = _metric_arrow(rows)  # noqa: F841 (read by chdb's Python() table function, by name)
+        names = ", ".join(f"`{name}`" for name in rows[0])
+        select = ", ".join(_metric_select(name) for name in rows[0])
+        table = f"{PIPELINE_DATABASE}.{METRIC_TABLES[metric_type]}"
+        client.command(f"INSERT INTO {table} ({names}) SELECT {select} FROM Python(batch)")
+        inserted += len(rows)
+    return inserted

@@ -11,15 +11,22 @@ number, boolean or list reads back as a string; those values are compared as tha
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.metrics import Observation
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,6 +35,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from collectors.ingest import normalize, otlp
 from collectors.ingest.logs import decode_logs
+from collectors.ingest.metrics import decode_metrics
 from collectors.storage import schema
 from collectors.storage.clickhouse import exporter
 from devtools.exporter_tables import (
@@ -36,6 +44,7 @@ from devtools.exporter_tables import (
     as_string,
     create_pipeline,
     insert_logs,
+    insert_metrics,
     insert_spans,
 )
 
@@ -396,4 +405,65 @@ def test_the_logs_view_gives_the_decoders_rows(client):
         for row in rows:  # a structured body is the same JSON, not the same text (Go's, compact, keys sorted)
             if row["Body"].startswith("{"):
                 row["Body"] = json.loads(row["Body"])
+    assert sorted(got, key=key) == sorted(want, key=key)
+
+
+def sdk_metrics() -> bytes:
+    """Every metric type from the SDK (a summary added by hand: the SDK makes none), exemplars from a sampled span."""
+    reader = InMemoryMetricReader()
+    views = [View(instrument_name="size", aggregation=ExponentialBucketHistogramAggregation())]
+    resource = Resource.create({"service.name": "shop", "team": "x"})
+    meter = MeterProvider(resource=resource, metric_readers=[reader], views=views).get_meter("shop", "2")
+    with TracerProvider().get_tracer("t").start_as_current_span("work"):
+        meter.create_counter("orders", unit="1", description="orders placed").add(3, {"channel": "shop.orders"})
+        meter.create_histogram("latency", unit="ms").record(12.5, {"ok": True})
+        meter.create_histogram("size").record(300)
+    meter.create_up_down_counter("inflight").add(-2)
+    meter.create_observable_gauge("depth", callbacks=[lambda options: [Observation(7, {"q": "a"})]])
+    request = encode_metrics(reader.get_metrics_data())
+    summary = request.resource_metrics[0].scope_metrics[0].metrics.add(name="rtt", unit="s")
+    now = time.time_ns()  # the table's TTL drops points older than three days as they are inserted
+    point = summary.summary.data_points.add(start_time_unix_nano=now - NS, time_unix_nano=now, count=4, sum=2.5)
+    point.quantile_values.add(quantile=0.5, value=0.25)
+    point.quantile_values.add(quantile=1.0, value=float("nan"))
+    return request.SerializeToString()
+
+
+METRIC_JSON = {c.name for c in schema.TABLES["otel_metrics"] if c.base_type == "JSON"}
+SECONDS_ONLY = ("sum", "exponential_histogram")  # their tables' DateTime columns, in the DDL kept here
+NS = 1_000_000_000
+ARRAYS = [c.name for c in schema.TABLES["otel_metrics"] if c.base_type.endswith("[]")]
+
+
+def expected_metric(row: tuple) -> dict:
+    """A decoder metric row as read mode gives it back: attribute values as text, exemplar values as doubles, times
+    in whole seconds where the exporter's table keeps no more."""
+    named = dict(zip(schema.METRIC_COLUMNS, row, strict=True))
+    for column in ("ResourceAttributes", "ScopeAttributes", "Attributes"):
+        named[column] = {key: _text(value) for key, value in json.loads(named[column]).items()}
+    whole = named["MetricType"] in SECONDS_ONLY
+    exemplars = stringified(json.loads(named["Exemplars"]))
+    for exemplar in exemplars:
+        exemplar["Value"] = float(exemplar["Value"])
+        exemplar["Timestamp"] -= exemplar["Timestamp"] % NS if whole else 0
+    named["Exemplars"] = exemplars
+    for column in ("StartTimeUnix", "TimeUnix"):
+        named[column] -= named[column] % NS if whole else 0
+    for column in ARRAYS:  # ClickHouse has no NULL array: a type without buckets has none, []
+        named[column] = named[column] or []
+    return named
+
+
+def test_the_metrics_view_gives_the_decoders_rows(client):
+    body = sdk_metrics()
+    decoded = decode_metrics(body, False)
+    assert insert_metrics(client, ExportMetricsServiceRequest.FromString(body)) == len(decoded.rows) == 6
+    got = [dict(zip(schema.METRIC_COLUMNS, row, strict=True)) for row in view_rows(client, "otel_metrics")]
+    for row in got:
+        for column in METRIC_JSON:
+            row[column] = None if row[column] is None else json.loads(row[column])
+    want = [expected_metric(row) for row in decoded.rows]
+    for row in want:
+        row["ValueAtQuantiles"] = None if row["ValueAtQuantiles"] is None else json.loads(row["ValueAtQuantiles"])
+    assert {row["MetricType"] for row in got} == set(exporter.EXPORTER_METRICS)
     assert sorted(got, key=key) == sorted(want, key=key)

@@ -477,9 +477,15 @@ def _select(columns: dict[str, str], order: tuple[str, ...], table: str) -> str:
     return f"SELECT\n    {listed}\nFROM {table} AS {_ROW}"
 
 
+def json_number(expr: str) -> str:
+    """A Float64 as a JSON number; NaN and the infinities as the decoder's strings (collectors/ingest/otlp.py)."""
+    infinite = f"if({expr} > 0, '\"Infinity\"', '\"-Infinity\"')"
+    return f"multiIf(isNaN({expr}), '\"NaN\"', isInfinite({expr}), {infinite}, toString({expr}))"
+
+
 def _exemplars_json() -> str:
     item = (
-        "concat('{\"Timestamp\": ', toString(" + _nanos("t") + "), ', \"Value\": ', toString(v), "
+        "concat('{\"Timestamp\": ', toString(" + _nanos("t") + "), ', \"Value\": ', " + json_number("v") + ", "
         "', \"FilteredAttributes\": ', " + json_object("fa") + ", ', \"TraceId\": ', " + json_text("ti") + ", "
         "', \"SpanId\": ', " + json_text("si") + ", '}')"
     )
@@ -494,7 +500,7 @@ def _exemplars_json() -> str:
 
 
 def _quantiles_json() -> str:
-    item = "concat('{\"Quantile\": ', toString(q), ', \"Value\": ', toString(v), '}')"
+    item = f"concat('{{\"Quantile\": ', {json_number('q')}, ', \"Value\": ', {json_number('v')}, '}}')"
     return _json_list(item, {"q": _c("ValueAtQuantiles.Quantile"), "v": _c("ValueAtQuantiles.Value")})
 
 
