@@ -5,7 +5,8 @@ The whole shop runs in this process against the Redis in REDIS_URL with tracing 
 (devtools/exporter_tables.py), in inserts of 512 spans (the SDK's export batch). After the parts are merged
 (``OPTIMIZE ... FINAL``), ``system.parts`` gives the compressed and uncompressed bytes and the bytes on disk; the
 baseline, measured on the same spans, is their size as OTLP protobuf, which is what the Collector receives. The read
-mode view is then read once in full, beside a plain read of the exporter's table, as a ratio.
+mode view is then read once in full, beside a plain read of the exporter's table, and grouped by two facts, beside
+the same grouping of the raw attributes, each as a ratio.
 Run: ``python -m bench.clickhouse_size [--orders N]`` with REDIS_URL set (``./run bench clickhouse_size``).
 """
 
@@ -68,10 +69,18 @@ def part_sizes(client: ChdbClient) -> dict:
     return client.query_arrow(sql, {"db": PIPELINE_DATABASE}).to_pylist()[0]
 
 
-def read_seconds(client: ChdbClient, table: str) -> float:
+def read_seconds(client: ChdbClient, sql: str) -> float:
     started = time.perf_counter()
-    client.query_arrow(f"SELECT * FROM {table} FORMAT Null")
+    client.query_arrow(sql)
     return time.perf_counter() - started
+
+
+# An analysis-shaped read: the facts of every span, grouped; over the view, and the same attributes read raw.
+FACTS_SQL = "SELECT MsgDestination, MsgConsumerGroup, count(), max(Sequence) FROM {table} GROUP BY 1, 2"
+RAW_FACTS_SQL = (
+    "SELECT SpanAttributes['messaging.destination.name'], SpanAttributes['messaging.consumer.group.name'], count(), "
+    "max(toInt64OrNull(SpanAttributes['eventscope.sequence'])) FROM {table} GROUP BY 1, 2"
+)
 
 
 def main(redis_url: str, orders: int) -> dict:
@@ -85,8 +94,11 @@ def main(redis_url: str, orders: int) -> dict:
             exporter.create(client, PIPELINE_DATABASE)
             insert_s = store(client, bodies)
             sizes = part_sizes(client)
-            plain_s = read_seconds(client, f"{PIPELINE_DATABASE}.otel_traces")
-            view_s = read_seconds(client, f"{exporter.own_database(PIPELINE_DATABASE)}.otel_traces")
+            source, view = f"{PIPELINE_DATABASE}.otel_traces", f"{exporter.own_database(PIPELINE_DATABASE)}.otel_traces"
+            plain_s = read_seconds(client, f"SELECT * FROM {source}")
+            view_s = read_seconds(client, f"SELECT * FROM {view}")
+            raw_facts_s = read_seconds(client, RAW_FACTS_SQL.format(table=source))
+            facts_s = read_seconds(client, FACTS_SQL.format(table=view))
         finally:
             client.close()
     count = len(spans)
@@ -98,6 +110,7 @@ def main(redis_url: str, orders: int) -> dict:
         print(f"otel_traces {name}: {per_span[name]:.0f} bytes/span ({per_span[name] / report['otlp_per_span']:.2f} x)")
     print(f"inserts: {count / insert_s:,.0f} spans/s in this process (chdb, mapping in Python)")
     print(f"read all: exporter table {plain_s:.3f} s, read-mode view {view_s:.3f} s ({view_s / plain_s:.1f} x)")
+    print(f"facts grouped: raw attributes {raw_facts_s:.3f} s, view {facts_s:.3f} s ({facts_s / raw_facts_s:.1f} x)")
     return report
 
 
