@@ -62,13 +62,26 @@ SAMPLES = {
 }
 
 
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """One chdb with the exporter's tables and eventscope's read-mode database over them, made once (a second)."""
+    connection = ChdbClient(str(tmp_path_factory.mktemp("chdb") / "chdb"))
+    create_pipeline(connection)
+    exporter.create(connection, PIPELINE_DATABASE)
+    yield connection
+    connection.close()
+
+
 @pytest.fixture
-def client(tmp_path):
-    made = ChdbClient(str(tmp_path / "chdb"))
-    create_pipeline(made)
-    exporter.create(made, PIPELINE_DATABASE)
-    yield made
-    made.close()
+def client(made):
+    """That chdb with every table emptied."""
+    tables = made.query_arrow(
+        "SELECT database, name FROM system.tables WHERE database IN ({a:String}, {b:String}) AND engine != 'View'",
+        {"a": PIPELINE_DATABASE, "b": exporter.own_database(PIPELINE_DATABASE)},
+    ).to_pylist()
+    for table in tables:
+        made.command(f"TRUNCATE TABLE `{table['database']}`.`{table['name']}`")
+    return made
 
 
 def sdk_spans(make) -> list:
