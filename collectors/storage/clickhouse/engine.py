@@ -1,0 +1,249 @@
+"""The store's engine on ClickHouse: the same writer thread and group commit as DuckDB, inserts into ClickHouse.
+
+``Store`` (collectors/storage/store.py) gathers submitted batches into one group commit and answers each
+submitter only after ``write`` returns; here ``write`` makes one insert per table per group commit, and an
+insert returns once ClickHouse has written its part, so the promise holds: 200 means stored.
+
+Idempotence, with any number of collectors processes writing one ClickHouse: before inserting, each group
+reads the identities already stored in the batch's own time range (spans by (TraceId, SpanId), within the
+batch's trace ids, which the sorting key finds directly; log records and metric points by the same identity
+as on DuckDB) and inserts only the rest. That is exact for one process (one writer thread) and for a retry
+that reaches another process after the first answered or failed. What it cannot see is the same export
+inserted by two processes at the same instant; ``otel_traces`` and ``span_links`` are ReplacingMergeTree on
+their identity (collectors/storage/clickhouse/ddl.py), so such a pair collapses at the next merge and reads
+with ``FINAL`` count it once. Insert deduplication tokens were not chosen: a group commit mixes batches from
+different senders, so a retried export never arrives as the same block twice.
+
+ClickHouse has no transaction over several tables: span links are inserted before their spans, so a group
+that fails half-way leaves at most links whose spans the sender's retry then stores (their duplicates
+collapse like the spans'), never spans without their links.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collectors.storage import retention
+from collectors.storage.clickhouse import ddl
+from collectors.storage.clickhouse.client import Client
+from collectors.storage.store import IDENTITY
+
+_KEY_SEPARATOR = "\x00"  # never inside an identity column's text
+DELETE_CHUNK = 10_000  # trace ids per DELETE statement
+_STATE_MODULE = "collectors.storage.clickhouse.state"  # the kept pairing state, when present
+_READER_MODULE = "collectors.storage.clickhouse.reader"  # the analyses' SQL on ClickHouse, when present
+
+
+def plain_batch(batch: pa.Table) -> pa.Table:
+    """``batch`` with its JSON-typed columns as plain strings (what a ClickHouse String column takes)."""
+    fields = [pa.field(f.name, pa.string()) if isinstance(f.type, pa.JsonType) else f for f in batch.schema]
+    return batch.cast(pa.schema(fields)) if fields != list(batch.schema) else batch
+
+
+def _keys(table: pa.Table, columns: tuple[str, ...]) -> pa.Array:
+    texts = [pc.cast(table[column], pa.string()) for column in columns]
+    return pc.binary_join_element_wise(*texts, _KEY_SEPARATOR)
+
+
+def _identity_query(table: str) -> str:
+    time, columns = IDENTITY[table]
+    select = ", ".join(f"`{column}`" for column in columns)
+    query = f"SELECT {select} FROM {table} WHERE `{time}` BETWEEN {{lo:Int64}} AND {{hi:Int64}}"
+    if table == "otel_traces":
+        query += " AND TraceId IN {traces:Array(String)}"
+    return query
+
+
+_IDENTITY_QUERIES = {table: _identity_query(table) for table in IDENTITY}
+
+
+class ClickHouseEngine:
+    """The store on ClickHouse; ``name`` says which (``chdb`` in this process, ``clickhouse`` a server)."""
+
+    def __init__(self, client: Client, name: str, reader_client: Callable[[], Client]):
+        self.name = name
+        self._client = client
+        self._reader_client = reader_client
+        for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
+            client.command(statement)
+        self._state = _optional(_STATE_MODULE)
+        self._call_state("ensure", client)
+
+    def _call_state(self, function: str, *args) -> None:
+        if self._state is not None and hasattr(self._state, function):
+            getattr(self._state, function)(*args)
+
+    def writer(self) -> Client:
+        return self._client
+
+    def release(self, handle: Client) -> None:
+        """The writer's client is the engine's own; ``close`` closes it."""
+
+    def write(self, handle: Client, batches: dict[str, pa.Table]) -> None:
+        batches = {table: plain_batch(batch) for table, batch in batches.items()}
+        spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
+        if spans is not None:
+            self._write_spans(handle, spans, links)
+        elif links is not None:
+            handle.insert_arrow("span_links", links)
+        for table, batch in batches.items():
+            if table in IDENTITY:
+                batch = new_rows(handle, table, batch)
+            if batch.num_rows:
+                handle.insert_arrow(table, batch)
+
+    def _write_spans(self, handle: Client, spans: pa.Table, links: pa.Table | None) -> None:
+        new = new_rows(handle, "otel_traces", spans)
+        if not new.num_rows:
+            return
+        if links is not None and new.num_rows < spans.num_rows:
+            keys = _keys(new, ("TraceId", "SpanId"))
+            links = links.filter(pc.is_in(_keys(links, ("TraceId", "SpanId")), value_set=keys))
+        if links is not None and links.num_rows:
+            handle.insert_arrow("span_links", links)
+        handle.insert_arrow("otel_traces", new)
+        self._call_state("after_spans", handle, new)
+
+    def act(self, handle: Client, action: Callable[[object], object]) -> object:
+        return action(handle)
+
+    def refresh(self, handle: Client) -> None:
+        self._call_state("refresh", handle)
+
+    def retain(self, handle: Client, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
+        return enforce_retention(handle, now_ns, max_age_s, max_spans, self._call_state)
+
+    def reader(self):
+        """A reader on a client of its own, so that reads run beside the writer's inserts."""
+        module = _optional(_READER_MODULE)
+        if module is None:  # only ClickHouse's own SQL then (the health counts are)
+            return NativeReader(self._reader_client())
+        return module.ClickHouseReader(self._reader_client())
+
+    def cursor(self):
+        raise TypeError(f"a {self.name} store has no DuckDB cursor; use reader()")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _Rows:
+    """The rows of one query, as the Reader protocol's Result."""
+
+    def __init__(self, table: pa.Table):
+        self.description = [(name, None, None, None, None, None, None) for name in table.schema.names]
+        self._rows = list(zip(*(column.to_pylist() for column in table.columns), strict=True))
+        self._next = 0
+
+    def fetchall(self) -> list[tuple]:
+        rows, self._next = self._rows[self._next :], len(self._rows)
+        return rows
+
+    def fetchone(self) -> tuple | None:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+
+class NativeReader:
+    """A Reader that runs ClickHouse SQL as written, with named ``{name:Type}`` parameters only."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def execute(self, query: str, parameters=None) -> _Rows:
+        if parameters and not isinstance(parameters, dict):
+            raise TypeError("ClickHouse SQL takes named parameters")
+        return _Rows(self._client.query_arrow(query, parameters or {}))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _optional(module: str):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+def new_rows(client: Client, table: str, batch: pa.Table) -> pa.Table:
+    """The rows of ``batch`` whose identity is not stored yet (looked up in the batch's own time range)."""
+    time, columns = IDENTITY[table]
+    bounds = pc.min_max(batch[time])
+    parameters: dict[str, object] = {"lo": bounds["min"].as_py(), "hi": bounds["max"].as_py()}
+    if table == "otel_traces":
+        parameters["traces"] = pc.unique(batch["TraceId"]).to_pylist()
+    stored = client.query_arrow(_IDENTITY_QUERIES[table], parameters)
+    if not stored.num_rows:
+        return batch
+    stored = stored.cast(batch.select(list(columns)).schema)
+    return batch.filter(pc.invert(pc.is_in(_keys(batch, columns), value_set=_keys(stored, columns))))
+
+
+# Retention, by the rule of collectors/storage/retention.py: whole traces by age of their latest span end and
+# by span count, newest first, never the newest trace; other tables by age, never their newest row.
+_TRACE_AGES = """
+SELECT TraceId, max(Timestamp + Duration) AS EndNs, count() AS Spans FROM otel_traces FINAL
+GROUP BY TraceId ORDER BY EndNs DESC, TraceId DESC
+"""
+_OLD = {
+    table: f"{column} < least({{cutoff:Int64}}, (SELECT max({column}) FROM {table}))"
+    for table, column in retention.TIMED_TABLES
+}
+_COUNT_OLD = {table: f"SELECT count() AS n FROM {table} WHERE {old}" for table, old in _OLD.items()}
+_DELETE_OLD = {table: f"DELETE FROM {table} WHERE {old}" for table, old in _OLD.items()}
+_DELETE_TRACES = tuple(
+    f"DELETE FROM {table} WHERE TraceId IN {{traces:Array(String)}}" for table in ("span_links", "otel_traces")
+)
+
+
+def expired_traces(ages: pa.Table, cutoff_ns: int | None, max_spans: int) -> list[str]:
+    """The trace ids that must go, from (TraceId, EndNs, Spans) newest first; never the newest trace."""
+    ids, ends, spans = (ages[name].to_pylist() for name in ("TraceId", "EndNs", "Spans"))
+    expired = set()
+    if cutoff_ns is not None:
+        expired.update(ids[i] for i in range(1, len(ids)) if ends[i] < cutoff_ns)
+    if max_spans:
+        kept_through = 0
+        for i, trace_id in enumerate(ids):
+            if trace_id in expired:
+                continue
+            kept_through += spans[i]
+            if i > 0 and kept_through > max_spans:
+                expired.add(trace_id)
+    return sorted(expired)
+
+
+def enforce_retention(
+    client: Client, now_ns: int, max_age_s: float, max_spans: int, notify: Callable[..., None]
+) -> dict[str, int]:
+    """Delete what the limits say must go (0 = no limit); rows deleted per table."""
+    deleted: dict[str, int] = {}
+    if not max_age_s and not max_spans:
+        return deleted
+    cutoff = now_ns - int(max_age_s * retention.NS_PER_S) if max_age_s else None
+    ages = client.query_arrow(_TRACE_AGES, {})
+    expired = expired_traces(ages, cutoff, max_spans)
+    by_trace = dict(zip(ages["TraceId"].to_pylist(), ages["Spans"].to_pylist(), strict=True))
+    for start in range(0, len(expired), DELETE_CHUNK):
+        chunk = expired[start : start + DELETE_CHUNK]
+        notify("before_delete", client, chunk)
+        for statement in _DELETE_TRACES:
+            client.command(statement, {"traces": chunk})
+    if expired:
+        notify("refresh", client)
+    if cutoff is not None:
+        for table in _DELETE_OLD:
+            deleted[table] = client.query_arrow(_COUNT_OLD[table], {"cutoff": cutoff})["n"][0].as_py()
+            if deleted[table]:
+                client.command(_DELETE_OLD[table], {"cutoff": cutoff})
+    deleted["otel_traces"] = sum(by_trace[trace_id] for trace_id in expired)
+    return deleted
