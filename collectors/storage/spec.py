@@ -110,11 +110,10 @@ def open_store(spec: StoreSpec, queue_limit: int, memory_limit: str | None = Non
     from collectors.storage.clickhouse.engine import ClickHouseEngine
 
     if spec.engine == CHDB:
-
-        def local() -> client.ChdbClient:
-            return client.ChdbClient(spec.path)
-
-        return Store(spec.describe(), queue_limit, engine=ClickHouseEngine(local(), CHDB, local))
+        local = client.ChdbClient(spec.path)
+        return Store(
+            spec.describe(), queue_limit, engine=ClickHouseEngine(local, CHDB, lambda: client.SharedClient(local))
+        )
 
     def connect() -> client.ServerClient:
         return client.ServerClient(spec.host, spec.port, spec.database, spec.username, spec.password)

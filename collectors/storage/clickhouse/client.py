@@ -79,8 +79,8 @@ def _column_list(data: pa.Table) -> str:
 class ChdbClient:
     """The ClickHouse engine in this process, its data in one directory.
 
-    chdb runs one query at a time per process, so calls are serialised by a lock; each thread still gets its
-    own client object if it wants one (connecting again to the same path shares the engine).
+    Calls are serialised by one lock per process: the engine is one per process whatever the number of
+    connections to it, and its readers share the store's client (``SharedClient``).
     """
 
     _lock = threading.Lock()
@@ -164,3 +164,26 @@ class ServerClient:
     def close(self) -> None:
         with self._lock:
             self._client.close()
+
+
+class SharedClient:
+    """Another user's view of one client: every call goes to it, except ``close``, which its owner does.
+
+    chdb serialises queries within a process anyway, so a chdb store's readers share the writer's client instead
+    of opening the directory again for each request.
+    """
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def query_arrow(self, sql: str, parameters: Parameters) -> pa.Table:
+        return self._client.query_arrow(sql, parameters)
+
+    def command(self, sql: str, parameters: Parameters | None = None) -> None:
+        self._client.command(sql, parameters)
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        self._client.insert_arrow(table, data)
+
+    def close(self) -> None:
+        """Nothing: the owner closes the client."""

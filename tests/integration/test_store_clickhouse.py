@@ -1,0 +1,138 @@
+"""ClickHouse as the store: the stock exporter's spans, the tap's messages and the broker samples reach chdb,
+a retried export counts once, and the API answers as it does on DuckDB; a real server when one is named."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind
+
+from collectors.storage import spec
+from collectors.storage.clickhouse.client import ChdbClient
+from tests.processes import Collectors, RedisServer, wait_until
+
+pytestmark = pytest.mark.integration
+ENV = {"EVENTSCOPE_BROKER_POLL_S": "0.2", "EVENTSCOPE_GRPC_LISTEN": "off"}
+SERVER_URL = os.environ.get("EVENTSCOPE_TEST_CLICKHOUSE_URL")
+CHANNEL = "shop.orders"
+
+
+def shop_spans(messages: int = 3) -> list:
+    """A producer and a consumer per message, with the messaging attributes the analyses read, and links."""
+    memory = InMemorySpanExporter()
+    tracer = {}
+    for service in ("orders", "billing"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        tracer[service] = provider.get_tracer("shop")
+    for n in range(messages):
+        common = {"messaging.system": "redis", "messaging.destination.name": CHANNEL, "messaging.message.id": f"m{n}"}
+        with tracer["orders"].start_as_current_span(
+            f"send {CHANNEL}", kind=SpanKind.PRODUCER, attributes={**common, "messaging.operation.type": "send"}
+        ) as producer:
+            pass
+        with tracer["billing"].start_as_current_span(
+            f"process {CHANNEL}",
+            context=trace.set_span_in_context(producer),
+            kind=SpanKind.CONSUMER,
+            links=[Link(producer.get_span_context())],
+            attributes={**common, "messaging.operation.type": "process", "messaging.consumer.group.name": "billing"},
+        ):
+            pass
+    return list(memory.get_finished_spans())
+
+
+def export(collectors: Collectors, spans: list) -> None:
+    assert OTLPSpanExporter(endpoint=f"{collectors.api}/v1/traces").export(spans) == SpanExportResult.SUCCESS
+
+
+def stored(collectors: Collectors) -> dict:
+    return collectors.get("health")["store"]
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+def test_spans_messages_and_samples_reach_chdb_and_a_retried_export_counts_once(tmp_path, redis_server):
+    directory = str(tmp_path / "chdb")
+    collectors = Collectors(redis_server.url, store=f"chdb:{directory}", extra_env=ENV)
+    try:
+        spans = shop_spans()
+        export(collectors, spans)
+        export(collectors, spans)  # the exporter's retry of the same spans
+        redis_server.client().publish(CHANNEL, b'{"not": "a cloudevent"}')
+        wait_until(lambda: stored(collectors)["bus_messages"] == 1, what="the tapped message in the store")
+        wait_until(lambda: collectors.get("health")["broker"]["samples"] >= 1, what="a broker sample")
+        health = collectors.get("health")
+        assert health["store"]["engine"] == "chdb"
+        assert health["store"]["spans"] == len(spans) == 6
+    finally:
+        collectors.stop()
+    client = ChdbClient(directory)  # the process has stopped: every row it answered for is on disk
+    try:
+
+        def count(sql: str) -> int:
+            return client.query_arrow(sql, {}).column(0)[0].as_py()
+
+        assert count("SELECT count() FROM otel_traces") == 6  # not merely once after FINAL: never inserted twice
+        assert count("SELECT count() FROM span_links") == 3
+        assert count("SELECT count() FROM bus_messages") == 1
+        assert count("SELECT count() FROM broker_samples") >= 1
+    finally:
+        client.close()
+
+
+def _answers(collectors: Collectors, paths: list[str]) -> dict:
+    return {path: collectors.get(path) for path in paths}
+
+
+PARITY_PATHS = ["report", "overview", "flow", "latency", "loss", "duplicates", "sequences", "traces", "events/m1"]
+
+
+def test_the_api_answers_the_same_on_chdb_as_on_duckdb(tmp_path):
+    pytest.importorskip("collectors.storage.clickhouse.reader", reason="the analyses' SQL on ClickHouse is not here")
+    spans = shop_spans(messages=5)
+    duck = Collectors(None, store=str(tmp_path / "store.duckdb"), extra_env=ENV)
+    chdb = Collectors(None, store=f"chdb:{tmp_path / 'chdb'}", extra_env=ENV)
+    try:
+        for collectors in (duck, chdb):
+            export(collectors, spans)
+        assert _answers(chdb, PARITY_PATHS) == _answers(duck, PARITY_PATHS)
+    finally:
+        duck.stop()
+        chdb.stop()
+
+
+@pytest.mark.skipif(SERVER_URL is None, reason="EVENTSCOPE_TEST_CLICKHOUSE_URL names no ClickHouse server")
+def test_two_collectors_processes_write_one_clickhouse_server():
+    base = spec.parse(SERVER_URL)
+    database = f"eventscope_test_{uuid.uuid4().hex[:12]}"  # a database of its own, dropped afterwards
+    url = f"clickhouse://{base.username}:{base.password}@{base.host}:{base.port}/{database}"
+    first = Collectors(None, store=url, extra_env=ENV)
+    second = Collectors(None, store=url, extra_env=ENV)
+    try:
+        spans = shop_spans()
+        export(first, spans)
+        export(second, spans)  # the retry reached the other process
+        assert stored(first)["engine"] == "clickhouse"
+        assert stored(first)["spans"] == stored(second)["spans"] == 6
+    finally:
+        first.stop()
+        second.stop()
+        from collectors.storage.clickhouse.client import ServerClient
+
+        client = ServerClient(base.host, base.port, database, base.username, base.password)
+        client.command(f"DROP DATABASE IF EXISTS {database}")
+        client.close()
