@@ -34,7 +34,7 @@ from collectors.storage.store import IDENTITY
 
 _KEY_SEPARATOR = "\x00"  # never inside an identity column's text
 DELETE_CHUNK = 10_000  # trace ids per DELETE statement
-_STATE_MODULE = "collectors.storage.clickhouse.state"  # the kept pairing state, when present
+_STATE_MODULE = "collectors.storage.clickhouse.state"  # the pairing of deliveries, when present
 _READER_MODULE = "collectors.storage.clickhouse.reader"  # the analyses' SQL on ClickHouse, when present
 
 
@@ -70,12 +70,9 @@ class ClickHouseEngine:
         self._reader_client = reader_client
         for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
             client.command(statement)
-        self._state = _optional(_STATE_MODULE)
-        self._call_state("ensure", client)
-
-    def _call_state(self, function: str, *args) -> None:
-        if self._state is not None and hasattr(self._state, function):
-            getattr(self._state, function)(*args)
+        state = _optional(_STATE_MODULE)
+        if state is not None:  # a view: exact whatever wrote the spans, nothing to keep up to date
+            state.create_paired_deliveries(client)
 
     def writer(self) -> Client:
         return self._client
@@ -106,16 +103,15 @@ class ClickHouseEngine:
         if links is not None and links.num_rows:
             handle.insert_arrow("span_links", links)
         handle.insert_arrow("otel_traces", new)
-        self._call_state("after_spans", handle, new)
 
     def act(self, handle: Client, action: Callable[[object], object]) -> object:
         return action(handle)
 
     def refresh(self, handle: Client) -> None:
-        self._call_state("refresh", handle)
+        """Nothing to bring up to date: the pairing is a view of the stored spans."""
 
     def retain(self, handle: Client, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
-        return enforce_retention(handle, now_ns, max_age_s, max_spans, self._call_state)
+        return enforce_retention(handle, now_ns, max_age_s, max_spans)
 
     def reader(self):
         """A reader on a client of its own, so that reads run beside the writer's inserts."""
@@ -222,9 +218,7 @@ def expired_traces(ages: pa.Table, cutoff_ns: int | None, max_spans: int) -> lis
     return sorted(expired)
 
 
-def enforce_retention(
-    client: Client, now_ns: int, max_age_s: float, max_spans: int, notify: Callable[..., None]
-) -> dict[str, int]:
+def enforce_retention(client: Client, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
     """Delete what the limits say must go (0 = no limit); rows deleted per table."""
     deleted: dict[str, int] = {}
     if not max_age_s and not max_spans:
@@ -235,11 +229,8 @@ def enforce_retention(
     by_trace = dict(zip(ages["TraceId"].to_pylist(), ages["Spans"].to_pylist(), strict=True))
     for start in range(0, len(expired), DELETE_CHUNK):
         chunk = expired[start : start + DELETE_CHUNK]
-        notify("before_delete", client, chunk)
         for statement in _DELETE_TRACES:
             client.command(statement, {"traces": chunk})
-    if expired:
-        notify("refresh", client)
     if cutoff is not None:
         for table in _DELETE_OLD:
             deleted[table] = client.query_arrow(_COUNT_OLD[table], {"cutoff": cutoff})["n"][0].as_py()
