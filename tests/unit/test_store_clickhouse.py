@@ -11,6 +11,7 @@ from collectors.storage.clickhouse import ddl
 from collectors.storage.clickhouse.client import ChdbClient, ClickHouseError
 from collectors.storage.clickhouse.engine import expired_traces, plain_batch
 from collectors.storage.store import Job, group_batches
+from tests.store_engines import open_store
 from tests.unit.test_ingest_store_identity import span
 
 
@@ -82,3 +83,19 @@ def test_expired_traces_keep_the_newest_and_whole_traces():
     assert expired_traces(ages, cutoff_ns=None, max_spans=3) == ["b"]
     assert expired_traces(ages, cutoff_ns=10_000, max_spans=1) == ["a", "b"]
     assert expired_traces(ages.slice(0, 1), cutoff_ns=10_000, max_spans=0) == []
+
+
+def test_a_retried_batch_of_many_traces_is_recognised_across_lookup_chunks(tmp_path, monkeypatch):
+    from collectors.storage.clickhouse import engine
+
+    monkeypatch.setattr(engine, "LOOKUP_CHUNK", 2)
+    store = open_store("chdb", tmp_path)
+    try:
+        batch = [span(trace, 1, 1_000 + trace) for trace in range(1, 8)]
+        store.write("otel_traces", batch[:5])
+        store.write("otel_traces", batch)
+        reader = store.reader()
+        assert reader.execute("SELECT count() FROM otel_traces").fetchall() == [(7,)]
+        reader.close()
+    finally:
+        store.close()

@@ -34,6 +34,7 @@ from collectors.storage.store import IDENTITY
 
 _KEY_SEPARATOR = "\x00"  # never inside an identity column's text
 DELETE_CHUNK = 10_000  # trace ids per DELETE statement
+LOOKUP_CHUNK = 2_000  # trace ids per identity lookup (about 70 KB of parameters)
 _STATE_MODULE = "collectors.storage.clickhouse.state"  # the pairing of deliveries, when present
 _READER_MODULE = "collectors.storage.clickhouse.reader"  # the analyses' SQL on ClickHouse, when present
 
@@ -175,13 +176,18 @@ def new_rows(client: Client, table: str, batch: pa.Table) -> pa.Table:
     time, columns = IDENTITY[table]
     bounds = pc.min_max(batch[time])
     parameters: dict[str, object] = {"lo": bounds["min"].as_py(), "hi": bounds["max"].as_py()}
-    if table == "otel_traces":
-        parameters["traces"] = pc.unique(batch["TraceId"]).to_pylist()
-    stored = client.query_arrow(_IDENTITY_QUERIES[table], parameters)
-    if not stored.num_rows:
+    if table == "otel_traces":  # by trace too, in chunks that keep each query's parameters small
+        traces = pc.unique(batch["TraceId"]).to_pylist()
+        chunks = [{**parameters, "traces": traces[i : i + LOOKUP_CHUNK]} for i in range(0, len(traces), LOOKUP_CHUNK)]
+    else:
+        chunks = [parameters]
+    stored = [client.query_arrow(_IDENTITY_QUERIES[table], chunk) for chunk in chunks]
+    stored = [part for part in stored if part.num_rows]
+    if not stored:
         return batch
-    stored = stored.cast(batch.select(list(columns)).schema)
-    return batch.filter(pc.invert(pc.is_in(_keys(batch, columns), value_set=_keys(stored, columns))))
+    schema = batch.select(list(columns)).schema
+    known = pa.concat_tables([part.cast(schema) for part in stored])
+    return batch.filter(pc.invert(pc.is_in(_keys(batch, columns), value_set=_keys(known, columns))))
 
 
 # Retention, by the rule of collectors/storage/retention.py: whole traces by age of their latest span end and
