@@ -121,7 +121,7 @@ class ChdbClient:
 
 
 class ServerClient:
-    """A ClickHouse server over its HTTP interface (clickhouse-connect); one HTTP session per client.
+    """A ClickHouse server over its HTTP interface (clickhouse-connect); one connection pool per client.
 
     clickhouse-connect's client is not meant to be shared by threads running queries at once, so calls are
     serialised by a lock; readers that want to run at the same time open clients of their own.
