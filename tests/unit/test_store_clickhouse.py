@@ -99,3 +99,9 @@ def test_a_retried_batch_of_many_traces_is_recognised_across_lookup_chunks(tmp_p
         reader.close()
     finally:
         store.close()
+
+
+def test_every_table_writes_its_parts_to_disk_before_an_insert_returns(client):
+    for table in schema.TABLES:
+        created = client.query_arrow(f"SHOW CREATE TABLE {table}", {}).column(0)[0].as_py()
+        assert "fsync_after_insert = 1" in created and "fsync_part_directory = 1" in created

@@ -16,9 +16,10 @@ Engines, keys and partitions follow how the analyses read and how many collector
 - ``bus_messages`` is ordered by arrival (the tap's pages read the newest first), ``otel_logs`` and
   ``otel_metrics`` by service then time (the exporter's own choice), broker stats by time.
 
-No table has a TTL of its own: retention (collectors/storage/clickhouse/engine.py) keeps DuckDB's rule that
-the newest trace and the newest row of every table survive, which a TTL cannot. ``ttl`` gives the clause
-an operator adds for a hard limit on disk.
+Every table fsyncs a part (and its directory) before the insert returns, so an answered insert is on disk as a
+committed DuckDB transaction is. No table has a TTL of its own: retention (collectors/storage/clickhouse/engine.py)
+keeps DuckDB's rule that the newest trace and the newest row of every table survive, which a TTL cannot.
+``ttl`` gives the clause an operator adds for a hard limit on disk.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ LAYOUTS = {
 }
 
 
+DURABLE = "fsync_after_insert = 1, fsync_part_directory = 1"
+"""An insert returns once its part is on disk, as a DuckDB commit does: the receiver's 200 means stored."""
+
+
 def column_type(column: schema.Column) -> str:
     """The ClickHouse type of one column of the schema."""
     base = _TYPES[column.base_type]
@@ -89,7 +94,7 @@ def create_table(table: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {table} (\n"
         + ",\n".join(lines)
-        + f"\n) ENGINE = {layout.engine}{partition}\nORDER BY {layout.order_by}"
+        + f"\n) ENGINE = {layout.engine}{partition}\nORDER BY {layout.order_by}\nSETTINGS {DURABLE}"
     )
 
 
