@@ -115,7 +115,8 @@ def open_store(spec: StoreSpec, queue_limit: int, memory_limit: str | None = Non
             spec.describe(), queue_limit, engine=ClickHouseEngine(local, CHDB, lambda: client.SharedClient(local))
         )
 
-    def connect() -> client.ServerClient:
-        return client.ServerClient(spec.host, spec.port, spec.database, spec.username, spec.password)
+    def connect(settings: dict | None = None) -> client.ServerClient:
+        return client.ServerClient(spec.host, spec.port, spec.database, spec.username, spec.password, settings)
 
-    return Store(spec.describe(), queue_limit, engine=ClickHouseEngine(connect(), CLICKHOUSE, connect))
+    engine = ClickHouseEngine(connect(), CLICKHOUSE, lambda: connect(client.READ_SETTINGS))
+    return Store(spec.describe(), queue_limit, engine=engine)

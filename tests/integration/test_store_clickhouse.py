@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -18,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind
 
 from collectors.storage import spec
-from collectors.storage.clickhouse.client import ChdbClient
+from collectors.storage.clickhouse.client import ChdbClient, ServerClient
 from tests.processes import Collectors, RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -140,7 +141,9 @@ def test_the_api_answers_the_same_on_chdb_as_on_duckdb(tmp_path):
 def test_two_collectors_processes_write_one_clickhouse_server():
     base = spec.parse(SERVER_URL)
     database = f"eventscope_test_{uuid.uuid4().hex[:12]}"  # a database of its own, dropped afterwards
-    url = f"clickhouse://{base.username}:{base.password}@{base.host}:{base.port}/{database}"
+    user, password = (urllib.parse.quote(part, safe="") for part in (base.username, base.password))
+    url = f"clickhouse://{user}:{password}@{base.host}:{base.port}/{database}"
+    client = ServerClient(base.host, base.port, database, base.username, base.password)
     first = Collectors(None, store=url, extra_env=ENV)
     second = Collectors(None, store=url, extra_env=ENV)
     try:
@@ -149,11 +152,12 @@ def test_two_collectors_processes_write_one_clickhouse_server():
         export(second, spans)  # the retry reached the other process
         assert stored(first)["engine"] == "clickhouse"
         assert stored(first)["spans"] == stored(second)["spans"] == 6
+        # two processes inserting the same export at the same instant, past both checks: still read once
+        client.insert_arrow("otel_traces", client.query_arrow("SELECT * FROM otel_traces", {}))
+        assert client.query_arrow("SELECT count() AS n FROM otel_traces", {}).to_pylist() == [{"n": 12}]
+        assert stored(first)["spans"] == 6
     finally:
         first.stop()
         second.stop()
-        from collectors.storage.clickhouse.client import ServerClient
-
-        client = ServerClient(base.host, base.port, database, base.username, base.password)
         client.command(f"DROP DATABASE IF EXISTS {database}")
         client.close()

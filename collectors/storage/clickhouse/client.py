@@ -17,6 +17,10 @@ from typing import Protocol, runtime_checkable
 import pyarrow as pa
 
 Parameters = Mapping[str, object]
+READ_SETTINGS = {"final": 1}
+"""A server store's readers read every ReplacingMergeTree table as with FINAL: a span that two collectors
+processes inserted at the same instant counts once before the merge that collapses it (collectors/storage/clickhouse/
+ddl.py). chdb needs none: one process holds its directory, and its writer's check is exact."""
 
 
 class ClickHouseError(RuntimeError):
@@ -124,16 +128,25 @@ class ServerClient:
     """A ClickHouse server over its HTTP interface (clickhouse-connect); one connection pool per client.
 
     clickhouse-connect's client is not meant to be shared by threads running queries at once, so calls are
-    serialised by a lock; readers that want to run at the same time open clients of their own.
+    serialised by a lock; readers that want to run at the same time open clients of their own. ``settings``
+    apply to every query of the client.
     """
 
-    def __init__(self, host: str, port: int, database: str, username: str = "default", password: str = ""):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        database: str,
+        username: str = "default",
+        password: str = "",
+        settings: Mapping[str, object] | None = None,
+    ):
         import clickhouse_connect  # loaded only when a server store is used
 
         self._lock = threading.Lock()
         try:
             self._client = clickhouse_connect.get_client(
-                host=host, port=port, username=username, password=password, connect_timeout=5
+                host=host, port=port, username=username, password=password, connect_timeout=5, settings=settings
             )
             self._client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")  # a checked name (spec.py)
             self._client.database = database
