@@ -118,7 +118,6 @@ def _answer(collectors: Collectors, path: str) -> object:
 @pytest.fixture(scope="module")
 def duckdb_and_chdb(tmp_path_factory):
     """A DuckDB and a chdb collectors process, each sent the same spans by the stock exporter."""
-    pytest.importorskip("collectors.storage.clickhouse.reader", reason="the analyses' SQL on ClickHouse is not here")
     directory = tmp_path_factory.mktemp("parity")
     spans = shop_spans(messages=5)
     duck = Collectors(None, store=str(directory / "store.duckdb"), extra_env=ENV)

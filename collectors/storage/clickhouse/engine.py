@@ -21,22 +21,20 @@ collapse like the spans'), never spans without their links.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from collectors.storage import retention
-from collectors.storage.clickhouse import ddl
+from collectors.storage.clickhouse import ddl, state
 from collectors.storage.clickhouse.client import Client
+from collectors.storage.clickhouse.reader import ClickHouseReader
 from collectors.storage.store import IDENTITY
 
 _KEY_SEPARATOR = "\x00"  # never inside an identity column's text
 DELETE_CHUNK = 10_000  # trace ids per DELETE statement
 LOOKUP_CHUNK = 2_000  # trace ids per identity lookup (about 70 KB of parameters)
-_STATE_MODULE = "collectors.storage.clickhouse.state"  # the pairing of deliveries, when present
-_READER_MODULE = "collectors.storage.clickhouse.reader"  # the analyses' SQL on ClickHouse, when present
 
 
 def plain_batch(batch: pa.Table) -> pa.Table:
@@ -71,9 +69,7 @@ class ClickHouseEngine:
         self._reader_client = reader_client
         for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
             client.command(statement)
-        state = _optional(_STATE_MODULE)
-        if state is not None:  # a view: exact whatever wrote the spans, nothing to keep up to date
-            state.create_paired_deliveries(client)
+        state.create_paired_deliveries(client)  # a view: exact whatever wrote the spans, nothing to keep up to date
 
     def writer(self) -> Client:
         return self._client
@@ -114,61 +110,15 @@ class ClickHouseEngine:
     def retain(self, handle: Client, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
         return enforce_retention(handle, now_ns, max_age_s, max_spans)
 
-    def reader(self):
+    def reader(self) -> ClickHouseReader:
         """A reader on a client of its own, so that reads run beside the writer's inserts."""
-        module = _optional(_READER_MODULE)
-        if module is None:  # only ClickHouse's own SQL then (the health counts are)
-            return NativeReader(self._reader_client())
-        return module.ClickHouseReader(self._reader_client())
+        return ClickHouseReader(self._reader_client())
 
     def cursor(self):
         raise TypeError(f"a {self.name} store has no DuckDB cursor; use reader()")
 
     def close(self) -> None:
         self._client.close()
-
-
-class _Rows:
-    """The rows of one query, as the Reader protocol's Result."""
-
-    def __init__(self, table: pa.Table):
-        self.description = [(name, None, None, None, None, None, None) for name in table.schema.names]
-        self._rows = list(zip(*(column.to_pylist() for column in table.columns), strict=True))
-        self._next = 0
-
-    def fetchall(self) -> list[tuple]:
-        rows, self._next = self._rows[self._next :], len(self._rows)
-        return rows
-
-    def fetchone(self) -> tuple | None:
-        if self._next >= len(self._rows):
-            return None
-        self._next += 1
-        return self._rows[self._next - 1]
-
-
-class NativeReader:
-    """A Reader that runs ClickHouse SQL as written, with named ``{name:Type}`` parameters only."""
-
-    def __init__(self, client: Client):
-        self._client = client
-
-    def execute(self, query: str, parameters=None) -> _Rows:
-        if parameters and not isinstance(parameters, dict):
-            raise TypeError("ClickHouse SQL takes named parameters")
-        return _Rows(self._client.query_arrow(query, parameters or {}))
-
-    def close(self) -> None:
-        self._client.close()
-
-
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
 
 
 def new_rows(client: Client, table: str, batch: pa.Table) -> pa.Table:
