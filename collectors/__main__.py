@@ -24,7 +24,11 @@ def _parser() -> argparse.ArgumentParser:
         "--listen", help=f"host:port for OTLP/HTTP and the API (env {cfg.ENV_LISTEN}, {cfg.DEFAULT_LISTEN})"
     )
     serve.add_argument("--redis-url", help=f"Redis to tap (env {cfg.ENV_REDIS_URL}); no tap without it")
-    serve.add_argument("--store", help=f"DuckDB file (env {cfg.ENV_STORE}, default {cfg.DEFAULT_STORE})")
+    serve.add_argument(
+        "--store",
+        help=f"a DuckDB file (duckdb:PATH), chdb:DIR, or clickhouse://[user[:password]@]HOST:PORT/DB "
+        f"(env {cfg.ENV_STORE}, default {cfg.DEFAULT_STORE})",
+    )
     serve.add_argument("--tap-patterns", help=f"comma-separated PSUBSCRIBE patterns (env {cfg.ENV_TAP_PATTERNS}, '*')")
     serve.add_argument(
         "--redis-cluster",
@@ -99,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     from collectors.serving.server import serve
+    from collectors.storage import spec
+    from collectors.storage.clickhouse.client import ClickHouseError
 
-    serve(config)
+    try:
+        serve(config)
+    except ClickHouseError as exc:  # the store named cannot be opened: say so, no traceback
+        print(f"cannot open the store {spec.parse(config.store_path).describe()}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,7 +1,7 @@
 """The collectors process's parts, apart from HTTP: the store, the bus tap and broker stats threads
 (supervised: restarted when they stop), retention, OTLP/gRPC, and the health answer that reports on
 all of them, ``degraded`` with the reasons whenever a part is down. Only this process opens the
-DuckDB file.
+DuckDB file (a ClickHouse store takes any number of collectors processes).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collectors.config import Config
 from collectors.ingest.admission import Admission
 from collectors.ingest.bearer import Bearer
 from collectors.ingest.refusals import Refusals
-from collectors.storage import queries, retention
-from collectors.storage.store import Store, StoreBusy
+from collectors.storage import queries, spec
+from collectors.storage.store import StoreBusy
 from collectors.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ class Collector:
 
     def __init__(self, config: Config):
         self.config = config
-        self.store = Store(config.store_path, config.queue_limit, config.store_memory_limit)
+        self.store_spec = spec.parse(config.store_path)
+        self.store = spec.open_store(self.store_spec, config.queue_limit, config.store_memory_limit)
         self.stop = threading.Event()
         self.supervisor = Supervisor(self.stop)
         self.admission = Admission(config.max_in_flight, config.max_in_flight_bytes)
@@ -103,9 +104,7 @@ class Collector:
     def retain(self) -> dict[str, int]:
         """Apply the retention limits once, on the writer thread; rows deleted per table."""
         config = self.config
-        job = self.store.submit_action(
-            lambda cursor: retention.enforce(cursor, time.time_ns(), config.retention_age_s, config.retention_max_spans)
-        )
+        job = self.store.retain(time.time_ns(), config.retention_age_s, config.retention_max_spans)
         job.wait()
         return job.result
 
@@ -148,7 +147,7 @@ class Collector:
         return {
             "status": DEGRADED if problems else OK,
             "problems": problems,
-            "store": store,
+            "store": {**store, "engine": self.store.engine, "location": self.store_spec.describe()},
             "tap": {**self.tap.status(), "supervisor": parts["bus tap"]} if self.tap else None,
             "broker": {**self.broker.status(), "supervisor": parts["broker stats"]} if self.broker else None,
             "ingest": {**self.admission.status(), **self.refusals.status(), "write_queue": self.store.queued()},

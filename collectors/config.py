@@ -10,6 +10,8 @@ import os
 import re
 from collections.abc import Mapping
 
+from collectors.storage import spec
+
 ENV_LISTEN = "EVENTSCOPE_LISTEN"
 ENV_REDIS_URL = "REDIS_URL"
 ENV_STORE = "EVENTSCOPE_STORE"
@@ -61,7 +63,8 @@ class Config:
     host: str
     port: int
     redis_url: str | None
-    store_path: str
+    # the store: a DuckDB path, duckdb:PATH, chdb:PATH or clickhouse://... (storage/spec.py); may hold a password
+    store_path: str = dataclasses.field(repr=False)
     tap_patterns: tuple[str, ...]
     max_body_bytes: int
     queue_limit: int
@@ -146,7 +149,7 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
         host=host,
         port=port,
         redis_url=pick("redis_url", ENV_REDIS_URL, None) or None,
-        store_path=pick("store", ENV_STORE, DEFAULT_STORE) or DEFAULT_STORE,
+        store_path=_store(pick("store", ENV_STORE, DEFAULT_STORE) or DEFAULT_STORE),
         tap_patterns=tap_patterns,
         max_body_bytes=_positive_int(environ.get(ENV_MAX_BODY, str(DEFAULT_MAX_BODY_BYTES)), ENV_MAX_BODY),
         queue_limit=_positive_int(environ.get(ENV_QUEUE_LIMIT, str(DEFAULT_QUEUE_LIMIT)), ENV_QUEUE_LIMIT),
@@ -181,6 +184,14 @@ def load_config(environ: Mapping[str, str], **flags: str | None) -> Config:
         ),
         tap_shard_channels=_names(pick("tap_shard_channels", ENV_TAP_SHARD_CHANNELS, "") or ""),
     )
+
+
+def _store(value: str) -> str:
+    try:
+        spec.parse(value)
+    except spec.StoreSpecError as exc:
+        raise ConfigError(f"--store/{ENV_STORE}: {exc}") from None
+    return value
 
 
 def _directory(value: str | None, name: str) -> str | None:

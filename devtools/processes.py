@@ -91,7 +91,9 @@ class Collectors:
         env = {**inherited, "EVENTSCOPE_GRPC_LISTEN": "off", **(extra_env or {})}
         token = env.get("EVENTSCOPE_TOKEN")
         self.auth = {"Authorization": f"Bearer {token}"} if token else {}  # what get() sends
-        self.log_path = self.store + ".log"
+        # beside a DuckDB file or a chdb directory; a server's store logs into a directory of its own
+        local = self.store.removeprefix("duckdb:").removeprefix("chdb:")
+        self.log_path = (local if "://" not in local else tempfile.mkdtemp(prefix="eventscope-") + "/store") + ".log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         # "ok" while the tap and the poller are still making their first connection; "degraded" only once

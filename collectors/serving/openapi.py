@@ -217,7 +217,10 @@ _HEALTH = _obj(
     {
         "status": {"enum": ["ok", "degraded"]},
         "problems": _list(_STR),
-        "store": _obj({"spans": _INT, "bus_messages": _INT, "malformed": _INT}),
+        "store": _obj(
+            {"spans": _INT, "bus_messages": _INT, "malformed": _INT}
+            | {"engine": {"enum": ["duckdb", "chdb", "clickhouse"]}, "location": _STR}
+        ),
         "tap": {"oneOf": [_obj(_LINK | _TAP), {"type": "null"}]},
         "broker": {"oneOf": [_obj(_LINK | _BROKER), {"type": "null"}]},
         "ingest": _obj({"in_flight": _INT, "in_flight_bytes": _INT, "refused": _INT, "write_queue": _INT}),

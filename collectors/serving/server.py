@@ -286,8 +286,9 @@ def serve(config: Config) -> None:
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
     )
-    log.info("collectors listening on http://%s:%d (store %s)", config.host, config.port, config.store_path)
-    print(f"eventscope collectors: http://{config.host}:{config.port} store={config.store_path}", flush=True)
+    store = collector.store_spec.describe()
+    log.info("collectors listening on http://%s:%d (store %s)", config.host, config.port, store)
+    print(f"eventscope collectors: http://{config.host}:{config.port} store={store}", flush=True)
     try:
         server.run()
     finally:

@@ -1,4 +1,4 @@
-"""The store: one embedded DuckDB file, written only by the collectors process.
+"""The store: one writer thread with group commit over an engine, by default one embedded DuckDB file.
 
 The schema, declared once in collectors/storage/schema.py, gives the DDL, the column tuples that are the row
 contract, the insert column lists and the Arrow types of each batch. A single writer thread owns
@@ -9,6 +9,9 @@ counts twice; the check is an anti-join against the stored spans in the batch's 
 rather than a primary-key index, whose upkeep grew with the table and dominated the cost of ingest
 (a retried span carries the same start time, so the range check is exact). The store never traces
 its own writes.
+
+The DuckDB-specific part is ``DuckDBEngine``; ``Engine`` is what another engine provides to reuse the same
+writer thread and group commit (ClickHouse: collectors/storage/clickhouse/engine.py).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import threading
 import time
 from collections.abc import Callable
 from operator import itemgetter
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors.storage import pairing, schema
+from collectors.storage import pairing, retention, schema
+from collectors.storage.reader import Reader
 from collectors.storage.schema import LOG_COLUMNS, MIGRATIONS, SCHEMA, SPAN_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -99,7 +104,7 @@ def batch_fits(table: str) -> Callable[[list[tuple]], bool]:
 # model, by its series (resource, scope, metric name and type, attributes) and its times; a log record
 # by all of its fields. A retried export repeats them exactly, so each is stored once.
 _POINT_IDENTITY = ("TimeUnix", "StartTimeUnix", "ServiceName", "MetricName", "MetricType", "Attributes")
-_IDENTITY = {
+IDENTITY = {
     "otel_traces": ("Timestamp", ("Timestamp", "TraceId", "SpanId")),
     "otel_metrics": ("TimeUnix", (*_POINT_IDENTITY, "ResourceAttributes", "ScopeName", "ScopeVersion")),
     "otel_logs": ("Timestamp", LOG_COLUMNS),
@@ -107,7 +112,7 @@ _IDENTITY = {
 
 
 def _identity_key(table: str) -> Callable[[tuple], tuple]:
-    return itemgetter(*(TABLE_COLUMNS[table].index(column) for column in _IDENTITY[table][1]))  # several: a tuple
+    return itemgetter(*(TABLE_COLUMNS[table].index(column) for column in IDENTITY[table][1]))  # several: a tuple
 
 
 # Tables whose rows are keyed: a retried export must not count twice (duplicates within one group
@@ -134,7 +139,7 @@ SELECT {schema.column_list(table, "b.")} FROM _batch b
 ANTI JOIN (SELECT {", ".join(columns)} FROM {table} WHERE {time} BETWEEN ? AND ?) s
     ON {" AND ".join(f"s.{c} = b.{c}" for c in columns)}
 """
-    for table, (time, columns) in _IDENTITY.items()
+    for table, (time, columns) in IDENTITY.items()
 }
 _INSERT_NEW_SPANS = _INSERT_NEW["otel_traces"] + "RETURNING TraceId, SpanId\n"
 _INSERT_LINKS_OF_NEW = f"""
@@ -156,7 +161,7 @@ def _insert_batch(cursor, statement: str, batch: pa.Table, parameters: list | No
 
 
 def _time_range(table: str, batch: pa.Table) -> list:
-    bounds = pc.min_max(batch[_IDENTITY[table][0]])
+    bounds = pc.min_max(batch[IDENTITY[table][0]])
     return [bounds["min"].as_py(), bounds["max"].as_py()]
 
 
@@ -219,17 +224,51 @@ def _arrow_batch(table: str, rows: list[tuple]) -> pa.Table:
     )
 
 
-class Store:
-    """The DuckDB file, its writer thread, and read cursors for queries."""
+class Engine(Protocol):
+    """What the writer thread and the readers need of the database that holds the store.
 
-    MAX_JOBS_PER_COMMIT = 64  # batches sharing one commit at most
-    GATHER_S = 0.002  # how long the writer waits for more batches before it commits
-    # ... and how long at most while batches are announced as on their way (being decoded): a statement's
-    # fixed cost is a few milliseconds, so four batches in one commit cost about half as much CPU per row as one;
-    # four exports decoded one after the other (they share the interpreter) take longer than 20 ms on a busy machine
-    GATHER_COMING_S = 0.05
+    ``Store`` owns the queue, the group commit and the promise that a submitter hears success only after its rows
+    are durable; an engine says how one group's batches become durable (``write``), runs actions, keeps the
+    writer's state up to date (``refresh``), applies retention and hands out readers. The writer thread calls
+    ``writer()`` once and passes that handle to every call it makes.
+    """
 
-    def __init__(self, path: str, queue_limit: int = 256, memory_limit: str | None = None):
+    name: str
+
+    def writer(self) -> object:
+        """The writer thread's handle (a DuckDB cursor, a ClickHouse client)."""
+
+    def release(self, handle: object) -> None:
+        """The writer thread is done with its handle."""
+
+    def write(self, handle: object, batches: dict[str, pa.Table]) -> None:
+        """Store one group commit's batches (each table's identity rules applied); return once they are durable."""
+
+    def act(self, handle: object, action: Callable[[object], object]) -> object:
+        """Run ``action(handle)`` (on DuckDB in a transaction of its own) and return its result."""
+
+    def refresh(self, handle: object) -> None:
+        """Bring the state the writer keeps up to date with every write before (collectors/storage/pairing.py)."""
+
+    def retain(self, handle: object, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
+        """Delete what the retention limits say must go (collectors/storage/retention.py); rows deleted per table."""
+
+    def reader(self) -> Reader:
+        """A reader for one thread."""
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB cursor (DuckDB only; tools and tests)."""
+
+    def close(self) -> None:
+        """Close the database."""
+
+
+class DuckDBEngine:
+    """The store in one embedded DuckDB file: transactions, anti-joins for identity, the pairing kept by SQL."""
+
+    name = "duckdb"
+
+    def __init__(self, path: str, memory_limit: str | None = None):
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._conn = duckdb.connect(path)
@@ -241,6 +280,64 @@ class Store:
         pairing.ensure(self._conn)
         if memory_limit:
             self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
+
+    def writer(self) -> duckdb.DuckDBPyConnection:
+        return self._conn.cursor()
+
+    def release(self, handle: duckdb.DuckDBPyConnection) -> None:
+        handle.close()
+
+    def write(self, handle: duckdb.DuckDBPyConnection, batches: dict[str, pa.Table]) -> None:
+        handle.execute("BEGIN TRANSACTION")
+        try:
+            _write(handle, batches)
+            handle.execute("COMMIT")
+        except Exception:
+            handle.execute("ROLLBACK")  # unregistering needs a live transaction
+            for name in ("_batch", "_new"):
+                handle.unregister(name)
+            raise
+
+    def act(self, handle: duckdb.DuckDBPyConnection, action: Callable[[object], object]) -> object:
+        handle.execute("BEGIN TRANSACTION")
+        try:
+            result = action(handle)
+            handle.execute("COMMIT")
+        except Exception:
+            handle.execute("ROLLBACK")
+            raise
+        return result
+
+    def refresh(self, handle: duckdb.DuckDBPyConnection) -> None:
+        pairing.refresh(handle)
+
+    def retain(self, handle: duckdb.DuckDBPyConnection, now_ns: int, max_age_s: float, max_spans: int) -> dict:
+        return retention.enforce(handle, now_ns, max_age_s, max_spans)
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        return self._conn.cursor()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._conn.cursor()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Store:
+    """The store: its writer thread and group commit over an engine (DuckDB unless another is given), and readers."""
+
+    MAX_JOBS_PER_COMMIT = 64  # batches sharing one commit at most
+    GATHER_S = 0.002  # how long the writer waits for more batches before it commits
+    # ... and how long at most while batches are announced as on their way (being decoded): a statement's
+    # fixed cost is a few milliseconds, so four batches in one commit cost about half as much CPU per row as one;
+    # four exports decoded one after the other (they share the interpreter) take longer than 20 ms on a busy machine
+    GATHER_COMING_S = 0.05
+
+    def __init__(
+        self, path: str, queue_limit: int = 256, memory_limit: str | None = None, engine: Engine | None = None
+    ):
+        self._engine = engine if engine is not None else DuckDBEngine(path, memory_limit)
         # pyarrow imports pandas the first time it converts Python values (about 0.2-0.4 s of CPU): at opening,
         # not in the middle of the first export's commit
         pa.array([""], type=pa.string())
@@ -248,6 +345,11 @@ class Store:
         self._coming = 0  # batches announced by coming() and not submitted yet; guarded by the queue's mutex
         self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._writer.start()
+
+    @property
+    def engine(self) -> str:
+        """Which engine holds the store (``duckdb``, ``chdb``, ``clickhouse``)."""
+        return self._engine.name
 
     def submit(self, table: str, rows: list[tuple]) -> Job:
         """Queue rows for the next group commit; raise StoreBusy when the queue is full.
@@ -268,9 +370,13 @@ class Store:
             raise ValueError(f"unknown tables {sorted(unknown)}")
         return self._enqueue(Job(tables))
 
-    def submit_action(self, action: Callable[[duckdb.DuckDBPyConnection], object]) -> Job:
-        """Run ``action(cursor)`` on the writer thread in a transaction of its own (retention uses it)."""
+    def submit_action(self, action: Callable[[object], object]) -> Job:
+        """Run ``action(handle)`` on the writer thread (on DuckDB: a cursor, in a transaction of its own)."""
         return self._enqueue(Job({}, action))
+
+    def retain(self, now_ns: int, max_age_s: float, max_spans: int) -> Job:
+        """Apply the retention limits once, on the writer thread; the job's result is rows deleted per table."""
+        return self.submit_action(lambda handle: self._engine.retain(handle, now_ns, max_age_s, max_spans))
 
     @contextlib.contextmanager
     def coming(self):
@@ -306,37 +412,37 @@ class Store:
         return self._queue.qsize()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for one reader thread; close it when done."""
-        return self._conn.cursor()
+        """A cursor for one reader thread of a DuckDB store; close it when done."""
+        return self._engine.cursor()
 
-    def reader(self) -> duckdb.DuckDBPyConnection:
+    def reader(self) -> Reader:
         """What the analyses read through (a ``Reader``, collectors/storage/reader.py); close it when done.
 
         The state the writer keeps is brought up to date with every commit before it (collectors/storage/pairing.py).
         """
-        job = Job({}, pairing.refresh)
+        job = Job({}, self._engine.refresh)
         self._queue.put(job, timeout=READ_WAIT_S)
         if not job.wait(READ_WAIT_S):
             raise TimeoutError("the store's state was not brought up to date in time")
-        return self._conn.cursor()
+        return self._engine.reader()
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer, close the file."""
+        """Commit what is queued, stop the writer, close the store."""
         self._queue.put(None)
         self._writer.join(timeout=30)
-        self._conn.close()
+        self._engine.close()
 
     def _run(self) -> None:
-        cursor = self._conn.cursor()
+        handle = self._engine.writer()
         while True:
             jobs = self._next_group()
             if not jobs:
                 break
             if jobs[0].action is not None:
-                self._run_action(cursor, jobs[0])
+                self._run_action(handle, jobs[0])
             else:
-                self._commit_group(cursor, jobs)
-        cursor.close()
+                self._commit_group(handle, jobs)
+        self._engine.release(handle)
 
     def _next_group(self) -> list[Job]:
         """The next action alone, or up to MAX_JOBS_PER_COMMIT row jobs; empty when closing.
@@ -369,13 +475,10 @@ class Store:
                 self._queue.not_empty.wait(left)
             return self._queue.queue[0]
 
-    def _run_action(self, cursor, job: Job) -> None:
-        cursor.execute("BEGIN TRANSACTION")
+    def _run_action(self, handle, job: Job) -> None:
         try:
-            job.result = job.action(cursor)
-            cursor.execute("COMMIT")
+            job.result = self._engine.act(handle, job.action)
         except Exception as exc:
-            cursor.execute("ROLLBACK")
             log.exception("store action failed")
             job.finish(exc)
             return
@@ -397,17 +500,8 @@ class Store:
         for job in jobs:
             job.finish(None)
 
-    def _commit(self, cursor, jobs: list[Job]) -> None:
-        batches = group_batches(jobs)
-        cursor.execute("BEGIN TRANSACTION")
-        try:
-            _write(cursor, batches)
-            cursor.execute("COMMIT")
-        except Exception:
-            cursor.execute("ROLLBACK")  # unregistering needs a live transaction
-            for name in ("_batch", "_new"):
-                cursor.unregister(name)
-            raise
+    def _commit(self, handle, jobs: list[Job]) -> None:
+        self._engine.write(handle, group_batches(jobs))
 
 
 def group_batches(jobs: list[Job]) -> dict[str, pa.Table]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from collectors.ingest.otlp import SPAN_COLUMNS
-from collectors.storage import retention
 from collectors.storage.schema import BUS_COLUMNS
 from collectors.storage.store import Store
+from tests.store_engines import ENGINES, open_store
 
 S = 1_000_000_000
 
@@ -43,9 +43,9 @@ def bus(arrival_s: float) -> tuple:
     return tuple(values[c] for c in BUS_COLUMNS)
 
 
-@pytest.fixture
-def store():
-    store = Store(":memory:")
+@pytest.fixture(params=ENGINES)
+def store(request, tmp_path):
+    store = open_store(request.param, tmp_path)
     # trace 1: spans at 0 s and 50 s (ends 51 s); trace 2: 10 s and 20 s (ends 21 s); trace 3: 100 s (newest)
     link = f'[{{"TraceId": "{2:032x}", "SpanId": "{2:08x}{0:08x}", "TraceState": "", "Attributes": {{}}}}]'
     store.write("otel_traces", [span(1, 0, 0), span(1, 1, 50), span(2, 0, 10), span(2, 1, 20, link), span(3, 0, 100)])
@@ -55,13 +55,13 @@ def store():
 
 
 def enforce(store: Store, now_s: float, max_age_s: float = 0, max_spans: int = 0) -> dict:
-    job = store.submit_action(lambda cursor: retention.enforce(cursor, int(now_s * S), max_age_s, max_spans))
+    job = store.retain(int(now_s * S), max_age_s, max_spans)
     assert job.wait(30)
     return job.result
 
 
 def contents(store: Store) -> tuple[dict, list, int]:
-    cursor = store.cursor()
+    cursor = store.reader()
     try:
         traces = dict(cursor.execute("SELECT TraceId, count(*) FROM otel_traces GROUP BY TraceId").fetchall())
         arrivals = [a for (a,) in cursor.execute("SELECT ArrivalNs FROM bus_messages ORDER BY 1").fetchall()]

@@ -11,6 +11,7 @@ from collectors.ingest.logs import LOG_COLUMNS
 from collectors.ingest.metrics import METRIC_COLUMNS
 from collectors.ingest.otlp import SPAN_COLUMNS
 from collectors.storage.store import Store
+from tests.store_engines import ENGINES, open_store
 
 
 def span(trace: int, span_id: int, start: int, linked: tuple[int, int] | None = None) -> tuple:
@@ -38,15 +39,15 @@ def span(trace: int, span_id: int, start: int, linked: tuple[int, int] | None = 
     return tuple(row.values())
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(str(tmp_path / "store.duckdb"))
+@pytest.fixture(params=ENGINES)
+def store(request, tmp_path):
+    store = open_store(request.param, tmp_path)
     yield store
     store.close()
 
 
 def counts(store: Store) -> tuple[int, int]:
-    cursor = store.cursor()
+    cursor = store.reader()
     try:
         (spans,) = cursor.execute("SELECT count(*) FROM otel_traces").fetchall()[0]
         (links,) = cursor.execute("SELECT count(*) FROM span_links").fetchall()[0]
@@ -99,7 +100,7 @@ def record(t: int, body: str, trace: str = "") -> tuple:
 
 
 def stored(store: Store, sql: str) -> list[tuple]:
-    cursor = store.cursor()
+    cursor = store.reader()
     try:
         return cursor.execute(sql).fetchall()
     finally:

@@ -1,0 +1,227 @@
+"""Every analysis endpoint answers the same on ClickHouse (chdb) as on DuckDB, on the same data.
+
+The data are the property tests' generated streams: the pairing's spans of a few messages, traces, groups and
+brokers (tests/unit/test_pairing_state.py ``spans``: links, publishes and deliveries recorded twice, SQS receipts,
+RabbitMQ messages handed back) and the report's streams of observations at the bus tap and at a consumer group
+(tests/unit/test_analysis_streams.py ``streams``: duplicates, redeliveries, gaps, negative sequences, ties). Several
+draws go into one store at once, each under its own names, so that one load of chdb covers many of them. The
+spans are written through the project's Store (DuckDB); its tables are copied into chdb, where the pairing is the
+view of collectors/storage/clickhouse/state.py; then each endpoint's function (what the API handler calls) runs on
+a DuckDB reader and on a ``ClickHouseReader`` with its default parameters and a few filters, and the answers must
+be equal. Floats are compared exactly, except where the two engines sum in different orders (none here).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collectors.analyses import (
+    duplicates,
+    event_life,
+    flow,
+    instrumentation,
+    latency,
+    loss,
+    overview,
+    report,
+    sequences,
+    slow_consumers,
+    traces,
+)
+from collectors.analyses.filters import Filters
+from collectors.contracts import observed
+from collectors.ingest.otlp import SPAN_COLUMNS
+from collectors.storage import queries
+from collectors.storage.clickhouse import state
+from collectors.storage.clickhouse.reader import ClickHouseReader
+from collectors.storage.schema import BUS_COLUMNS, TABLES
+from collectors.storage.store import Store
+from tests.unit.test_analysis_streams import bus_row, span_row
+from tests.unit.test_analysis_streams import streams as stream_observations
+from tests.unit.test_pairing_state import spans as pairing_spans
+
+chdb = pytest.importorskip("chdb")
+
+NOW_NS = 10**12
+"""A fixed now, so that lost gaps and settled events do not depend on the clock."""
+COPIED = ("otel_traces", "span_links", "bus_messages")
+_CLICKHOUSE_TYPES = {"BIGINT": "Int64", "INTEGER": "Int64", "DOUBLE": "Float64", "BOOLEAN": "Bool",
+                     "VARCHAR": "String", "JSON": "String"}  # fmt: skip
+
+
+class ChdbClient:
+    """The one method a ClickHouseReader needs, on an in-process chdb session."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def query_arrow(self, sql: str, parameters: dict[str, object]):
+        return self.connection.query(sql, "Arrowtable", params=parameters)
+
+
+def _ddl(table: str) -> str:
+    columns = []
+    for column in TABLES[table]:
+        kind = _CLICKHOUSE_TYPES[column.base_type]
+        columns.append(f"`{column.name}` {kind if column.sql.endswith('NOT NULL') else f'Nullable({kind})'}")
+    return f"CREATE TABLE {table} ({', '.join(columns)}) ENGINE = MergeTree ORDER BY tuple()"
+
+
+@pytest.fixture(scope="module")
+def clickhouse():
+    connection = chdb.connect(":memory:")
+    client = ChdbClient(connection)
+    for table in COPIED:
+        client.query_arrow(_ddl(table), {})
+    state.create_paired_deliveries(client)
+    yield client
+    connection.close()
+
+
+def _copy(duck, client: ChdbClient) -> None:
+    for table in COPIED:
+        client.query_arrow(f"TRUNCATE TABLE {table}", {})
+        rows = duck.execute(f"SELECT * FROM {table}").to_arrow_table()  # noqa: F841 (read by Python())
+        if rows.num_rows:
+            client.connection.query(f"INSERT INTO {table} SELECT * FROM Python(rows)")
+
+
+def _renamed(rows: list[tuple], draw: int) -> list[tuple]:
+    """One draw's spans under names of their own (trace ids, span ids, message ids, channels, services)."""
+    out = []
+    for row in rows:
+        span = dict(zip(SPAN_COLUMNS, row, strict=True))
+        span["TraceId"] = f"{draw:02x}{span['TraceId'][2:]}"
+        for key in ("MsgMessageId", "MsgDestination"):
+            if span[key] is not None:
+                span[key] = f"d{draw}-{span[key]}"
+        links = json.loads(span["Links"])
+        for link in links:
+            link["TraceId"] = f"{draw:02x}{link['TraceId'][2:]}"
+        span["Links"] = json.dumps(links)
+        span["ServiceName"] = f"{span['ServiceName']}{draw % 3}"
+        span["CeType"] = f"type{draw % 2}"
+        out.append(tuple(span.values()))
+    return out
+
+
+def _stream_rows(per_stream: dict, draw: int) -> tuple[list[tuple], list[tuple]]:
+    """The streams of observations as bus messages and as one group's consumer spans."""
+    spans, bus, order = [], [], 0
+    for (channel, source, pk), observations in per_stream.items():
+        for event, sequence, t, outcome, redelivered, origin in observations:
+            order += 1
+            name = f"s{draw}-{channel}"
+            common = {"Sequence": sequence, "PartitionKey": pk}
+            bus.append(bus_row(ArrivalNs=t * 1_000_000, ArrivalSeq=order + 1000 * draw, Channel=name,
+                               EventId=f"s{draw}e{event}", Source=source, Type="t", Kind="event",
+                               **common))  # fmt: skip
+            carried = {}
+            if origin is not None:
+                carried = {"MsgSystem": "rabbitmq", "ParentSpanId": f"o{draw}{channel}{source}{pk}{origin}"}
+            spans.append(
+                span_row(
+                    ServiceName=f"svc{order % 3}",
+                    Timestamp=t * 1_000_000,
+                    TraceId=f"{draw:02x}{order:030x}",
+                    SpanId=f"{draw:02x}{order:014x}",
+                    MsgDestination=name,
+                    MsgMessageId=f"s{draw}e{event}",
+                    MsgConsumerGroup=f"g{draw % 2}",
+                    CeSource=source,
+                    CeType="t",
+                    Outcome=outcome,
+                    Redelivered=redelivered,
+                    SpanName="process",
+                    **carried,
+                    **common,
+                )  # fmt: skip
+            )
+    return spans, bus
+
+
+FILTERS = (
+    Filters(),
+    Filters(since_ns=2_000_000, until_ns=20_000_000),
+    Filters(channel="d0-orders"),
+    Filters(group="g1"),
+    Filters(service="a0"),
+    Filters(type="type1"),
+    Filters(channel="s1-a"),
+)
+
+
+def _answers(cursor, trace_ids: list[str], event_ids: list[str]) -> dict:
+    """Every endpoint's answer (what the API handlers compute), keyed by a name that says which."""
+    answers: dict = {}
+    for i, f in enumerate(FILTERS):
+        answers[f"report {i}"] = report.report(cursor, f, 5.0, NOW_NS)
+        answers[f"overview {i}"] = {k: v for k, v in overview.overview(cursor, f).items() if k != "generated_at_ns"}
+        answers[f"flow {i}"] = flow.flow(cursor, f)
+        answers[f"loss {i}"] = loss.loss(cursor, f, 5.0, NOW_NS)
+        answers[f"duplicates {i}"] = duplicates.duplicates(cursor, f)
+        answers[f"dead_letters {i}"] = event_life.dead_letters(cursor, f)
+        answers[f"retries {i}"] = event_life.retried(cursor, f, 50)
+        answers[f"clock_skew {i}"] = latency.clock_skew(cursor, f, 50)
+        answers[f"slow_consumers {i}"] = slow_consumers.slow_consumers(cursor, f, 1, 1.0, 1.5, 1)
+        answers[f"instrumentation {i}"] = instrumentation.instrumentation(cursor, f, 15.0, NOW_NS)
+        answers[f"traces {i}"] = traces.search(cursor, f, None, None, None, None, 20)
+        answers[f"observed {i}"] = observed.observed(cursor, f)
+        for by in latency.BY:
+            answer = latency.latency(cursor, f, 1, by)
+            # the samples are a reproducible draw by each engine's own hash: the same set, in its own order
+            answer["samples"] = sorted(answer["samples"], key=repr)
+            answers[f"latency {by} {i}"] = answer
+    answers["traces error"] = traces.search(cursor, Filters(), True, 0.5, None, None, 5)
+    for trace_id in trace_ids:
+        answers[f"trace {trace_id}"] = traces.trace(cursor, trace_id)
+    for event_id in event_ids:
+        answers[f"event {event_id}"] = event_life.event(cursor, event_id)
+    answers["messages"] = queries.messages(cursor, 20)
+    answers["malformed"] = queries.messages(cursor, 20, True)
+    answers["counts"] = queries.counts(cursor)
+    for vantage in ("bus", "g0", "g1"):
+        answers[f"sequences {vantage}"] = sequences.sequences(cursor, Filters(channel="s0-a"), "/s1", None, vantage, 50)
+    return answers
+
+
+def _differences(expected: dict, actual: dict) -> list[str]:
+    return [name for name in expected if expected[name] != actual.get(name)]
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    pairing=st.lists(pairing_spans(), min_size=4, max_size=6),
+    streams=st.lists(stream_observations, min_size=2, max_size=3),
+)
+def test_every_endpoint_answers_the_same_on_clickhouse(clickhouse, pairing, streams):
+    span_rows, bus_rows = [], []
+    for draw, rows in enumerate(pairing):
+        span_rows += _renamed(rows, draw)
+    for draw, per_stream in enumerate(streams):
+        spans, bus = _stream_rows(per_stream, draw)
+        span_rows += spans
+        bus_rows += bus
+    store = Store(":memory:")
+    try:
+        store.write("otel_traces", span_rows)
+        store.write("bus_messages", bus_rows)
+        duck = store.reader()
+        _copy(duck, clickhouse)
+        trace_ids = sorted({row[1] for row in span_rows})[:6]
+        event_ids = sorted({row[SPAN_COLUMNS.index("MsgMessageId")] for row in span_rows} - {None})[:6]
+        expected = _answers(duck, trace_ids, event_ids)
+        duck.close()
+    finally:
+        store.close()
+    actual = _answers(ClickHouseReader(clickhouse), trace_ids, event_ids)
+    differing = _differences(expected, actual)
+    print(f"parity: {len(expected)} answers compared, {len(differing)} differ")
+    assert differing == [], {name: (expected[name], actual.get(name)) for name in differing[:3]}
+
+
+assert BUS_COLUMNS  # the bus rows are built for this column order
