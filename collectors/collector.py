@@ -61,7 +61,7 @@ class Collector:
             self.supervisor.start("broker stats", self.broker.run)
         if config.retention_age_s or config.retention_max_spans:
             self._thread("retention", self._retain_forever)
-        if config.grpc_listen:
+        if config.grpc_listen and not self.store.read_mode:  # read mode: telemetry goes to the pipeline's Collector
             self._start_grpc(*config.grpc_listen)
 
     @staticmethod

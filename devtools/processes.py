@@ -92,7 +92,7 @@ class Collectors:
         token = env.get("EVENTSCOPE_TOKEN")
         self.auth = {"Authorization": f"Bearer {token}"} if token else {}  # what get() sends
         # beside a DuckDB file or a chdb directory; a server's store logs into a directory of its own
-        local = self.store.removeprefix("duckdb:").removeprefix("chdb:")
+        local = self.store.removeprefix("duckdb:").removeprefix("chdb:").split("?", 1)[0]
         self.log_path = (local if "://" not in local else tempfile.mkdtemp(prefix="eventscope-") + "/store") + ".log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)

@@ -37,6 +37,10 @@ KEEP_ALIVE_S = 30  # an idle keep-alive connection is closed after this
 HEADER_LIMIT_BYTES = 64 * 1024  # request line plus headers
 SHUTDOWN_GRACE_S = 10  # requests still running at shutdown get this long to finish
 _CLOSE = (("Connection", "close"),)
+READ_MODE_REFUSAL = (
+    "this eventscope reads an OpenTelemetry Collector's tables (--store ...?tables=exporter): "
+    "send telemetry to that Collector"
+)
 _BUSY = (("Retry-After", RETRY_AFTER_S), *_CLOSE)
 _STATUS_REASONS = {
     400: "undecodable",
@@ -97,6 +101,9 @@ class HttpApp:
             return await self._refuse(send, "unauthorized", client, reply)
         path, method = scope["path"], scope["method"]
         signal_ = SIGNALS_BY_PATH.get(path)
+        if signal_ is not None and method == "POST" and self.collector.store.read_mode:
+            reply = answers.reply(404, {"error": READ_MODE_REFUSAL}, _CLOSE)
+            return await self._refuse(send, "not_found", client, reply)
         if signal_ is not None and method == "POST":
             return await self._export(scope, receive, send, signal_, client)
         if path.startswith(api.API_PREFIX) and method == "GET":

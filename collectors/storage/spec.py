@@ -2,7 +2,10 @@
 
 A plain path or ``duckdb:PATH`` is a DuckDB file (the default); ``chdb:PATH`` is ClickHouse in this process
 with its data in the directory PATH; ``clickhouse://[user[:password]@]HOST:PORT/DB`` is a ClickHouse server
-through its HTTP port. A value that is none of these is refused with the reason before anything opens.
+through its HTTP port. A ClickHouse spec ending in ``?tables=exporter`` is read mode: eventscope reads the tables an
+OpenTelemetry Collector's clickhouseexporter writes in DB (for chdb, in its database ``otel``, the exporter's
+default) through views of its own (collectors/storage/clickhouse/exporter.py) and stores only what its bus tap and
+broker poller see. A value that is none of these is refused with the reason before anything opens.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import urllib.parse
+
+from collectors.storage.clickhouse import exporter
 
 DUCKDB = "duckdb"
 CHDB = "chdb"
@@ -20,6 +25,8 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST = re.compile(r"^[A-Za-z0-9._:-]+$")  # a name, an IPv4 or an IPv6 address (urlsplit drops the brackets)
 _DEFAULT_USER = "default"
+CHDB_PIPELINE_DATABASE = "otel"
+"""The database a ``chdb:PATH?tables=exporter`` store reads: the exporter's default ``database``."""
 
 
 class StoreSpecError(ValueError):
@@ -37,12 +44,15 @@ class StoreSpec:
     database: str = ""
     username: str = _DEFAULT_USER
     password: str = dataclasses.field(default="", repr=False)
+    read_mode: bool = False
+    """Read an exporter's tables (``?tables=exporter``) instead of writing eventscope's own."""
 
     def describe(self) -> str:
         """The spec as it can be shown (never the password)."""
+        mode = f"?{exporter.READ_MODE_OPTION}={exporter.READ_MODE_VALUE}" if self.read_mode else ""
         if self.engine == CLICKHOUSE:
-            return f"clickhouse://{self.username}@{self.host}:{self.port}/{self.database}"
-        return f"{self.engine}:{self.path}"
+            return f"clickhouse://{self.username}@{self.host}:{self.port}/{self.database}{mode}"
+        return f"{self.engine}:{self.path}{mode}"
 
 
 def _path(engine: str, path: str) -> StoreSpec:
@@ -71,11 +81,32 @@ def _server(given: str) -> StoreSpec:
     database = url.path.removeprefix("/")
     if not _DATABASE.match(database):
         raise StoreSpecError(f"{value!r}: expected a database name (letters, digits, _) after the port: {database!r}")
-    if url.query or url.fragment:
-        raise StoreSpecError(f"{value!r}: a store URL takes no query or fragment")
+    if url.fragment:
+        raise StoreSpecError(f"{value!r}: a store URL takes no fragment")
+    read_mode = _read_mode(value, url.query)
     username = urllib.parse.unquote(url.username) if url.username else _DEFAULT_USER
     password = urllib.parse.unquote(url.password) if url.password else ""
-    return StoreSpec(CLICKHOUSE, host=host, port=port, database=database, username=username, password=password)
+    return StoreSpec(
+        CLICKHOUSE,
+        host=host,
+        port=port,
+        database=database,
+        username=username,
+        password=password,
+        read_mode=read_mode,
+    )
+
+
+def _read_mode(shown: str, query: str) -> bool:
+    """Whether the spec's query (``tables=exporter`` or ``tables=eventscope``) asks for read mode."""
+    options = urllib.parse.parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(options) - {exporter.READ_MODE_OPTION})
+    if unknown:
+        raise StoreSpecError(f"{shown!r}: unknown store option {unknown[0]!r} (only {exporter.READ_MODE_OPTION}=)")
+    try:
+        return exporter.read_mode(f"clickhouse://x/?{query}")
+    except exporter.ReadModeError as exc:
+        raise StoreSpecError(f"{shown!r}: {exc}") from None
 
 
 def parse(value: str) -> StoreSpec:
@@ -96,6 +127,9 @@ def parse(value: str) -> StoreSpec:
     if name in (DUCKDB, CHDB):
         if rest.startswith("//"):
             raise StoreSpecError(f"{value!r}: {name} takes a path ({name}:PATH), not a URL")
+        if name == CHDB and "?" in rest:
+            path, query = rest.split("?", 1)
+            return dataclasses.replace(_path(name, path), read_mode=_read_mode(value, query))
         return _path(name, rest)
     raise StoreSpecError(f"unknown store engine {name!r} in {value!r}: expected {FORMS}")
 
@@ -110,13 +144,19 @@ def open_store(spec: StoreSpec, queue_limit: int, memory_limit: str | None = Non
     from collectors.storage.clickhouse.engine import ClickHouseEngine
 
     if spec.engine == CHDB:
-        local = client.ChdbClient(spec.path)
-        return Store(
-            spec.describe(), queue_limit, engine=ClickHouseEngine(local, CHDB, lambda: client.SharedClient(local))
-        )
+        database = exporter.own_database(CHDB_PIPELINE_DATABASE) if spec.read_mode else None
+        local = client.ChdbClient(spec.path, database)
+        if spec.read_mode:
+            exporter.create(local, CHDB_PIPELINE_DATABASE)
+        engine = ClickHouseEngine(local, CHDB, lambda: client.SharedClient(local), read_mode=spec.read_mode)
+        return Store(spec.describe(), queue_limit, engine=engine)
+    database = exporter.own_database(spec.database) if spec.read_mode else spec.database
 
     def connect(settings: dict | None = None) -> client.ServerClient:
-        return client.ServerClient(spec.host, spec.port, spec.database, spec.username, spec.password, settings)
+        return client.ServerClient(spec.host, spec.port, database, spec.username, spec.password, settings)
 
-    engine = ClickHouseEngine(connect(), CLICKHOUSE, lambda: connect(client.READ_SETTINGS))
+    writer = connect()
+    if spec.read_mode:
+        exporter.create(writer, spec.database)
+    engine = ClickHouseEngine(writer, CLICKHOUSE, lambda: connect(client.READ_SETTINGS), read_mode=spec.read_mode)
     return Store(spec.describe(), queue_limit, engine=engine)

@@ -234,6 +234,8 @@ class Engine(Protocol):
     """
 
     name: str
+    read_mode: bool
+    """The spans, logs and metrics are another pipeline's, read and never written (collectors/storage/spec.py)."""
 
     def writer(self) -> object:
         """The writer thread's handle (a DuckDB cursor, a ClickHouse client)."""
@@ -267,6 +269,7 @@ class DuckDBEngine:
     """The store in one embedded DuckDB file: transactions, anti-joins for identity, the pairing kept by SQL."""
 
     name = "duckdb"
+    read_mode = False
 
     def __init__(self, path: str, memory_limit: str | None = None):
         if path != ":memory:":
@@ -350,6 +353,11 @@ class Store:
     def engine(self) -> str:
         """Which engine holds the store (``duckdb``, ``chdb``, ``clickhouse``)."""
         return self._engine.name
+
+    @property
+    def read_mode(self) -> bool:
+        """Whether the telemetry is read from another pipeline's tables, so OTLP sent here has nowhere to go."""
+        return self._engine.read_mode
 
     def submit(self, table: str, rows: list[tuple]) -> Job:
         """Queue rows for the next group commit; raise StoreBusy when the queue is full.

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,6 +21,8 @@ from opentelemetry.trace import Link, SpanKind
 
 from collectors.storage import spec
 from collectors.storage.clickhouse.client import ChdbClient, ServerClient
+from devtools.exporter_tables import ChdbClient as PipelineClient
+from devtools.exporter_tables import create_pipeline, insert_spans
 from tests.processes import Collectors, RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -175,3 +178,48 @@ def test_two_collectors_processes_write_one_clickhouse_server():
         second.stop()
         client.command(f"DROP DATABASE IF EXISTS {database}")
         client.close()
+
+
+def _pipeline_with(directory: str, spans: list) -> None:
+    """A chdb directory holding what an OpenTelemetry Collector's clickhouseexporter would have stored for ``spans``
+    (its default DDL, its row mapping: devtools/exporter_tables.py), and nothing eventscope wrote."""
+    client = PipelineClient(directory)
+    try:
+        create_pipeline(client)
+        insert_spans(client, encode_spans(spans))
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def read_mode_and_duckdb(tmp_path_factory):
+    """A collectors process reading an exporter's tables (chdb, ?tables=exporter) and a DuckDB one sent the
+    same spans by the stock exporter."""
+    directory = tmp_path_factory.mktemp("read-mode")
+    spans = shop_spans(messages=5)
+    _pipeline_with(str(directory / "pipeline"), spans)
+    duck = Collectors(None, store=str(directory / "store.duckdb"), extra_env=ENV)
+    reading = Collectors(None, store=f"chdb:{directory / 'pipeline'}?tables=exporter", extra_env=ENV)
+    try:
+        export(duck, spans)
+        yield reading, duck
+    finally:
+        duck.stop()
+        reading.stop()
+
+
+def test_read_mode_shows_a_pipelines_spans_that_eventscope_never_ingested(read_mode_and_duckdb):
+    reading, duck = read_mode_and_duckdb
+    health = reading.get("health")
+    assert health["store"]["engine"] == "chdb" and health["store"]["location"].endswith("?tables=exporter")
+    assert health["store"]["spans"] == duck.get("health")["store"]["spans"] == 10
+    got, want = _answer(reading, "flow"), _answer(duck, "flow")
+    assert got["edges"] == want["edges"]
+    assert got == want
+    assert _answer(reading, "events/m1") == _answer(duck, "events/m1")
+
+
+def test_read_mode_refuses_telemetry_sent_to_eventscope(read_mode_and_duckdb):
+    reading, _ = read_mode_and_duckdb
+    assert OTLPSpanExporter(endpoint=f"{reading.api}/v1/traces").export(shop_spans(1)) == SpanExportResult.FAILURE
+    assert reading.get("health")["store"]["spans"] == 10

@@ -89,7 +89,7 @@ class ChdbClient:
 
     _lock = threading.Lock()
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, database: str | None = None):
         import chdb  # loaded only when a chdb store is used
 
         os.makedirs(path, exist_ok=True)
@@ -98,6 +98,9 @@ class ChdbClient:
         try:
             with self._lock:
                 self._conn = chdb.connect(path)
+                if database is not None:  # a checked name (spec.py, exporter.py)
+                    self._conn.query(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+                    self._conn.query(f"USE `{database}`")
         except Exception as exc:
             raise ClickHouseError(f"cannot open chdb at {path!r}: {exc}") from exc
 

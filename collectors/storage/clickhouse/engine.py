@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collectors.storage import retention
-from collectors.storage.clickhouse import ddl, state
-from collectors.storage.clickhouse.client import Client
+from collectors.storage.clickhouse import ddl, exporter, state
+from collectors.storage.clickhouse.client import ClickHouseError, Client
 from collectors.storage.clickhouse.reader import ClickHouseReader
 from collectors.storage.store import IDENTITY
 
@@ -63,12 +63,14 @@ _IDENTITY_QUERIES = {table: _identity_query(table) for table in IDENTITY}
 class ClickHouseEngine:
     """The store on ClickHouse; ``name`` says which (``chdb`` in this process, ``clickhouse`` a server)."""
 
-    def __init__(self, client: Client, name: str, reader_client: Callable[[], Client]):
+    def __init__(self, client: Client, name: str, reader_client: Callable[[], Client], read_mode: bool = False):
         self.name = name
         self._client = client
         self._reader_client = reader_client
-        for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
-            client.command(statement)
+        self.read_mode = read_mode
+        if not read_mode:  # in read mode exporter.create made the views and the tables only eventscope writes
+            for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
+                client.command(statement)
         state.create_paired_deliveries(client)  # a view: exact whatever wrote the spans, nothing to keep up to date
 
     def writer(self) -> Client:
@@ -78,6 +80,11 @@ class ClickHouseEngine:
         """The writer's client is the engine's own; ``close`` closes it."""
 
     def write(self, handle: Client, batches: dict[str, pa.Table]) -> None:
+        if self.read_mode and not batches.keys().isdisjoint(exporter.VIEWS):
+            raise ClickHouseError(
+                "this store reads an OpenTelemetry Collector's tables (?tables=exporter): "
+                "send telemetry to that Collector, not to eventscope"
+            )
         batches = {table: plain_batch(batch) for table, batch in batches.items()}
         spans, links = batches.pop("otel_traces", None), batches.pop("span_links", None)
         if spans is not None:
@@ -108,6 +115,8 @@ class ClickHouseEngine:
         """Nothing to bring up to date: the pairing is a view of the stored spans."""
 
     def retain(self, handle: Client, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
+        if self.read_mode:  # the exporter's tables keep their own TTL; eventscope deletes none of the pipeline's rows
+            return {}
         return enforce_retention(handle, now_ns, max_age_s, max_spans)
 
     def reader(self) -> ClickHouseReader:
