@@ -31,6 +31,15 @@ from devtools.processes import ROOT
             ),
         ),
         ("clickhouse://[::1]:8123/db", spec.StoreSpec("clickhouse", host="::1", port=8123, database="db")),
+        (
+            "clickhouse://ch:8123/otel?tables=exporter",
+            spec.StoreSpec("clickhouse", host="ch", port=8123, database="otel", read_mode=True),
+        ),
+        (
+            "clickhouse://ch:8123/es?tables=eventscope",
+            spec.StoreSpec("clickhouse", host="ch", port=8123, database="es"),
+        ),
+        ("chdb:/data/otel?tables=exporter", spec.StoreSpec("chdb", path="/data/otel", read_mode=True)),
     ],
 )
 def test_each_engine_form_is_read(value, expected):
@@ -59,6 +68,12 @@ GARBAGE = [
     "clickhouse://host:8123/db;DROP TABLE x",
     "clickhouse://host:8123/db/more",
     "clickhouse://host:8123/db?secure=1",
+    "clickhouse://host:8123/db?tables=",
+    "clickhouse://host:8123/db?tables=exporter&tables=eventscope",
+    "clickhouse://host:8123/db?tables=Exporter",
+    "clickhouse://host:8123/db#tables=exporter",
+    "chdb:/data?tables=both",
+    "chdb:?tables=exporter",
     "clickhouse://ho st:8123/db",
     "redis://localhost:6379",
     "postgres:store",
