@@ -16,12 +16,19 @@ from tests.processes import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
-SECONDS = "6"
+SECONDS = {
+    "lossy_consumer": 6,  # shipping is down from 3 s to 5.5 s
+    "clock_skew": 5,  # the clock jumps at 3 s
+    "retries_and_dead_letters": 6,  # a dead letter takes four failures in a row
+}
+"""Run time per scenario; the others inject from the start and run ``DEFAULT_SECONDS``."""
+DEFAULT_SECONDS = 3
 
 
 def run_scenario(name: str, collectors, redis_server, truth_path) -> dict[str, list[dict]]:
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": collectors.api, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    command = [sys.executable, "-m", "sample_system", "scenario", "run", name, "--seconds", SECONDS, "--seed", "7"]
+    seconds = str(SECONDS.get(name, DEFAULT_SECONDS))
+    command = [sys.executable, "-m", "sample_system", "scenario", "run", name, "--seconds", seconds, "--seed", "7"]
     command += ["--truth", str(truth_path), "--redis-url", redis_server.url]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from tests.processes import wait_until
+from tests.processes import RedisServer, running_collectors, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -175,6 +175,22 @@ def flow(collectors, redis_server):
     events.close()
 
 
+@pytest.fixture(scope="module")
+def built():
+    """The shop below in one collectors process, for every test that only reads it. It taps a redis-server of
+    its own: what the tests that add events publish on the session's never reaches it."""
+    server = RedisServer()
+    try:
+        with running_collectors(server.url) as collectors:
+            events = EventFlow(collectors.api, server.client())
+            try:
+                yield collectors, events, shop(events, collectors)
+            finally:
+                events.close()
+    finally:
+        server.stop()
+
+
 def shop(flow: EventFlow, collectors) -> dict:
     """orders publishes 6 events on shop.orders (sequence 4 dropped before the broker, 5 published
     twice); inventory processes all but 3 (never delivered) and skips the duplicate; payments
@@ -222,8 +238,8 @@ def shop(flow: EventFlow, collectors) -> dict:
     return {"events": events, "stock": stock, "base": base}
 
 
-def test_report_counts_every_vantage_point(flow, collectors):
-    shop(flow, collectors)
+def test_report_counts_every_vantage_point(built):
+    collectors, _, _ = built
     streams = {(s["vantage"], s["channel"]): s for s in collectors.get("report?grace_s=0")["streams"]}
     bus = streams[("bus", "shop.orders")]
     assert (bus["received"], bus["duplicates"], bus["missing"], bus["lost_gaps"]) == (6, 1, 1, [[4, 4]])
@@ -234,8 +250,9 @@ def test_report_counts_every_vantage_point(flow, collectors):
     assert (payments["duplicates_handled"], payments["duplicates_processed"], payments["gaps"]) == (0, 1, [[4, 4]])
 
 
-def test_loss_says_where_each_event_was_lost(flow, collectors):
-    e = shop(flow, collectors)["events"]
+def test_loss_says_where_each_event_was_lost(built):
+    collectors, _, shop_run = built
+    e = shop_run["events"]
     answer = collectors.get("loss?grace_s=0&channel=shop.orders")
     found = {(x["where"], x["vantage"], x["sequence"], x["event_id"]) for x in answer["lost"]}
     assert found == {
@@ -247,8 +264,8 @@ def test_loss_says_where_each_event_was_lost(flow, collectors):
     assert collectors.get("loss?grace_s=3600")["counts"] == {"before_broker": 0, "at_delivery": 0, "in_processing": 1}
 
 
-def test_latency_is_exact_and_grouped(flow, collectors):
-    shop(flow, collectors)
+def test_latency_is_exact_and_grouped(built):
+    collectors, _, _ = built
     answer = collectors.get("latency?by=group&channel=shop.orders")
     summary = {(s["key"], s["measure"]): s for s in answer["summary"]}
     inventory = summary[("inventory", "delivery")]
@@ -260,8 +277,9 @@ def test_latency_is_exact_and_grouped(flow, collectors):
     assert sum(b["count"] for b in answer["buckets"] if b["measure"] == "delivery") == 11
 
 
-def test_retried_deliveries_say_how_many_attempts_failed(flow, collectors):
-    e = shop(flow, collectors)["events"]
+def test_retried_deliveries_say_how_many_attempts_failed(built):
+    collectors, _, shop_run = built
+    e = shop_run["events"]
     answer = collectors.get("retries")
     assert (answer["count"], answer["outcomes"]) == (1, {"dead_lettered": 1})
     (retried,) = answer["retried"]
@@ -287,16 +305,16 @@ def test_clock_skew_lists_deliveries_that_started_before_their_publication(flow,
     assert delivery["delivery_ms"] == pytest.approx(-40.0)
 
 
-def test_end_to_end_follows_links_across_traces(flow, collectors):
-    e = shop(flow, collectors)
+def test_end_to_end_follows_links_across_traces(built):
+    collectors, _, e = built
     answer = collectors.get("latency?by=type&type=shop.stock.reserved")
     (e2e,) = [s for s in answer["summary"] if s["measure"] == "end_to_end"]
     assert e2e["count"] == 1 and e2e["p50_ms"] == pytest.approx(5.0)  # published, +3 ms, 2 ms processing
     assert e["stock"]["sequence"] == 1
 
 
-def test_flow_graph_has_channels_and_link_edges(flow, collectors):
-    shop(flow, collectors)
+def test_flow_graph_has_channels_and_link_edges(built):
+    collectors, _, _ = built
     graph = collectors.get("flow")
     edges = {(x["source"], x["target"], x["kind"]): x for x in graph["edges"]}
     publish = edges[("service:orders", "channel:shop.orders", "publish")]
@@ -312,8 +330,9 @@ def test_flow_graph_has_channels_and_link_edges(flow, collectors):
     assert sum(tapped.values()) == bus and tapped["shop.orders"] == 6  # every message the tap saw, on its channel
 
 
-def test_life_of_one_event(flow, collectors):
-    e = shop(flow, collectors)["events"]
+def test_life_of_one_event(built):
+    collectors, _, shop_run = built
+    e = shop_run["events"]
     life = collectors.get(f"events/{e[6]['id']}")
     assert [p["service"] for p in life["published"]] == ["orders"]
     assert len(life["bus"]) == 1
@@ -325,8 +344,9 @@ def test_life_of_one_event(flow, collectors):
     assert collectors.get("dead-letters")["dead_letters"][0]["event_id"] == e[6]["id"]
 
 
-def test_duplicates_handled_vs_processed(flow, collectors):
-    e = shop(flow, collectors)["events"]
+def test_duplicates_handled_vs_processed(built):
+    collectors, _, shop_run = built
+    e = shop_run["events"]
     answer = collectors.get("duplicates")
     found = {(d["vantage"], d["event_id"], d["copies"], d["handled"], d["processed"]) for d in answer["duplicates"]}
     assert found == {
@@ -340,8 +360,8 @@ def test_duplicates_handled_vs_processed(flow, collectors):
     }
 
 
-def test_sequences_mark_late_and_duplicate_arrivals(flow, collectors):
-    shop(flow, collectors)
+def test_sequences_mark_late_and_duplicate_arrivals(built):
+    collectors, _, _ = built
     answer = collectors.get("sequences?channel=shop.orders&source=/orders/1&partitionkey=p0&vantage=bus&grace_s=0")
     assert [(a["sequence"], a["duplicate"]) for a in answer["arrivals"]] == [
         (1, False),
@@ -354,8 +374,8 @@ def test_sequences_mark_late_and_duplicate_arrivals(flow, collectors):
     assert (answer["gaps"], answer["lost_gaps"]) == ([[4, 4]], [[4, 4]])
 
 
-def test_traces_search_and_links_in_and_out(flow, collectors):
-    e = shop(flow, collectors)
+def test_traces_search_and_links_in_and_out(built):
+    collectors, _, e = built
     found = collectors.get("traces?error=true")["traces"]
     assert [t["trace_id"] for t in found] == [f"{e['events'][6]['context'].trace_id:032x}"]
     by_subject = collectors.get("traces?subject=order-2")["traces"]
@@ -407,8 +427,8 @@ def test_instrumentation_health(flow, collectors):
     ]
 
 
-def test_overview_headline(flow, collectors):
-    shop(flow, collectors)
+def test_overview_headline(built):
+    collectors, flow, _ = built
     answer = collectors.get("overview?grace_s=0")
     assert (answer["bus_messages"], answer["deliveries"], answer["dead_letters"], answer["malformed"]) == (7, 12, 1, 0)
     assert (answer["missing"], answer["duplicates"], answer["duplicates_processed"]) == (1 + 2 + 1, 3, 1)

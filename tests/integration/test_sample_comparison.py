@@ -18,6 +18,7 @@ SECONDS = 13.5  # about 2/3 of the default phases: enough orders in each phase, 
 
 
 def _run(redis_server, tmp_path, variant: str) -> tuple[dict, dict]:
+    """One seeded run of the scenario on ``variant``: its summary and its recorded results."""
     results_path = tmp_path / f"{variant}.json"
     summary = run_scenario(
         "sync_vs_events",
@@ -32,14 +33,20 @@ def _run(redis_server, tmp_path, variant: str) -> tuple[dict, dict]:
     return summary, json.loads(results_path.read_text())
 
 
+@pytest.fixture(scope="module")
+def pubsub_run(redis_server, tmp_path_factory) -> tuple[dict, dict]:
+    """The Pub/Sub run, read by every test about it: the same seeded run either way, so it is made once."""
+    return _run(redis_server, tmp_path_factory.mktemp("pubsub"), comparison.PUBSUB)
+
+
 def _window(results: dict, name: str) -> tuple[int, int]:
     phase = next(p for p in results["phases"] if p["name"] == name)
     start = results["started_ns"]
     return start + int(phase["start_s"] * 1e9), start + int(phase["end_s"] * 1e9)
 
 
-def test_pubsub_loses_what_shipping_missed_and_sync_fails_it(redis_server, tmp_path):
-    summary, results = _run(redis_server, tmp_path, comparison.PUBSUB)
+def test_pubsub_loses_what_shipping_missed_and_sync_fails_it(pubsub_run):
+    summary, results = pubsub_run
     sync, events = (results["sides"][side]["orders"] for side in (comparison.SYNC, comparison.EVENTS))
     ids = sorted({o["order_id"] for o in sync}), sorted({o["order_id"] for o in events})
     shorter, longer = sorted(ids, key=len)
@@ -67,8 +74,8 @@ def test_a_stream_delivers_late_what_pubsub_loses(redis_server, tmp_path):
     assert waited and all(o["done_ns"] >= down_end for o in waited)
 
 
-def test_complexity_counts_each_side_alone(redis_server, tmp_path):
-    _, results = _run(redis_server, tmp_path, comparison.PUBSUB)
+def test_complexity_counts_each_side_alone(pubsub_run):
+    _, results = pubsub_run
     sync, events = (results["sides"][side]["complexity"] for side in (comparison.SYNC, comparison.EVENTS))
     assert sync["needed_for_acceptance"] == sorted(sync["services"])  # every call is answered before the order
     assert events["needed_for_acceptance"] == ["orders"]
