@@ -191,9 +191,10 @@ class StoreBusy(RuntimeError):
 class Job:
     """Rows for one table, or an action on the writer's cursor; finished after its commit."""
 
-    def __init__(self, tables: dict[str, list[tuple]], action: Callable | None = None):
+    def __init__(self, tables: dict[str, list[tuple]], action: Callable | None = None, changes: bool = True):
         self.tables = tables
         self.action = action
+        self.changes = changes  # whether its commit can change what a reader sees (``Store.generation``)
         self.result: object = None
         self.error: BaseException | None = None
         self._done = threading.Event()
@@ -246,6 +247,7 @@ class Store:
         pa.array([""], type=pa.string())
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_limit)
         self._coming = 0  # batches announced by coming() and not submitted yet; guarded by the queue's mutex
+        self._generation = 0  # commits that changed rows; written by the writer thread alone
         self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._writer.start()
 
@@ -314,11 +316,17 @@ class Store:
 
         The state the writer keeps is brought up to date with every commit before it (collectors/storage/pairing.py).
         """
-        job = Job({}, pairing.refresh)
+        job = Job({}, pairing.refresh, changes=False)  # kept state catches up with the rows: same answers
         self._queue.put(job, timeout=READ_WAIT_S)
         if not job.wait(READ_WAIT_S):
             raise TimeoutError("the store's state was not brought up to date in time")
         return self._conn.cursor()
+
+    @property
+    def generation(self) -> int:
+        """The number of the store's state: it grows with every commit that can change an answer, so that answers
+        read in one state can be handed out again while it holds (collectors/storage/recall.py)."""
+        return self._generation
 
     def close(self) -> None:
         """Commit what is queued, stop the writer, close the file."""
@@ -379,6 +387,7 @@ class Store:
             log.exception("store action failed")
             job.finish(exc)
             return
+        self._generation += job.changes
         job.finish(None)
 
     def _commit_group(self, cursor, jobs: list[Job]) -> None:
@@ -392,8 +401,10 @@ class Store:
                 except Exception as exc:
                     job.finish(exc)
                 else:
+                    self._generation += 1
                     job.finish(None)
             return
+        self._generation += 1
         for job in jobs:
             job.finish(None)
 
