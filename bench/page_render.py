@@ -35,6 +35,7 @@ GOAL_LARGE_S = 2.0  # and under two seconds at 10,000,000
 ROUNDS = 3
 SETTLE_S = 0.4  # the page must stay idle this long to count as rendered; subtracted from the figure
 CACHE_EXPIRY_S = 2.5  # longer than the dashboard's result cache, so every round asks the collectors again
+# (and longer than the collectors' recall, collectors/storage/recall.py RECALL_S: only one page's own requests share)
 BATCH = 50_000
 CHANNELS = ("shop.orders", "shop.stock", "shop.payments", "shop.shipping")
 GROUPS = {
