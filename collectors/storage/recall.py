@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 
 from collectors.storage.reader import Parameters, Reader, Result
 
-RECALL_S = 2.0
-"""How long the rows of one statement are handed out again (while the store state is unchanged)."""
+RECALL_S = 3.0
+"""How long the rows of one statement are handed out again (while the store state is unchanged): a page's requests
+come one after the other, and on a busy machine its last one can start a few seconds after its first."""
 MAX_ROWS = 10_000
 """Answers with more rows than this are not kept."""
 MAX_ANSWERS = 64
