@@ -4,8 +4,11 @@ with 1,000 spans (the baseline), measured in the same run.
 The stores are built by bench.page_render's builder (rows written through collectors.storage.store.Store); each is
 served by a real collectors process. Every endpoint is asked over the whole store, with no filters, as the
 dashboard does with window=all. Sizes alternate endpoint by endpoint, so load from other processes on the
-machine falls on both alike. Run: ``python -m bench.api_latency [--small N] [--large N] [--rounds R]
-[--store-dir DIR]`` (with --store-dir the stores are kept and reused by the next run).
+machine falls on both alike. The collectors hand the rows of a statement that several endpoints run to every
+request in the same store state for a moment (collectors/storage/recall.py), which a page's requests share; each
+request here waits that moment out, so every figure is an endpoint's cost alone. Run: ``python -m
+bench.api_latency [--small N] [--large N] [--rounds R] [--store-dir DIR]`` (with --store-dir the stores are kept
+and reused by the next run).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import urllib.error
 import urllib.request
 
 from bench.page_render import stores
+from collectors.storage.recall import RECALL_S
 from devtools.processes import Collectors
 
 SMALL, LARGE = 1_000, 1_000_000
@@ -65,6 +69,7 @@ def measure(apis: dict[int, str], rounds: int) -> dict[int, dict[str, float]]:
     for _ in range(rounds):
         for endpoint in ENDPOINTS:
             for size, api in apis.items():
+                time.sleep(RECALL_S)  # no answer reuses the rows of the one before
                 times[size][endpoint].append(answer_seconds(api, endpoint))
     return {size: {e: statistics.median(v) for e, v in endpoints.items()} for size, endpoints in times.items()}
 

@@ -44,25 +44,34 @@ SELECT m.measure, t, channel, "group", type,
 FROM ({DELIVERIES}) d CROSS JOIN (VALUES ('delivery'), ('processing')) m(measure)
 WHERE m.measure = 'processing' OR producer_t IS NOT NULL
 """
-_END_TO_END_SAMPLES = f"""
+TRACE_FLOWS = "trace_flows"
+"""The table of ``FLOWS`` the writer keeps (collectors/storage/flows.py)."""
+FLOW_ENDS = "flow_ends"
+"""The table of ``END_TO_END`` the writer keeps (collectors/storage/flows.py)."""
+
+END_TO_END = f"""
 WITH flows AS ({FLOWS}),
 flow_spans AS (
-    SELECT COALESCE(f.flow, s.TraceId) AS flow, s.Timestamp, s.Duration, s.MsgDestination, s.CeType,
+    SELECT COALESCE(f.flow, s.TraceId) AS flow, s.TraceId, s.SpanId, s.Timestamp, s.Duration, s.MsgDestination,
+           s.CeType,
            CASE WHEN {roles.publish("s")} THEN 'Producer' ELSE 'Consumer' END AS SpanKind,
            COALESCE(s.MsgConsumerGroup, s.ServiceName) AS grp
     FROM otel_traces s LEFT JOIN flows f ON f.trace_id = s.TraceId
     WHERE {roles.publish("s")} OR {roles.delivery("s")}
-),
-e2e AS (
-    SELECT flow, min(Timestamp) FILTER (SpanKind = 'Producer') AS start,
-           max(Timestamp + Duration) FILTER (SpanKind = 'Consumer') AS finish,
-           arg_min(MsgDestination, Timestamp) FILTER (SpanKind = 'Producer') AS channel,
-           arg_min(CeType, Timestamp) FILTER (SpanKind = 'Producer') AS type,
-           arg_max(grp, Timestamp + Duration) FILTER (SpanKind = 'Consumer') AS grp
-    FROM flow_spans GROUP BY flow
 )
+SELECT flow, min(Timestamp) FILTER (SpanKind = 'Producer') AS start,
+       max(Timestamp + Duration) FILTER (SpanKind = 'Consumer') AS finish,
+       arg_min(MsgDestination, (Timestamp, TraceId, SpanId)) FILTER (SpanKind = 'Producer') AS channel,
+       arg_min(CeType, (Timestamp, TraceId, SpanId)) FILTER (SpanKind = 'Producer') AS type,
+       arg_max(grp, (Timestamp + Duration, TraceId, SpanId)) FILTER (SpanKind = 'Consumer') AS grp
+FROM flow_spans GROUP BY flow
+"""
+"""Per causal flow with a publish or a delivery: the first publish's start, channel and type, and the last
+delivery's end and group (spans at the same instant told apart by their ids, so that the answer never depends on
+the order the spans were stored in); the definition of the ``FLOW_ENDS`` table the writer keeps."""
+_END_TO_END_SAMPLES = f"""
 SELECT 'end_to_end' AS measure, start AS t, channel, grp AS "group", type, (finish - start) / 1e6 AS ms
-FROM e2e WHERE start IS NOT NULL AND finish IS NOT NULL
+FROM {FLOW_ENDS} WHERE start IS NOT NULL AND finish IS NOT NULL
   AND {window("start")}
   AND ($channel IS NULL OR channel = $channel) AND ($group IS NULL OR grp = $group)
   AND ($type IS NULL OR type = $type)

@@ -52,14 +52,12 @@ c AS (
 ),
 late AS (SELECT sk, count(*) AS out_of_order FROM firsts WHERE seq < highest GROUP BY ALL),
 g AS (
-    SELECT sk, sum(high - low + 1) AS missing, list([low, high] ORDER BY low) AS gaps,
-           sum(high - low + 1) FILTER (next_t < $lost_before) AS lost,
-           list([low, high] ORDER BY low) FILTER (next_t < $lost_before) AS lost_gaps
+    SELECT sk, sum(high - low + 1) AS missing, list([low, high, next_t] ORDER BY low) AS gaps
     FROM gaps GROUP BY ALL
 )
 SELECT s.vantage, s.channel, s.source, s.pk, c.received, c.duplicates,
        COALESCE(late.out_of_order, 0), COALESCE(g.missing, 0), COALESCE(g.gaps, []),
-       COALESCE(g.lost, 0), COALESCE(g.lost_gaps, []), c.handled, c.processed_twice, c.redeliveries,
+       c.handled, c.processed_twice, c.redeliveries,
        count(*) OVER (PARTITION BY sk) > 1 OR c.negative AS inexact
 FROM streams s JOIN c USING (sk) LEFT JOIN late USING (sk) LEFT JOIN g USING (sk)
 ORDER BY s.vantage, s.channel, s.source NULLS FIRST, s.pk NULLS FIRST
@@ -91,11 +89,17 @@ _QUERIES = {
     exact: [_variant(relation, _EXACT if exact else _HASHED) for relation in (observations.BUS, observations.CONSUMERS)]
     for exact in (False, True)
 }
+STATEMENTS = frozenset(sql for variant in _QUERIES.values() for sql in variant)
+"""The stream counts, which /report, /overview, /flow and /loss all run: one store state's rows serve them all
+(collectors/storage/recall.py)."""
 TOTALS = ("received", "duplicates", "redeliveries", "out_of_order", "missing", "lost")
 
 
-def _entry(row: tuple) -> dict:
-    vantage, channel, source, pk, received, duplicates, late, missing, gaps, lost, lost_gaps, handled, twice = row[:13]
+def _entry(row: tuple, lost_before: int) -> dict:
+    vantage, channel, source, pk, received, duplicates, late, missing, gaps, handled, twice, redeliveries = row[:12]
+    # a gap is lost once its newer neighbour is older than the grace window: decided here, so that the statement
+    # does not change with the clock and two answers in one store state share it (collectors/storage/recall.py)
+    lost_gaps = [[low, high] for low, high, next_t in gaps if next_t is not None and next_t < lost_before]
     entry = {
         "vantage": vantage,
         "channel": channel,
@@ -105,12 +109,12 @@ def _entry(row: tuple) -> dict:
         "duplicates": int(duplicates),
         "out_of_order": late,
         "missing": int(missing),
-        "gaps": [list(gap) for gap in gaps],
-        "lost": int(lost),
-        "lost_gaps": [list(gap) for gap in lost_gaps],
+        "gaps": [[low, high] for low, high, _ in gaps],
+        "lost": sum(high - low + 1 for low, high in lost_gaps),
+        "lost_gaps": lost_gaps,
     }
     if vantage != observations.BUS_VANTAGE:
-        entry["redeliveries"] = int(row[13])
+        entry["redeliveries"] = int(redeliveries)
         entry["duplicates_handled"] = int(handled)
         entry["duplicates_processed"] = int(twice)
     return entry
@@ -121,13 +125,14 @@ def streams(
 ) -> list[dict]:
     """One entry per stream and vantage point (bus first, then consumer groups)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    values = {**filters.values(), "lost_before": now_ns - int(grace_s * 1e9)}
+    values = filters.values()
+    lost_before = now_ns - int(grace_s * 1e9)
     entries = []
     for hashed, exact in zip(_QUERIES[False], _QUERIES[True], strict=True):
         rows = cursor.execute(hashed, bind(hashed, values)).fetchall()
         if any(row[-1] for row in rows):
             rows = cursor.execute(exact, bind(exact, values)).fetchall()
-        entries += [_entry(row) for row in rows]
+        entries += [_entry(row, lost_before) for row in rows]
     return entries
 
 

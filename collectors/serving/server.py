@@ -21,12 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from collectors.analyses import report
 from collectors.collector import Collector
 from collectors.config import Config
 from collectors.ingest.bearer import Bearer
 from collectors.ingest.receiver import SIGNALS_BY_PATH, Reply, Signal, error_reply, ingest, media_type, unsupported
 from collectors.ingest.refusals import Refusals
 from collectors.serving import answers, api
+from collectors.storage.reader import Reader
+from collectors.storage.recall import Recall, RecallingReader
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class HttpApp:
         # admission bounds the exports in flight to max_in_flight, so this pool never queues
         self._ingest_pool = ThreadPoolExecutor(self.config.max_in_flight, thread_name_prefix="otlp-http")
         self._api_pool = ThreadPoolExecutor(API_WORKERS, thread_name_prefix="api")
+        self._recall = Recall()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -128,7 +132,7 @@ class HttpApp:
     def _answer_query(self, path: str, params: dict) -> Reply:
         if path == api.API_PREFIX + "/health":
             return answers.reply(200, self.collector.health())
-        reader = self.collector.store.reader()
+        reader = self._reader()
         try:
             status, payload = api.handle(reader, path, params, self.collector.config.registry)
         except Exception:
@@ -137,6 +141,14 @@ class HttpApp:
         finally:
             reader.close()
         return answers.reply(status, payload)
+
+    def _reader(self) -> Reader:
+        """A reader of the store that shares the stream counts between answers in one store state, where the store
+        numbers its states (its number is read before the reader brings the kept state up to date)."""
+        store = self.collector.store
+        state = getattr(store, "generation", None)
+        reader = store.reader()
+        return reader if state is None else RecallingReader(reader, self._recall, state, report.STATEMENTS)
 
     async def _export(self, scope, receive, send, signal_: Signal, client: str) -> None:
         limit = self.config.max_body_bytes

@@ -28,6 +28,7 @@ import pyarrow as pa
 from collectors.analyses import roles
 from collectors.analyses.deliveries import PAIRING
 from collectors.analyses.observations import PAIRED
+from collectors.storage import flows
 
 VERSIONS = "state_versions"
 """One row per kept table: its name and a digest of its definition, to tell a table built by another version."""
@@ -87,8 +88,8 @@ _REPLACE = (
     OR EXISTS (SELECT 1 FROM _affected a WHERE a.TraceId = p.TraceId AND a.SpanId = p.SpanId)""",
     f"""INSERT INTO {PAIRED} SELECT * FROM ({_SCOPED_PAIRING}) p
     SEMI JOIN _affected a ON a.TraceId = p.TraceId AND a.SpanId = p.SpanId""",
-    f"DELETE FROM {PENDING}",
 )
+_DONE = f"DELETE FROM {PENDING}"
 _TEMPORARY = ("_touched", "_affected", "_scope_traces", "_scope_spans", "_scope_links")
 
 
@@ -99,12 +100,15 @@ def ensure(cursor) -> None:
     built = next(iter(cursor.execute(_BUILT, [PAIRED]).fetchall()), None)
     if built is None or built[0] != _DIGEST:
         rebuild(cursor)
+        return
+    flows.ensure(cursor, VERSIONS)  # the flows are brought up to date with the pairing (collectors/storage/flows.py)
 
 
 def rebuild(cursor) -> None:
     """Compute the table from scratch (a store written before the table existed, or by other means)."""
     for statement in (*_CREATE, *_REBUILD):
         cursor.execute(statement)
+    flows.rebuild(cursor, VERSIONS)
 
 
 def after_spans(cursor, spans: pa.Table) -> None:
@@ -129,5 +133,7 @@ def refresh(cursor) -> None:
         return
     for statement in (_TOUCHED, _AFFECTED, *_SCOPE, *_REPLACE):
         cursor.execute(statement)
+    flows.refresh(cursor)
+    cursor.execute(_DONE)
     for table in _TEMPORARY:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")

@@ -196,9 +196,10 @@ class StoreBusy(RuntimeError):
 class Job:
     """Rows for one table, or an action on the writer's cursor; finished after its commit."""
 
-    def __init__(self, tables: dict[str, list[tuple]], action: Callable | None = None):
+    def __init__(self, tables: dict[str, list[tuple]], action: Callable | None = None, changes: bool = True):
         self.tables = tables
         self.action = action
+        self.changes = changes  # whether its commit can change what a reader sees (``Store.generation``)
         self.result: object = None
         self.error: BaseException | None = None
         self._done = threading.Event()
@@ -236,6 +237,8 @@ class Engine(Protocol):
     name: str
     read_mode: bool
     """The spans, logs and metrics are another pipeline's, read and never written (collectors/storage/spec.py)."""
+    sole_writer: bool
+    """Only this process writes the store, so its commits are every change a reader can see."""
 
     def writer(self) -> object:
         """The writer thread's handle (a DuckDB cursor, a ClickHouse client)."""
@@ -270,6 +273,7 @@ class DuckDBEngine:
 
     name = "duckdb"
     read_mode = False
+    sole_writer = True
 
     def __init__(self, path: str, memory_limit: str | None = None):
         if path != ":memory:":
@@ -346,6 +350,7 @@ class Store:
         pa.array([""], type=pa.string())
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_limit)
         self._coming = 0  # batches announced by coming() and not submitted yet; guarded by the queue's mutex
+        self._generation = 0  # commits that changed rows; written by the writer thread alone
         self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._writer.start()
 
@@ -428,11 +433,18 @@ class Store:
 
         The state the writer keeps is brought up to date with every commit before it (collectors/storage/pairing.py).
         """
-        job = Job({}, self._engine.refresh)
+        job = Job({}, self._engine.refresh, changes=False)  # kept state catches up with the rows: same answers
         self._queue.put(job, timeout=READ_WAIT_S)
         if not job.wait(READ_WAIT_S):
             raise TimeoutError("the store's state was not brought up to date in time")
         return self._engine.reader()
+
+    @property
+    def generation(self) -> int | None:
+        """The number of the store's state: it grows with every commit that can change an answer, so that answers
+        read in one state can be handed out again while it holds (collectors/storage/recall.py). None when this
+        process is not the store's only writer (a ClickHouse server, read mode), so it cannot know the state."""
+        return self._generation if self._engine.sole_writer else None
 
     def close(self) -> None:
         """Commit what is queued, stop the writer, close the store."""
@@ -490,6 +502,7 @@ class Store:
             log.exception("store action failed")
             job.finish(exc)
             return
+        self._generation += job.changes
         job.finish(None)
 
     def _commit_group(self, cursor, jobs: list[Job]) -> None:
@@ -503,8 +516,10 @@ class Store:
                 except Exception as exc:
                     job.finish(exc)
                 else:
+                    self._generation += 1
                     job.finish(None)
             return
+        self._generation += 1
         for job in jobs:
             job.finish(None)
 

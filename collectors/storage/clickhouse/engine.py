@@ -30,6 +30,7 @@ from collectors.storage import retention
 from collectors.storage.clickhouse import ddl, exporter, state
 from collectors.storage.clickhouse.client import ClickHouseError, Client
 from collectors.storage.clickhouse.reader import ClickHouseReader
+from collectors.storage.spec import CHDB
 from collectors.storage.store import IDENTITY
 
 _KEY_SEPARATOR = "\x00"  # never inside an identity column's text
@@ -68,6 +69,7 @@ class ClickHouseEngine:
         self._client = client
         self._reader_client = reader_client
         self.read_mode = read_mode
+        self.sole_writer = name == CHDB and not read_mode  # one process holds a chdb directory; a server has many
         if not read_mode:  # in read mode exporter.create made the views and the tables only eventscope writes
             for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
                 client.command(statement)
