@@ -3,7 +3,8 @@
 The data are the property tests' generated streams: the pairing's spans of a few messages, traces, groups and
 brokers (tests/unit/test_pairing_state.py ``spans``: links, publishes and deliveries recorded twice, SQS receipts,
 RabbitMQ messages handed back) and the report's streams of observations at the bus tap and at a consumer group
-(tests/unit/test_analysis_streams.py ``streams``: duplicates, redeliveries, gaps, negative sequences, ties). Several
+(tests/unit/test_analysis_streams.py ``streams``: duplicates, redeliveries, gaps, negative sequences, ties), and a few
+broker polls. Several
 draws go into one store at once, each under its own names, so that one load of chdb covers many of them. The
 spans are written through the project's Store (DuckDB); its tables are copied into chdb, where the pairing is the
 view of collectors/storage/clickhouse/state.py; then each endpoint's function (what the API handler calls) runs on
@@ -36,6 +37,7 @@ from collectors.analyses import (
     traces,
 )
 from collectors.analyses.filters import Filters
+from collectors.bus import broker_stats
 from collectors.contracts import observed
 from collectors.ingest.otlp import SPAN_COLUMNS
 from collectors.storage import queries
@@ -51,7 +53,7 @@ chdb = pytest.importorskip("chdb")
 
 NOW_NS = 10**12
 """A fixed now, so that lost gaps and settled events do not depend on the clock."""
-COPIED = ("otel_traces", "span_links", "bus_messages")
+COPIED = ("otel_traces", "span_links", "bus_messages", "broker_samples", "broker_channels", "broker_clients")
 _CLICKHOUSE_TYPES = {"BIGINT": "Int64", "INTEGER": "Int64", "DOUBLE": "Float64", "BOOLEAN": "Bool",
                      "VARCHAR": "String", "JSON": "String"}  # fmt: skip
 
@@ -110,6 +112,18 @@ def _renamed(rows: list[tuple], draw: int) -> list[tuple]:
         span["CeType"] = f"type{draw % 2}"
         out.append(tuple(span.values()))
     return out
+
+
+def _broker_rows(samples: int) -> dict[str, list[tuple]]:
+    """A few polls of the broker: samples (one after a counter reset), their channels and clients."""
+    tables: dict[str, list[tuple]] = {"broker_samples": [], "broker_channels": [], "broker_clients": []}
+    for n in range(samples):
+        t = (n + 1) * 1_000_000
+        calls = None if n == 1 else (n * 7) % 5 * 10
+        tables["broker_samples"].append((t, n % 2, n + 1, calls, 100 * n, json.dumps({"node": n})))
+        tables["broker_channels"] += [(t, f"s0-{c}", n + i) for i, c in enumerate("ab")]
+        tables["broker_clients"].append((t, n, f"c{n}", "127.0.0.1:1", 1, 0, 10 * n, None if n % 2 else 1000))
+    return tables
 
 
 def _stream_rows(per_stream: dict, draw: int) -> tuple[list[tuple], list[tuple]]:
@@ -189,6 +203,8 @@ def _answers(cursor, trace_ids: list[str], event_ids: list[str]) -> dict:
         answers[f"trace {trace_id}"] = traces.trace(cursor, trace_id)
     for event_id in event_ids:
         answers[f"event {event_id}"] = event_life.event(cursor, event_id)
+    answers["broker"] = broker_stats.snapshot(cursor, None, None)
+    answers["broker window"] = broker_stats.snapshot(cursor, 2_000_000, 3_000_000)
     answers["messages"] = queries.messages(cursor, 20)
     answers["malformed"] = queries.messages(cursor, 20, True)
     answers["counts"] = queries.counts(cursor)
@@ -243,6 +259,8 @@ def test_every_endpoint_answers_the_same_on_clickhouse(clickhouse, pairing, stre
     try:
         store.write("otel_traces", span_rows)
         store.write("bus_messages", bus_rows)
+        for table, rows in _broker_rows(len(streams) + 2).items():
+            store.write(table, rows)
         duck = store.reader()
         _copy(duck, clickhouse)
         trace_ids = sorted({row[1] for row in span_rows})[:6]
@@ -251,6 +269,7 @@ def test_every_endpoint_answers_the_same_on_clickhouse(clickhouse, pairing, stre
         duck.close()
     finally:
         store.close()
+    assert expected["broker"]["latest"] and expected["report 0"]["streams"] and expected["latency channel 0"]["summary"]
     actual = _answers(ClickHouseReader(clickhouse), trace_ids, event_ids)
     differing = _differences(expected, actual)
     print(f"parity: {len(expected)} answers compared, {len(differing)} differ: {differing}")
