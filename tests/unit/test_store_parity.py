@@ -4,8 +4,8 @@ The data are the property tests' generated streams: the pairing's spans of a few
 brokers (tests/unit/test_pairing_state.py ``spans``: links, publishes and deliveries recorded twice, SQS receipts,
 RabbitMQ messages handed back) and the report's streams of observations at the bus tap and at a consumer group
 (tests/unit/test_analysis_streams.py ``streams``: duplicates, redeliveries, gaps, negative sequences, ties), and a few
-broker polls. Several
-draws go into one store at once, each under its own names, so that one load of chdb covers many of them. The
+broker polls. Several draws go into one store at once, each under its own names, so that one load of chdb covers
+many of them. The
 spans are written through the project's Store (DuckDB); its tables are copied into chdb, where the pairing is the
 view of collectors/storage/clickhouse/state.py; then each endpoint's function (what the API handler calls) runs on
 a DuckDB reader and on a ``ClickHouseReader`` with its default parameters and a few filters, and the answers must
