@@ -1,7 +1,7 @@
-"""The pairing of every delivery on ClickHouse: ``paired_deliveries`` as a view of its definition.
+"""The state the writer keeps, on ClickHouse: the pairing of every delivery and the causal flows, as views.
 
-On DuckDB the writer keeps the pairing as a table and updates just the rows that new spans change
-(collectors/storage/pairing.py). On ClickHouse it is a view of the same definition (collectors/analyses/deliveries.py
+On DuckDB the writer keeps the pairing (and the flows) as tables and updates just the rows that new spans change
+(collectors/storage/pairing.py, flows.py). On ClickHouse each is a view of the same definition (collectors/analyses/deliveries.py
 ``PAIRING``, translated by collectors/storage/clickhouse/dialect.py): exact whatever wrote the spans (any number of
 collectors processes, or an OpenTelemetry Collector's exporter), and with nothing to keep up to date or rebuild.
 A materialised view would not be exact: it sees one inserted block at a time, while a delivery's pairing depends
@@ -12,19 +12,25 @@ ClickHouse scans and joins the spans again for each query that reads it.
 from __future__ import annotations
 
 from collectors.analyses.deliveries import PAIRING
+from collectors.analyses.latency import END_TO_END, FLOW_ENDS, FLOWS, TRACE_FLOWS
 from collectors.analyses.observations import PAIRED
 from collectors.storage.clickhouse.dialect import translate
 from collectors.storage.clickhouse.reader import SETTINGS, ArrowClient
 
 _VIEW_SETTINGS = ", ".join(f"{name} = {value}" for name, value in SETTINGS.items() if not name.startswith("output_"))
+VIEWS = {PAIRED: PAIRING, TRACE_FLOWS: FLOWS, FLOW_ENDS: END_TO_END}
+"""Every table the writer keeps on DuckDB (collectors/storage/pairing.py, flows.py), by its definition: on ClickHouse
+each is a view of the same definition."""
 
 
-def definition() -> str:
-    """The ClickHouse statement that creates (or replaces) the view."""
-    select, _ = translate(PAIRING)
-    return f"CREATE OR REPLACE VIEW {PAIRED} AS {select} SETTINGS {_VIEW_SETTINGS}"
+def definition(name: str = PAIRED) -> str:
+    """The ClickHouse statement that creates (or replaces) one view of kept state."""
+    select, _ = translate(VIEWS[name])
+    return f"CREATE OR REPLACE VIEW {name} AS {select} SETTINGS {_VIEW_SETTINGS}"
 
 
 def create_paired_deliveries(client: ArrowClient) -> None:
-    """Create the ``paired_deliveries`` view over ``otel_traces`` and ``span_links`` (the tables must exist)."""
-    client.query_arrow(definition(), {})
+    """Create the views of kept state (``paired_deliveries``, the flows) over ``otel_traces`` and ``span_links``
+    (the tables must exist)."""
+    for name in VIEWS:
+        client.query_arrow(definition(name), {})
