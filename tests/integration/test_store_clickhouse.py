@@ -134,12 +134,11 @@ def duckdb_and_chdb(tmp_path_factory):
         chdb.stop()
 
 
-LATENCY_GAP = "latency: samples drawn in the order of DuckDB's hash(), percentiles rounded differently on ClickHouse"
 PARITY_PATHS = [
     "report",
     "overview",
     "flow",
-    pytest.param("latency", marks=pytest.mark.xfail(strict=True, reason=LATENCY_GAP)),
+    "latency",
     "loss",
     "duplicates",
     "traces",
@@ -151,7 +150,17 @@ PARITY_PATHS = [
 @pytest.mark.parametrize("path", PARITY_PATHS)
 def test_the_api_answers_the_same_on_chdb_as_on_duckdb(duckdb_and_chdb, path):
     duck, chdb = duckdb_and_chdb
-    assert _answer(chdb, path) == _answer(duck, path)
+    assert _comparable(_answer(chdb, path)) == _comparable(_answer(duck, path))
+
+
+def _comparable(answer: object) -> object:
+    """The answer with the lists no analysis orders in a fixed order: latency's samples (a draw by each engine's own
+    hash, every one of them here) and flow's edges (in the order the engine grouped them)."""
+    if isinstance(answer, dict):
+        for key in ("samples", "edges"):
+            if isinstance(answer.get(key), list):
+                answer = {**answer, key: sorted(answer[key], key=repr)}
+    return answer
 
 
 @pytest.mark.skipif(SERVER_URL is None, reason="EVENTSCOPE_TEST_CLICKHOUSE_URL names no ClickHouse server")
@@ -213,9 +222,8 @@ def test_read_mode_shows_a_pipelines_spans_that_eventscope_never_ingested(read_m
     health = reading.get("health")
     assert health["store"]["engine"] == "chdb" and health["store"]["location"].endswith("?tables=exporter")
     assert health["store"]["spans"] == duck.get("health")["store"]["spans"] == 10
-    got, want = _answer(reading, "flow"), _answer(duck, "flow")
-    assert got["edges"] == want["edges"]
-    assert got == want
+    assert _comparable(_answer(reading, "flow")) == _comparable(_answer(duck, "flow"))
+    assert _comparable(_answer(reading, "latency")) == _comparable(_answer(duck, "latency"))
     assert _answer(reading, "events/m1") == _answer(duck, "events/m1")
 
 
