@@ -1,8 +1,9 @@
 """The state the writer keeps, on ClickHouse: the pairing of every delivery and the causal flows, as views.
 
 On DuckDB the writer keeps the pairing (and the flows) as tables and updates just the rows that new spans change
-(collectors/storage/pairing.py, flows.py). On ClickHouse each is a view of the same definition (collectors/analyses/deliveries.py
-``PAIRING``, translated by collectors/storage/clickhouse/dialect.py): exact whatever wrote the spans (any number of
+(collectors/storage/pairing.py, flows.py). On ClickHouse each is a view of the same definition
+(collectors/analyses/deliveries.py ``PAIRING``, latency.py ``FLOWS`` and ``END_TO_END``, translated by
+collectors/storage/clickhouse/dialect.py): exact whatever wrote the spans (any number of
 collectors processes, or an OpenTelemetry Collector's exporter), and with nothing to keep up to date or rebuild.
 A materialised view would not be exact: it sees one inserted block at a time, while a delivery's pairing depends
 on spans of other blocks (a producer that arrives after its consumer). Its cost is paid per answer instead, as
