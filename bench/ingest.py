@@ -158,12 +158,12 @@ def peak_rss_bytes(pid: int) -> int:
 
 
 class CollectorsProcess:
-    """``python -m collectors serve`` on a free port with a fresh store, no gRPC, and no Redis unless
-    ``redis_url`` is given; ``env`` adds settings."""
+    """``python -m collectors serve`` on a free port with a fresh store on ``engine`` (collectors/storage/spec.py),
+    no gRPC, and no Redis unless ``redis_url`` is given; ``env`` adds settings."""
 
-    def __init__(self, redis_url: str | None = None, env: dict[str, str] | None = None):
+    def __init__(self, redis_url: str | None = None, env: dict[str, str] | None = None, engine: str = "duckdb"):
         self.directory = tempfile.mkdtemp(prefix="eventscope-bench-")
-        self.store = os.path.join(self.directory, "store.duckdb")
+        self.store = f"{engine}:{os.path.join(self.directory, 'store.' + engine)}"
         self.port = _free_port()
         args = [sys.executable, "-m", "collectors", "serve", "--listen", f"127.0.0.1:{self.port}"]
         args += ["--store", self.store, "--grpc-listen", "off"]
