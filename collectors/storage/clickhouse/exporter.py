@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from collectors.ingest import normalize
 from collectors.ingest.otlp import SPAN_ID_BYTES, STATUS_CODES, TRACE_ID_BYTES, UNKNOWN_SERVICE
 from collectors.storage import schema
+from collectors.storage.clickhouse import ddl
 
 READ_MODE_OPTION = "tables"
 """The store URL's query option that chooses read mode: ``clickhouse://HOST:PORT/DB?tables=exporter``."""
@@ -121,26 +122,8 @@ def _view(target: str, table: str, select: str) -> str:
     return f"CREATE OR REPLACE VIEW {target}.{_ident(table)} AS\n{select}"
 
 
-_CLICKHOUSE_TYPES = {
-    "BIGINT": "Int64",
-    "INTEGER": "Int32",
-    "DOUBLE": "Float64",
-    "BOOLEAN": "Bool",
-    "VARCHAR": "String",
-    "JSON": "String",
-    "BIGINT[]": "Array(Int64)",
-    "DOUBLE[]": "Array(Float64)",
-}
-
-
-def _column_type(column: schema.Column) -> str:
-    base = _CLICKHOUSE_TYPES[column.base_type]
-    not_null = column.sql.endswith("NOT NULL") or base.startswith("Array")
-    return base if not_null else f"Nullable({base})"
-
-
 def _empty_table(target: str, table: str) -> str:
-    columns = ",\n".join(f"    {_ident(c.name)} {_column_type(c)}" for c in schema.TABLES[table])
+    columns = ",\n".join(f"    {_ident(c.name)} {ddl.column_type(c)}" for c in schema.TABLES[table])
     return f"CREATE TABLE IF NOT EXISTS {target}.{_ident(table)} (\n{columns}\n) ENGINE = MergeTree ORDER BY tuple()"
 
 
