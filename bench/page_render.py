@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from collectors.ingest.otlp import SPAN_COLUMNS
@@ -106,11 +107,12 @@ def event_rows(index: int, start_ns: int) -> tuple[list[tuple], tuple]:
     return spans, tuple(bus.get(column) for column in BUS_COLUMNS)
 
 
-def build_store(path: str, spans: int) -> None:
-    """A store holding ``spans`` spans (three per event) and a bus message per event, ending now."""
+def build_store(path: str, spans: int, open_store: Callable[[str], Store] = Store) -> None:
+    """A store holding ``spans`` spans (three per event) and a bus message per event, ending now; ``open_store``
+    opens it at ``path`` (a DuckDB file by default)."""
     events = spans // 3
     start_ns = time.time_ns() - events * 1_000_000
-    store = Store(path)
+    store = open_store(path)
     try:
         for first in range(0, events, BATCH):
             span_batch, bus_batch = [], []
@@ -118,8 +120,8 @@ def build_store(path: str, spans: int) -> None:
                 event_spans, bus = event_rows(index, start_ns)
                 span_batch.extend(event_spans)
                 bus_batch.append(bus)
-            store.write("otel_traces", span_batch, timeout=600)
-            store.write("bus_messages", bus_batch, timeout=600)
+            store.write("otel_traces", span_batch, timeout=3600)
+            store.write("bus_messages", bus_batch, timeout=3600)
     finally:
         store.close()
 

@@ -21,7 +21,7 @@ import time
 from bench.api_latency import ENDPOINTS, answer_seconds
 from bench.ingest import SPANS_PER_BATCH as INGEST_BATCH
 from bench.ingest import CollectorsProcess, payloads, post_all
-from bench.page_render import BATCH, event_rows
+from bench.page_render import build_store
 from collectors.storage import spec
 from collectors.storage.recall import RECALL_S
 from devtools.processes import Collectors
@@ -35,21 +35,8 @@ ROUNDS = 3
 
 def build(engine: str, location: str, spans: int) -> float:
     """A store of ``spans`` spans (three per event, a bus message each) on ``engine``; seconds it took to write."""
-    events = spans // 3
-    start_ns = time.time_ns() - events * 1_000_000
-    store = spec.open_store(spec.parse(f"{engine}:{location}"), queue_limit=256)
     started = time.perf_counter()
-    try:
-        for first in range(0, events, BATCH):
-            span_batch, bus_batch = [], []
-            for index in range(first, min(first + BATCH, events)):
-                event_spans, bus = event_rows(index, start_ns)
-                span_batch.extend(event_spans)
-                bus_batch.append(bus)
-            store.write("otel_traces", span_batch, timeout=3600)
-            store.write("bus_messages", bus_batch, timeout=3600)
-    finally:
-        store.close()
+    build_store(location, spans, lambda path: spec.open_store(spec.parse(f"{engine}:{path}"), queue_limit=256))
     return time.perf_counter() - started
 
 
