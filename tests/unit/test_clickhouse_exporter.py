@@ -76,7 +76,8 @@ def made(tmp_path_factory):
 def client(made):
     """That chdb with every table emptied."""
     tables = made.query_arrow(
-        "SELECT database, name FROM system.tables WHERE database IN ({a:String}, {b:String}) AND engine != 'View'",
+        "SELECT database, name FROM system.tables "
+        "WHERE database IN ({a:String}, {b:String}) AND engine NOT LIKE '%View'",
         {"a": PIPELINE_DATABASE, "b": exporter.own_database(PIPELINE_DATABASE)},
     ).to_pylist()
     for table in tables:
@@ -274,8 +275,9 @@ def test_the_exporters_default_ddl_and_the_eventscope_tables_are_accepted(client
     database = exporter.own_database(PIPELINE_DATABASE)
     listed = client.query_arrow(f"SELECT name, engine FROM system.tables WHERE database = '{database}'").to_pylist()
     engines = {row["name"]: row["engine"] for row in listed}
-    assert set(engines) == set(schema.TABLES)
+    assert set(engines) == {*schema.TABLES, exporter.COPY_VIEW}
     assert {name for name, engine in engines.items() if engine == "View"} == set(exporter.VIEWS)
+    assert engines[exporter.COPIED] == "ReplacingMergeTree" and engines[exporter.COPY_VIEW] == "MaterializedView"
     for table in schema.TABLES:
         described = client.query_arrow(f"DESCRIBE TABLE {database}.{table}").to_pylist()
         assert tuple(row["name"] for row in described) == schema.names(table)
@@ -292,6 +294,39 @@ def test_creating_again_replaces_the_views_and_keeps_the_tables(client):
     client.command(f"INSERT INTO {exporter.own_database(PIPELINE_DATABASE)}.broker_channels VALUES (1, 'c', 2)")
     exporter.create(client, PIPELINE_DATABASE)
     assert view_rows(client, "broker_channels") == [(1, "c", 2)]
+
+
+def test_spans_stored_before_read_mode_was_made_are_copied_once(client):
+    body = request_of(sdk_spans(shapes))
+    database = exporter.own_database(PIPELINE_DATABASE)
+    client.command(f"DROP TABLE {database}.{exporter.COPY_VIEW}")  # as if the exporter wrote before eventscope came
+    insert_spans(client, ExportTraceServiceRequest.FromString(body))
+    assert view_rows(client, "otel_traces") == []
+    exporter.create(client, PIPELINE_DATABASE)
+    copied = view_rows(client, "otel_traces")
+    assert sorted(row[2] for row in copied) == sorted(row[2] for row in otlp.decode_traces(body, False).rows)
+    exporter.create(client, PIPELINE_DATABASE)  # made again (a restart): nothing copied twice
+    assert sorted(view_rows(client, "otel_traces")) == sorted(copied)
+
+
+@pytest.mark.parametrize("older", ["a table computed otherwise", "a view"])
+def test_a_copy_made_by_another_version_is_made_again(client, older):
+    database = exporter.own_database(PIPELINE_DATABASE)
+    body = request_of(sdk_spans(rules_and_quirks))
+    insert_spans(client, ExportTraceServiceRequest.FromString(body))
+    want = sorted(view_rows(client, "otel_traces"))
+    if older == "a view":
+        client.command(f"DROP TABLE {database}.{exporter.COPY_VIEW}")
+        client.command(f"DROP TABLE {database}.{exporter.COPIED}")
+        client.command(f"CREATE VIEW {database}.{exporter.COPIED} AS SELECT 1 AS x")
+    else:
+        client.command(f"ALTER TABLE {database}.{exporter.COPIED} MODIFY COMMENT 'older'")
+        stale = "UPDATE SpanName = 'stale' WHERE 1 SETTINGS mutations_sync = 1"
+        client.command(f"ALTER TABLE {database}.{exporter.COPIED} {stale}")
+    exporter.create(client, PIPELINE_DATABASE)
+    assert sorted(view_rows(client, "otel_traces")) == want
+    insert_spans(client, ExportTraceServiceRequest.FromString(request_of(sdk_spans(shapes))))  # and the view copies on
+    assert len(view_rows(client, "otel_traces")) > len(want)
 
 
 def test_logs_and_metrics_views_read_the_exporters_empty_tables(client):

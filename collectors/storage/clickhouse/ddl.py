@@ -85,16 +85,19 @@ def column_type(column: schema.Column) -> str:
     return f"Nullable({base})" if nullable else base
 
 
-def create_table(table: str) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for one table of the schema."""
+def create_table(table: str, database: str | None = None, comment: str | None = None) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for one table of the schema (in ``database``, a quoted name, when given;
+    with ``comment`` as the table's comment)."""
     layout = LAYOUTS[table]
     lines = [f"    `{column.name}` {column_type(column)}" for column in schema.TABLES[table]]
     lines += [f"    {index}" for index in layout.indexes]
     partition = f"\nPARTITION BY {_day(layout.time_column)}" if layout.time_column else ""
+    name = f"{database}.{table}" if database else table
+    noted = "" if comment is None else " COMMENT '" + comment.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return (
-        f"CREATE TABLE IF NOT EXISTS {table} (\n"
+        f"CREATE TABLE IF NOT EXISTS {name} (\n"
         + ",\n".join(lines)
-        + f"\n) ENGINE = {layout.engine}{partition}\nORDER BY {layout.order_by}\nSETTINGS {DURABLE}"
+        + f"\n) ENGINE = {layout.engine}{partition}\nORDER BY {layout.order_by}\nSETTINGS {DURABLE}{noted}"
     )
 
 

@@ -360,11 +360,6 @@ class _Generator(ClickHouse.Generator):
             gathered = f"arraySort({gathered})"
         return f"arrayMap(x -> x.1, {gathered})"
 
-    def cte_sql(self, e: exp.CTE) -> str:
-        e = e.copy()
-        e.set("materialized", None)
-        return super().cte_sql(e)
-
     def join_sql(self, e: exp.Join) -> str:
         if (e.args.get("kind") or "").upper() in ("SEMI", "ANTI") and not e.side:
             e = e.copy()
@@ -516,14 +511,18 @@ def _with_fragments(sql: str) -> tuple[str, dict[str, str]]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _template(sql: str) -> str:
-    """The ClickHouse text of a DuckDB query, parameters still as tokens."""
+def _template(sql: str, materialized: bool) -> str:
+    """The ClickHouse text of a DuckDB query, parameters still as tokens; its ``AS MATERIALIZED`` CTEs kept as such
+    when ``materialized`` (computed once however often the query reads them) or made plain ones."""
     text, fragments = _with_fragments(sql)
     try:
         tree = sqlglot.parse_one(_tokenise_parameters(text), read="duckdb")
     except sqlglot.errors.ParseError as error:
         raise TranslationError(f"cannot read the query: {error}") from error
     tree = _unions_by_name(_spell_out_stars(tree))
+    for cte in tree.find_all(exp.CTE):
+        if not materialized or not cte.args.get("materialized"):
+            cte.set("materialized", None)
     out = tree.sql(dialect=_ClickHouse, unsupported_level=sqlglot.ErrorLevel.RAISE)
     for name, clickhouse_text in fragments.items():
         out = out.replace(f"SELECT * FROM {name}", clickhouse_text.strip())
@@ -531,7 +530,7 @@ def _template(sql: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _bound(sql: str, nulls: frozenset[str], types: tuple[tuple[str, str], ...]) -> str:
+def _bound(sql: str, nulls: frozenset[str], types: tuple[tuple[str, str], ...], materialized: bool) -> str:
     kinds = dict(types)
 
     def placeholder(match: re.Match) -> str:
@@ -542,18 +541,22 @@ def _bound(sql: str, nulls: frozenset[str], types: tuple[tuple[str, str], ...]) 
             raise TranslationError(f"no value for parameter {name}")
         return f"{{{_parameter_name(name)}:{kinds[name]}}}"
 
-    return _TOKEN_PATTERN.sub(placeholder, _template(sql))
+    return _TOKEN_PATTERN.sub(placeholder, _template(sql, materialized))
 
 
 def _parameter_name(name: str) -> str:
     return f"p{name}" if name[:1].isdigit() else name
 
 
-def translate(sql: str, parameters: Mapping[str, object] | Sequence[object] | None = None) -> tuple[str, dict]:
-    """The ClickHouse text of a DuckDB query and the values of its ``{name:Type}`` parameters."""
+def translate(
+    sql: str, parameters: Mapping[str, object] | Sequence[object] | None = None, materialized: bool = False
+) -> tuple[str, dict]:
+    """The ClickHouse text of a DuckDB query and the values of its ``{name:Type}`` parameters. With
+    ``materialized``, a CTE the query marks ``AS MATERIALIZED`` stays so (it needs ``enable_materialized_cte``,
+    ClickHouse 25.x and later: collectors/storage/clickhouse/reader.py)."""
     values = parameter_values(parameters)
     nulls = frozenset(name for name, value in values.items() if value is None)
     types = tuple(sorted((name, clickhouse_type(v)) for name, v in values.items() if v is not None))
-    text = _bound(sql, nulls, types)
+    text = _bound(sql, nulls, types, materialized)
     bound = {_parameter_name(name): value for name, value in values.items() if value is not None}
     return text, bound

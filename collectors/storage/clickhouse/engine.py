@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from collectors.storage import retention
 from collectors.storage.clickhouse import ddl, exporter, state
 from collectors.storage.clickhouse.client import ClickHouseError, Client
-from collectors.storage.clickhouse.reader import ClickHouseReader
+from collectors.storage.clickhouse.reader import ClickHouseReader, materialized_ctes
 from collectors.storage.spec import CHDB
 from collectors.storage.store import IDENTITY
 
@@ -74,6 +74,7 @@ class ClickHouseEngine:
             for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
                 client.command(statement)
         state.create_paired_deliveries(client)  # a view: exact whatever wrote the spans, nothing to keep up to date
+        self._materialized = materialized_ctes(client)
 
     def writer(self) -> Client:
         return self._client
@@ -82,7 +83,7 @@ class ClickHouseEngine:
         """The writer's client is the engine's own; ``close`` closes it."""
 
     def write(self, handle: Client, batches: dict[str, pa.Table]) -> None:
-        if self.read_mode and not batches.keys().isdisjoint(exporter.VIEWS):
+        if self.read_mode and not batches.keys().isdisjoint(exporter.DERIVED):
             raise ClickHouseError(
                 "this store reads an OpenTelemetry Collector's tables (?tables=exporter): "
                 "send telemetry to that Collector, not to eventscope"
@@ -123,7 +124,7 @@ class ClickHouseEngine:
 
     def reader(self) -> ClickHouseReader:
         """A reader on a client of its own, so that reads run beside the writer's inserts."""
-        return ClickHouseReader(self._reader_client())
+        return ClickHouseReader(self._reader_client(), self._materialized)
 
     def cursor(self):
         raise TypeError(f"a {self.name} store has no DuckDB cursor; use reader()")

@@ -8,6 +8,13 @@ eventscope's table names and with exactly its columns (collectors/storage/schema
 those facts in ClickHouse SQL from the exporter's tables; the tables only eventscope writes (the bus tap's, the
 broker poller's) are created empty there. The analyses then read one database, in either mode, by the same names.
 
+The spans are the exception: ``otel_traces`` is a table of eventscope's there, filled by a materialised view from
+the exporter's ``otel_traces`` as each block is inserted (and, when made, from what the exporter's table already
+holds). The facts of a span depend on that span's row alone, so a materialised view computes them exactly, once
+per span; as a plain view they were computed again inside every analysis, and ClickHouse took seconds to plan each
+of those (the pairing reads the spans several times, and a stream count reads the pairing several times: about
+30 s per answer on ten spans). The copy costs the spans' space a second time (docs/scale.md).
+
 The facts' SQL is generated from normalize's table (``NAMES``, ``CONVERTERS``) and follows its rules and
 instrumentation quirks one by one, so a span gets the same facts whether eventscope decoded it or the exporter
 stored it. What the exporter's tables cannot give back is said where it is lost (docs/scale.md lists it).
@@ -16,6 +23,7 @@ Pure: SQL text out; ``create`` runs it through any client with ``command(sql)``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -43,8 +51,14 @@ EXPORTER_METRICS = {
 }
 """The exporter's default table names (its ``traces_table_name``, ``logs_table_name``, ``metrics_tables``)."""
 
-VIEWS = ("otel_traces", "span_links", "otel_logs", "otel_metrics")
-"""eventscope's tables that read mode defines as views of the exporter's tables; the others are created empty."""
+DERIVED = ("otel_traces", "span_links", "otel_logs", "otel_metrics")
+"""eventscope's tables that read mode derives from the exporter's tables (eventscope never writes them); the others
+are created empty, for the bus tap and the broker poller."""
+COPIED = "otel_traces"
+"""The derived table kept as a copy, filled by a materialised view (``COPY_VIEW``); the other derived ones are views."""
+VIEWS = tuple(table for table in DERIVED if table != COPIED)
+COPY_VIEW = "otel_traces_from_exporter"
+"""The materialised view that computes eventscope's otel_traces rows from every block inserted into the exporter's."""
 
 SERVICE_NAME = "service.name"
 _TEMPORALITIES = ("Unspecified", "Delta", "Cumulative")  # the OTLP enum, as collectors/ingest/metrics.py names it
@@ -54,6 +68,8 @@ class Client(Protocol):
     """What ``create`` needs of a ClickHouse connection (collectors/storage/clickhouse/client.py has the real ones)."""
 
     def command(self, sql: str, parameters: Mapping | None = None) -> object: ...
+
+    def query_arrow(self, sql: str, parameters: Mapping) -> object: ...
 
 
 class ReadModeError(ValueError):
@@ -84,8 +100,10 @@ def statements(pipeline_database: str, database: str | None = None) -> list[str]
     target = _ident(database or own_database(pipeline_database))
     source = _ident(pipeline_database)
     made = [f"CREATE DATABASE IF NOT EXISTS {target}"]
-    made += [_empty_table(target, table) for table in schema.TABLES if table not in VIEWS]
-    made.append(_view(target, "otel_traces", traces_select(source)))
+    made += [_empty_table(target, table) for table in schema.TABLES if table not in DERIVED]
+    made.append(ddl.create_table(COPIED, target, copy_digest(pipeline_database)))
+    copy_view = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {target}.{COPY_VIEW} TO {target}.{COPIED}"
+    made.append(f"{copy_view} AS\n{traces_select(source)}")
     made.append(_view(target, "span_links", links_select(source)))
     made.append(_view(target, "otel_logs", logs_select(source)))
     made.append(_view(target, "otel_metrics", metrics_select(source)))
@@ -93,10 +111,32 @@ def statements(pipeline_database: str, database: str | None = None) -> list[str]
 
 
 def create(client: Client, pipeline_database: str, database: str | None = None) -> str:
-    """Make eventscope's database over a pipeline's (idempotent: views are replaced); returns its name."""
+    """Make eventscope's database over a pipeline's; returns its name. Idempotent: views are replaced, the copy of
+    the spans is kept, made again when this version computes it differently, and given the spans it lacks."""
+    name = database or own_database(pipeline_database)
+    target, source = _ident(name), _ident(pipeline_database)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {target}")
+    noted = client.query_arrow(
+        "SELECT engine, comment FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+        {"db": name, "table": COPIED},
+    ).to_pylist()
+    if noted and (noted[0]["engine"] == "View" or noted[0]["comment"] != copy_digest(pipeline_database)):
+        client.command(f"DROP TABLE IF EXISTS {target}.{COPY_VIEW}")  # made by a version that computed it otherwise
+        client.command(f"DROP TABLE IF EXISTS {target}.{COPIED}")
     for sql in statements(pipeline_database, database):
         client.command(sql)
-    return database or own_database(pipeline_database)
+    # what the exporter's table held before the materialised view existed (or while it was being made again); a
+    # span both copied here and by the view collapses to one row (ReplacingMergeTree, read with FINAL)
+    client.command(
+        f"INSERT INTO {target}.{COPIED} SELECT * FROM ({traces_select(source)}) AS new "
+        f"WHERE (new.TraceId, new.SpanId) NOT IN (SELECT TraceId, SpanId FROM {target}.{COPIED})"
+    )
+    return name
+
+
+def copy_digest(pipeline_database: str) -> str:
+    """A digest of how the copy of the spans is computed, noted as its table's comment."""
+    return hashlib.sha256(traces_select(_ident(pipeline_database)).encode()).hexdigest()[:16]
 
 
 # -- SQL building blocks ----------------------------------------------------------------------------------------

@@ -9,6 +9,11 @@ The session settings that give DuckDB's semantics go with every query (a ``SETTI
 answers alike: an outer join's missing side is NULL (``join_use_nulls``), an aggregate over no rows is NULL
 (``aggregate_functions_null_for_empty``), a column's own name wins over a select alias of the same name inside
 expressions (``prefer_column_name_to_alias``), text comes back as text.
+
+A CTE the analyses mark ``AS MATERIALIZED`` (one read several times, e.g. every observation of every stream) is
+computed once where the engine can (``enable_materialized_cte``, ClickHouse 25.x and later, chdb included); without
+it ClickHouse inlines the CTE at each reference, plans and computes it again each time: on ten spans in read mode
+a stream count took 5.3 s that way and 0.4 s materialised. An older server gets plain CTEs (the same rows).
 """
 
 from __future__ import annotations
@@ -32,6 +37,14 @@ SETTINGS = {
 }
 """Settings every query runs with (see the module docstring)."""
 _SETTINGS_CLAUSE = " SETTINGS " + ", ".join(f"{name} = {value}" for name, value in SETTINGS.items())
+MATERIALIZED_CTE = "enable_materialized_cte"
+_MATERIALIZED_CLAUSE = f", {MATERIALIZED_CTE} = 1"
+_PROBE = "SELECT count() AS n FROM system.settings WHERE name = {name:String}"
+
+
+def materialized_ctes(client: ArrowClient) -> bool:
+    """Whether the engine behind ``client`` can compute a CTE once (it knows ``enable_materialized_cte``)."""
+    return bool(client.query_arrow(_PROBE, {"name": MATERIALIZED_CTE}).to_pylist()[0]["n"])
 
 
 class ArrowClient(Protocol):
@@ -78,12 +91,14 @@ class ClickHouseResult:
 class ClickHouseReader:
     """A Reader (collectors/storage/reader.py) over a ClickHouse client."""
 
-    def __init__(self, client: ArrowClient):
+    def __init__(self, client: ArrowClient, materialized: bool = False):
         self._client = client
+        self._materialized = materialized
+        self._settings = _SETTINGS_CLAUSE + (_MATERIALIZED_CLAUSE if materialized else "")
 
     def execute(self, query: str, parameters: Parameters | None = None) -> ClickHouseResult:
-        sql, values = translate(query, parameters)
-        return ClickHouseResult(self._client.query_arrow(sql + _SETTINGS_CLAUSE, values))
+        sql, values = translate(query, parameters, self._materialized)
+        return ClickHouseResult(self._client.query_arrow(sql + self._settings, values))
 
     def close(self) -> None:
         """Nothing to release: the client belongs to whoever made the reader."""
