@@ -169,11 +169,17 @@ FILTERS = (
 )
 
 
-def _answers(cursor, trace_ids: list[str], event_ids: list[str]) -> dict:
+STREAMS = tuple((Filters(channel="s0-a"), "/s1", None, vantage) for vantage in ("bus", "g0", "g1"))
+"""The streams whose sequences are compared: (channel filter, source, partition key, vantage)."""
+
+
+def _answers(
+    cursor, trace_ids: list[str], event_ids: list[str], filters: tuple = FILTERS, streams: tuple = STREAMS
+) -> dict:
     """Every endpoint's answer (what the API handlers compute), keyed by a name that says which: each endpoint with
-    no filter and with a time window, the central ones with each other filter too."""
+    no filter and with a time window (the first two ``filters``), the central ones with each other filter too."""
     answers: dict = {}
-    for i, f in enumerate(FILTERS):
+    for i, f in enumerate(filters):
         every = i < 2
         answers[f"report {i}"] = report.report(cursor, f, 5.0, NOW_NS)
         answers[f"overview {i}"] = {k: v for k, v in overview.overview(cursor, f).items() if k != "generated_at_ns"}
@@ -208,8 +214,10 @@ def _answers(cursor, trace_ids: list[str], event_ids: list[str]) -> dict:
     answers["messages"] = queries.messages(cursor, 20)
     answers["malformed"] = queries.messages(cursor, 20, True)
     answers["counts"] = queries.counts(cursor)
-    for vantage in ("bus", "g0", "g1"):
-        answers[f"sequences {vantage}"] = sequences.sequences(cursor, Filters(channel="s0-a"), "/s1", None, vantage, 50)
+    for f, source, partition, vantage in streams:
+        answers[f"sequences {vantage} {source} {partition}"] = sequences.sequences(
+            cursor, f, source, partition, vantage, 50
+        )
     return answers
 
 
