@@ -104,3 +104,30 @@ def test_kept_tables_built_by_another_definition_are_rebuilt_when_the_store_open
         _kept_equals_scratch(store)
     finally:
         store.close()
+
+
+def test_an_update_that_fails_midway_is_done_again_after_a_restart(tmp_path, monkeypatch):
+    """ClickHouse has no transaction over the kept tables: an update that stops after marking rows stale leaves the
+    notes in place, no reader is handed out until an update has succeeded, and the next one (after a restart too)
+    makes the tables whole again."""
+    path = str(tmp_path / "store.chdb")
+    store = _open(path)
+    common = {"MsgMessageId": "m-1", "MsgSystem": "redis", "TraceId": _trace(1)}
+    producer = _row(SpanId="p", SpanKind="Producer", MsgOperation="send", SpanName="send orders", Timestamp=0, **common)
+    consumer = _row(SpanId="c", ParentSpanId="p", SpanKind="Consumer", MsgOperation="process",
+                    SpanName="process orders", Timestamp=MS, **common)  # fmt: skip
+    try:
+        store.write("otel_traces", [consumer])
+        _kept_equals_scratch(store)
+        fresh = state._insert_fresh
+        monkeypatch.setattr(state, "_insert_fresh", lambda kept, version: "SELECT throwIf(1, 'the collectors stop')")
+        store.write("otel_traces", [producer])
+        with pytest.raises(Exception, match="the collectors stop"):
+            store.reader()
+        store.close()
+        monkeypatch.setattr(state, "_insert_fresh", fresh)
+        store = _open(path)
+        _kept_equals_scratch(store)
+        assert _rows(store, f"SELECT paired_by FROM {state.PAIRED}") == [("parent",)]
+    finally:
+        store.close()

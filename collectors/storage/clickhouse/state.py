@@ -191,6 +191,9 @@ INSERT INTO {PENDING} SELECT DISTINCT TraceId, MsgMessageId FROM otel_traces WHE
 _EXISTS = "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {name:String}"
 
 
+_DROP_SCOPE = f"DROP TABLE IF EXISTS {', '.join(name for name, _ in SCOPE)}"
+
+
 def _scope_table(name: str, select: str) -> str:
     return f"CREATE OR REPLACE TABLE {name} ENGINE = Memory AS {select} SETTINGS {_QUERY_SETTINGS}"
 
@@ -291,5 +294,4 @@ class KeptState:
             self._client.command(_mark_stale(kept, stale))
             self._client.command(_insert_fresh(kept, fresh))
         self._client.command(f"TRUNCATE TABLE {PENDING}")
-        for name, _ in SCOPE:
-            self._client.command(f"DROP TABLE IF EXISTS {name}")
+        self._client.command(_DROP_SCOPE)
