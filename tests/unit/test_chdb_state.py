@@ -10,6 +10,8 @@ few examples, and the spans that never arrived during the plan arrive at the end
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -129,5 +131,29 @@ def test_an_update_that_fails_midway_is_done_again_after_a_restart(tmp_path, mon
         store = _open(path)
         _kept_equals_scratch(store)
         assert _rows(store, f"SELECT paired_by FROM {state.PAIRED}") == [("parent",)]
+    finally:
+        store.close()
+
+
+def _linked(trace: int, span: str, to: tuple[int, str], t: int) -> tuple:
+    link = [{"TraceId": _trace(to[0]), "SpanId": to[1], "TraceState": "", "Attributes": {}}]
+    return _row(TraceId=_trace(trace), SpanId=span, SpanKind="Consumer", MsgOperation="process", Timestamp=t * MS,
+                SpanName="process orders", MsgConsumerGroup="g", Links=json.dumps(link))  # fmt: skip
+
+
+def test_flows_merge_as_traces_link_in_and_are_named_anew_when_retention_deletes_their_first_trace(tmp_path):
+    store = _open(str(tmp_path / "store.chdb"))
+    producer = _row(TraceId=_trace(1), SpanId="p", SpanKind="Producer", MsgOperation="send", SpanName="send orders",
+                    Timestamp=0)  # fmt: skip
+    flows = f"SELECT trace_id, flow FROM {state.TRACE_FLOWS}"
+    try:
+        store.write("otel_traces", [producer, _linked(3, "c3", (1, "p"), 5)])
+        store.write("otel_traces", [_linked(2, "c2", (3, "c3"), 9)])  # a third trace joins the flow
+        assert _rows(store, flows) == [(_trace(n), _trace(1)) for n in (1, 2, 3)]
+        assert _rows(store, f"SELECT flow, finish FROM {state.FLOW_ENDS}") == [(_trace(1), 11 * MS)]
+        assert store.retain(0, 0, 1).wait(30)  # only the newest trace (2) stays, its link to the deleted 3 with it
+        assert _rows(store, flows) == [(_trace(2), _trace(2)), (_trace(3), _trace(2))]  # the flow is named anew
+        assert _rows(store, f"SELECT flow, start, finish FROM {state.FLOW_ENDS}") == [(_trace(2), None, 11 * MS)]
+        _kept_equals_scratch(store)
     finally:
         store.close()
