@@ -157,3 +157,21 @@ def test_flows_merge_as_traces_link_in_and_are_named_anew_when_retention_deletes
         _kept_equals_scratch(store)
     finally:
         store.close()
+
+
+def test_retention_leaves_no_marks_of_deleted_rows_once_they_outnumber_the_live_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "TIDY_SLACK", 0)
+    store = _open(str(tmp_path / "store.chdb"))
+    consumer = {"SpanId": "c", "SpanKind": "Consumer", "MsgOperation": "process", "SpanName": "process orders"}
+    consumers = [_row(TraceId=_trace(n), Timestamp=n * MS, MsgMessageId=f"m-{n}", **consumer) for n in range(1, 6)]
+    stored = f"SELECT count() FROM {state.KEPT[0].rows}"
+    try:
+        for consumer in consumers:
+            store.write("otel_traces", [consumer])
+            _rows(store, stored)  # a reader after each commit: one version of each row after another
+        assert _rows(store, stored) == [(5,)]
+        assert store.retain(0, 0, 1).wait(30)  # four traces go
+        assert _rows(store, stored) == [(1,)]
+        _kept_equals_scratch(store)
+    finally:
+        store.close()

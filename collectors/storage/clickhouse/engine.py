@@ -132,6 +132,8 @@ class ClickHouseEngine:
             return enforce_retention(handle, now_ns, max_age_s, max_spans)
         deleted = enforce_retention(handle, now_ns, max_age_s, max_spans, self._state.note_traces)
         self._state.refresh()
+        if deleted.get("otel_traces"):
+            self._state.tidy()
         return deleted
 
     def reader(self) -> ClickHouseReader:

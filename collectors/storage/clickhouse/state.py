@@ -14,7 +14,9 @@ dialect.py) are kept in one of two ways, by who writes the spans:
   identity: replacing rows is two inserts (a deletion mark for every stale row, then the recomputed rows, each
   with a higher version), and the name the analyses read is a view of it ``FINAL``. ClickHouse's lightweight
   DELETE was measured against that: each is a mutation, and a few of them in a row grew to 0.6 s per commit on a
-  million rows, where the marks took 0.02-0.1 s and ``FINAL`` added next to nothing to a read. A store whose kept
+  million rows, where the marks took 0.02-0.1 s and ``FINAL`` added next to nothing to a read. Merges keep the
+  mark of every deleted row, so after retention a table whose marks and replaced rows outnumber its live rows is
+  rewritten without them (``OPTIMIZE ... FINAL CLEANUP``, ``KeptState.tidy``). A store whose kept
   tables were built by other definitions (``state_versions``) gets them rebuilt from scratch when opened.
 - Where others write too (a ClickHouse server, which any number of collectors processes write) or an OpenTelemetry
   Collector writes the spans (read mode), each is a view of its definition: exact whatever wrote the spans, with
@@ -51,6 +53,8 @@ VERSIONS = pairing.VERSIONS
 PENDING = pairing.PENDING
 VERSION = "_version"
 DELETED = "_deleted"
+TIDY_SLACK = 10_000
+"""Rows past twice the live ones a kept table may hold before ``KeptState.tidy`` rewrites it."""
 _SIGNATURE = "clickhouse"  # the row of VERSIONS that holds the kept tables' digest
 
 
@@ -198,10 +202,13 @@ def _scope_table(name: str, select: str) -> str:
     return f"CREATE OR REPLACE TABLE {name} ENGINE = Memory AS {select} SETTINGS {_QUERY_SETTINGS}"
 
 
+_ROWS_SETTINGS = "allow_nullable_key = 1, allow_experimental_replacing_merge_with_cleanup = 1"
+
+
 def _create_rows(kept: Kept, version: int) -> str:
     return (
         f"CREATE TABLE {kept.rows} ENGINE = ReplacingMergeTree({VERSION}, {DELETED}) ORDER BY ({kept.key}) "
-        f"SETTINGS allow_nullable_key = 1 AS SELECT *, toUInt64({version}) AS {VERSION}, toUInt8(0) AS {DELETED} "
+        f"SETTINGS {_ROWS_SETTINGS} AS SELECT *, toUInt64({version}) AS {VERSION}, toUInt8(0) AS {DELETED} "
         f"FROM ({kept.select()}) SETTINGS {_QUERY_SETTINGS}"
     )
 
@@ -282,6 +289,15 @@ class KeptState:
     def noted(self) -> int:
         """How many notes wait for the next refresh."""
         return self._client.query_arrow(_NOTED, {})["n"][0].as_py()
+
+    def tidy(self) -> None:
+        """Drop the deletion marks and replaced rows of a kept table once they outnumber its rows (after retention:
+        ``FINAL`` hides them, but a merge keeps a mark of every row ever deleted unless told to clean up)."""
+        for kept in KEPT:
+            stored = self._client.query_arrow(f"SELECT count() AS n FROM {kept.rows}", {})["n"][0].as_py()
+            live = self._client.query_arrow(f"SELECT count() AS n FROM {kept.rows} FINAL", {})["n"][0].as_py()
+            if stored > 2 * live + TIDY_SLACK:
+                self._client.command(f"OPTIMIZE TABLE {kept.rows} FINAL CLEANUP")
 
     def refresh(self) -> None:
         """Recompute the rows of every kept table that the noted spans can change."""
