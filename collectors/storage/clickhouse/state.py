@@ -248,6 +248,7 @@ class KeptState:
         for statement in _CREATE:
             client.command(statement)
         self._version = self._latest_version() + 1
+        self._noted = client.query_arrow(_NOTED, {})["n"][0].as_py()  # notes left by a process that stopped
         built = client.query_arrow(_BUILT, {"name": _SIGNATURE})
         if not built.num_rows or built["Digest"][0].as_py() != self._digest:
             self.rebuild()
@@ -272,6 +273,7 @@ class KeptState:
             self._client.command(_create_rows(kept, version))
             self._client.command(_view(kept))
         self._client.command(f"TRUNCATE TABLE {PENDING}")
+        self._noted = 0
         self._client.command(
             f"INSERT INTO {VERSIONS} VALUES ({{name:String}}, {{digest:String}}, {{at:UInt64}})",
             {"name": _SIGNATURE, "digest": self._digest, "at": version},
@@ -280,15 +282,17 @@ class KeptState:
     def note_spans(self, spans: pa.Table) -> None:
         """Note the spans about to be stored (before they are: a crash in between leaves one note too many)."""
         noted = spans.select(["TraceId", "MsgMessageId"]).group_by(["TraceId", "MsgMessageId"]).aggregate([])
+        self._noted += noted.num_rows  # first: a failed insert may have stored some, and a note too many is harmless
         self._client.insert_arrow(PENDING, noted)
 
     def note_traces(self, traces: list[str]) -> None:
         """Note the spans of ``traces``, about to be deleted."""
         self._client.command(_NOTE_TRACES, {"traces": traces})
+        self._noted = self._client.query_arrow(_NOTED, {})["n"][0].as_py()
 
     def noted(self) -> int:
-        """How many notes wait for the next refresh."""
-        return self._client.query_arrow(_NOTED, {})["n"][0].as_py()
+        """How many notes wait for the next refresh (counted here: the writer's thread alone adds or clears them)."""
+        return self._noted
 
     def tidy(self) -> None:
         """Drop the deletion marks and replaced rows of a kept table once they outnumber its rows (after retention:
@@ -310,4 +314,5 @@ class KeptState:
             self._client.command(_mark_stale(kept, stale))
             self._client.command(_insert_fresh(kept, fresh))
         self._client.command(f"TRUNCATE TABLE {PENDING}")
+        self._noted = 0
         self._client.command(_DROP_SCOPE)
