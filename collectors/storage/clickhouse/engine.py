@@ -17,6 +17,10 @@ different senders, so a retried export never arrives as the same block twice.
 ClickHouse has no transaction over several tables: span links are inserted before their spans, so a group
 that fails half-way leaves at most links whose spans the sender's retry then stores (their duplicates
 collapse like the spans'), never spans without their links.
+
+Where this process is the store's only writer (chdb in write mode), it keeps the pairing and the flows as tables
+(collectors/storage/clickhouse/state.py): each group notes its new spans before inserting them, retention the traces
+it deletes, and ``refresh`` (before every reader) recomputes what the notes can change. Elsewhere they are views.
 """
 
 from __future__ import annotations
