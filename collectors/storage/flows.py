@@ -14,7 +14,8 @@ and every trace of the flows all of these were in. That scope is closed under th
 flow stays within it; a new link starts in a touched trace), so the definitions over it give exactly the rows the
 definitions over the whole store give for those traces and flows, and no flow outside it changes. Flows are named
 by their smallest trace id, which is in the scope, so the rows to replace are those named by a trace in it. On
-ClickHouse the same definitions would be views.
+ClickHouse the same definitions are kept alike, or read as views where others write the spans
+(collectors/storage/clickhouse/state.py).
 """
 
 from __future__ import annotations

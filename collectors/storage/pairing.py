@@ -16,7 +16,8 @@ handed back), on the spans of the same message id (the earliest producer, earlie
 links point into (a producer, and a child that makes it the outer half of a publish recorded twice). So the rows
 a changed span can change are the deliveries of its trace, of its message id, and those linking into its trace;
 and to recompute them it is enough to read the traces of those deliveries and of their link targets, and the
-spans of their message ids. On ClickHouse the same definition would be a materialised view.
+spans of their message ids. On ClickHouse the same definition is kept alike, or read as a view where others write the
+spans (collectors/storage/clickhouse/state.py).
 """
 
 from __future__ import annotations

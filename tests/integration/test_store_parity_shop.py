@@ -103,6 +103,7 @@ def _shop_streams(duck) -> tuple:
     return tuple(streams)
 
 
+@pytest.mark.parametrize("clickhouse", ["views"], indirect=True)  # the kept tables: the unit parity test
 def test_the_shops_scenarios_answer_the_same_on_clickhouse(stored, clickhouse):  # noqa: F811
     store = Store(stored)
     try:

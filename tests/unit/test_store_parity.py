@@ -5,14 +5,14 @@ brokers (tests/unit/test_pairing_state.py ``spans``: links, publishes and delive
 RabbitMQ messages handed back) and the report's streams of observations at the bus tap and at a consumer group
 (tests/unit/test_analysis_streams.py ``streams``: duplicates, redeliveries, gaps, negative sequences, ties), and a few
 broker polls. Several draws go into one store at once, each under its own names, so that one load of chdb covers
-many of them. The
-spans are written through the project's Store (DuckDB); its tables are copied into chdb, where the pairing is the
-view of collectors/storage/clickhouse/state.py; then each endpoint's function (what the API handler calls) runs on
-a DuckDB reader and on a ``ClickHouseReader`` with its default parameters and a few filters, and the answers must
-be equal, types included. Floats are equal to a relative 1e-12: the percentiles interpolate alike but round the last
-bit apart. Where an analysis leaves
-an order undefined (flow edges, events of one instant among the newest examples, the latency samples, which each
-engine draws by its own hash), the answers are compared in a defined order.
+many of them. The spans are written through the project's Store (DuckDB); its tables are copied into chdb, where the
+pairing and the flows are either the views a store that others write reads or the tables the store's only writer
+keeps (built from the copied spans), both of collectors/storage/clickhouse/state.py; then each endpoint's function
+(what the API handler calls) runs on a DuckDB reader and on a ``ClickHouseReader`` with its default parameters and
+a few filters, and the answers must be equal, types included. Floats are equal to a relative 1e-12: the percentiles
+interpolate alike but round the last bit apart. Where an analysis leaves an order undefined (flow edges, events of
+one instant among the newest examples, the latency samples, which each engine draws by its own hash), the answers
+are compared in a defined order.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from collectors.contracts import observed
 from collectors.ingest.otlp import SPAN_COLUMNS
 from collectors.storage import queries
 from collectors.storage.clickhouse import state
+from collectors.storage.clickhouse.client import parameter_text
 from collectors.storage.clickhouse.reader import ClickHouseReader, materialized_ctes
 from collectors.storage.schema import BUS_COLUMNS, TABLES
 from collectors.storage.store import Store
@@ -67,6 +68,10 @@ class ChdbClient:
     def query_arrow(self, sql: str, parameters: dict[str, object]):
         return self.connection.query(sql, "Arrowtable", params=parameters)
 
+    def command(self, sql: str, parameters: dict[str, object] | None = None) -> None:
+        params = {name: parameter_text(value) for name, value in (parameters or {}).items()}
+        self.connection.query(sql, "CSV", params=params)
+
 
 def _ddl(table: str) -> str:
     columns = []
@@ -76,13 +81,15 @@ def _ddl(table: str) -> str:
     return f"CREATE TABLE {table} ({', '.join(columns)}) ENGINE = MergeTree ORDER BY tuple()"
 
 
-@pytest.fixture(scope="module")
-def clickhouse():
+@pytest.fixture(scope="module", params=("views", "kept"))
+def clickhouse(request):
     connection = chdb.connect(":memory:")
     client = ChdbClient(connection)
+    client.kept = request.param == "kept"
     for table in COPIED:
         client.query_arrow(_ddl(table), {})
-    state.create_paired_deliveries(client)
+    if not client.kept:
+        state.create_paired_deliveries(client)
     yield client
     connection.close()
 
@@ -93,6 +100,8 @@ def _copy(duck, client: ChdbClient) -> None:
         rows = duck.sql(f"SELECT * FROM {table}").to_arrow_table()  # noqa: F841 (read by Python())
         if rows.num_rows:
             client.connection.query(f"INSERT INTO {table} SELECT * FROM Python(rows)")
+    if client.kept:
+        state.KeptState(client).rebuild()
 
 
 def _renamed(rows: list[tuple], draw: int) -> list[tuple]:

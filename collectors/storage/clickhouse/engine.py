@@ -17,6 +17,10 @@ different senders, so a retried export never arrives as the same block twice.
 ClickHouse has no transaction over several tables: span links are inserted before their spans, so a group
 that fails half-way leaves at most links whose spans the sender's retry then stores (their duplicates
 collapse like the spans'), never spans without their links.
+
+Where this process is the store's only writer (chdb in write mode), it keeps the pairing and the flows as tables
+(collectors/storage/clickhouse/state.py): each group notes its new spans before inserting them, retention the traces
+it deletes, and ``refresh`` (before every reader) recomputes what the notes can change. Elsewhere they are views.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors.storage import retention
+from collectors.storage import pairing, retention
 from collectors.storage.clickhouse import ddl, exporter, state
 from collectors.storage.clickhouse.client import ClickHouseError, Client
 from collectors.storage.clickhouse.reader import ClickHouseReader, materialized_ctes
@@ -73,7 +77,10 @@ class ClickHouseEngine:
         if not read_mode:  # in read mode exporter.create made the views and the tables only eventscope writes
             for statement in (*ddl.STATEMENTS, *ddl.MIGRATIONS):
                 client.command(statement)
-        state.create_paired_deliveries(client)  # a view: exact whatever wrote the spans, nothing to keep up to date
+        # kept tables where this process alone writes; elsewhere views, exact whatever wrote the spans (state.py)
+        self._state = state.KeptState(client) if self.sole_writer else None
+        if self._state is None:
+            state.create_paired_deliveries(client)
         self._materialized = materialized_ctes(client)
 
     def writer(self) -> Client:
@@ -107,20 +114,32 @@ class ClickHouseEngine:
         if links is not None and new.num_rows < spans.num_rows:
             keys = _keys(new, ("TraceId", "SpanId"))
             links = links.filter(pc.is_in(_keys(links, ("TraceId", "SpanId")), value_set=keys))
+        if self._state is not None:
+            self._state.note_spans(new)  # before the spans: a crash in between leaves a note too many, not too few
         if links is not None and links.num_rows:
             handle.insert_arrow("span_links", links)
         handle.insert_arrow("otel_traces", new)
+        if self._state is not None and self._state.noted() >= pairing.MAX_PENDING:
+            self._state.refresh()  # the work a read waits for stays small
 
     def act(self, handle: Client, action: Callable[[object], object]) -> object:
         return action(handle)
 
     def refresh(self, handle: Client) -> None:
-        """Nothing to bring up to date: the pairing is a view of the stored spans."""
+        """Recompute the kept rows that the spans stored or deleted since can change (views need nothing)."""
+        if self._state is not None:
+            self._state.refresh()
 
     def retain(self, handle: Client, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
         if self.read_mode:  # the exporter's tables keep their own TTL; eventscope deletes none of the pipeline's rows
             return {}
-        return enforce_retention(handle, now_ns, max_age_s, max_spans)
+        if self._state is None:
+            return enforce_retention(handle, now_ns, max_age_s, max_spans)
+        deleted = enforce_retention(handle, now_ns, max_age_s, max_spans, self._state.note_traces)
+        self._state.refresh()
+        if deleted.get("otel_traces"):
+            self._state.tidy()
+        return deleted
 
     def reader(self) -> ClickHouseReader:
         """A reader on a client of its own, so that reads run beside the writer's inserts."""
@@ -186,8 +205,11 @@ def expired_traces(ages: pa.Table, cutoff_ns: int | None, max_spans: int) -> lis
     return sorted(expired)
 
 
-def enforce_retention(client: Client, now_ns: int, max_age_s: float, max_spans: int) -> dict[str, int]:
-    """Delete what the limits say must go (0 = no limit); rows deleted per table."""
+def enforce_retention(
+    client: Client, now_ns: int, max_age_s: float, max_spans: int, before: Callable[[list[str]], None] | None = None
+) -> dict[str, int]:
+    """Delete what the limits say must go (0 = no limit); rows deleted per table. ``before`` is told each chunk of
+    trace ids before they are deleted."""
     deleted: dict[str, int] = {}
     if not max_age_s and not max_spans:
         return deleted
@@ -197,6 +219,8 @@ def enforce_retention(client: Client, now_ns: int, max_age_s: float, max_spans: 
     by_trace = dict(zip(ages["TraceId"].to_pylist(), ages["Spans"].to_pylist(), strict=True))
     for start in range(0, len(expired), DELETE_CHUNK):
         chunk = expired[start : start + DELETE_CHUNK]
+        if before is not None:
+            before(chunk)
         for statement in _DELETE_TRACES:
             client.command(statement, {"traces": chunk})
     if cutoff is not None:
