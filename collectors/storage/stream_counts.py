@@ -1,0 +1,116 @@
+"""The stream counts the writer keeps: every stream's sequence state at every vantage point, updated only for the
+channels that spans and bus messages change.
+
+Counting a stream (received, duplicates, redeliveries, out of order, gaps and when each gap's newer neighbour came)
+takes window functions over every sighting at every vantage point (collectors/analyses/report.py); done for each
+answer, its cost grew with the store. Here the writer keeps the counts of every stream as a table
+(report.py ``COUNTED``, defined by ``STREAM_COUNTS``) and recomputes the rows of just the channels that changed, by
+the same definition run over just the sightings on those channels.
+
+A stream's counts depend only on its own sightings, and every sighting on a channel depends only on rows of that
+channel: a bus message, or a delivery in the kept pairing (collectors/storage/pairing.py) whose outcome and
+redelivered mark come from deliveries of the same destination, and whose missing stream facts come from the tap's
+copy on the same channel. So a commit notes the channels of the spans and bus messages it stores, retention notes
+those of the rows it deletes (``PENDING``, in the same transaction: a crash loses nothing noted), and before a
+reader is handed out (``Store.reader``) the writer, once the pairing is up to date, replaces the rows of the noted
+channels. The scope is a channel rather than one stream because a delivery that lacks its stream facts takes them
+from the tap's copy, so which stream it falls in can change with a bus message of the same channel. What a reader
+sees then always equals ``STREAM_COUNTS`` run from scratch; a store opened without the table, or with one built by
+another definition of it or of the pairing, gets it rebuilt. On ClickHouse the same definition would be a view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+from collectors.analyses.deliveries import PAIRING
+from collectors.analyses.report import COUNTED, STREAM_COUNTS, kept_counts
+from collectors.storage.pairing import VERSIONS
+
+PENDING = "stream_counts_pending"
+"""The channel of every span and bus message stored or deleted since the table was last brought up to date."""
+_DIGEST = hashlib.sha256((PAIRING + STREAM_COUNTS).encode()).hexdigest()[:16]  # read from the kept pairing
+_BATCH = "_stream_batch"
+_SCOPE = "_stream_scope"
+
+_CREATE = (
+    f"CREATE TABLE IF NOT EXISTS {VERSIONS} (Name VARCHAR PRIMARY KEY, Digest VARCHAR NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {PENDING} (Channel VARCHAR NOT NULL)",
+)
+_BUILT = f"SELECT Digest FROM {VERSIONS} WHERE Name = ?"
+_REBUILD = (
+    f"CREATE OR REPLACE TABLE {COUNTED} AS {STREAM_COUNTS}",
+    f"INSERT OR REPLACE INTO {VERSIONS} VALUES ('{COUNTED}', '{_DIGEST}')",
+    f"DELETE FROM {PENDING}",
+)
+_NOTE_BATCH = f"INSERT INTO {PENDING} SELECT DISTINCT Channel FROM {_BATCH} WHERE Channel IS NOT NULL"
+_NOTE_TRACES = f"""
+INSERT INTO {PENDING} SELECT DISTINCT MsgDestination FROM otel_traces
+WHERE TraceId IN ({{traces}}) AND MsgDestination IS NOT NULL
+"""
+_NOTE_BUS = f"INSERT INTO {PENDING} SELECT DISTINCT Channel FROM bus_messages WHERE {{where}}"
+_NOTED = f"SELECT count(*) FROM {PENDING}"
+_REPLACE = (
+    f"CREATE OR REPLACE TEMP TABLE {_SCOPE} AS SELECT DISTINCT Channel FROM {PENDING}",
+    f"DELETE FROM {COUNTED} WHERE channel IN (SELECT Channel FROM {_SCOPE})",
+    f"INSERT INTO {COUNTED} {kept_counts(f'SELECT Channel FROM {_SCOPE}')}",
+    f"DELETE FROM {PENDING}",
+    f"DROP TABLE {_SCOPE}",
+)
+
+
+def ensure(cursor) -> None:
+    """Build the table from every stored sighting unless it is there and was built by this definition (after
+    ``pairing.ensure``: it reads the kept pairing)."""
+    for statement in _CREATE:
+        cursor.execute(statement)
+    built = next(iter(cursor.execute(_BUILT, [COUNTED]).fetchall()), None)
+    if built is None or built[0] != _DIGEST:
+        rebuild(cursor)
+
+
+def rebuild(cursor) -> None:
+    """Compute the table from scratch (a store written before the table existed, or by other means)."""
+    for statement in (*_CREATE, *_REBUILD):
+        cursor.execute(statement)
+
+
+def _note(cursor, channels: pa.Array) -> None:
+    cursor.register(_BATCH, pa.table({"Channel": channels}))
+    try:
+        cursor.execute(_NOTE_BATCH)
+    finally:
+        cursor.unregister(_BATCH)
+
+
+def after_spans(cursor, spans: pa.Table) -> None:
+    """Note the channels of a batch of spans just stored (in the same transaction)."""
+    _note(cursor, spans["MsgDestination"])
+
+
+def after_bus_messages(cursor, messages: pa.Table) -> None:
+    """Note the channels of a batch of bus messages just stored (in the same transaction)."""
+    _note(cursor, messages["Channel"])
+
+
+def touch_traces(cursor, traces: str) -> None:
+    """Note the channels of the spans of the traces that ``traces`` (SQL selecting TraceId) names, before they are
+    deleted."""
+    cursor.execute(_NOTE_TRACES.format(traces=traces))
+
+
+def touch_bus_messages(cursor, where: str, parameters: list) -> None:
+    """Note the channels of the bus messages that ``where`` (SQL over bus_messages, with ``parameters``) selects,
+    before they are deleted."""
+    cursor.execute(_NOTE_BUS.format(where=where), parameters)
+
+
+def refresh(cursor) -> None:
+    """Recompute the rows of every channel noted since the last update (on the writer, in a transaction, after the
+    pairing is brought up to date)."""
+    if not cursor.execute(_NOTED).fetchall()[0][0]:
+        return
+    for statement in _REPLACE:
+        cursor.execute(statement)
