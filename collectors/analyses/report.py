@@ -127,7 +127,13 @@ FROM {COUNTED}
 WHERE ($channel IS NULL OR channel = $channel) AND ($group IS NULL OR (NOT tap AND vantage = $group))
 ORDER BY tap DESC, vantage, channel, source NULLS FIRST, pk NULLS FIRST
 """
-_IS_KEPT = f"SELECT count(*) FROM information_schema.tables WHERE table_name = '{COUNTED}'"
+NOTED = "stream_counts_pending"
+"""The channels stored or deleted since ``COUNTED`` was last brought up to date; there only while some are."""
+# 1: the counts are kept and up to date
+_IS_KEPT = f"""
+SELECT COALESCE(sum(CASE WHEN table_name = '{COUNTED}' THEN 1 ELSE -1 END), 0) FROM information_schema.tables
+WHERE table_name IN ('{COUNTED}', '{NOTED}')
+"""
 STATEMENTS = frozenset([*(sql for variant in _QUERIES.values() for sql in variant), _KEPT, _IS_KEPT])
 """The stream counts, which /report, /overview, /flow and /loss all run: one store state's rows serve them all
 (collectors/storage/recall.py)."""
@@ -179,9 +185,9 @@ def streams(
 
 def _kept(cursor: Reader, filters: Filters) -> bool:
     """Whether the answer can be read from the kept counts: no filter splits a stream (a window, a type or a
-    service does; a channel or a group selects whole streams), and the store keeps them."""
+    service does; a channel or a group selects whole streams), and the store keeps them, up to date."""
     whole = filters.since_ns is None and filters.until_ns is None and filters.type is None and filters.service is None
-    return whole and cursor.execute(_IS_KEPT).fetchone()[0] > 0
+    return whole and cursor.execute(_IS_KEPT).fetchone()[0] == 1
 
 
 def report(

@@ -10,53 +10,62 @@ the same definition run over just the sightings on those channels.
 A stream's counts depend only on its own sightings, and every sighting on a channel depends only on rows of that
 channel: a bus message, or a delivery in the kept pairing (collectors/storage/pairing.py) whose outcome and
 redelivered mark come from deliveries of the same destination, and whose missing stream facts come from the tap's
-copy on the same channel. So a commit notes the channels of the spans and bus messages it stores, retention notes
-those of the rows it deletes (``PENDING``, in the same transaction: a crash loses nothing noted), and before a
-reader is handed out (``Store.reader``) the writer, once the pairing is up to date, replaces the rows of the noted
-channels. The scope is a channel rather than one stream because a delivery that lacks its stream facts takes them
-from the tap's copy, so which stream it falls in can change with a bus message of the same channel. What a reader
-sees then always equals ``STREAM_COUNTS`` run from scratch; a store opened without the table, or with one built by
-another definition of it or of the pairing, gets it rebuilt. On ClickHouse the same definition would be a view.
+copy on the same channel. The scope is a channel rather than one stream for that last reason: which stream such a
+delivery falls in can change with a bus message of its channel. So a commit notes the channels of the spans and
+bus messages it stores, retention those of the rows it deletes (``PENDING``, in the same transaction: a crash loses
+nothing noted), and when a reader is handed out (``Store.reader``) once nothing was noted for ``QUIET_S``, the
+writer, after the pairing's upkeep, replaces the rows of the noted channels and drops the notes.
+
+A channel's rows are counted again over all its sightings, which costs about what one answer counting them did; so
+while spans keep coming they are not: the notes stay, and an answer counts the sightings itself as before
+(collectors/analyses/report.py reads the table only while nothing is noted). What it reads then always equals
+``STREAM_COUNTS`` run from scratch; a store opened without the table, or with one built by another definition of
+it or of the pairing, gets it rebuilt. On ClickHouse the same definition would be a view.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pyarrow as pa
 
 from collectors.analyses.deliveries import PAIRING
-from collectors.analyses.report import COUNTED, STREAM_COUNTS, kept_counts
+from collectors.analyses.report import COUNTED, NOTED, STREAM_COUNTS, kept_counts
+from collectors.storage import pairing
 from collectors.storage.pairing import VERSIONS
 
-PENDING = "stream_counts_pending"
-"""The channel of every span and bus message stored or deleted since the table was last brought up to date."""
+PENDING = NOTED
+"""The channel of every span and bus message stored or deleted since the table was last brought up to date, and when
+it was noted; the table is there only while something is noted."""
+QUIET_S = 1.0
+"""Seconds without a new note after which a reader's refresh brings the table up to date."""
 _DIGEST = hashlib.sha256((PAIRING + STREAM_COUNTS).encode()).hexdigest()[:16]  # read from the kept pairing
 _BATCH = "_stream_batch"
 _SCOPE = "_stream_scope"
 
-_CREATE = (
-    f"CREATE TABLE IF NOT EXISTS {VERSIONS} (Name VARCHAR PRIMARY KEY, Digest VARCHAR NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS {PENDING} (Channel VARCHAR NOT NULL)",
-)
+_CREATE = (f"CREATE TABLE IF NOT EXISTS {VERSIONS} (Name VARCHAR PRIMARY KEY, Digest VARCHAR NOT NULL)",)
+_CREATE_PENDING = f"CREATE TABLE IF NOT EXISTS {PENDING} (Channel VARCHAR PRIMARY KEY, NotedNs BIGINT NOT NULL)"
 _BUILT = f"SELECT Digest FROM {VERSIONS} WHERE Name = ?"
 _REBUILD = (
     f"CREATE OR REPLACE TABLE {COUNTED} AS {STREAM_COUNTS}",
     f"INSERT OR REPLACE INTO {VERSIONS} VALUES ('{COUNTED}', '{_DIGEST}')",
-    f"DELETE FROM {PENDING}",
+    f"DROP TABLE IF EXISTS {PENDING}",
 )
-_NOTE_BATCH = f"INSERT INTO {PENDING} SELECT DISTINCT Channel FROM {_BATCH} WHERE Channel IS NOT NULL"
+# Each note statement takes the time of noting as its first parameter.
+_NOTE_BATCH = f"INSERT OR REPLACE INTO {PENDING} SELECT DISTINCT Channel, ? FROM {_BATCH} WHERE Channel IS NOT NULL"
 _NOTE_TRACES = f"""
-INSERT INTO {PENDING} SELECT DISTINCT MsgDestination FROM otel_traces
+INSERT OR REPLACE INTO {PENDING} SELECT DISTINCT MsgDestination, ? FROM otel_traces
 WHERE TraceId IN ({{traces}}) AND MsgDestination IS NOT NULL
 """
-_NOTE_BUS = f"INSERT INTO {PENDING} SELECT DISTINCT Channel FROM bus_messages WHERE {{where}}"
-_NOTED = f"SELECT count(*) FROM {PENDING}"
+_NOTE_BUS = f"INSERT OR REPLACE INTO {PENDING} SELECT DISTINCT Channel, ? FROM bus_messages WHERE {{where}}"
+_IS_NOTED = f"SELECT count(*) FROM information_schema.tables WHERE table_name = '{PENDING}'"
+_LAST_NOTED = f"SELECT max(NotedNs) FROM {PENDING}"
 _REPLACE = (
     f"CREATE OR REPLACE TEMP TABLE {_SCOPE} AS SELECT DISTINCT Channel FROM {PENDING}",
     f"DELETE FROM {COUNTED} WHERE channel IN (SELECT Channel FROM {_SCOPE})",
     f"INSERT INTO {COUNTED} {kept_counts(f'SELECT Channel FROM {_SCOPE}')}",
-    f"DELETE FROM {PENDING}",
+    f"DROP TABLE {PENDING}",
     f"DROP TABLE {_SCOPE}",
 )
 
@@ -77,10 +86,15 @@ def rebuild(cursor) -> None:
         cursor.execute(statement)
 
 
+def _execute_note(cursor, statement: str, parameters: list) -> None:
+    cursor.execute(_CREATE_PENDING)
+    cursor.execute(statement, [time.time_ns(), *parameters])
+
+
 def _note(cursor, channels: pa.Array) -> None:
     cursor.register(_BATCH, pa.table({"Channel": channels}))
     try:
-        cursor.execute(_NOTE_BATCH)
+        _execute_note(cursor, _NOTE_BATCH, [])
     finally:
         cursor.unregister(_BATCH)
 
@@ -98,19 +112,30 @@ def after_bus_messages(cursor, messages: pa.Table) -> None:
 def touch_traces(cursor, traces: str) -> None:
     """Note the channels of the spans of the traces that ``traces`` (SQL selecting TraceId) names, before they are
     deleted."""
-    cursor.execute(_NOTE_TRACES.format(traces=traces))
+    _execute_note(cursor, _NOTE_TRACES.format(traces=traces), [])
 
 
 def touch_bus_messages(cursor, where: str, parameters: list) -> None:
     """Note the channels of the bus messages that ``where`` (SQL over bus_messages, with ``parameters``) selects,
     before they are deleted."""
-    cursor.execute(_NOTE_BUS.format(where=where), parameters)
+    _execute_note(cursor, _NOTE_BUS.format(where=where), parameters)
 
 
 def refresh(cursor) -> None:
-    """Recompute the rows of every channel noted since the last update (on the writer, in a transaction, after the
-    pairing is brought up to date)."""
-    if not cursor.execute(_NOTED).fetchall()[0][0]:
+    """Recompute the rows of every channel noted, unless something was noted less than QUIET_S ago (on the writer,
+    in a transaction, after the pairing is brought up to date)."""
+    if not cursor.execute(_IS_NOTED).fetchall()[0][0]:
         return
-    for statement in _REPLACE:
-        cursor.execute(statement)
+    last = cursor.execute(_LAST_NOTED).fetchall()[0][0]
+    if last is not None and time.time_ns() - last < QUIET_S * 1e9:
+        return
+    catch_up(cursor)
+
+
+def catch_up(cursor) -> None:
+    """Recompute the rows of every channel noted, however recently (on the writer, in a transaction), from the
+    pairing brought up to date first."""
+    pairing.refresh(cursor)
+    if cursor.execute(_IS_NOTED).fetchall()[0][0]:
+        for statement in _REPLACE:
+            cursor.execute(statement)

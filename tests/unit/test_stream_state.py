@@ -131,6 +131,12 @@ def _apply(store: Store, path: str, arrivals: Arrivals, step: tuple) -> Store:
     return store
 
 
+def _caught_up(store: Store) -> Store:
+    """The store with its kept counts brought up to date however recently something was noted."""
+    assert store.submit_action(stream_counts.catch_up).wait(30)
+    return store
+
+
 def _rows(store: Store, sql: str) -> list[tuple]:
     reader = store.reader()
     try:
@@ -158,10 +164,10 @@ def test_the_kept_counts_equal_a_recomputation_after_every_step(tmp_path_factory
     try:
         for step in [*plan, ("store", len(rows))]:  # at last whatever has not arrived yet
             store = _apply(store, path, arrivals, step)
-            assert _rows(store, f"SELECT * FROM {report.COUNTED}") == _rows(store, report.STREAM_COUNTS)
+            assert _rows(_caught_up(store), f"SELECT * FROM {report.COUNTED}") == _rows(store, report.STREAM_COUNTS)
         filters = Filters(channel=data.draw(st.sampled_from((None, *CHANNELS))),
                           group=data.draw(st.sampled_from((None, "g1", "a"))))  # fmt: skip
-        kept, counted = _reports(store, filters)
+        kept, counted = _reports(_caught_up(store), filters)
         assert kept == counted
     finally:
         store.close()
@@ -171,9 +177,9 @@ def test_a_late_sequence_closes_the_gap_it_left(tmp_path):
     store = Store(str(tmp_path / "store.duckdb"))
     try:
         _send(store, [_tap(0, "orders", "e-1", 1), _tap(1, "orders", "e-3", 3)])
-        assert [(s["gaps"], s["out_of_order"]) for s in _reports(store, Filters())[0]] == [([[2, 2]], 0)]
+        assert [(s["gaps"], s["out_of_order"]) for s in _reports(_caught_up(store), Filters())[0]] == [([[2, 2]], 0)]
         _send(store, [_tap(2, "orders", "e-2", 2)])
-        assert [(s["gaps"], s["out_of_order"]) for s in _reports(store, Filters())[0]] == [([], 1)]
+        assert [(s["gaps"], s["out_of_order"]) for s in _reports(_caught_up(store), Filters())[0]] == [([], 1)]
     finally:
         store.close()
 
@@ -183,18 +189,33 @@ def test_only_the_noted_channels_are_counted_again(tmp_path):
     store = Store(str(tmp_path / "store.duckdb"))
     try:
         _send(store, [_tap(n, channel, "e", 1) for n, channel in enumerate(CHANNELS)])
-        store.reader().close()  # brought up to date
-        cursor = store.cursor()
+        cursor = _caught_up(store).cursor()
         cursor.execute(f"UPDATE {report.COUNTED} SET received = 99")
         cursor.close()
         _send(store, [_tap(9, "orders", "f", 2)])
-        received = {s["channel"]: s["received"] for s in _reports(store, Filters())[0]}
+        received = {s["channel"]: s["received"] for s in _reports(_caught_up(store), Filters())[0]}
         assert received == {"orders": 2, "stock": 99}
     finally:
         store.close()
 
 
+def test_while_spans_keep_coming_answers_count_the_sightings_and_once_quiet_a_reader_catches_up(tmp_path, monkeypatch):
+    store = Store(str(tmp_path / "store.duckdb"))
+    try:
+        _send(store, [_tap(0, "orders", "e-1", 1)])
+        monkeypatch.setattr(stream_counts, "QUIET_S", 3600.0)  # a note is always recent
+        _send(store, [_tap(1, "orders", "e-3", 3)])
+        assert _rows(store, f"SELECT received FROM {report.COUNTED}") == []  # not counted yet: the notes stay
+        assert [s["gaps"] for s in _reports(store, Filters())[0]] == [[[2, 2]]]  # counted from the sightings
+        monkeypatch.setattr(stream_counts, "QUIET_S", 0.0)
+        assert _rows(store, f"SELECT received FROM {report.COUNTED}") == [(2,)]  # this reader's refresh caught up
+        assert [s["gaps"] for s in _reports(store, Filters())[0]] == [[[2, 2]]]
+    finally:
+        store.close()
+
+
 def test_an_update_that_fails_midway_is_done_again_after_a_restart(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream_counts, "QUIET_S", 0.0)
     path = str(tmp_path / "store.duckdb")
     store = Store(path)
     message = _tap(0, "orders", "e", 1)
