@@ -40,12 +40,13 @@ PENDING = NOTED
 it was noted; the table is there only while something is noted."""
 QUIET_S = 1.0
 """Seconds without a new note after which a reader's refresh brings the table up to date."""
-_DIGEST = hashlib.sha256((PAIRING + STREAM_COUNTS).encode()).hexdigest()[:16]  # read from the kept pairing
 _BATCH = "_stream_batch"
 _SCOPE = "_stream_scope"
 
 _CREATE = (f"CREATE TABLE IF NOT EXISTS {VERSIONS} (Name VARCHAR PRIMARY KEY, Digest VARCHAR NOT NULL)",)
 _CREATE_PENDING = f"CREATE TABLE IF NOT EXISTS {PENDING} (Channel VARCHAR PRIMARY KEY, NotedNs BIGINT NOT NULL)"
+# the counts read the kept pairing; the notes' shape is part of the definition too (a rebuild drops them)
+_DIGEST = hashlib.sha256((PAIRING + STREAM_COUNTS + _CREATE_PENDING).encode()).hexdigest()[:16]
 _BUILT = f"SELECT Digest FROM {VERSIONS} WHERE Name = ?"
 _REBUILD = (
     f"CREATE OR REPLACE TABLE {COUNTED} AS {STREAM_COUNTS}",
