@@ -7,6 +7,7 @@ SQL is tested against (tests/unit/test_analysis_streams.py).
 
 from __future__ import annotations
 
+import re
 import time
 
 from collectors.analyses import observations
@@ -56,8 +57,8 @@ g AS (
     FROM gaps GROUP BY ALL
 )
 SELECT s.vantage, s.channel, s.source, s.pk, c.received, c.duplicates,
-       COALESCE(late.out_of_order, 0), COALESCE(g.missing, 0), COALESCE(g.gaps, []),
-       c.handled, c.processed_twice, c.redeliveries,
+       COALESCE(late.out_of_order, 0) AS out_of_order, COALESCE(g.missing, 0) AS missing,
+       COALESCE(g.gaps, []) AS gaps, c.handled, c.processed_twice, c.redeliveries,
        count(*) OVER (PARTITION BY sk) > 1 OR c.negative AS inexact
 FROM streams s JOIN c USING (sk) LEFT JOIN late USING (sk) LEFT JOIN g USING (sk)
 ORDER BY s.vantage, s.channel, s.source NULLS FIRST, s.pk NULLS FIRST
@@ -89,7 +90,51 @@ _QUERIES = {
     exact: [_variant(relation, _EXACT if exact else _HASHED) for relation in (observations.BUS, observations.CONSUMERS)]
     for exact in (False, True)
 }
-STATEMENTS = frozenset(sql for variant in _QUERIES.values() for sql in variant)
+
+COUNTED = "stream_counts"
+"""The table of every stream's counts at every vantage point that the writer keeps as spans and bus messages arrive
+(collectors/storage/stream_counts.py), by the definition ``STREAM_COUNTS``: an answer over the whole store reads it
+instead of counting every sighting again."""
+_UNFILTERED = {"since_ns": "BIGINT", "until_ns": "BIGINT", "channel": "VARCHAR", "group": "VARCHAR",
+               "type": "VARCHAR", "service": "VARCHAR"}  # fmt: skip
+_PARAMETER = re.compile(r"\$(" + "|".join(_UNFILTERED) + r")\b")
+
+
+def _unfiltered(relation: str) -> str:
+    """``relation`` with every common filter left out (each parameter a NULL of its type)."""
+    return _PARAMETER.sub(lambda match: f"CAST(NULL AS {_UNFILTERED[match.group(1)]})", relation)
+
+
+def kept_counts(channels: str | None = None) -> str:
+    """SQL: the counts of every stream at every vantage point (``tap`` tells the bus tap from a consumer group of the
+    same name), over the whole store; with ``channels`` (SQL selecting ``Channel``), of just the streams of those
+    channels, which depend only on the sightings on those channels."""
+
+    def scoped(relation: str) -> str:
+        relation = _unfiltered(relation)
+        return relation if channels is None else f"SELECT * FROM ({relation}) WHERE channel IN ({channels})"
+
+    bus, consumers = (_variant(scoped(relation), _EXACT) for relation in (observations.BUS, observations.CONSUMERS))
+    return f"SELECT true AS tap, * FROM ({bus})\nUNION ALL\nSELECT false AS tap, * FROM ({consumers})"
+
+
+STREAM_COUNTS = kept_counts()
+"""The definition of ``COUNTED`` (on ClickHouse, a view of the same definition)."""
+_KEPT = f"""
+SELECT vantage, channel, source, pk, received, duplicates, out_of_order, missing, gaps, handled, processed_twice,
+       redeliveries, inexact
+FROM {COUNTED}
+WHERE ($channel IS NULL OR channel = $channel) AND ($group IS NULL OR (NOT tap AND vantage = $group))
+ORDER BY tap DESC, vantage, channel, source NULLS FIRST, pk NULLS FIRST
+"""
+NOTED = "stream_counts_pending"
+"""The channels stored or deleted since ``COUNTED`` was last brought up to date; there only while some are."""
+# 1: the counts are kept and up to date
+_IS_KEPT = f"""
+SELECT COALESCE(sum(CASE WHEN table_name = '{COUNTED}' THEN 1 ELSE -1 END), 0) FROM information_schema.tables
+WHERE table_name IN ('{COUNTED}', '{NOTED}')
+"""
+STATEMENTS = frozenset([*(sql for variant in _QUERIES.values() for sql in variant), _KEPT, _IS_KEPT])
 """The stream counts, which /report, /overview, /flow and /loss all run: one store state's rows serve them all
 (collectors/storage/recall.py)."""
 TOTALS = ("received", "duplicates", "redeliveries", "out_of_order", "missing", "lost")
@@ -127,6 +172,8 @@ def streams(
     now_ns = time.time_ns() if now_ns is None else now_ns
     values = filters.values()
     lost_before = now_ns - int(grace_s * 1e9)
+    if _kept(cursor, filters):
+        return [_entry(row, lost_before) for row in cursor.execute(_KEPT, bind(_KEPT, values)).fetchall()]
     entries = []
     for hashed, exact in zip(_QUERIES[False], _QUERIES[True], strict=True):
         rows = cursor.execute(hashed, bind(hashed, values)).fetchall()
@@ -134,6 +181,13 @@ def streams(
             rows = cursor.execute(exact, bind(exact, values)).fetchall()
         entries += [_entry(row, lost_before) for row in rows]
     return entries
+
+
+def _kept(cursor: Reader, filters: Filters) -> bool:
+    """Whether the answer can be read from the kept counts: no filter splits a stream (a window, a type or a
+    service does; a channel or a group selects whole streams), and the store keeps them, up to date."""
+    whole = filters.since_ns is None and filters.until_ns is None and filters.type is None and filters.service is None
+    return whole and cursor.execute(_IS_KEPT).fetchone()[0] == 1
 
 
 def report(

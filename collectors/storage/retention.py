@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
-from collectors.storage import pairing
+from collectors.storage import pairing, stream_counts
 
 NS_PER_S = 1_000_000_000
 
@@ -47,10 +47,8 @@ TIMED_TABLES = (
     ("broker_clients", "TimeNs"),
 )
 # Built from the constants above only; the cutoff is a bound parameter.
-_DELETE_OLD = {
-    table: f"DELETE FROM {table} WHERE {column} < LEAST(?, (SELECT max({column}) FROM {table}))"
-    for table, column in TIMED_TABLES
-}
+_OLD = {table: f"{column} < LEAST(?, (SELECT max({column}) FROM {table}))" for table, column in TIMED_TABLES}
+_DELETE_OLD = {table: f"DELETE FROM {table} WHERE {old}" for table, old in _OLD.items()}
 
 
 def _drop_expired(cursor: duckdb.DuckDBPyConnection) -> int:
@@ -58,6 +56,7 @@ def _drop_expired(cursor: duckdb.DuckDBPyConnection) -> int:
     spans = count.fetchone()[0]
     if spans:
         pairing.touch_traces(cursor, "SELECT TraceId FROM _expired")
+        stream_counts.touch_traces(cursor, "SELECT TraceId FROM _expired")
         for statement in _DELETE_TRACES:
             cursor.execute(statement)
         pairing.refresh(cursor)
@@ -77,6 +76,7 @@ def enforce(cursor: duckdb.DuckDBPyConnection, now_ns: int, max_age_s: float, ma
         cursor.execute(_EXPIRED_BY_AGE, [cutoff])
         spans += _drop_expired(cursor)
         cursor.execute("DELETE FROM _trace_age WHERE TraceId NOT IN (SELECT TraceId FROM otel_traces)")
+        stream_counts.touch_bus_messages(cursor, _OLD["bus_messages"], [cutoff])
         for table, statement in _DELETE_OLD.items():
             deleted[table] = cursor.execute(statement, [cutoff]).fetchone()[0]
     if max_spans:

@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors.storage import pairing, retention, schema
+from collectors.storage import pairing, retention, schema, stream_counts
 from collectors.storage.reader import Reader
 from collectors.storage.schema import LOG_COLUMNS, MIGRATIONS, SCHEMA, SPAN_COLUMNS
 
@@ -285,6 +285,7 @@ class DuckDBEngine:
         for setting in WRITE_SETTINGS:
             self._conn.execute(setting)
         pairing.ensure(self._conn)
+        stream_counts.ensure(self._conn)
         if memory_limit:
             self._conn.execute(f"SET memory_limit = '{memory_limit}'")  # a validated config value, never a request's
 
@@ -317,6 +318,7 @@ class DuckDBEngine:
 
     def refresh(self, handle: duckdb.DuckDBPyConnection) -> None:
         pairing.refresh(handle)
+        stream_counts.refresh(handle)
 
     def retain(self, handle: duckdb.DuckDBPyConnection, now_ns: int, max_age_s: float, max_spans: int) -> dict:
         return retention.enforce(handle, now_ns, max_age_s, max_spans)
@@ -547,8 +549,11 @@ def _write(cursor, batches: dict[str, pa.Table]) -> None:
     if spans is not None:
         _insert_new_spans(cursor, spans, links)
         pairing.after_spans(cursor, spans)
+        stream_counts.after_spans(cursor, spans)
     elif links is not None:
         batches["span_links"] = links
+    if "bus_messages" in batches:
+        stream_counts.after_bus_messages(cursor, batches["bus_messages"])
     for table, batch in batches.items():
         if table in _INSERT_NEW:
             _insert_batch(cursor, _INSERT_NEW[table], batch, _time_range(table, batch))
