@@ -17,7 +17,7 @@ from tests.processes import Collectors
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 WAIT_S = 240
-SECONDS = "14"  # 0.7 of the default phases: shipping slow from 4.9 s, down from 7.7 s to 11.2 s
+SECONDS = "11"  # 0.55 of the default phases: shipping slow from 3.85 s, down from 6.05 s to 8.8 s
 SYNC, PUBSUB, STREAM = "Synchronous (HTTP)", "Event-driven (Pub/Sub)", "Event-driven (Redis Stream)"
 
 

@@ -2,7 +2,7 @@
 on ClickHouse (chdb) and on DuckDB.
 
 A collectors process with a DuckDB store and the bus tap takes the OTLP of three scenarios run one after the other
-against a real Redis (duplicates, a crashing consumer with drops, retries ending in dead letters); once it is
+against a real Redis (duplicates, a crashing consumer with drops, poison messages ending as dead letters); once it is
 stopped, its tables are copied into chdb and every endpoint's function runs on both, as
 tests/unit/test_store_parity.py compares them on generated data, with filters and streams taken from what the
 shop stored (its busiest channel and the service consuming it, a consumer group and an event type, its busiest
@@ -29,9 +29,9 @@ from tests.unit.test_store_parity import clickhouse as clickhouse  # noqa: F401 
 pytest.importorskip("chdb")
 pytestmark = pytest.mark.integration
 
-SCENARIOS = {"duplicates": 3, "lossy_consumer": 5, "retries_and_dead_letters": 5}
-"""Each scenario and its seconds: long enough for its faults (shipping is down from 3 s; a dead letter takes four
-failures in a row)."""
+SCENARIOS = {"duplicates": 3, "lossy_consumer": 6, "poison_message": 3}
+"""Each scenario and its seconds: long enough for its faults (shipping is down from 3 s to 5.5 s, then back behind a
+gap; poison messages end as dead letters from the start)."""
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,7 @@ def actual(conn, now_ns: int, grace_ns: int) -> dict:
     return {(e["vantage"], e["channel"], e["source"], e["partitionkey"]): e for e in entries}
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(per_stream=streams, now_ns=st.integers(0, 40), grace_ns=st.integers(0, 10))
 def test_bus_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace_ns):
     # Python's sort is stable: arrival order (ArrivalSeq) breaks ties in time, as in the SQL.
@@ -131,7 +131,7 @@ def test_bus_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace
     assert actual(store(bus=rows), now_ns, grace_ns) == expected(per_stream, "bus", now_ns, grace_ns, False)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(per_stream=streams, now_ns=st.integers(0, 40), grace_ns=st.integers(0, 10))
 def test_consumer_report_in_sql_equals_the_python_reference(per_stream, now_ns, grace_ns):
     rows, order = [], 0

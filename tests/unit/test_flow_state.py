@@ -32,7 +32,7 @@ def _kept_equals_scratch(store: Store) -> None:
     assert _rows(store, f"SELECT * FROM {FLOW_ENDS}") == _rows(store, END_TO_END)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=spans(), plan=steps, data=st.data())
 def test_the_kept_flows_equal_a_recomputation_after_every_step(tmp_path_factory, rows, plan, data):
     arrivals = Arrivals(rows, data.draw(st.permutations(range(len(rows)))))

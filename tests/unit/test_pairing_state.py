@@ -147,7 +147,7 @@ def _apply(store: Store, path: str, arrivals: Arrivals, step: tuple) -> Store:
     return store
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=spans(), plan=steps, data=st.data())
 def test_the_kept_pairing_equals_a_recomputation_after_every_step(tmp_path_factory, rows, plan, data):
     arrivals = Arrivals(rows, data.draw(st.permutations(range(len(rows)))))

@@ -155,7 +155,7 @@ def _reports(store: Store, filters: Filters) -> tuple[list[dict], list[dict]]:
         reader.close()
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=sightings(), plan=steps, data=st.data())
 def test_the_kept_counts_equal_a_recomputation_after_every_step(tmp_path_factory, rows, plan, data):
     arrivals = Arrivals(rows, data.draw(st.permutations(range(len(rows)))))
